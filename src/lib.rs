@@ -1,0 +1,111 @@
+//! apifetch: fetch every record of a paginated JSON API into a file, surviving the
+//! failures a long unattended run meets.
+//!
+//! The run reads like the job it does: paginate → request with retry → extract records →
+//! spool → write. Each step lives in its own module.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod output;
+pub mod paginate;
+pub mod records;
+pub mod redact;
+pub mod retry;
+pub mod sim;
+pub mod spool;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::config::{Config, Target};
+pub use crate::error::{Error, Exit};
+use crate::output::Destination;
+use crate::paginate::{Paginator, Step};
+use crate::spool::Spool;
+
+/// What a successful run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub records: u64,
+    pub pages: u64,
+    pub retries: u64,
+    pub elapsed: Duration,
+    pub destination: String,
+}
+
+/// Fetches every page the configuration describes and writes the records out.
+pub async fn run(config: Config) -> Result<Summary, Error> {
+    let started = Instant::now();
+    // Kept alive for the whole run: dropping it stops the demo API.
+    let demo;
+    let url = match &config.target {
+        Target::Url(url) => url.clone(),
+        Target::Demo => {
+            demo =
+                sim::demo().map_err(|e| Error::Usage(format!("cannot start the demo API: {e}")))?;
+            info!(
+                "demo: a simulated orders API is listening on {}",
+                demo.addr()
+            );
+            url::Url::parse(&demo.url("/v1/orders")).expect("a loopback URL parses")
+        }
+    };
+    let destination = Destination::new(config.out.clone());
+    let mut spool = Spool::new(destination.scratch_file()?, ".");
+    let fetcher = http::Fetcher::new(http::client(&config.request)?, config.retry.clone());
+    let mut pages = Paginator::new(&url, &config.request.params, &config.pages);
+    let mut fetched = 0;
+    loop {
+        let page_url = pages.url();
+        let response = fetcher.get(&page_url).await?;
+        let body: Value = serde_json::from_slice(&response.body).map_err(|e| {
+            Error::BadResponse(format!(
+                "{}: the response is not JSON ({e}); it starts with: {}",
+                redact::url(&page_url),
+                http::snippet(&response.body)
+            ))
+        })?;
+        let records = records::find(&body)?;
+        for record in records {
+            spool
+                .add(record)
+                .map_err(|e| Error::output(e, "cannot spool records to disk"))?;
+        }
+        fetched += 1;
+        info!(
+            "page {}: +{} records (total {})",
+            pages.page(),
+            records.len(),
+            spool.records()
+        );
+        match pages.advance(&body, records.len()) {
+            Step::Continue => continue,
+            Step::Done(reason) => {
+                tracing::debug!("last page: {reason}");
+                break;
+            }
+            Step::Capped => {
+                warn!(
+                    "stopped after --max-pages {fetched}; the API has more pages that were not fetched"
+                );
+                break;
+            }
+        }
+    }
+    let records = spool.records();
+    if records == 0 {
+        warn!("the API returned no records; writing an empty output");
+    }
+    destination.write_csv(spool)?;
+    Ok(Summary {
+        records,
+        pages: fetched,
+        retries: fetcher.retries(),
+        elapsed: started.elapsed(),
+        destination: destination.describe(),
+    })
+}

@@ -1,0 +1,155 @@
+//! Where the next page comes from, and when there are no more.
+
+use serde_json::Value;
+use url::Url;
+
+use crate::config::Pages;
+
+/// What the paginator decided after a page.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Fetch the next page.
+    Continue,
+    /// The API said there is nothing more (the reason is for the log).
+    Done(&'static str),
+    /// `--max-pages` stopped the run while more pages may remain.
+    Capped,
+}
+
+/// Page-number pagination: `page=1,2,3…` with a page size.
+#[derive(Debug)]
+pub struct Paginator {
+    base: Url,
+    pages: Pages,
+    page: u64,
+    fetched: u64,
+}
+
+impl Paginator {
+    /// `base` is the user's URL; `params` are the `--param` extras added to every request.
+    pub fn new(base: &Url, params: &[(String, String)], pages: &Pages) -> Self {
+        let mut base = base.clone();
+        set_query(&mut base, &[]);
+        if !params.is_empty() {
+            base.query_pairs_mut().extend_pairs(params);
+        }
+        Paginator {
+            base,
+            page: pages.start_page,
+            pages: pages.clone(),
+            fetched: 0,
+        }
+    }
+
+    /// The URL of the page to fetch now.
+    pub fn url(&self) -> Url {
+        let mut url = self.base.clone();
+        let page = self.page.to_string();
+        let size = self.pages.page_size.to_string();
+        set_query(
+            &mut url,
+            &[
+                (&self.pages.page_param, &page),
+                (&self.pages.size_param, &size),
+            ],
+        );
+        url
+    }
+
+    /// The number of the page [`Self::url`] points at.
+    pub fn page(&self) -> u64 {
+        self.page
+    }
+
+    /// Moves past a page that held `records` records and had this body.
+    pub fn advance(&mut self, body: &Value, records: usize) -> Step {
+        self.fetched += 1;
+        self.page += 1;
+        if records == 0 {
+            return Step::Done("empty page");
+        }
+        if body.get("has_more").and_then(Value::as_bool) == Some(false) {
+            return Step::Done("has_more is false");
+        }
+        if self.pages.max_pages.is_some_and(|max| self.fetched >= max) {
+            return Step::Capped;
+        }
+        Step::Continue
+    }
+}
+
+/// Sets each (name, value) in the query, replacing any values the URL already had for
+/// that name and keeping every other parameter in its place. A URL left with an empty
+/// query loses its `?`.
+fn set_query(url: &mut Url, set: &[(&str, &str)]) {
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !set.iter().any(|(name, _)| k == name))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() && set.is_empty() {
+        url.set_query(None);
+        return;
+    }
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .extend_pairs(set.iter().copied());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pages(max: Option<u64>) -> Pages {
+        Pages {
+            page_param: "page".into(),
+            size_param: "per_page".into(),
+            page_size: 50,
+            start_page: 1,
+            max_pages: max,
+        }
+    }
+
+    #[test]
+    fn keeps_existing_query_and_replaces_page_params() {
+        let base = Url::parse("http://h/x?status=open&page=9").unwrap();
+        let p = Paginator::new(&base, &[("sort".into(), "id".into())], &pages(None));
+        assert_eq!(
+            p.url().as_str(),
+            "http://h/x?status=open&sort=id&page=1&per_page=50"
+        );
+    }
+
+    #[test]
+    fn stops_on_empty_page_and_has_more_false_but_not_on_short_pages() {
+        let base = Url::parse("http://h/x").unwrap();
+        let mut p = Paginator::new(&base, &[], &pages(None));
+        assert_eq!(p.advance(&json!([1]), 1), Step::Continue);
+        assert_eq!(p.page(), 2);
+        assert_eq!(
+            p.advance(&json!({"data": [1], "has_more": true}), 1),
+            Step::Continue
+        );
+        assert_eq!(
+            p.advance(&json!({"data": [1], "has_more": false}), 1),
+            Step::Done("has_more is false")
+        );
+        let mut p = Paginator::new(&base, &[], &pages(None));
+        assert_eq!(p.advance(&json!([]), 0), Step::Done("empty page"));
+    }
+
+    #[test]
+    fn max_pages_caps_only_when_more_may_remain() {
+        let base = Url::parse("http://h/x").unwrap();
+        let mut p = Paginator::new(&base, &[], &pages(Some(2)));
+        assert_eq!(p.advance(&json!([1]), 1), Step::Continue);
+        assert_eq!(p.advance(&json!([1]), 1), Step::Capped);
+        let mut p = Paginator::new(&base, &[], &pages(Some(1)));
+        assert_eq!(
+            p.advance(&json!({"data": [1], "has_more": false}), 1),
+            Step::Done("has_more is false")
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! Keeping secrets out of everything apifetch prints or saves.
+//!
+//! Log lines, error messages and checkpoint files name URLs and headers; these helpers are
+//! the only way they are turned into text, so a token cannot slip through one path that
+//! forgot to scrub it.
+
+use std::fmt;
+
+use url::Url;
+
+const MASK: &str = "***";
+
+/// Query parameters whose values are credentials (compared case-insensitively).
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "key",
+    "secret",
+    "client_secret",
+    "password",
+    "passwd",
+    "signature",
+    "sig",
+    "auth",
+];
+
+/// Whether a query parameter's value is a credential.
+pub fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMS.contains(&name.as_str())
+}
+
+/// Whether a header's value is a credential.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+    ) || name.ends_with("api-key")
+        || name.ends_with("apikey")
+        || name.ends_with("-token")
+        || name.ends_with("-secret")
+}
+
+/// A URL with its userinfo and credential query values masked.
+pub fn url(url: &Url) -> String {
+    let mut shown = url.clone();
+    if !shown.username().is_empty() {
+        let _ = shown.set_username(MASK);
+    }
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some(MASK));
+    }
+    if shown.query_pairs().any(|(k, _)| is_secret_param(&k)) {
+        let pairs: Vec<(String, String)> = shown
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_param(&k) {
+                    MASK.into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
+}
+
+/// A value that prints as `***` in `Debug` and `Display`, so it can be carried around in
+/// config structs and logged by accident without leaking.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+/// Masks every occurrence of the given secrets in free text (an echoed response body, a
+/// transport error that quotes a URL).
+pub fn scrub(text: &str, secrets: &[Secret]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.0.len() >= 4)
+        .fold(text.to_string(), |t, s| t.replace(s.expose(), MASK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_masks_userinfo_and_secret_params_only() {
+        let u = Url::parse("https://bob:hunter2@api.test/v1/x?page=2&api_key=abc123&Token=t0k")
+            .unwrap();
+        let shown = url(&u);
+        assert_eq!(
+            shown,
+            "https://***:***@api.test/v1/x?page=2&api_key=***&Token=***"
+        );
+    }
+
+    #[test]
+    fn url_without_secrets_is_unchanged() {
+        let u = Url::parse("http://127.0.0.1:8080/items?page=1&per_page=100").unwrap();
+        assert_eq!(url(&u), u.as_str());
+    }
+
+    #[test]
+    fn secret_headers_are_recognised() {
+        for h in [
+            "Authorization",
+            "cookie",
+            "X-Api-Key",
+            "x-auth-token",
+            "PRIVATE-TOKEN",
+            "Set-Cookie",
+        ] {
+            assert!(is_secret_header(h), "{h}");
+        }
+        for h in ["Accept", "User-Agent", "X-Request-Id"] {
+            assert!(!is_secret_header(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn secret_never_formats_its_value() {
+        let s = Secret::new("s3cr3t-value");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(scrub("token s3cr3t-value here", &[s]), "token *** here");
+    }
+}

@@ -1,0 +1,370 @@
+//! When to retry, and how long to wait first.
+//!
+//! Every decision is a pure function of the attempt number, the failure, the server's
+//! headers and a random source, so the policy is unit-tested without a network or a clock.
+//! [`run`] is the thin async loop that applies it around one request.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use rand::{Rng, RngExt};
+use tracing::warn;
+
+use crate::error::Error;
+
+/// How the wait before a retry is spread out, so many clients do not retry in lockstep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Jitter {
+    /// Uniform in [d/2, d]: spread out, but never much sooner than the backoff.
+    Equal,
+    /// Uniform in [0, d]: the most spread; AWS's recommendation for contended servers.
+    Full,
+    /// Exactly d.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+    pub jitter: Jitter,
+    /// Statuses worth retrying; every other 4xx/5xx is permanent.
+    pub retry_on: Vec<u16>,
+    /// The longest single wait we accept, from `Retry-After` or anything else.
+    pub max_wait: Duration,
+}
+
+/// Why an attempt failed, in the terms the policy decides on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// No usable response: refused, reset, DNS, timeout, a body cut short.
+    Transport(String),
+    /// The server answered with an error status.
+    Status {
+        status: u16,
+        /// The wait the server asked for; zero means "whenever you like".
+        retry_after: Option<Duration>,
+        /// The start of the response body, for the error message.
+        body: String,
+    },
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        match self {
+            Failure::Transport(what) => what.clone(),
+            Failure::Status { status, .. } => format!("HTTP {status}"),
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Retry(Duration),
+    /// Retrying cannot help (the status is permanent).
+    Stop,
+    /// Retrying might help, but the policy does not allow it; the reason says why.
+    GiveUp(String),
+}
+
+/// The backoff before retry `retry` (1-based): `min(cap, base × 2^(retry−1))`, jittered.
+pub fn backoff(policy: &Policy, retry: u32, rng: &mut impl Rng) -> Duration {
+    let exp = 2f64.powi(retry.saturating_sub(1).min(1000) as i32);
+    let d = (policy.base.as_secs_f64() * exp).min(policy.cap.as_secs_f64());
+    let secs = match policy.jitter {
+        Jitter::None => d,
+        Jitter::Equal => rng.random_range(d / 2.0..=d),
+        Jitter::Full => rng.random_range(0.0..=d),
+    };
+    Duration::from_secs_f64(secs)
+}
+
+/// Parses `Retry-After` as delta-seconds or an HTTP-date.
+///
+/// A date in the past comes back as zero, like `Retry-After: 0`: both mean "no particular
+/// wait", which the caller turns into the normal backoff rather than an instant retry.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Decides what follows failed attempt number `attempt` (1-based; attempt 1 is the first
+/// request, so retry `attempt` comes next).
+pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl Rng) -> Decision {
+    let retry_after = match failure {
+        Failure::Transport(_) => None,
+        Failure::Status { status, .. } if !policy.retry_on.contains(status) => {
+            return Decision::Stop;
+        }
+        Failure::Status { retry_after, .. } => *retry_after,
+    };
+    let tries = policy.retries + 1;
+    if attempt >= tries {
+        return Decision::GiveUp(format!(
+            "gave up after {tries} attempts; last failure: {}",
+            failure.describe()
+        ));
+    }
+    if let Some(asked) = retry_after.filter(|d| !d.is_zero()) {
+        if asked > policy.max_wait {
+            return Decision::GiveUp(format!(
+                "server asked to wait {} ({}), longer than --retry-max-wait {}",
+                human(asked),
+                failure.describe(),
+                human(policy.max_wait)
+            ));
+        }
+        // Honour the server's wait exactly, plus a little spread so a crowd of clients
+        // told the same instant does not return in lockstep.
+        let spread = rng.random_range(0.0..=(asked.as_secs_f64() / 10.0).min(1.0));
+        return Decision::Retry(asked + Duration::from_secs_f64(spread));
+    }
+    Decision::Retry(backoff(policy, attempt, rng).min(policy.max_wait))
+}
+
+/// Runs `attempt` until it succeeds or the policy says stop, sleeping between tries.
+///
+/// `what` names the request in log lines and errors (already redacted).
+pub async fn run<T, F, Fut>(policy: &Policy, what: &str, mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let tries = policy.retries + 1;
+    for n in 1.. {
+        let failure = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        let decision = decide(policy, &failure, n, &mut rand::rng());
+        match decision {
+            Decision::Retry(wait) => {
+                warn!(
+                    "{what}: {} (attempt {n} of {tries}); retrying in {}",
+                    failure.describe(),
+                    human(wait)
+                );
+                tokio::time::sleep(wait).await;
+            }
+            Decision::GiveUp(reason) => return Err(Error::GaveUp(format!("{what}: {reason}"))),
+            Decision::Stop => {
+                let Failure::Status { status, body, .. } = failure else {
+                    unreachable!("only a status can be permanent")
+                };
+                return Err(Error::Permanent {
+                    url: what.to_string(),
+                    status,
+                    body,
+                });
+            }
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// A duration as people read it in a log line: `4.2s`, `250ms`, `5m0s`.
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        format!("{}ms", d.as_millis())
+    } else if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn policy(jitter: Jitter) -> Policy {
+        Policy {
+            retries: 5,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(30),
+            jitter,
+            retry_on: vec![408, 425, 429, 500, 502, 503, 504],
+            max_wait: Duration::from_secs(300),
+        }
+    }
+
+    fn status(status: u16, retry_after: Option<u64>) -> Failure {
+        Failure::Status {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn no_jitter_doubles_from_base_until_the_cap() {
+        let p = policy(Jitter::None);
+        let mut rng = StdRng::seed_from_u64(1);
+        let waits: Vec<u64> = (1..=7)
+            .map(|k| backoff(&p, k, &mut rng).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    #[test]
+    fn equal_jitter_stays_within_half_to_full() {
+        let p = policy(Jitter::Equal);
+        let mut rng = StdRng::seed_from_u64(7);
+        for k in 1..=8 {
+            let d = (2f64.powi(k as i32 - 1)).min(30.0);
+            for _ in 0..200 {
+                let w = backoff(&p, k, &mut rng).as_secs_f64();
+                assert!(
+                    w >= d / 2.0 - 1e-9 && w <= d + 1e-9,
+                    "retry {k}: {w} not in [{}, {d}]",
+                    d / 2.0
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn full_jitter_stays_within_zero_to_full_and_spreads() {
+        let p = policy(Jitter::Full);
+        let mut rng = StdRng::seed_from_u64(42);
+        let waits: Vec<f64> = (0..500)
+            .map(|_| backoff(&p, 4, &mut rng).as_secs_f64())
+            .collect();
+        assert!(waits.iter().all(|w| (0.0..=8.0).contains(w)));
+        assert!(
+            waits.iter().any(|w| *w < 2.0),
+            "full jitter should reach low waits"
+        );
+        assert!(
+            waits.iter().any(|w| *w > 6.0),
+            "full jitter should reach high waits"
+        );
+    }
+
+    #[test]
+    fn jittered_waits_grow_on_average() {
+        let p = policy(Jitter::Equal);
+        let mut rng = StdRng::seed_from_u64(3);
+        let mean = |k| {
+            (0..300)
+                .map(|_| backoff(&p, k, &mut rng).as_secs_f64())
+                .sum::<f64>()
+                / 300.0
+        };
+        let means: Vec<f64> = (1..=5).map(mean).collect();
+        assert!(means.windows(2).all(|w| w[1] > w[0] * 1.5), "{means:?}");
+    }
+
+    #[test]
+    fn huge_attempt_numbers_do_not_overflow() {
+        let p = policy(Jitter::None);
+        let mut rng = StdRng::seed_from_u64(0);
+        assert_eq!(backoff(&p, u32::MAX, &mut rng), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(90))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn permanent_statuses_stop_at_once() {
+        let p = policy(Jitter::Equal);
+        let mut rng = StdRng::seed_from_u64(0);
+        for code in [400, 401, 403, 404, 410, 422, 501] {
+            assert_eq!(
+                decide(&p, &status(code, None), 1, &mut rng),
+                Decision::Stop,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn transient_failures_retry_until_attempts_run_out() {
+        let p = policy(Jitter::None);
+        let mut rng = StdRng::seed_from_u64(0);
+        let refused = Failure::Transport("connection refused".into());
+        assert_eq!(
+            decide(&p, &refused, 1, &mut rng),
+            Decision::Retry(Duration::from_secs(1))
+        );
+        assert_eq!(
+            decide(&p, &status(503, None), 3, &mut rng),
+            Decision::Retry(Duration::from_secs(4))
+        );
+        assert!(
+            matches!(decide(&p, &status(503, None), 6, &mut rng), Decision::GiveUp(m) if m.contains("6 attempts"))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_never_undercut() {
+        let p = policy(Jitter::Full);
+        let mut rng = StdRng::seed_from_u64(9);
+        for _ in 0..100 {
+            let Decision::Retry(w) = decide(&p, &status(429, Some(7)), 1, &mut rng) else {
+                panic!("429 must retry")
+            };
+            assert!(
+                w >= Duration::from_secs(7) && w <= Duration::from_secs(8),
+                "{w:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_retry_after_falls_back_to_backoff() {
+        let p = policy(Jitter::None);
+        let mut rng = StdRng::seed_from_u64(0);
+        assert_eq!(
+            decide(&p, &status(429, Some(0)), 2, &mut rng),
+            Decision::Retry(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn retry_after_past_the_cap_gives_up_and_says_how_long() {
+        let p = policy(Jitter::Equal);
+        let mut rng = StdRng::seed_from_u64(0);
+        let Decision::GiveUp(msg) = decide(&p, &status(503, Some(3600)), 1, &mut rng) else {
+            panic!("must give up")
+        };
+        assert!(msg.contains("60m0s"), "{msg}");
+    }
+
+    #[test]
+    fn backoff_never_exceeds_max_wait() {
+        let mut p = policy(Jitter::None);
+        p.max_wait = Duration::from_secs(3);
+        let mut rng = StdRng::seed_from_u64(0);
+        assert_eq!(
+            decide(&p, &status(500, None), 5, &mut rng),
+            Decision::Retry(Duration::from_secs(3))
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! A simulated paginated API on loopback that misbehaves on request.
+//!
+//! It serves `--demo` and the test suite. Each server runs on its own thread and runtime,
+//! answers every request through a handler closure that scripts the reply (a status, a
+//! `Retry-After`, a dropped connection, a body cut short, an endless body, a slow answer),
+//! and records every request so tests can assert on what apifetch actually sent.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::header::HeaderMap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// 0 for the first request the server saw, 1 for the next, ...
+    pub n: usize,
+    pub at: Instant,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+}
+
+impl Recorded {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Close the connection without answering.
+    Drop,
+    /// Announce the whole body, send this many bytes, then break the connection.
+    Cut(usize),
+    /// Stream the body forever.
+    Endless,
+}
+
+/// The scripted answer to one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    fault: Fault,
+    delay: Duration,
+}
+
+impl Reply {
+    pub fn json(value: &Value) -> Self {
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(value.to_string())
+    }
+
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            fault: Fault::None,
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn drop_connection() -> Self {
+        Reply {
+            fault: Fault::Drop,
+            ..Reply::status(200)
+        }
+    }
+
+    /// `chunk` repeated without end.
+    pub fn endless(chunk: impl Into<Bytes>) -> Self {
+        Reply {
+            fault: Fault::Endless,
+            ..Reply::status(200).body(chunk)
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sends only the first `bytes` of the body, after announcing all of it.
+    pub fn cut_after(mut self, bytes: usize) -> Self {
+        self.fault = Fault::Cut(bytes);
+        self
+    }
+
+    /// Waits before answering.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// A running simulated API. Stops when dropped.
+pub struct Server {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Server {
+    /// Starts on 127.0.0.1 at a free port.
+    pub fn start(
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> io::Result<Server> {
+        Server::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), handler)
+    }
+
+    /// Starts on a given loopback address (e.g. 127.0.0.2, to play another host).
+    pub fn start_on(
+        ip: IpAddr,
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> io::Result<Server> {
+        let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (stop, stopped) = oneshot::channel();
+        let handler: Arc<Handler> = Arc::new(handler);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread_log = Arc::clone(&log);
+        std::thread::Builder::new()
+            .name(format!("sim-{addr}"))
+            .spawn(move || runtime.block_on(serve(listener, handler, thread_log, stopped)))?;
+        Ok(Server {
+            addr,
+            log,
+            _stop: stop,
+        })
+    }
+
+    /// `http://ADDR` followed by `path_and_query`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    handler: Arc<Handler>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let handler = Arc::clone(&handler);
+        let log = Arc::clone(&log);
+        tokio::spawn(async move {
+            let service =
+                service_fn(move |req| respond(req, Arc::clone(&handler), Arc::clone(&log)));
+            // A dropped or cut connection ends here with an error, which is the point.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn respond(
+    req: hyper::Request<hyper::body::Incoming>,
+    handler: Arc<Handler>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+) -> Result<hyper::Response<SimBody>, io::Error> {
+    let recorded = {
+        let mut log = log.lock().unwrap();
+        let recorded = Recorded {
+            n: log.len(),
+            at: Instant::now(),
+            path: req.uri().path().to_string(),
+            query: url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+            headers: req.headers().clone(),
+        };
+        log.push(recorded.clone());
+        recorded
+    };
+    let reply = handler(&recorded);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    if reply.fault == Fault::Drop {
+        return Err(io::Error::other("connection dropped on purpose"));
+    }
+    let mut response = hyper::Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(name, value);
+    }
+    let body = SimBody {
+        data: Some(reply.body),
+        fault: reply.fault,
+    };
+    response.body(body).map_err(io::Error::other)
+}
+
+/// A response body that can break off or never end.
+struct SimBody {
+    data: Option<Bytes>,
+    fault: Fault,
+}
+
+impl Body for SimBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        Poll::Ready(match (this.fault, this.data.take()) {
+            (Fault::Endless, Some(chunk)) => {
+                this.data = Some(chunk.clone());
+                Some(Ok(Frame::data(chunk)))
+            }
+            (Fault::Cut(keep), Some(data)) => {
+                Some(Ok(Frame::data(data.slice(..keep.min(data.len())))))
+            }
+            (Fault::Cut(_), None) => Some(Err(io::Error::other("body cut on purpose"))),
+            (_, Some(data)) => Some(Ok(Frame::data(data))),
+            (_, None) => None,
+        })
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (self.fault, &self.data) {
+            (Fault::Endless, _) => SizeHint::default(),
+            (Fault::Cut(_), Some(data)) => SizeHint::with_exact(data.len() as u64),
+            (_, data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.fault == Fault::None && self.data.is_none()
+    }
+}
+
+/// Number of orders the demo API holds.
+pub const DEMO_RECORDS: usize = 237;
+
+/// The demo: a paginated orders API (`page`, `per_page`, at most 100 per page) whose
+/// second page fails once with 503 and whose third is rate-limited once with a 429 and
+/// `Retry-After: 1`, so a first run shows both kinds of recovery.
+pub fn demo() -> io::Result<Server> {
+    let failed = Mutex::new(std::collections::HashSet::new());
+    Server::start(move |req| {
+        let page: usize = req
+            .param("page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
+            .max(1);
+        let per_page: usize = req
+            .param("per_page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(100)
+            .clamp(1, 100);
+        if failed.lock().unwrap().insert(page) {
+            match page {
+                2 => {
+                    return Reply::json(&json!({"error": "upstream unavailable"})).with_status(503);
+                }
+                3 => {
+                    return Reply::json(&json!({"error": "slow down"}))
+                        .with_status(429)
+                        .header("retry-after", "1");
+                }
+                _ => {}
+            }
+        }
+        let start = (page - 1) * per_page;
+        let orders: Vec<Value> = (start..(start + per_page).min(DEMO_RECORDS))
+            .map(demo_order)
+            .collect();
+        Reply::json(&json!({"data": orders, "has_more": start + per_page < DEMO_RECORDS}))
+    })
+}
+
+fn demo_order(i: usize) -> Value {
+    let status = ["paid", "shipped", "refunded"][i % 3];
+    let names = [
+        "Ada Lovelace",
+        "Grace \"Amazing\" Hopper",
+        "Zoë Ångström",
+        "李雷",
+        "O'Brien, Pat",
+    ];
+    let mut order = json!({
+        "id": 1000 + i,
+        "status": status,
+        "total": format!("{}.{:02}", 10 + i * 7 % 490, i * 13 % 100).parse::<Value>().unwrap_or(Value::Null),
+        "customer": {"name": names[i % names.len()], "email": format!("c{i}@example.test")},
+        "items": (0..=(i % 3)).map(|k| format!("sku-{}", (i + k) % 17)).collect::<Vec<_>>(),
+        "note": if i % 4 == 0 { Value::Null } else { Value::String(format!("gift wrap, {} boxes\nhandle with care", i % 5)) },
+    });
+    if i >= 200 {
+        order["coupon"] = json!(format!("WINTER{}", i % 10));
+    }
+    order
+}
