@@ -31,7 +31,7 @@ Examples:
 /// backoff and jitter, and obeying Retry-After. Records are written to --out only when the
 /// whole run succeeded; a failed run leaves the previous file untouched.
 #[derive(Debug, Parser)]
-#[command(name = "apifetch", version, about, long_about, after_long_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"), after_help = EXIT_CODES)]
+#[command(name = "apifetch", version, about, long_about, args_override_self = true, after_long_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"), after_help = EXIT_CODES)]
 pub struct Cli {
     /// The API endpoint. Query parameters already in it are kept.
     #[arg(value_name = "URL", required_unless_present = "demo")]

@@ -18,7 +18,6 @@ pub mod spool;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::config::{Config, Target};
@@ -62,18 +61,16 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     loop {
         let page_url = pages.url();
         let response = fetcher.get(&page_url).await?;
-        let body: Value = serde_json::from_slice(&response.body).map_err(|e| {
+        let page = records::Page::parse(&response.body).map_err(|e| {
             Error::BadResponse(format!(
                 "{}: the response is not JSON ({e}); it starts with: {}",
                 redact::url(&page_url),
                 http::snippet(&response.body)
             ))
         })?;
-        let records = records::find(&body)?;
-        for record in records {
-            spool
-                .add(record)
-                .map_err(|e| Error::output(e, "cannot spool records to disk"))?;
+        let records = page.records()?;
+        for record in &records {
+            spool.add(record)?;
         }
         fetched += 1;
         info!(
@@ -82,7 +79,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             records.len(),
             spool.records()
         );
-        match pages.advance(&body, records.len()) {
+        match pages.advance(&page, records.len()) {
             Step::Continue => continue,
             Step::Done(reason) => {
                 tracing::debug!("last page: {reason}");

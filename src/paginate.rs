@@ -4,6 +4,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::config::Pages;
+use crate::records::Page;
 
 /// What the paginator decided after a page.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,13 +63,13 @@ impl Paginator {
     }
 
     /// Moves past a page that held `records` records and had this body.
-    pub fn advance(&mut self, body: &Value, records: usize) -> Step {
+    pub fn advance(&mut self, page: &Page, records: usize) -> Step {
         self.fetched += 1;
         self.page += 1;
         if records == 0 {
             return Step::Done("empty page");
         }
-        if body.get("has_more").and_then(Value::as_bool) == Some(false) {
+        if page.value("/has_more") == Some(Value::Bool(false)) {
             return Step::Done("has_more is false");
         }
         if self.pages.max_pages.is_some_and(|max| self.fetched >= max) {
@@ -100,7 +101,10 @@ fn set_query(url: &mut Url, set: &[(&str, &str)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn page(json: &str) -> Page<'_> {
+        Page::parse(json.as_bytes()).unwrap()
+    }
 
     fn pages(max: Option<u64>) -> Pages {
         Pages {
@@ -126,29 +130,29 @@ mod tests {
     fn stops_on_empty_page_and_has_more_false_but_not_on_short_pages() {
         let base = Url::parse("http://h/x").unwrap();
         let mut p = Paginator::new(&base, &[], &pages(None));
-        assert_eq!(p.advance(&json!([1]), 1), Step::Continue);
+        assert_eq!(p.advance(&page(r#"[1]"#), 1), Step::Continue);
         assert_eq!(p.page(), 2);
         assert_eq!(
-            p.advance(&json!({"data": [1], "has_more": true}), 1),
+            p.advance(&page(r#"{"data": [1], "has_more": true}"#), 1),
             Step::Continue
         );
         assert_eq!(
-            p.advance(&json!({"data": [1], "has_more": false}), 1),
+            p.advance(&page(r#"{"data": [1], "has_more": false}"#), 1),
             Step::Done("has_more is false")
         );
         let mut p = Paginator::new(&base, &[], &pages(None));
-        assert_eq!(p.advance(&json!([]), 0), Step::Done("empty page"));
+        assert_eq!(p.advance(&page(r#"[]"#), 0), Step::Done("empty page"));
     }
 
     #[test]
     fn max_pages_caps_only_when_more_may_remain() {
         let base = Url::parse("http://h/x").unwrap();
         let mut p = Paginator::new(&base, &[], &pages(Some(2)));
-        assert_eq!(p.advance(&json!([1]), 1), Step::Continue);
-        assert_eq!(p.advance(&json!([1]), 1), Step::Capped);
+        assert_eq!(p.advance(&page(r#"[1]"#), 1), Step::Continue);
+        assert_eq!(p.advance(&page(r#"[1]"#), 1), Step::Capped);
         let mut p = Paginator::new(&base, &[], &pages(Some(1)));
         assert_eq!(
-            p.advance(&json!({"data": [1], "has_more": false}), 1),
+            p.advance(&page(r#"{"data": [1], "has_more": false}"#), 1),
             Step::Done("has_more is false")
         );
     }

@@ -5,6 +5,7 @@
 //! `Retry-After`, a dropped connection, a body cut short, an endless body, a slow answer),
 //! and records every request so tests can assert on what apifetch actually sent.
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -246,6 +247,7 @@ async fn respond(
     let body = SimBody {
         data: Some(reply.body),
         fault: reply.fault,
+        pause: None,
     };
     response.body(body).map_err(io::Error::other)
 }
@@ -254,6 +256,9 @@ async fn respond(
 struct SimBody {
     data: Option<Bytes>,
     fault: Fault,
+    /// Before a cut body breaks off: the pause that lets hyper flush what was sent, so the
+    /// client sees a response whose body ends early rather than no response at all.
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Body for SimBody {
@@ -262,18 +267,22 @@ impl Body for SimBody {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
+        if let Some(pause) = &mut this.pause {
+            let cut = io::Error::other("body cut on purpose");
+            return pause.as_mut().poll(cx).map(|()| Some(Err(cut)));
+        }
         Poll::Ready(match (this.fault, this.data.take()) {
             (Fault::Endless, Some(chunk)) => {
                 this.data = Some(chunk.clone());
                 Some(Ok(Frame::data(chunk)))
             }
             (Fault::Cut(keep), Some(data)) => {
+                this.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(50))));
                 Some(Ok(Frame::data(data.slice(..keep.min(data.len())))))
             }
-            (Fault::Cut(_), None) => Some(Err(io::Error::other("body cut on purpose"))),
             (_, Some(data)) => Some(Ok(Frame::data(data))),
             (_, None) => None,
         })
@@ -353,4 +362,40 @@ fn demo_order(i: usize) -> Value {
         order["coupon"] = json!(format!("WINTER{}", i % 10));
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn raw_get(server: &Server) -> Vec<u8> {
+        let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"GET /x?page=2 HTTP/1.1\r\nhost: sim\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_cut_body_announces_more_than_it_sends() {
+        let server = Server::start(|_| Reply::status(200).body("0123456789").cut_after(4)).unwrap();
+        let got = String::from_utf8(raw_get(&server)).unwrap();
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        assert!(got.contains("content-length: 10\r\n"), "{got}");
+        assert!(got.ends_with("\r\n\r\n0123"), "{got}");
+    }
+
+    #[test]
+    fn a_dropped_connection_sends_nothing() {
+        let server = Server::start(|_| Reply::drop_connection()).unwrap();
+        assert_eq!(raw_get(&server), b"");
+        let reqs = server.requests();
+        assert_eq!((reqs.len(), reqs[0].param("page")), (1, Some("2")));
+    }
 }

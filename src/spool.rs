@@ -9,8 +9,9 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 
 use indexmap::IndexSet;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
+use crate::error::Error;
 use crate::records;
 
 pub struct Spool {
@@ -33,9 +34,14 @@ impl Spool {
         }
     }
 
-    pub fn add(&mut self, record: &Value) -> io::Result<()> {
+    pub fn add(&mut self, record: &RawValue) -> Result<(), Error> {
         self.cells.clear();
-        records::flatten(record, &self.sep, &mut self.cells);
+        records::flatten(record, &self.sep, &mut self.cells)?;
+        self.append()
+            .map_err(|e| Error::output(e, "cannot spool records to disk"))
+    }
+
+    fn append(&mut self) -> io::Result<()> {
         write_u32(&mut self.file, self.cells.len())?;
         for (column, text) in self.cells.drain(..) {
             let (index, _) = self.columns.insert_full(column);
@@ -101,13 +107,16 @@ fn read_u32(r: &mut impl Read) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_string()).unwrap()
+    }
 
     #[test]
     fn replays_rows_under_the_union_of_columns() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), ".");
-        spool.add(&json!({"a": 1, "b": {"c": "x"}})).unwrap();
-        spool.add(&json!({"d": "late", "a": 2})).unwrap();
+        spool.add(&raw(r#"{"a": 1, "b": {"c": "x"}}"#)).unwrap();
+        spool.add(&raw(r#"{"d": "late", "a": 2}"#)).unwrap();
         assert_eq!(
             spool.columns().iter().collect::<Vec<_>>(),
             ["a", "b.c", "d"]

@@ -1,0 +1,84 @@
+//! What every end-to-end test needs: the binary with a clean environment, and the
+//! simulated API serving pages of records.
+
+#![allow(dead_code)] // each test file uses a different part of this
+
+use std::time::Duration;
+
+pub use apifetch::sim::{Recorded, Reply, Server};
+use assert_cmd::Command;
+use serde_json::{Value, json};
+
+/// The binary, with no inherited environment (no proxies, no `APIFETCH_*`), fast retries,
+/// and a time limit so a hanging run fails the test instead of the suite.
+pub fn apifetch() -> Command {
+    let mut cmd = Command::cargo_bin("apifetch").expect("the binary is built");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(["--backoff", "0.01", "--backoff-max", "0.05"])
+        .timeout(Duration::from_secs(60));
+    cmd
+}
+
+/// `n` records with ids 1..=n and a nested field, all keys present on every record.
+pub fn records(n: usize) -> Vec<Value> {
+    (1..=n)
+        .map(|i| json!({"id": i, "name": format!("item {i}"), "meta": {"even": i % 2 == 0}}))
+        .collect()
+}
+
+/// The requested page of `records`, as `(records, has_more)`, from `page`/`per_page`.
+pub fn page_of<'a>(records: &'a [Value], req: &Recorded) -> (&'a [Value], bool) {
+    let page: usize = req.param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let per_page: usize = req
+        .param("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(100);
+    let start = ((page.max(1) - 1) * per_page).min(records.len());
+    let end = (start + per_page).min(records.len());
+    (&records[start..end], end < records.len())
+}
+
+/// A well-behaved page-numbered API: `{"data": [...], "has_more": bool}`.
+pub fn paged(records: Vec<Value>) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    move |req| {
+        let (page, has_more) = page_of(&records, req);
+        Reply::json(&json!({"data": page, "has_more": has_more}))
+    }
+}
+
+/// The CSV the binary printed, parsed into rows (header first).
+pub fn csv_rows(output: &[u8]) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(output)
+        .records()
+        .map(|r| r.expect("valid CSV").iter().map(str::to_string).collect())
+        .collect()
+}
+
+/// The ids in the first column of CSV output, header skipped.
+pub fn ids(output: &[u8]) -> Vec<String> {
+    csv_rows(output)
+        .into_iter()
+        .skip(1)
+        .map(|row| row[0].clone())
+        .collect()
+}
+
+pub fn expected_ids(n: usize) -> Vec<String> {
+    (1..=n).map(|i| i.to_string()).collect()
+}
+
+/// How many requests asked for each page number, in page order.
+pub fn hits_per_page(requests: &[Recorded]) -> Vec<(String, usize)> {
+    let mut hits: Vec<(String, usize)> = Vec::new();
+    for req in requests {
+        let page = req.param("page").unwrap_or("").to_string();
+        match hits.iter_mut().find(|(p, _)| *p == page) {
+            Some((_, n)) => *n += 1,
+            None => hits.push((page, 1)),
+        }
+    }
+    hits
+}

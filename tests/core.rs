@@ -1,0 +1,550 @@
+//! The core path end to end: page-number pagination, retries, output and exit codes.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::json;
+
+/// Fails the first `failures` requests for each page with `reply`, then serves it.
+fn flaky(
+    failures: usize,
+    reply: impl Fn() -> Reply + Send + Sync + 'static,
+    records: Vec<serde_json::Value>,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    let seen = Mutex::new(HashMap::<String, usize>::new());
+    let serve = paged(records);
+    move |req| {
+        let page = req.param("page").unwrap_or("1").to_string();
+        let mut seen = seen.lock().unwrap();
+        let n = seen.entry(page).or_default();
+        *n += 1;
+        if *n <= failures { reply() } else { serve(req) }
+    }
+}
+
+#[test]
+fn every_page_failing_twice_still_yields_every_record_once() {
+    let server = Server::start(flaky(2, || Reply::status(503).body("busy"), records(250))).unwrap();
+    let out = apifetch().arg(server.url("/items")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(250));
+    let hits = hits_per_page(&server.requests());
+    assert_eq!(hits, [("1".into(), 3), ("2".into(), 3), ("3".into(), 3)]);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(
+        stderr.contains("HTTP 503 (attempt 1 of 6); retrying in"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(attempt 2 of 6)"), "{stderr}");
+    assert!(
+        stderr.contains("synced 250 records from 3 pages"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(6 retries)"), "{stderr}");
+}
+
+#[test]
+fn retry_after_seconds_is_waited_out() {
+    let server = Server::start(flaky(
+        1,
+        || Reply::status(429).header("retry-after", "1"),
+        records(3),
+    ))
+    .unwrap();
+    apifetch().arg(server.url("/")).assert().success();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_secs(1), "retried after {gap:?}");
+}
+
+#[test]
+fn retry_after_http_date_is_waited_out() {
+    // HTTP-dates have whole seconds, so ask for 2 s ahead and expect at least 1 s.
+    let server = Server::start(flaky(
+        1,
+        || {
+            Reply::status(503).header(
+                "retry-after",
+                httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2)),
+            )
+        },
+        records(3),
+    ))
+    .unwrap();
+    apifetch().arg(server.url("/")).assert().success();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(
+        reqs[1].at - reqs[0].at >= Duration::from_secs(1),
+        "retried after {:?}",
+        reqs[1].at - reqs[0].at
+    );
+}
+
+#[test]
+fn zero_retry_after_uses_backoff_not_an_instant_retry() {
+    let server = Server::start(flaky(
+        1,
+        || Reply::status(429).header("retry-after", "0"),
+        records(3),
+    ))
+    .unwrap();
+    apifetch()
+        .args(["--backoff", "0.3", "--backoff-max", "1", "--jitter", "none"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    let reqs = server.requests();
+    assert!(reqs[1].at - reqs[0].at >= Duration::from_millis(300));
+}
+
+#[test]
+fn waits_grow_between_retries() {
+    let server = Server::start(flaky(4, || Reply::status(500), records(1))).unwrap();
+    apifetch()
+        .args([
+            "--backoff",
+            "0.05",
+            "--backoff-max",
+            "10",
+            "--jitter",
+            "none",
+        ])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 5);
+    for (k, pair) in reqs.windows(2).enumerate() {
+        let floor = Duration::from_millis(50 << k);
+        assert!(
+            pair[1].at - pair[0].at >= floor,
+            "retry {}: {:?} < {floor:?}",
+            k + 1,
+            pair[1].at - pair[0].at
+        );
+    }
+}
+
+#[test]
+fn dropped_connections_are_retried() {
+    let server = Server::start(flaky(1, Reply::drop_connection, records(120))).unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(120));
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[test]
+fn truncated_bodies_are_retried() {
+    let cut = Reply::json(&json!({"data": records(100), "has_more": true})).cut_after(500);
+    let server = Server::start(flaky(1, move || cut.clone(), records(120))).unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(120));
+    assert_eq!(server.requests().len(), 4);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(stderr.contains("body"), "{stderr}");
+}
+
+#[test]
+fn slow_responses_time_out_and_are_retried() {
+    let slow = Reply::json(&json!([])).delay(Duration::from_secs(5));
+    let server = Server::start(flaky(1, move || slow.clone(), records(5))).unwrap();
+    let out = apifetch()
+        .args(["--timeout", "0.3"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(5));
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("timed out"));
+}
+
+#[test]
+fn permanent_statuses_fail_after_one_request() {
+    for status in [404, 401] {
+        let server =
+            Server::start(move |_| Reply::status(status).body("{\"message\": \"no such thing\"}"))
+                .unwrap();
+        apifetch()
+            .arg(server.url("/missing?api_key=SECRET123"))
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains(format!("HTTP {status}")))
+            .stderr(predicate::str::contains("no such thing"))
+            .stderr(predicate::str::contains("api_key=***"))
+            .stderr(predicate::str::contains("SECRET123").not());
+        assert_eq!(server.requests().len(), 1, "status {status}");
+    }
+}
+
+#[test]
+fn endless_503_gives_up_after_every_retry() {
+    let server = Server::start(|_| Reply::status(503)).unwrap();
+    apifetch()
+        .args(["--retries", "3"])
+        .arg(server.url("/"))
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("gave up after 4 attempts"));
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[test]
+fn retry_after_beyond_the_cap_gives_up_at_once() {
+    let server = Server::start(|_| Reply::status(429).header("retry-after", "7200")).unwrap();
+    apifetch()
+        .args(["--retry-max-wait", "60"])
+        .arg(server.url("/"))
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("server asked to wait 120m0s"));
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn connection_refused_is_retried_then_gives_up() {
+    let server = Server::start(|_| Reply::status(200)).unwrap();
+    let url = server.url("/");
+    drop(server);
+    apifetch()
+        .args(["--retries", "2"])
+        .arg(url)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("connection failed"));
+}
+
+#[test]
+fn html_instead_of_json_is_a_bad_response() {
+    let server = Server::start(|_| {
+        Reply::status(200)
+            .header("content-type", "text/html")
+            .body("<html><body>Login</body></html>")
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("not JSON"))
+        .stderr(predicate::str::contains("<html>"));
+}
+
+#[test]
+fn an_object_without_records_names_its_keys() {
+    let server = Server::start(|_| Reply::json(&json!({"error": "x", "count": 0}))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("top-level keys: error, count"));
+}
+
+#[test]
+fn columns_are_the_union_of_keys_in_first_seen_order() {
+    let server = Server::start(|req| {
+        let body = match req.param("page") {
+            Some("1") => json!({"data": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], "has_more": true}),
+            Some("2") => json!({"data": [{"id": 3, "late": {"x": "1E21"}}], "has_more": true}),
+            _ => json!({"data": [{"name": "d", "id": 4, "n": 12345678901234567890u64}], "has_more": false}),
+        };
+        Reply::json(&body)
+    })
+    .unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(
+        csv_rows(&out.get_output().stdout),
+        [
+            vec!["id", "name", "late.x", "n"],
+            vec!["1", "a", "", ""],
+            vec!["2", "b", "", ""],
+            vec!["3", "", "1E21", ""],
+            vec!["4", "d", "", "12345678901234567890"],
+        ]
+    );
+}
+
+#[test]
+fn awkward_values_survive_exactly() {
+    let body = r#"[{"id": 1, "n": 0.1, "big": 1e21, "s": "a, \"quoted\"\nline é 😀", "arr": [1, {"k": null}], "nil": null}]"#;
+    let server = Server::start(move |req| match req.param("page") {
+        Some("1") => Reply::status(200).body(body),
+        _ => Reply::json(&json!([])),
+    })
+    .unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(
+        String::from_utf8(out.get_output().stdout.clone()).unwrap(),
+        "id,n,big,s,arr,nil\n1,0.1,1e21,\"a, \"\"quoted\"\"\nline é 😀\",\"[1,{\"\"k\"\":null}]\",\n"
+    );
+}
+
+#[test]
+fn short_pages_do_not_end_the_run() {
+    // The server caps pages at 10 records whatever per_page says.
+    let all = records(35);
+    let server = Server::start(move |req| {
+        let page: usize = req.param("page").unwrap().parse().unwrap();
+        let start = ((page - 1) * 10).min(all.len());
+        Reply::json(&json!({"items": all[start..(start + 10).min(all.len())]}))
+    })
+    .unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(35));
+    assert_eq!(
+        server.requests().len(),
+        5,
+        "4 pages of records and one empty page"
+    );
+}
+
+#[test]
+fn query_params_and_headers_are_sent() {
+    let server = Server::start(paged(records(3))).unwrap();
+    apifetch()
+        .arg(server.url("/v1/items?status=open&page=7"))
+        .args([
+            "--param",
+            "sort=id",
+            "-H",
+            "X-Trace: abc",
+            "--page-size",
+            "2",
+        ])
+        .assert()
+        .success();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].path, "/v1/items");
+    let q: Vec<(&str, &str)> = reqs[1]
+        .query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        q,
+        [
+            ("status", "open"),
+            ("sort", "id"),
+            ("page", "2"),
+            ("per_page", "2")
+        ]
+    );
+    assert_eq!(reqs[0].header("x-trace"), Some("abc"));
+    assert!(
+        reqs[0]
+            .header("user-agent")
+            .unwrap()
+            .starts_with("apifetch/")
+    );
+}
+
+#[test]
+fn max_pages_stops_early_with_a_warning() {
+    let server = Server::start(paged(records(500))).unwrap();
+    let out = apifetch()
+        .arg(server.url("/"))
+        .args(["--max-pages", "2"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("--max-pages 2"));
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(200));
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn start_page_and_page_params_are_configurable() {
+    let server = Server::start(|req| {
+        let p: u64 = req.param("p").unwrap().parse().unwrap();
+        let recs: Vec<_> = if p < 3 {
+            vec![json!({"p": p, "size": req.param("n")})]
+        } else {
+            vec![]
+        };
+        Reply::json(&json!(recs))
+    })
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/"))
+        .args([
+            "--page-param",
+            "p",
+            "--size-param",
+            "n",
+            "--page-size",
+            "7",
+            "--start-page",
+            "0",
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        csv_rows(&out.get_output().stdout),
+        [
+            vec!["p", "size"],
+            vec!["0", "7"],
+            vec!["1", "7"],
+            vec!["2", "7"]
+        ]
+    );
+}
+
+#[test]
+fn out_file_is_written_whole_and_quiet_is_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.csv");
+    let server = Server::start(paged(records(150))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&path)
+        .arg("-q")
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    assert_eq!(ids(&std::fs::read(&path).unwrap()), expected_ids(150));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary files are left behind");
+}
+
+#[test]
+fn a_failed_run_leaves_the_previous_output_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.csv");
+    std::fs::write(&path, "previous,contents\n").unwrap();
+    let server = Server::start(|req| match req.param("page") {
+        Some("1") => Reply::json(&json!({"data": records(100), "has_more": true})),
+        _ => Reply::status(403),
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&path)
+        .assert()
+        .code(3);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "previous,contents\n"
+    );
+}
+
+#[test]
+fn unwritable_output_is_an_output_error_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(paged(records(3))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(dir.path().join("missing-dir/out.csv"))
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains(
+            "apifetch: error: cannot write beside",
+        ));
+    assert_eq!(server.requests().len(), 0);
+}
+
+#[test]
+fn output_that_cannot_replace_its_target_keeps_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.csv");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("keep.txt"), "keep").unwrap();
+    let server = Server::start(paged(records(3))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&target)
+        .assert()
+        .code(6);
+    assert_eq!(
+        std::fs::read_to_string(target.join("keep.txt")).unwrap(),
+        "keep"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+
+#[test]
+fn zero_records_write_an_empty_file_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.csv");
+    let server = Server::start(|_| Reply::json(&json!({"data": []}))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&path)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no records"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    apifetch().assert().code(2);
+    apifetch()
+        .arg("ftp://example.test/x")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("scheme"));
+    apifetch()
+        .args(["http://127.0.0.1:9/", "--jitter", "sometimes"])
+        .assert()
+        .code(2);
+    apifetch()
+        .args([
+            "http://127.0.0.1:9/",
+            "--backoff",
+            "10",
+            "--backoff-max",
+            "1",
+        ])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn help_documents_flags_defaults_and_exit_codes() {
+    apifetch()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--retry-on <CODES>"))
+        .stdout(predicate::str::contains(
+            "[default: 408,425,429,500,502,503,504]",
+        ))
+        .stdout(predicate::str::contains("130  interrupted"));
+}
+
+#[test]
+fn demo_recovers_and_fetches_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.csv");
+    let out = apifetch()
+        .args(["--demo", "--out"])
+        .arg(&path)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(
+        stderr.contains("HTTP 503") && stderr.contains("HTTP 429"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("synced 237 records from 3 pages"),
+        "{stderr}"
+    );
+    let rows = csv_rows(&std::fs::read(&path).unwrap());
+    assert_eq!(rows.len(), 238);
+    assert_eq!(rows[0].last().unwrap(), "coupon");
+}
