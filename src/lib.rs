@@ -57,7 +57,6 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     let mut spool = Spool::new(destination.scratch_file()?, ".");
     let fetcher = http::Fetcher::new(http::client(&config.request)?, config.retry.clone());
     let mut pages = Paginator::new(&url, &config.request.params, &config.pages);
-    let mut fetched = 0;
     loop {
         let page_url = pages.url();
         let response = fetcher.get(&page_url).await?;
@@ -72,14 +71,13 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         for record in &records {
             spool.add(record)?;
         }
-        fetched += 1;
         info!(
             "page {}: +{} records (total {})",
-            pages.page(),
+            pages.fetched() + 1,
             records.len(),
             spool.records()
         );
-        match pages.advance(&page, records.len()) {
+        match pages.advance(&response.headers, &page, records.len()) {
             Step::Continue => continue,
             Step::Done(reason) => {
                 tracing::debug!("last page: {reason}");
@@ -87,7 +85,8 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             }
             Step::Capped => {
                 warn!(
-                    "stopped after --max-pages {fetched}; the API has more pages that were not fetched"
+                    "stopped after --max-pages {}; the API has more pages that were not fetched",
+                    pages.fetched()
                 );
                 break;
             }
@@ -100,7 +99,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     destination.write_csv(spool)?;
     Ok(Summary {
         records,
-        pages: fetched,
+        pages: pages.fetched(),
         retries: fetcher.retries(),
         elapsed: started.elapsed(),
         destination: destination.describe(),

@@ -1,5 +1,7 @@
 //! Where the next page comes from, and when there are no more.
 
+use reqwest::header::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
@@ -17,12 +19,20 @@ pub enum Step {
     Capped,
 }
 
+/// Where the next request starts: everything needed to continue a run later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Position {
+    /// Page-number pagination: the number of the next page.
+    Page { number: u64 },
+}
+
 /// Page-number pagination: `page=1,2,3…` with a page size.
 #[derive(Debug)]
 pub struct Paginator {
     base: Url,
     pages: Pages,
-    page: u64,
+    position: Position,
     fetched: u64,
 }
 
@@ -36,7 +46,9 @@ impl Paginator {
         }
         Paginator {
             base,
-            page: pages.start_page,
+            position: Position::Page {
+                number: pages.start_page,
+            },
             pages: pages.clone(),
             fetched: 0,
         }
@@ -45,7 +57,8 @@ impl Paginator {
     /// The URL of the page to fetch now.
     pub fn url(&self) -> Url {
         let mut url = self.base.clone();
-        let page = self.page.to_string();
+        let Position::Page { number } = &self.position;
+        let page = number.to_string();
         let size = self.pages.page_size.to_string();
         set_query(
             &mut url,
@@ -57,15 +70,27 @@ impl Paginator {
         url
     }
 
-    /// The number of the page [`Self::url`] points at.
-    pub fn page(&self) -> u64 {
-        self.page
+    /// Where the next request starts.
+    pub fn position(&self) -> &Position {
+        &self.position
     }
 
-    /// Moves past a page that held `records` records and had this body.
-    pub fn advance(&mut self, page: &Page, records: usize) -> Step {
+    /// Pages fetched so far (including pages fetched by the run being resumed).
+    pub fn fetched(&self) -> u64 {
+        self.fetched
+    }
+
+    /// Continues from where an earlier run stopped.
+    pub fn resume(&mut self, position: Position, fetched: u64) {
+        self.position = position;
+        self.fetched = fetched;
+    }
+
+    /// Moves past a page that held `records` records and came with these headers and body.
+    pub fn advance(&mut self, _headers: &HeaderMap, page: &Page, records: usize) -> Step {
         self.fetched += 1;
-        self.page += 1;
+        let Position::Page { number } = &mut self.position;
+        *number += 1;
         if records == 0 {
             return Step::Done("empty page");
         }
@@ -130,29 +155,53 @@ mod tests {
     fn stops_on_empty_page_and_has_more_false_but_not_on_short_pages() {
         let base = Url::parse("http://h/x").unwrap();
         let mut p = Paginator::new(&base, &[], &pages(None));
-        assert_eq!(p.advance(&page(r#"[1]"#), 1), Step::Continue);
-        assert_eq!(p.page(), 2);
         assert_eq!(
-            p.advance(&page(r#"{"data": [1], "has_more": true}"#), 1),
+            p.advance(&HeaderMap::new(), &page(r#"[1]"#), 1),
+            Step::Continue
+        );
+        assert_eq!(p.position(), &Position::Page { number: 2 });
+        assert_eq!(
+            p.advance(
+                &HeaderMap::new(),
+                &page(r#"{"data": [1], "has_more": true}"#),
+                1
+            ),
             Step::Continue
         );
         assert_eq!(
-            p.advance(&page(r#"{"data": [1], "has_more": false}"#), 1),
+            p.advance(
+                &HeaderMap::new(),
+                &page(r#"{"data": [1], "has_more": false}"#),
+                1
+            ),
             Step::Done("has_more is false")
         );
         let mut p = Paginator::new(&base, &[], &pages(None));
-        assert_eq!(p.advance(&page(r#"[]"#), 0), Step::Done("empty page"));
+        assert_eq!(
+            p.advance(&HeaderMap::new(), &page(r#"[]"#), 0),
+            Step::Done("empty page")
+        );
     }
 
     #[test]
     fn max_pages_caps_only_when_more_may_remain() {
         let base = Url::parse("http://h/x").unwrap();
         let mut p = Paginator::new(&base, &[], &pages(Some(2)));
-        assert_eq!(p.advance(&page(r#"[1]"#), 1), Step::Continue);
-        assert_eq!(p.advance(&page(r#"[1]"#), 1), Step::Capped);
+        assert_eq!(
+            p.advance(&HeaderMap::new(), &page(r#"[1]"#), 1),
+            Step::Continue
+        );
+        assert_eq!(
+            p.advance(&HeaderMap::new(), &page(r#"[1]"#), 1),
+            Step::Capped
+        );
         let mut p = Paginator::new(&base, &[], &pages(Some(1)));
         assert_eq!(
-            p.advance(&page(r#"{"data": [1], "has_more": false}"#), 1),
+            p.advance(
+                &HeaderMap::new(),
+                &page(r#"{"data": [1], "has_more": false}"#),
+                1
+            ),
             Step::Done("has_more is false")
         );
     }
