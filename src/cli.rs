@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
+use crate::paginate::Style;
 use crate::retry::Jitter;
 
 const EXIT_CODES: &str = "\
@@ -82,6 +83,75 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination")]
     pub max_pages: Option<u64>,
 
+    /// How the API hands out pages: auto decides from the first response (and logs what it
+    /// chose); page numbers, offsets, a cursor in the body, a next URL in the body, a Link
+    /// header, or none (one request).
+    #[arg(long, value_name = "STYLE", value_enum, default_value_t = Style::Auto, help_heading = "Pagination")]
+    pub paginate: Style,
+
+    /// Query parameter that carries the offset (--paginate offset).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "offset",
+        help_heading = "Pagination"
+    )]
+    pub offset_param: String,
+
+    /// Query parameter that carries the page size with offsets (--paginate offset).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "limit",
+        help_heading = "Pagination"
+    )]
+    pub limit_param: String,
+
+    /// JSON Pointer to the next cursor in the body (e.g. /meta/next); implies --paginate
+    /// cursor. Without it, cursor and auto look at /next_cursor, /cursor, /nextPageToken, …
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, conflicts_with = "cursor_from_record", help_heading = "Pagination")]
+    pub cursor_path: Option<String>,
+
+    /// JSON Pointer to the cursor in the last record of each page (keyset, e.g. /id with
+    /// --cursor-param starting_after); implies --paginate cursor.
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    pub cursor_from_record: Option<String>,
+
+    /// Query parameter the cursor is sent back in [default: cursor, or the name the
+    /// detected field implies, e.g. pageToken for /nextPageToken]
+    #[arg(long, value_name = "NAME", help_heading = "Pagination")]
+    pub cursor_param: Option<String>,
+
+    /// JSON Pointer to the next page's URL in the body (e.g. /links/next); implies
+    /// --paginate next.
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    pub next_path: Option<String>,
+
+    /// JSON Pointer to a boolean that is false on the last page [default: /has_more,
+    /// /hasMore, /meta/has_more, /pagination/has_more]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    pub has_more: Option<String>,
+
+    /// JSON Pointer to the total number of records [default: /total, /total_count, …,
+    /// or the X-Total-Count header]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    pub total: Option<String>,
+
+    /// JSON Pointer to the records array [default: a top-level array, or the array at
+    /// /data, /items, /results, /records, /entries, /value, /rows, one level deeper, or
+    /// the only array-valued field]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    pub records: Option<String>,
+
+    /// Stop after this many records; the last page is cut. Unlimited by default.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination")]
+    pub max_records: Option<u64>,
+
+    /// Send -H headers and credentials to a next page on another origin (scheme, host or
+    /// port) too. By default they are withheld there, with a warning.
+    #[arg(long, help_heading = "Pagination")]
+    pub trust_next_origin: bool,
+
     /// Extra query parameter for every request (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param, help_heading = "Request")]
     pub params: Vec<(String, String)>,
@@ -142,6 +212,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}`: {e} (use seconds like 1.5, or 500ms, 2m)"))
 }
 
+/// A JSON Pointer (RFC 6901) to somewhere inside a response: `/meta/next`.
+fn parse_pointer(s: &str) -> Result<String, String> {
+    if s.starts_with('/') {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a JSON Pointer: it starts with `/`, like /{s}"
+        ))
+    }
+}
+
 fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -177,6 +258,16 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn pointers_start_with_a_slash() {
+        assert_eq!(parse_pointer("/meta/next"), Ok("/meta/next".into()));
+        assert!(
+            parse_pointer("meta.next")
+                .unwrap_err()
+                .contains("/meta.next")
+        );
     }
 
     #[test]

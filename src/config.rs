@@ -11,6 +11,8 @@ use url::Url;
 
 use crate::cli::Cli;
 use crate::error::Error;
+use crate::paginate::{CursorSource, Style};
+use crate::records::Select;
 use crate::retry;
 
 #[derive(Debug, Clone)]
@@ -22,11 +24,22 @@ pub enum Target {
 
 #[derive(Debug, Clone)]
 pub struct Pages {
+    /// `--paginate`, with `auto` already narrowed by the flags that imply a style.
+    pub style: Style,
     pub page_param: String,
     pub size_param: String,
     pub page_size: u64,
     pub start_page: u64,
     pub max_pages: Option<u64>,
+    pub offset_param: String,
+    pub limit_param: String,
+    /// `--cursor-path` or `--cursor-from-record`.
+    pub cursor: Option<CursorSource>,
+    pub cursor_param: Option<String>,
+    pub next_path: Option<String>,
+    pub has_more: Option<String>,
+    pub total: Option<String>,
+    pub max_records: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +48,8 @@ pub struct Request {
     pub headers: HeaderMap,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Send `headers` to next pages on other origins too (`--trust-next-origin`).
+    pub trust_next_origin: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +58,7 @@ pub struct Config {
     /// `None` writes to standard output.
     pub out: Option<PathBuf>,
     pub pages: Pages,
+    pub records: Select,
     pub request: Request,
     pub retry: retry::Policy,
 }
@@ -71,21 +87,41 @@ impl TryFrom<Cli> for Config {
             value.set_sensitive(crate::redact::is_secret_header(name.as_str()));
             headers.append(name, value);
         }
+        let style = pagination_style(&cli)?;
+        let cursor = match (cli.cursor_path, cli.cursor_from_record) {
+            (Some(pointer), _) => Some(CursorSource::Body(pointer)),
+            (None, Some(pointer)) => Some(CursorSource::LastRecord(pointer)),
+            (None, None) => None,
+        };
         Ok(Config {
             target,
             out: cli.out.filter(|p| p.as_os_str() != "-"),
             pages: Pages {
+                style,
                 page_param: cli.page_param,
                 size_param: cli.size_param,
                 page_size: cli.page_size,
                 start_page: cli.start_page,
                 max_pages: cli.max_pages,
+                offset_param: cli.offset_param,
+                limit_param: cli.limit_param,
+                cursor,
+                cursor_param: cli.cursor_param,
+                next_path: cli.next_path,
+                has_more: cli.has_more,
+                total: cli.total,
+                max_records: cli.max_records,
+            },
+            records: Select {
+                pointer: cli.records,
+                object_is_record: style == Style::None,
             },
             request: Request {
                 params: cli.params,
                 headers,
                 timeout: cli.timeout,
                 connect_timeout: cli.connect_timeout,
+                trust_next_origin: cli.trust_next_origin,
             },
             retry: retry::Policy {
                 retries: cli.retries,
@@ -96,6 +132,43 @@ impl TryFrom<Cli> for Config {
                 max_wait: cli.retry_max_wait,
             },
         })
+    }
+}
+
+/// `--paginate`, where `auto` gives way to the style that `--cursor-path`,
+/// `--cursor-from-record` or `--next-path` imply; flags of another style are refused
+/// rather than silently ignored.
+fn pagination_style(cli: &Cli) -> Result<Style, Error> {
+    let cursor_flag = match (&cli.cursor_path, &cli.cursor_from_record) {
+        (Some(_), _) => Some("--cursor-path"),
+        (None, Some(_)) => Some("--cursor-from-record"),
+        (None, None) => cli.cursor_param.as_ref().map(|_| "--cursor-param"),
+    };
+    let next_flag = cli.next_path.as_ref().map(|_| "--next-path");
+    let style = match (cli.paginate, cursor_flag, next_flag) {
+        (_, Some(c), Some(n)) => {
+            return Err(Error::Usage(format!(
+                "{c} and {n} are different pagination styles"
+            )));
+        }
+        (Style::Auto, Some("--cursor-param"), None) => Style::Auto,
+        (Style::Auto, Some(_), None) => Style::Cursor,
+        (Style::Auto, None, Some(_)) => Style::Next,
+        (style, _, _) => style,
+    };
+    let misfit = match style {
+        Style::Auto | Style::Cursor => next_flag,
+        Style::Next => cursor_flag,
+        _ => cursor_flag.or(next_flag),
+    };
+    match misfit {
+        Some(flag) => Err(Error::Usage(format!(
+            "{flag} does not apply to --paginate {}",
+            clap::ValueEnum::to_possible_value(&style)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        ))),
+        None => Ok(style),
     }
 }
 

@@ -3,13 +3,16 @@
 //! An attempt either yields a whole successful response or a [`Failure`] classified for the
 //! retry policy; the caller never sees a half-read body.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, StatusCode};
-use url::Url;
+use tracing::warn;
+use url::{Origin, Url};
 
 use crate::config::Request;
 use crate::error::Error;
@@ -26,10 +29,11 @@ pub struct Response {
 /// How much of an error body to quote in a message.
 const SNIPPET_CHARS: usize = 200;
 
+/// The client for a run. The user's headers are not client defaults: [`Fetcher`] adds
+/// them per request, so that they can be withheld from other origins.
 pub fn client(request: &Request) -> Result<Client, Error> {
     Client::builder()
         .user_agent(concat!("apifetch/", env!("CARGO_PKG_VERSION")))
-        .default_headers(request.headers.clone())
         .timeout(request.timeout)
         .connect_timeout(request.connect_timeout)
         .build()
@@ -40,8 +44,40 @@ pub fn client(request: &Request) -> Result<Client, Error> {
 pub struct Fetcher {
     client: Client,
     policy: retry::Policy,
+    headers: HeaderMap,
+    trust: Trust,
+    /// Other origins already warned about, so the warning is not repeated per page.
+    warned: Mutex<HashSet<String>>,
     requests: AtomicU64,
     attempts: AtomicU64,
+}
+
+/// Where the user's headers (`-H`, and the credentials among them) may be sent.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Only to this origin (the URL the user gave): a next link elsewhere must not carry
+    /// the user's `Authorization`, `Cookie` or API key, as curl does without
+    /// `--location-trusted`.
+    Origin(Origin),
+    /// Everywhere (`--trust-next-origin`).
+    Everywhere,
+}
+
+impl Trust {
+    pub fn new(home: &Url, everywhere: bool) -> Self {
+        if everywhere {
+            Trust::Everywhere
+        } else {
+            Trust::Origin(home.origin())
+        }
+    }
+
+    fn allows(&self, url: &Url) -> bool {
+        match self {
+            Trust::Origin(origin) => url.origin() == *origin,
+            Trust::Everywhere => true,
+        }
+    }
 }
 
 impl Fetcher {
@@ -49,9 +85,40 @@ impl Fetcher {
         Fetcher {
             client,
             policy,
+            headers: HeaderMap::new(),
+            trust: Trust::Everywhere,
+            warned: Mutex::new(HashSet::new()),
             requests: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
         }
+    }
+
+    /// Sends `headers` with every request to where `trust` allows.
+    pub fn with_headers(mut self, headers: HeaderMap, trust: Trust) -> Self {
+        self.headers = headers;
+        self.trust = trust;
+        self
+    }
+
+    /// The user's headers for a request to `url`: all of them, or none on an origin they
+    /// are not trusted to (said once per origin).
+    fn headers_for(&self, url: &Url) -> HeaderMap {
+        if self.headers.is_empty() || self.trust.allows(url) {
+            return self.headers.clone();
+        }
+        let origin = url.origin().ascii_serialization();
+        if self
+            .warned
+            .lock()
+            .expect("not poisoned")
+            .insert(origin.clone())
+        {
+            warn!(
+                "the next page is on another origin ({origin}); not sending it the -H headers \
+                 or credentials (--trust-next-origin sends them)"
+            );
+        }
+        HeaderMap::new()
     }
 
     /// Attempts made beyond the first of each request.
@@ -63,15 +130,17 @@ impl Fetcher {
     pub async fn get(&self, url: &Url) -> Result<Response, Error> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let shown = crate::redact::url(url);
-        retry::run(&self.policy, &shown, || self.attempt(url)).await
+        let headers = self.headers_for(url);
+        retry::run(&self.policy, &shown, || self.attempt(url, &headers)).await
     }
 
-    async fn attempt(&self, url: &Url) -> Result<Response, Failure> {
+    async fn attempt(&self, url: &Url, headers: &HeaderMap) -> Result<Response, Failure> {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("GET {}", crate::redact::url(url));
         let response = self
             .client
             .get(url.clone())
+            .headers(headers.clone())
             .send()
             .await
             .map_err(|e| Failure::Transport(describe(&e)))?;

@@ -55,7 +55,11 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     };
     let destination = Destination::new(config.out.clone());
     let mut spool = Spool::new(destination.scratch_file()?, ".");
-    let fetcher = http::Fetcher::new(http::client(&config.request)?, config.retry.clone());
+    let fetcher = http::Fetcher::new(http::client(&config.request)?, config.retry.clone())
+        .with_headers(
+            config.request.headers.clone(),
+            http::Trust::new(&url, config.request.trust_next_origin),
+        );
     let mut pages = Paginator::new(&url, &config.request.params, &config.pages);
     loop {
         let page_url = pages.url();
@@ -67,7 +71,8 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
                 http::snippet(&response.body)
             ))
         })?;
-        let records = page.records()?;
+        let mut records = page.records(&config.records)?;
+        records.truncate(pages.room());
         for record in &records {
             spool.add(record)?;
         }
@@ -77,7 +82,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             records.len(),
             spool.records()
         );
-        match pages.advance(&response.headers, &page, records.len()) {
+        match pages.advance(&response.headers, &page, &records)? {
             Step::Continue => continue,
             Step::Done(reason) => {
                 tracing::debug!("last page: {reason}");

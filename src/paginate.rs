@@ -1,73 +1,279 @@
 //! Where the next page comes from, and when there are no more.
+//!
+//! Real APIs paginate in half a dozen ways ([`Style`]). With `--paginate auto` the first
+//! response decides: a `Link: rel="next"` header, a next-page URL or a cursor at a path
+//! well-known APIs use, an echoed numeric `offset`, or else page numbers. Whatever the
+//! style, a run that would go round in circles (a URL or cursor seen before, a page
+//! identical to the one before it) stops with [`Error::BadResponse`] instead of looping
+//! until `--max-pages`.
+
+mod link;
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+use tracing::{info, warn};
 use url::Url;
 
 use crate::config::Pages;
-use crate::records::Page;
+use crate::error::Error;
+use crate::records::{self, Page};
+
+/// How an API hands out its pages (`--paginate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Style {
+    /// Decided from the first response (logged at INFO).
+    Auto,
+    /// Page numbers: `page=1,2,3…` with a page size.
+    Page,
+    /// Record offsets: `offset=0,100,…` with `limit`, advancing by the records received.
+    Offset,
+    /// An opaque cursor from the body (or the last record) sent back as a parameter.
+    Cursor,
+    /// A next-page URL in the body.
+    Next,
+    /// A `Link: <…>; rel="next"` header.
+    Link,
+    /// One request.
+    None,
+}
+
+/// Where a cursor is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "in", content = "pointer", rename_all = "snake_case")]
+pub enum CursorSource {
+    /// A JSON Pointer into the response body (`/next_cursor`, `/meta/next`).
+    Body(String),
+    /// A JSON Pointer into the last record of the page (keyset: Stripe's `starting_after`).
+    LastRecord(String),
+}
 
 /// What the paginator decided after a page.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     /// Fetch the next page.
     Continue,
-    /// The API said there is nothing more (the reason is for the log).
+    /// The API said there is nothing more, or `--max-records` was reached (the reason is
+    /// for the log).
     Done(&'static str),
     /// `--max-pages` stopped the run while more pages may remain.
     Capped,
 }
 
-/// Where the next request starts: everything needed to continue a run later.
+/// Where the next request starts: everything needed to continue a run later, given the
+/// same configuration. Styles decided by `--paginate auto` are recorded here too (a
+/// cursor's parameter and source, a next URL's pointer), so a resumed run does not have
+/// to detect them again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Position {
     /// Page-number pagination: the number of the next page.
     Page { number: u64 },
+    /// Offset pagination: the offset of the next page's first record.
+    Offset { offset: u64 },
+    /// The first request of a style whose later requests come from the responses (cursor,
+    /// next URL, link, none): the URL as given.
+    First,
+    /// The first request's URL with `param=value`.
+    Cursor {
+        value: String,
+        param: String,
+        from: CursorSource,
+    },
+    /// A next-page URL taken from the body at `pointer`.
+    Next { url: Url, pointer: String },
+    /// A next-page URL taken from the `Link` header.
+    Link { url: Url },
 }
 
-/// Page-number pagination: `page=1,2,3…` with a page size.
+/// The style once decided, with what it needs to find the next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// Not decided yet: the first response picks among this style's candidates (`Auto`:
+    /// all of them; `Cursor`/`Next`: the common paths of that style).
+    Detect(Style),
+    Page,
+    Offset,
+    Cursor {
+        param: String,
+        from: CursorSource,
+    },
+    Next {
+        pointer: String,
+    },
+    Link,
+    Once,
+}
+
+/// Where APIs put a next-page URL in the body, tried in order.
+const NEXT_POINTERS: &[&str] = &[
+    "/next",
+    "/links/next",
+    "/links/next/href",
+    "/_links/next/href",
+    "/paging/next",
+    "/paging/next/link",
+    "/@odata.nextLink",
+    "/odata.nextLink",
+    "/nextLink",
+    "/nextRecordsUrl",
+    "/next_page",
+    "/pagination/next",
+];
+
+/// Where APIs put a cursor, and the parameter they expect it back in.
+const CURSOR_POINTERS: &[(&str, &str)] = &[
+    ("/next_cursor", "cursor"),
+    ("/cursor", "cursor"),
+    ("/next_page_token", "page_token"),
+    ("/nextPageToken", "pageToken"),
+    ("/meta/next_cursor", "cursor"),
+    ("/pagination/next_cursor", "cursor"),
+    ("/response_metadata/next_cursor", "cursor"),
+    ("/paging/next/after", "after"),
+    ("/paging/cursors/after", "after"),
+    // Airtable: a string token (a number here is an offset echo, below).
+    ("/offset", "offset"),
+];
+
+/// A numeric offset echoed back: the API paginates by offset.
+const OFFSET_POINTERS: &[&str] = &["/offset", "/meta/offset", "/pagination/offset"];
+
+const HAS_MORE_POINTERS: &[&str] = &[
+    "/has_more",
+    "/hasMore",
+    "/meta/has_more",
+    "/pagination/has_more",
+];
+
+const TOTAL_POINTERS: &[&str] = &[
+    "/total",
+    "/total_count",
+    "/totalCount",
+    "/meta/total",
+    "/meta/total_count",
+    "/pagination/total",
+];
+
+const TOTAL_PAGES_POINTERS: &[&str] = &[
+    "/total_pages",
+    "/totalPages",
+    "/meta/total_pages",
+    "/pagination/total_pages",
+];
+
+/// The default `--cursor-param`, when the cursor's field does not imply another.
+const DEFAULT_CURSOR_PARAM: &str = "cursor";
+
+/// What the API said about the size of the whole result.
+#[derive(Debug, Default)]
+struct Totals {
+    records: Option<u64>,
+    /// Counted from `--start-page`.
+    pages: Option<u64>,
+}
+
 #[derive(Debug)]
 pub struct Paginator {
     base: Url,
     pages: Pages,
+    mode: Mode,
     position: Position,
     fetched: u64,
+    /// Records kept in this process (not counting a resumed run's earlier records).
+    records: u64,
+    /// The largest page seen: the page size the server actually grants.
+    page_records: u64,
+    totals: Totals,
+    /// Hashes of every next URL and cursor used, with the page they fetched.
+    seen: HashMap<u64, u64>,
+    /// Fingerprint of the previous page's records.
+    previous: Option<u64>,
 }
 
 impl Paginator {
-    /// `base` is the user's URL; `params` are the `--param` extras added to every request.
+    /// `base` is the user's URL; `params` are the `--param` extras added to every request
+    /// built from it (next URLs from the API are followed as given).
     pub fn new(base: &Url, params: &[(String, String)], pages: &Pages) -> Self {
         let mut base = base.clone();
         set_query(&mut base, &[]);
         if !params.is_empty() {
             base.query_pairs_mut().extend_pairs(params);
         }
-        Paginator {
-            base,
-            position: Position::Page {
+        let mode = match pages.style {
+            Style::Auto => Mode::Detect(Style::Auto),
+            Style::Page => Mode::Page,
+            Style::Offset => Mode::Offset,
+            Style::Cursor => match &pages.cursor {
+                Some(from) => Mode::Cursor {
+                    param: cursor_param(pages, from),
+                    from: from.clone(),
+                },
+                None => Mode::Detect(Style::Cursor),
+            },
+            Style::Next => match &pages.next_path {
+                Some(pointer) => Mode::Next {
+                    pointer: pointer.clone(),
+                },
+                None => Mode::Detect(Style::Next),
+            },
+            Style::Link => Mode::Link,
+            Style::None => Mode::Once,
+        };
+        let position = match pages.style {
+            Style::Auto | Style::Page => Position::Page {
                 number: pages.start_page,
             },
+            Style::Offset => Position::Offset { offset: 0 },
+            _ => Position::First,
+        };
+        Paginator {
+            base,
             pages: pages.clone(),
+            mode,
+            position,
             fetched: 0,
+            records: 0,
+            page_records: 0,
+            totals: Totals::default(),
+            seen: HashMap::new(),
+            previous: None,
         }
     }
 
     /// The URL of the page to fetch now.
     pub fn url(&self) -> Url {
-        let mut url = self.base.clone();
-        let Position::Page { number } = &self.position;
-        let page = number.to_string();
-        let size = self.pages.page_size.to_string();
-        set_query(
-            &mut url,
-            &[
-                (&self.pages.page_param, &page),
-                (&self.pages.size_param, &size),
-            ],
-        );
-        url
+        self.url_at(&self.position)
+    }
+
+    /// The URL of the page at `position` (for fetching pages ahead, see [`Self::upcoming`]).
+    pub fn url_at(&self, position: &Position) -> Url {
+        match position {
+            Position::Page { number } => self.page_url(*number),
+            Position::Offset { offset } => {
+                let mut url = self.base.clone();
+                set_query(
+                    &mut url,
+                    &[
+                        (&self.pages.offset_param, &offset.to_string()),
+                        (&self.pages.limit_param, &self.pages.page_size.to_string()),
+                    ],
+                );
+                url
+            }
+            Position::First => self.first_url(),
+            Position::Cursor { value, param, .. } => {
+                let mut url = self.first_url();
+                set_query(&mut url, &[(param, value)]);
+                url
+            }
+            Position::Next { url, .. } | Position::Link { url } => url.clone(),
+        }
     }
 
     /// Where the next request starts.
@@ -80,27 +286,528 @@ impl Paginator {
         self.fetched
     }
 
-    /// Continues from where an earlier run stopped.
+    /// The style in use: `--paginate`, or what `auto` decided once the first page is in.
+    pub fn style(&self) -> Style {
+        match &self.mode {
+            Mode::Detect(style) => *style,
+            Mode::Page => Style::Page,
+            Mode::Offset => Style::Offset,
+            Mode::Cursor { .. } => Style::Cursor,
+            Mode::Next { .. } => Style::Next,
+            Mode::Link => Style::Link,
+            Mode::Once => Style::None,
+        }
+    }
+
+    /// Continues from where an earlier run stopped. A position past the first page also
+    /// settles the style, so `auto` is not decided again on a later page.
     pub fn resume(&mut self, position: Position, fetched: u64) {
+        if fetched > 0 {
+            self.mode = match &position {
+                Position::Page { .. } => Mode::Page,
+                Position::Offset { .. } => Mode::Offset,
+                Position::Cursor { param, from, .. } => Mode::Cursor {
+                    param: param.clone(),
+                    from: from.clone(),
+                },
+                Position::Next { pointer, .. } => Mode::Next {
+                    pointer: pointer.clone(),
+                },
+                Position::Link { .. } => Mode::Link,
+                Position::First => self.mode.clone(),
+            };
+        }
         self.position = position;
         self.fetched = fetched;
     }
 
-    /// Moves past a page that held `records` records and came with these headers and body.
-    pub fn advance(&mut self, _headers: &HeaderMap, page: &Page, records: usize) -> Step {
+    /// The number of records in the whole result, when the API says so (`--total`,
+    /// `total`, `total_count`, `X-Total-Count`, …). Known once a page is in.
+    pub fn total_records(&self) -> Option<u64> {
+        self.totals.records
+    }
+
+    /// The number of pages in the whole run, counted from the first page, for page
+    /// numbers and offsets: from `total_pages` or `Link rel="last"`, or the record total
+    /// divided by the largest page seen so far (the page size the server grants, which
+    /// may be less than `--page-size`). `None` until a page is in, when the API gives no
+    /// total, and for styles whose next page comes from the previous response.
+    pub fn total_pages(&self) -> Option<u64> {
+        let from_records = || {
+            let records = self.totals.records?;
+            (self.page_records > 0).then(|| records.div_ceil(self.page_records))
+        };
+        match self.mode {
+            Mode::Page => self.totals.pages.or_else(from_records),
+            Mode::Offset => from_records(),
+            _ => None,
+        }
+    }
+
+    /// Up to `n` positions that can be fetched now without waiting for a response,
+    /// starting with [`Self::position`] itself, within the known total and `--max-pages`.
+    /// Empty when the later positions depend on responses (cursor, next URL, link) or no
+    /// total is known.
+    ///
+    /// For concurrent fetching: fetch them in parallel with [`Self::url_at`], then
+    /// [`Self::advance`] over the responses in order. Offsets are predicted assuming full
+    /// pages of the size seen so far; after each `advance`, if [`Self::position`] differs
+    /// from the next predicted position, the server sent a short page and the remaining
+    /// prefetched pages must be discarded.
+    pub fn upcoming(&self, n: usize) -> Vec<Position> {
+        let Some(total_pages) = self.total_pages() else {
+            return Vec::new();
+        };
+        let left_by_cap = self
+            .pages
+            .max_pages
+            .map_or(u64::MAX, |max| max.saturating_sub(self.fetched));
+        let take = n.min(usize::try_from(left_by_cap).unwrap_or(usize::MAX));
+        match &self.position {
+            Position::Page { number } => {
+                let last = self.pages.start_page + total_pages;
+                (*number..last)
+                    .take(take)
+                    .map(|number| Position::Page { number })
+                    .collect()
+            }
+            Position::Offset { offset } => {
+                let total = self.totals.records.unwrap_or(0);
+                (0..)
+                    .map(|k| offset + k * self.page_records)
+                    .take_while(|o| *o < total)
+                    .take(take)
+                    .map(|offset| Position::Offset { offset })
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many records of the next page to keep under `--max-records` (the last page is
+    /// cut, not dropped).
+    pub fn room(&self) -> usize {
+        self.pages.max_records.map_or(usize::MAX, |max| {
+            usize::try_from(max.saturating_sub(self.records)).unwrap_or(usize::MAX)
+        })
+    }
+
+    /// Moves past a page that came with these headers, this body and these records (as
+    /// kept, after [`Self::room`]). Fails when the API is paginating in a loop.
+    pub fn advance(
+        &mut self,
+        headers: &HeaderMap,
+        page: &Page,
+        records: &[&RawValue],
+    ) -> Result<Step, Error> {
+        let url = self.url();
         self.fetched += 1;
-        let Position::Page { number } = &mut self.position;
-        *number += 1;
-        if records == 0 {
-            return Step::Done("empty page");
+        self.records += records.len() as u64;
+        self.page_records = self.page_records.max(records.len() as u64);
+        if let Mode::Detect(style) = self.mode {
+            self.mode = self.detect(style, headers, page, &url);
         }
-        if page.value("/has_more") == Some(Value::Bool(false)) {
-            return Step::Done("has_more is false");
+        self.learn_totals(headers, page, &url);
+        self.check_repeated_page(records)?;
+        let step = self.step(headers, page, records, &url)?;
+        Ok(match step {
+            Step::Continue if self.room() == 0 => Step::Done("--max-records reached"),
+            Step::Continue if self.pages.max_pages.is_some_and(|m| self.fetched >= m) => {
+                Step::Capped
+            }
+            step => step,
+        })
+    }
+
+    fn step(
+        &mut self,
+        headers: &HeaderMap,
+        page: &Page,
+        records: &[&RawValue],
+        url: &Url,
+    ) -> Result<Step, Error> {
+        if self.has_more(page) == Some(false) {
+            return Ok(Step::Done("has_more is false"));
         }
-        if self.pages.max_pages.is_some_and(|max| self.fetched >= max) {
-            return Step::Capped;
+        match self.mode.clone() {
+            Mode::Page | Mode::Offset if records.is_empty() => Ok(Step::Done("empty page")),
+            Mode::Page => {
+                let number = match self.position {
+                    Position::Page { number } => number,
+                    _ => self.pages.start_page,
+                };
+                let last_page = self.totals.pages.map(|n| self.pages.start_page + n - 1);
+                if last_page.is_some_and(|last| number >= last) {
+                    return Ok(Step::Done("last page of total_pages"));
+                }
+                if self.totals.records.is_some_and(|t| self.records >= t) {
+                    return Ok(Step::Done("all records of the total fetched"));
+                }
+                if link::any(headers) && link::find(headers, "next", url).is_none() {
+                    return Ok(Step::Done("no next link"));
+                }
+                self.position = Position::Page { number: number + 1 };
+                Ok(Step::Continue)
+            }
+            Mode::Offset => {
+                // Auto detection turns the first page (asked for by number) into offset 0.
+                let offset = match self.position {
+                    Position::Offset { offset } => offset,
+                    _ => 0,
+                } + records.len() as u64;
+                self.position = Position::Offset { offset };
+                if self.totals.records.is_some_and(|t| offset >= t) {
+                    return Ok(Step::Done("all records of the total fetched"));
+                }
+                Ok(Step::Continue)
+            }
+            Mode::Cursor { param, from } => {
+                let value = match &from {
+                    CursorSource::Body(pointer) => page.raw(pointer).and_then(cursor_text),
+                    CursorSource::LastRecord(pointer) => records
+                        .last()
+                        .and_then(|r| records::lookup(r, pointer))
+                        .and_then(cursor_text),
+                };
+                let Some(value) = value else {
+                    return Ok(Step::Done("no next cursor"));
+                };
+                if let Position::Cursor { value: current, .. } = &self.position {
+                    let current = format!("cursor {current}");
+                    self.remember(&current);
+                }
+                self.check_seen(&format!("cursor {value}"), || {
+                    format!("cursor `{}`", shorten(&value))
+                })?;
+                self.position = Position::Cursor { value, param, from };
+                Ok(Step::Continue)
+            }
+            Mode::Next { pointer } => {
+                let next = match page.value(&pointer) {
+                    Some(Value::String(next)) if !next.is_empty() => next,
+                    _ => return Ok(Step::Done("no next URL")),
+                };
+                let next = url.join(&next).map_err(|e| {
+                    Error::BadResponse(format!(
+                        "the next-page URL at {pointer} is not a valid URL ({e})"
+                    ))
+                })?;
+                self.follow(url, next, |url| Position::Next { url, pointer })
+            }
+            Mode::Link => match link::find(headers, "next", url) {
+                Some(next) => self.follow(url, next, |url| Position::Link { url }),
+                None => Ok(Step::Done("no next link")),
+            },
+            Mode::Once => Ok(Step::Done("--paginate none makes one request")),
+            Mode::Detect(_) => unreachable!("the first page decides the style"),
         }
-        Step::Continue
+    }
+
+    /// Moves to a next URL, unless this run has been there before.
+    fn follow(
+        &mut self,
+        current: &Url,
+        next: Url,
+        position: impl FnOnce(Url) -> Position,
+    ) -> Result<Step, Error> {
+        self.remember(&format!("url {current}"));
+        self.check_seen(&format!("url {next}"), || {
+            format!("next URL {}", crate::redact::url(&next))
+        })?;
+        self.position = position(next);
+        Ok(Step::Continue)
+    }
+
+    fn remember(&mut self, key: &str) {
+        self.seen.entry(hash(key)).or_insert(self.fetched);
+    }
+
+    fn check_seen(&self, key: &str, what: impl FnOnce() -> String) -> Result<(), Error> {
+        match self.seen.get(&hash(key)) {
+            Some(page) => Err(Error::BadResponse(format!(
+                "pagination loop: page {} sent {} again, which already fetched page {page}; stopping",
+                self.fetched,
+                what()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn check_repeated_page(&mut self, records: &[&RawValue]) -> Result<(), Error> {
+        if records.is_empty() {
+            self.previous = None;
+            return Ok(());
+        }
+        let fingerprint = fingerprint(records);
+        if self.previous == Some(fingerprint) {
+            let hint = match self.mode {
+                Mode::Page => format!(
+                    "; the API seems to ignore `{}`: if it is not paginated pass --paginate none, \
+                     otherwise name its style with --paginate offset, cursor or next",
+                    self.pages.page_param
+                ),
+                Mode::Offset => format!(
+                    "; the API seems to ignore `{}`: check --offset-param and --limit-param",
+                    self.pages.offset_param
+                ),
+                _ => String::new(),
+            };
+            return Err(Error::BadResponse(format!(
+                "pagination loop: page {} repeated the {} records of page {}{hint}",
+                self.fetched,
+                records.len(),
+                self.fetched - 1
+            )));
+        }
+        self.previous = Some(fingerprint);
+        Ok(())
+    }
+
+    /// `has_more` (or `--has-more`), when the page has it.
+    fn has_more(&self, page: &Page) -> Option<bool> {
+        let pointers = match &self.pages.has_more {
+            Some(pointer) => std::slice::from_ref(pointer),
+            None => return first_bool(page, HAS_MORE_POINTERS),
+        };
+        first_bool(page, pointers)
+    }
+
+    fn learn_totals(&mut self, headers: &HeaderMap, page: &Page, url: &Url) {
+        if !matches!(self.mode, Mode::Page | Mode::Offset) {
+            return;
+        }
+        let records = match &self.pages.total {
+            Some(pointer) => page.value(pointer).as_ref().and_then(count),
+            None => TOTAL_POINTERS
+                .iter()
+                .find_map(|p| page.value(p).as_ref().and_then(count))
+                .or_else(|| {
+                    headers
+                        .get("x-total-count")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse().ok())
+                }),
+        };
+        let pages = TOTAL_PAGES_POINTERS
+            .iter()
+            .find_map(|p| page.value(p).as_ref().and_then(count))
+            .or_else(|| {
+                let last = link::find(headers, "last", url)?;
+                let number: u64 = query_value(&last, &self.pages.page_param)?.parse().ok()?;
+                Some((number + 1).saturating_sub(self.pages.start_page))
+            });
+        self.totals = Totals {
+            records: records.or(self.totals.records),
+            pages: pages.or(self.totals.pages),
+        };
+    }
+
+    /// Decides the style from the first response, among the candidates `style` allows.
+    fn detect(&self, style: Style, headers: &HeaderMap, page: &Page, url: &Url) -> Mode {
+        let auto = style == Style::Auto;
+        if auto {
+            if let Some(next) = link::find(headers, "next", url) {
+                if self.is_page_url(&next) {
+                    info!(
+                        "pagination: link header with page numbers in `{}`",
+                        self.pages.page_param
+                    );
+                    return Mode::Page;
+                }
+                info!("pagination: link header");
+                return Mode::Link;
+            }
+        }
+        if auto || style == Style::Next {
+            for pointer in NEXT_POINTERS {
+                match page.value(pointer) {
+                    Some(Value::String(s)) if looks_like_url(&s) => {
+                        info!("pagination: next URL at {pointer}");
+                        return Mode::Next {
+                            pointer: pointer.to_string(),
+                        };
+                    }
+                    Some(Value::Null) => {
+                        info!("pagination: next URL at {pointer} (none: this is the last page)");
+                        return Mode::Next {
+                            pointer: pointer.to_string(),
+                        };
+                    }
+                    Some(Value::String(s)) => warn!(
+                        "pagination: {pointer} holds `{}`, which is not a URL; if it is a cursor \
+                         pass --cursor-path {pointer} --cursor-param NAME",
+                        shorten(&s)
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        if auto || style == Style::Cursor {
+            for (pointer, param) in CURSOR_POINTERS {
+                let found = match page.value(pointer) {
+                    Some(Value::Number(_)) => *pointer != "/offset",
+                    Some(Value::String(_) | Value::Null) => true,
+                    _ => false,
+                };
+                if found {
+                    let param = self.pages.cursor_param.as_deref().unwrap_or(param);
+                    info!(
+                        "pagination: cursor at {pointer}, sent back as `{param}` \
+                         (--cursor-param NAME if the API expects another name)"
+                    );
+                    return Mode::Cursor {
+                        param: param.to_string(),
+                        from: CursorSource::Body(pointer.to_string()),
+                    };
+                }
+            }
+        }
+        if auto {
+            if let Some(pointer) = OFFSET_POINTERS
+                .iter()
+                .find(|p| matches!(page.value(p), Some(Value::Number(_))))
+            {
+                info!(
+                    "pagination: offsets (`{}`, `{}`), as {pointer} suggests",
+                    self.pages.offset_param, self.pages.limit_param
+                );
+                return Mode::Offset;
+            }
+            info!(
+                "pagination: page numbers (`{}`, `{}`)",
+                self.pages.page_param, self.pages.size_param
+            );
+            return Mode::Page;
+        }
+        let (flag, tried) = match style {
+            Style::Next => ("--next-path", NEXT_POINTERS.join(", ")),
+            _ => (
+                "--cursor-path",
+                CURSOR_POINTERS
+                    .iter()
+                    .map(|(p, _)| *p)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        warn!("pagination: nothing at {tried}; stopping after one page (pass {flag} POINTER)");
+        Mode::Once
+    }
+
+    /// Whether `next` is this run's own URL for the following page number: links that
+    /// only count pages (GitHub, json-server) are followed as page numbers, which also
+    /// lets their `rel="last"` tell how many pages there are.
+    fn is_page_url(&self, next: &Url) -> bool {
+        let Position::Page { number } = self.position else {
+            return false;
+        };
+        let expected = self.page_url(number + 1);
+        let sorted = |url: &Url| {
+            let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            pairs.sort();
+            (url.origin(), url.path().to_string(), pairs)
+        };
+        sorted(next) == sorted(&expected)
+    }
+
+    fn page_url(&self, number: u64) -> Url {
+        let mut url = self.base.clone();
+        set_query(
+            &mut url,
+            &[
+                (&self.pages.page_param, &number.to_string()),
+                (&self.pages.size_param, &self.pages.page_size.to_string()),
+            ],
+        );
+        url
+    }
+
+    /// The URL of the first request. Under `auto` it asks for the first page by number, so
+    /// a page-numbered API is paged from the start; a cursor found in its response is then
+    /// sent with that same URL.
+    fn first_url(&self) -> Url {
+        match self.pages.style {
+            Style::Auto => self.page_url(self.pages.start_page),
+            _ => self.base.clone(),
+        }
+    }
+}
+
+/// The parameter a cursor is sent back in: `--cursor-param`, or the name the API that
+/// uses this field expects (`nextPageToken` → `pageToken`), or `cursor`.
+fn cursor_param(pages: &Pages, from: &CursorSource) -> String {
+    if let Some(param) = &pages.cursor_param {
+        return param.clone();
+    }
+    let known = match from {
+        CursorSource::Body(pointer) => CURSOR_POINTERS
+            .iter()
+            .find(|(p, _)| p == pointer)
+            .map(|(_, param)| *param),
+        CursorSource::LastRecord(_) => None,
+    };
+    known.unwrap_or(DEFAULT_CURSOR_PARAM).to_string()
+}
+
+/// A cursor as text: a non-empty string, or a number. `null`, `""` and anything else mean
+/// there is no next page.
+fn cursor_text(raw: &RawValue) -> Option<String> {
+    match serde_json::from_str::<Value>(raw.get()).ok()? {
+        Value::String(s) if !s.is_empty() => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn looks_like_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("http://")
+        || lower.starts_with("https://")
+        || ["/", "?", "./", "../"].iter().any(|p| s.starts_with(p))
+}
+
+fn first_bool(page: &Page, pointers: &[impl AsRef<str>]) -> Option<bool> {
+    pointers.iter().find_map(|p| match page.value(p.as_ref()) {
+        Some(Value::Bool(b)) => Some(b),
+        _ => None,
+    })
+}
+
+/// A count sent as a number or a numeric string.
+fn count(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn query_value(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn hash(value: impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Identifies a page by its records' exact text.
+fn fingerprint(records: &[&RawValue]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for record in records {
+        record.get().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// A cursor short enough for a log line.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -126,25 +833,52 @@ fn set_query(url: &mut Url, set: &[(&str, &str)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::{HeaderValue, LINK};
 
-    fn page(json: &str) -> Page<'_> {
-        Page::parse(json.as_bytes()).unwrap()
-    }
-
-    fn pages(max: Option<u64>) -> Pages {
+    fn pages(style: Style) -> Pages {
         Pages {
+            style,
             page_param: "page".into(),
             size_param: "per_page".into(),
             page_size: 50,
             start_page: 1,
-            max_pages: max,
+            max_pages: None,
+            offset_param: "offset".into(),
+            limit_param: "limit".into(),
+            cursor: None,
+            cursor_param: None,
+            next_path: None,
+            has_more: None,
+            total: None,
+            max_records: None,
         }
+    }
+
+    fn base() -> Url {
+        Url::parse("http://h/x").unwrap()
+    }
+
+    /// Feeds one page body (with `headers`) to the paginator.
+    fn feed(p: &mut Paginator, headers: &HeaderMap, json: &str) -> Result<Step, Error> {
+        let page = Page::parse(json.as_bytes()).unwrap();
+        let records = page.records(&records::Select::default()).unwrap();
+        p.advance(headers, &page, &records)
+    }
+
+    fn body(p: &mut Paginator, json: &str) -> Step {
+        feed(p, &HeaderMap::new(), json).unwrap()
+    }
+
+    fn links(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(LINK, HeaderValue::from_str(value).unwrap());
+        h
     }
 
     #[test]
     fn keeps_existing_query_and_replaces_page_params() {
         let base = Url::parse("http://h/x?status=open&page=9").unwrap();
-        let p = Paginator::new(&base, &[("sort".into(), "id".into())], &pages(None));
+        let p = Paginator::new(&base, &[("sort".into(), "id".into())], &pages(Style::Auto));
         assert_eq!(
             p.url().as_str(),
             "http://h/x?status=open&sort=id&page=1&per_page=50"
@@ -153,56 +887,278 @@ mod tests {
 
     #[test]
     fn stops_on_empty_page_and_has_more_false_but_not_on_short_pages() {
-        let base = Url::parse("http://h/x").unwrap();
-        let mut p = Paginator::new(&base, &[], &pages(None));
-        assert_eq!(
-            p.advance(&HeaderMap::new(), &page(r#"[1]"#), 1),
-            Step::Continue
-        );
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        assert_eq!(body(&mut p, "[1]"), Step::Continue);
+        assert_eq!(p.style(), Style::Page);
         assert_eq!(p.position(), &Position::Page { number: 2 });
         assert_eq!(
-            p.advance(
-                &HeaderMap::new(),
-                &page(r#"{"data": [1], "has_more": true}"#),
-                1
-            ),
+            body(&mut p, r#"{"data": [2], "has_more": true}"#),
             Step::Continue
         );
         assert_eq!(
-            p.advance(
-                &HeaderMap::new(),
-                &page(r#"{"data": [1], "has_more": false}"#),
-                1
-            ),
+            body(&mut p, r#"{"data": [3], "has_more": false}"#),
             Step::Done("has_more is false")
         );
-        let mut p = Paginator::new(&base, &[], &pages(None));
-        assert_eq!(
-            p.advance(&HeaderMap::new(), &page(r#"[]"#), 0),
-            Step::Done("empty page")
-        );
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        assert_eq!(body(&mut p, "[]"), Step::Done("empty page"));
     }
 
     #[test]
     fn max_pages_caps_only_when_more_may_remain() {
-        let base = Url::parse("http://h/x").unwrap();
-        let mut p = Paginator::new(&base, &[], &pages(Some(2)));
+        let mut capped = pages(Style::Page);
+        capped.max_pages = Some(2);
+        let mut p = Paginator::new(&base(), &[], &capped);
+        assert_eq!(body(&mut p, "[1]"), Step::Continue);
+        assert_eq!(body(&mut p, "[2]"), Step::Capped);
+        capped.max_pages = Some(1);
+        let mut p = Paginator::new(&base(), &[], &capped);
         assert_eq!(
-            p.advance(&HeaderMap::new(), &page(r#"[1]"#), 1),
+            body(&mut p, r#"{"data": [1], "has_more": false}"#),
+            Step::Done("has_more is false")
+        );
+    }
+
+    #[test]
+    fn max_records_leaves_room_for_the_rest_and_then_stops() {
+        let mut limited = pages(Style::Page);
+        limited.max_records = Some(3);
+        let mut p = Paginator::new(&base(), &[], &limited);
+        assert_eq!(p.room(), 3);
+        assert_eq!(body(&mut p, "[1, 2]"), Step::Continue);
+        assert_eq!(p.room(), 1);
+        assert_eq!(body(&mut p, "[3]"), Step::Done("--max-records reached"));
+    }
+
+    #[test]
+    fn offsets_advance_by_records_received_and_stop_at_the_total() {
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Offset));
+        assert_eq!(p.url().as_str(), "http://h/x?offset=0&limit=50");
+        assert_eq!(
+            body(&mut p, r#"{"items": [1, 2, 3], "total": 5}"#),
             Step::Continue
         );
+        assert_eq!(p.url().as_str(), "http://h/x?offset=3&limit=50");
+        assert_eq!(p.total_records(), Some(5));
+        assert_eq!(p.total_pages(), Some(2));
         assert_eq!(
-            p.advance(&HeaderMap::new(), &page(r#"[1]"#), 1),
-            Step::Capped
+            body(&mut p, r#"{"items": [4, 5], "total": 5}"#),
+            Step::Done("all records of the total fetched")
         );
-        let mut p = Paginator::new(&base, &[], &pages(Some(1)));
+    }
+
+    #[test]
+    fn totals_predict_upcoming_pages() {
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        assert_eq!(p.upcoming(4), []);
         assert_eq!(
-            p.advance(
-                &HeaderMap::new(),
-                &page(r#"{"data": [1], "has_more": false}"#),
-                1
+            body(&mut p, r#"{"data": [1, 2], "total_pages": 4}"#),
+            Step::Continue
+        );
+        assert_eq!(p.total_pages(), Some(4));
+        let ahead = p.upcoming(10);
+        assert_eq!(
+            ahead,
+            [2, 3, 4].map(|number| Position::Page { number }).to_vec()
+        );
+        assert_eq!(
+            p.url_at(&ahead[2]).as_str(),
+            "http://h/x?page=4&per_page=50"
+        );
+        assert_eq!(p.upcoming(1).len(), 1);
+
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Offset));
+        let mut h = HeaderMap::new();
+        h.insert("x-total-count", HeaderValue::from_static("7"));
+        assert_eq!(feed(&mut p, &h, "[1, 2, 3]").unwrap(), Step::Continue);
+        assert_eq!(
+            p.upcoming(5),
+            [3, 6].map(|offset| Position::Offset { offset }).to_vec()
+        );
+    }
+
+    #[test]
+    fn page_number_links_are_paged_by_number_with_the_last_link_as_total() {
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        let h = links(
+            r#"<http://h/x?per_page=50&page=2>; rel="next", <http://h/x?page=3&per_page=50>; rel="last""#,
+        );
+        assert_eq!(feed(&mut p, &h, "[1]").unwrap(), Step::Continue);
+        assert_eq!(p.style(), Style::Page);
+        assert_eq!(p.total_pages(), Some(3));
+        let h = links(r#"<http://h/x?page=1&per_page=50>; rel="first""#);
+        assert_eq!(feed(&mut p, &h, "[2]").unwrap(), Step::Done("no next link"));
+    }
+
+    #[test]
+    fn other_links_are_followed_as_given() {
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        let h = links(r#"</x?page_info=abc>; rel="next""#);
+        assert_eq!(feed(&mut p, &h, "[1]").unwrap(), Step::Continue);
+        assert_eq!(p.style(), Style::Link);
+        assert_eq!(p.url().as_str(), "http://h/x?page_info=abc");
+        let h = links(r#"</x?page_info=def>; rel="next""#);
+        assert_eq!(feed(&mut p, &h, "[2]").unwrap(), Step::Continue);
+        assert_eq!(
+            feed(&mut p, &HeaderMap::new(), "[3]").unwrap(),
+            Step::Done("no next link")
+        );
+    }
+
+    #[test]
+    fn auto_detects_the_style_of_real_apis() {
+        let cases = [
+            (
+                r#"{"data": [1], "links": {"next": "/x?page=2"}}"#,
+                Style::Next,
+                "http://h/x?page=2",
             ),
-            Step::Done("has_more is false")
+            (
+                r#"{"value": [1], "@odata.nextLink": "https://h/x?$skip=1"}"#,
+                Style::Next,
+                "https://h/x?$skip=1",
+            ),
+            (
+                r#"{"records": [1], "done": false, "nextRecordsUrl": "/q/01g-2000"}"#,
+                Style::Next,
+                "http://h/q/01g-2000",
+            ),
+            (
+                r#"{"_embedded": {"o": [1]}, "_links": {"next": {"href": "/x?p=2"}}}"#,
+                Style::Next,
+                "http://h/x?p=2",
+            ),
+            (
+                r#"{"results": [1], "paging": {"next": {"after": "7", "link": "/x?after=7"}}}"#,
+                Style::Next,
+                "http://h/x?after=7",
+            ),
+            (
+                r#"{"results": [1], "next_cursor": "c2"}"#,
+                Style::Cursor,
+                "http://h/x?page=1&per_page=50&cursor=c2",
+            ),
+            (
+                r#"{"members": [1], "response_metadata": {"next_cursor": "dXNlcg=="}}"#,
+                Style::Cursor,
+                "http://h/x?page=1&per_page=50&cursor=dXNlcg%3D%3D",
+            ),
+            (
+                r#"{"items": [1], "nextPageToken": "t2"}"#,
+                Style::Cursor,
+                "http://h/x?page=1&per_page=50&pageToken=t2",
+            ),
+            (
+                r#"{"records": [1], "offset": "itr/rec"}"#,
+                Style::Cursor,
+                "http://h/x?page=1&per_page=50&offset=itr%2Frec",
+            ),
+            (
+                r#"{"items": [1], "offset": 0, "limit": 1, "total": 9}"#,
+                Style::Offset,
+                "http://h/x?offset=1&limit=50",
+            ),
+            (
+                r#"{"data": [1], "has_more": true}"#,
+                Style::Page,
+                "http://h/x?page=2&per_page=50",
+            ),
+        ];
+        for (json, style, next) in cases {
+            let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+            assert_eq!(body(&mut p, json), Step::Continue, "{json}");
+            assert_eq!((p.style(), p.url().as_str()), (style, next), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_null_next_or_empty_cursor_is_the_last_page() {
+        for json in [
+            r#"{"results": [1], "next": null}"#,
+            r#"{"results": [1], "next_cursor": ""}"#,
+            r#"{"results": [1], "next_cursor": null}"#,
+        ] {
+            let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+            assert!(matches!(body(&mut p, json), Step::Done(_)), "{json}");
+        }
+    }
+
+    #[test]
+    fn keyset_cursors_come_from_the_last_record() {
+        let mut keyset = pages(Style::Cursor);
+        keyset.cursor = Some(CursorSource::LastRecord("/id".into()));
+        keyset.cursor_param = Some("starting_after".into());
+        let mut p = Paginator::new(&base(), &[], &keyset);
+        assert_eq!(p.url().as_str(), "http://h/x");
+        let page = r#"{"data": [{"id": "a"}, {"id": "b"}], "has_more": true}"#;
+        assert_eq!(body(&mut p, page), Step::Continue);
+        assert_eq!(p.url().as_str(), "http://h/x?starting_after=b");
+        let last = r#"{"data": [{"id": "c"}], "has_more": false}"#;
+        assert_eq!(body(&mut p, last), Step::Done("has_more is false"));
+    }
+
+    #[test]
+    fn loops_are_caught_and_named() {
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        body(&mut p, r#"{"data": [1], "next_cursor": "A"}"#);
+        body(&mut p, r#"{"data": [2], "next_cursor": "B"}"#);
+        let err = feed(
+            &mut p,
+            &HeaderMap::new(),
+            r#"{"data": [3], "next_cursor": "A"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("page 3 sent cursor `A` again, which already fetched page 2"),
+            "{err}"
+        );
+
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        body(&mut p, r#"{"data": [1], "next": "/x?n=2"}"#);
+        let err = feed(
+            &mut p,
+            &HeaderMap::new(),
+            r#"{"data": [2], "next": "/x?page=1&per_page=50"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("next URL http://h/x?page=1&per_page=50 again"),
+            "{err}"
+        );
+
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        body(&mut p, r#"{"data": [1, 2], "has_more": true}"#);
+        let err = feed(
+            &mut p,
+            &HeaderMap::new(),
+            r#"{"data": [1, 2], "has_more": true}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::BadResponse(_)));
+        let err = err.to_string();
+        assert!(
+            err.contains("page 2 repeated the 2 records of page 1"),
+            "{err}"
+        );
+        assert!(err.contains("--paginate none"), "{err}");
+    }
+
+    #[test]
+    fn resuming_settles_the_style_from_the_position() {
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        body(&mut p, r#"{"items": [1], "nextPageToken": "t2"}"#);
+        let saved = serde_json::to_string(p.position()).unwrap();
+        assert_eq!(
+            saved,
+            r#"{"kind":"cursor","value":"t2","param":"pageToken","from":{"in":"body","pointer":"/nextPageToken"}}"#
+        );
+        let mut q = Paginator::new(&base(), &[], &pages(Style::Auto));
+        q.resume(serde_json::from_str(&saved).unwrap(), p.fetched());
+        assert_eq!((q.style(), q.url()), (Style::Cursor, p.url()));
+        assert_eq!(
+            body(&mut q, r#"{"items": [2], "nextPageToken": ""}"#),
+            Step::Done("no next cursor")
         );
     }
 }

@@ -14,11 +14,29 @@ use serde_json::value::RawValue;
 
 use crate::error::Error;
 
-/// Where APIs commonly put the records of a page, tried in order after a top-level array.
-const COMMON_POINTERS: &[&str] = &["/data", "/items", "/results", "/records"];
+/// Where APIs commonly put the records of a page, tried in order after a top-level array,
+/// at the top level and then one level down (`/data/items`).
+const COMMON_KEYS: &[&str] = &[
+    "data", "items", "results", "records", "entries", "value", "rows",
+];
+
+/// Objects that wrap the records one level down without a common key inside: HAL's
+/// `_embedded.<name>`, `{"data": {"users": [...]}}`.
+const WRAPPER_KEYS: &[&str] = &["_embedded", "data", "response", "result"];
+
+/// How to find the records of a page (`--records`, `--paginate none`).
+#[derive(Debug, Clone, Default)]
+pub struct Select {
+    /// `--records POINTER`: the records are the array there. `None` searches.
+    pub pointer: Option<String>,
+    /// An object response with no records array is itself the one record (`--paginate
+    /// none`: a single resource rather than a list).
+    pub object_is_record: bool,
+}
 
 /// One response body, split into its top-level parts but not further.
 pub struct Page<'a> {
+    whole: &'a RawValue,
     top: Top<'a>,
 }
 
@@ -30,32 +48,25 @@ enum Top<'a> {
 
 impl<'a> Page<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
-        let raw: &RawValue = serde_json::from_slice(body)?;
-        let top = match raw.get().as_bytes()[0] {
-            b'[' => Top::Array(serde_json::from_str(raw.get())?),
-            b'{' => Top::Object(entries(raw)?),
-            _ => Top::Scalar(serde_json::from_str(raw.get())?),
+        let whole: &RawValue = serde_json::from_slice(body)?;
+        let top = match whole.get().as_bytes()[0] {
+            b'[' => Top::Array(serde_json::from_str(whole.get())?),
+            b'{' => Top::Object(entries(whole)?),
+            _ => Top::Scalar(serde_json::from_str(whole.get())?),
         };
-        Ok(Page { top })
+        Ok(Page { whole, top })
     }
 
     /// The raw value at a JSON Pointer (`/meta/next_cursor`, `/data/0/id`).
     pub fn raw(&self, pointer: &str) -> Option<&'a RawValue> {
         let mut tokens = pointer.strip_prefix('/')?.split('/').map(unescape_token);
         let first = tokens.next()?;
-        let mut current = match &self.top {
-            Top::Object(fields) => fields
-                .iter()
-                .rev()
-                .find(|(k, _)| *k == first)
-                .map(|(_, v)| *v)?,
+        let current = match &self.top {
+            Top::Object(fields) => field(fields, &first)?,
             Top::Array(items) => *items.get(first.parse::<usize>().ok()?)?,
             Top::Scalar(_) => return None,
         };
-        for token in tokens {
-            current = child(current, &token)?;
-        }
-        Some(current)
+        walk(current, tokens)
     }
 
     /// The value at a JSON Pointer, parsed (for small metadata such as `has_more`).
@@ -63,18 +74,81 @@ impl<'a> Page<'a> {
         serde_json::from_str(self.raw(pointer)?.get()).ok()
     }
 
-    /// The records of the page: a top-level array, or the array at a common key.
-    pub fn records(&self) -> Result<Vec<&'a RawValue>, Error> {
-        if let Top::Array(items) = &self.top {
+    /// The records of the page: the array at `--records`, or else a top-level array, the
+    /// array at a common key (at the top or one level down), or the only array-valued
+    /// top-level field.
+    pub fn records(&self, select: &Select) -> Result<Vec<&'a RawValue>, Error> {
+        if let (None, Top::Array(items)) = (&select.pointer, &self.top) {
             return Ok(items.clone());
         }
-        for pointer in COMMON_POINTERS {
-            if let Some(raw) = self.raw(pointer).filter(|r| r.get().starts_with('[')) {
-                return serde_json::from_str(raw.get())
-                    .map_err(|e| Error::BadResponse(e.to_string()));
+        let found = match &select.pointer {
+            Some(pointer) => Some(self.raw(pointer).ok_or_else(|| {
+                Error::BadResponse(format!(
+                    "--records {pointer}: the response has nothing there; top-level keys: {}",
+                    self.keys()
+                ))
+            })?),
+            None => self.search(),
+        };
+        match found {
+            Some(raw) if raw.get().starts_with('[') => {
+                serde_json::from_str(raw.get()).map_err(|e| Error::BadResponse(e.to_string()))
             }
+            Some(raw) => Err(Error::BadResponse(format!(
+                "--records {}: that is a JSON {}, not an array",
+                select.pointer.as_deref().unwrap_or_default(),
+                kind(&serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+            ))),
+            None if select.object_is_record && matches!(self.top, Top::Object(_)) => {
+                Ok(vec![self.whole])
+            }
+            None => Err(Error::BadResponse(format!(
+                "no records array in the response (looked for a top-level array, {} one level \
+                 down, and a single array-valued field); top-level keys: {}; pass --records \
+                 POINTER to name it, or --paginate none if the response is one record",
+                COMMON_KEYS
+                    .iter()
+                    .map(|k| format!("/{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.keys()
+            ))),
         }
-        let keys = match &self.top {
+    }
+
+    fn search(&self) -> Option<&'a RawValue> {
+        let Top::Object(fields) = &self.top else {
+            return None;
+        };
+        let is_array = |raw: &&RawValue| raw.get().starts_with('[');
+        let common = |fields: &[(Cow<str>, &'a RawValue)]| {
+            COMMON_KEYS
+                .iter()
+                .find_map(|key| field(fields, key).filter(is_array))
+        };
+        let only_array = |fields: &[(Cow<str>, &'a RawValue)]| {
+            let mut arrays = fields.iter().map(|(_, v)| *v).filter(is_array);
+            arrays.next().filter(|_| arrays.next().is_none())
+        };
+        common(fields)
+            .or_else(|| {
+                COMMON_KEYS.iter().chain(WRAPPER_KEYS).find_map(|key| {
+                    let inner = field(fields, key).filter(|v| v.get().starts_with('{'))?;
+                    let inner = entries(inner).ok()?;
+                    common(&inner).or_else(|| {
+                        WRAPPER_KEYS
+                            .contains(key)
+                            .then(|| only_array(&inner))
+                            .flatten()
+                    })
+                })
+            })
+            .or_else(|| only_array(fields))
+    }
+
+    /// The top-level keys, for messages about a response that is not what was expected.
+    fn keys(&self) -> String {
+        match &self.top {
             Top::Object(fields) if fields.is_empty() => {
                 "none: the response is an empty object".to_string()
             }
@@ -84,13 +158,39 @@ impl<'a> Page<'a> {
                 .collect::<Vec<_>>()
                 .join(", "),
             Top::Scalar(value) => format!("none: the response is a JSON {}", kind(value)),
-            Top::Array(_) => unreachable!("arrays returned above"),
-        };
-        Err(Error::BadResponse(format!(
-            "no records array in the response (looked for a top-level array and {}); top-level keys: {keys}",
-            COMMON_POINTERS.join(", ")
-        )))
+            Top::Array(_) => "none: the response is an array".to_string(),
+        }
     }
+}
+
+/// The raw value at a JSON Pointer inside one raw value (a field of a record).
+pub fn lookup<'a>(raw: &'a RawValue, pointer: &str) -> Option<&'a RawValue> {
+    if pointer.is_empty() {
+        return Some(raw);
+    }
+    walk(
+        raw,
+        pointer.strip_prefix('/')?.split('/').map(unescape_token),
+    )
+}
+
+fn walk<'a, 't>(
+    mut current: &'a RawValue,
+    tokens: impl Iterator<Item = Cow<'t, str>>,
+) -> Option<&'a RawValue> {
+    for token in tokens {
+        current = child(current, &token)?;
+    }
+    Some(current)
+}
+
+/// The last field named `name` (the one a JSON parser would keep).
+fn field<'a>(fields: &[(Cow<str>, &'a RawValue)], name: &str) -> Option<&'a RawValue> {
+    fields
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| *v)
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -115,12 +215,7 @@ fn unescape_token(token: &str) -> Cow<'_, str> {
 
 fn child<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
     match raw.get().as_bytes()[0] {
-        b'{' => entries(raw)
-            .ok()?
-            .into_iter()
-            .rev()
-            .find(|(k, _)| k == token)
-            .map(|(_, v)| v),
+        b'{' => field(&entries(raw).ok()?, token),
         b'[' => {
             let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
             items.get(token.parse::<usize>().ok()?).copied()
@@ -241,33 +336,84 @@ mod tests {
         out
     }
 
-    fn count(json: &str) -> usize {
+    fn found(json: &str, select: &Select) -> Result<Vec<String>, String> {
         Page::parse(json.as_bytes())
             .unwrap()
-            .records()
-            .unwrap()
-            .len()
+            .records(select)
+            .map(|r| r.iter().map(|v| v.get().to_string()).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    fn auto(json: &str) -> Vec<String> {
+        found(json, &Select::default()).unwrap()
     }
 
     #[test]
-    fn finds_top_level_arrays_and_common_keys() {
-        assert_eq!(count("[1, 2]"), 2);
-        assert_eq!(count(r#"{"items": [1], "total": 1}"#), 1);
-        assert_eq!(count(r#"{"meta": {}, "results": []}"#), 0);
-        assert_eq!(count(r#"{"data": {"x": 1}, "items": [{}]}"#), 1);
+    fn finds_records_where_real_apis_put_them() {
+        let cases = [
+            ("[1, 2]", "1 2"),
+            (r#"{"items": [1], "total": 1}"#, "1"),
+            (r#"{"meta": {}, "results": []}"#, ""),
+            (r#"{"data": {"x": 1}, "items": [2]}"#, "2"),
+            (r#"{"value": [3], "@odata.nextLink": "x"}"#, "3"),
+            (r#"{"rows": [4], "entries": [5]}"#, "5"),
+            (r#"{"data": {"items": [6], "tags": [0]}}"#, "6"),
+            (r#"{"_embedded": {"orders": [7]}, "_links": {}}"#, "7"),
+            (r#"{"data": {"users": [8]}, "meta": {"page": 1}}"#, "8"),
+            (r#"{"issues": [9], "startAt": 0, "total": 1}"#, "9"),
+            (r#"{"totalSize": 1, "done": true, "records": [10]}"#, "10"),
+        ];
+        for (json, want) in cases {
+            assert_eq!(auto(json).join(" "), want, "{json}");
+        }
+    }
+
+    #[test]
+    fn records_pointer_picks_the_array() {
+        let select = Select {
+            pointer: Some("/response/list".into()),
+            object_is_record: false,
+        };
+        let json = r#"{"items": [1], "response": {"list": [2, 3]}}"#;
+        assert_eq!(found(json, &select).unwrap(), ["2", "3"]);
+        let err = found(r#"{"response": {"list": {}}}"#, &select).unwrap_err();
+        assert!(err.contains("JSON object, not an array"), "{err}");
+        let err = found(r#"{"other": 1}"#, &select).unwrap_err();
+        assert!(
+            err.contains("nothing there; top-level keys: other"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_object_is_one_record_only_when_asked() {
+        let json = r#"{"id": 1, "name": "x"}"#;
+        let one = Select {
+            pointer: None,
+            object_is_record: true,
+        };
+        assert_eq!(found(json, &one).unwrap(), [json]);
+        assert_eq!(found(r#"{"items": [1, 2]}"#, &one).unwrap(), ["1", "2"]);
+        let err = found(json, &Select::default()).unwrap_err();
+        assert!(err.contains("--paginate none"), "{err}");
     }
 
     #[test]
     fn missing_records_names_the_keys_seen() {
-        let page = Page::parse(br#"{"error": "x", "status": 1}"#).unwrap();
-        let err = page.records().unwrap_err().to_string();
+        let err = found(r#"{"error": "x", "status": 1}"#, &Select::default()).unwrap_err();
         assert!(err.contains("top-level keys: error, status"), "{err}");
-        let err = Page::parse(br#""hello""#)
-            .unwrap()
-            .records()
-            .unwrap_err()
-            .to_string();
+        let err = found(r#""hello""#, &Select::default()).unwrap_err();
         assert!(err.contains("JSON string"), "{err}");
+        let err = found(r#"{"a": [1], "b": [2]}"#, &Select::default()).unwrap_err();
+        assert!(err.contains("--records POINTER"), "{err}");
+    }
+
+    #[test]
+    fn lookup_reaches_into_a_record() {
+        let raw: &RawValue = serde_json::from_str(r#"{"id": "cus_1", "a": {"b": [5]}}"#).unwrap();
+        assert_eq!(lookup(raw, "/id").unwrap().get(), r#""cus_1""#);
+        assert_eq!(lookup(raw, "/a/b/0").unwrap().get(), "5");
+        assert!(lookup(raw, "/nope").is_none());
     }
 
     #[test]
