@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::paginate::Style;
+use crate::redact::Secret;
 use crate::retry::Jitter;
 
 const EXIT_CODES: &str = "\
@@ -35,11 +36,22 @@ Examples:
 #[command(name = "apifetch", version, about, long_about, args_override_self = true, after_long_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"), after_help = EXIT_CODES)]
 pub struct Cli {
     /// The API endpoint. Query parameters already in it are kept.
-    #[arg(value_name = "URL", required_unless_present = "demo")]
+    #[arg(
+        value_name = "URL",
+        required_unless_present_any = ["demo", "generate"],
+        env = "APIFETCH_URL",
+        hide_env_values = true
+    )]
     pub url: Option<String>,
 
     /// Where to write the records; `-` or no --out means standard output.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        env = "APIFETCH_OUT",
+        hide_env_values = true
+    )]
     pub out: Option<PathBuf>,
 
     /// Run against a built-in simulated API on 127.0.0.1 that injects a 503 and a 429, to
@@ -52,7 +64,9 @@ pub struct Cli {
         long,
         value_name = "NAME",
         default_value = "page",
-        help_heading = "Pagination"
+        help_heading = "Pagination",
+        env = "APIFETCH_PAGE_PARAM",
+        hide_env_values = true
     )]
     pub page_param: String,
 
@@ -61,12 +75,14 @@ pub struct Cli {
         long,
         value_name = "NAME",
         default_value = "per_page",
-        help_heading = "Pagination"
+        help_heading = "Pagination",
+        env = "APIFETCH_SIZE_PARAM",
+        hide_env_values = true
     )]
     pub size_param: String,
 
     /// Records to ask for per page. The API may send fewer; that alone never ends the run.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination")]
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_PAGE_SIZE", hide_env_values = true)]
     pub page_size: u64,
 
     /// Number of the first page.
@@ -74,13 +90,15 @@ pub struct Cli {
         long,
         value_name = "N",
         default_value_t = 1,
-        help_heading = "Pagination"
+        help_heading = "Pagination",
+        env = "APIFETCH_START_PAGE",
+        hide_env_values = true
     )]
     pub start_page: u64,
 
     /// Stop after this many pages, even if more remain (a warning says so). Unlimited by
     /// default.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_MAX_PAGES", hide_env_values = true)]
     pub max_pages: Option<u64>,
 
     /// How the API hands out pages: auto decides from the first response (and logs what it
@@ -153,52 +171,178 @@ pub struct Cli {
     pub trust_next_origin: bool,
 
     /// Extra query parameter for every request (repeatable).
-    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param, help_heading = "Request")]
-    pub params: Vec<(String, String)>,
+    #[arg(long = "param", value_name = "KEY=VALUE", help_heading = "Request")]
+    pub params: Vec<String>,
 
-    /// Extra request header (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Request")]
-    pub headers: Vec<(String, String)>,
+    /// Extra request header (repeatable). Values of credential headers (Authorization,
+    /// Cookie, *-Api-Key, *-Token) never appear in logs or errors.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME: VALUE",
+        help_heading = "Request"
+    )]
+    pub headers: Vec<String>,
+
+    /// The User-Agent header sent with every request.
+    #[arg(short = 'A', long, value_name = "TEXT", default_value = concat!("apifetch/", env!("CARGO_PKG_VERSION")), env = "APIFETCH_USER_AGENT", hide_env_values = true, help_heading = "Request")]
+    pub user_agent: String,
+
+    /// Refuse (exit 5) a response body larger than this, before it is read past the limit.
+    /// Accepts bytes or a K, M or G suffix (binary: 1M = 1048576).
+    #[arg(long, value_name = "BYTES", default_value = "100M", value_parser = parse_size, env = "APIFETCH_MAX_RESPONSE_SIZE", hide_env_values = true, help_heading = "Request")]
+    pub max_response_size: u64,
 
     /// Time limit for one request, including reading its body.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, help_heading = "Request")]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, help_heading = "Request", env = "APIFETCH_TIMEOUT", hide_env_values = true)]
     pub timeout: Duration,
 
     /// Time limit for establishing a connection.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_duration, help_heading = "Request")]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_duration, help_heading = "Request", env = "APIFETCH_CONNECT_TIMEOUT", hide_env_values = true)]
     pub connect_timeout: Duration,
 
     /// Retries after the first attempt of each request.
-    #[arg(long, value_name = "N", default_value_t = 5, help_heading = "Retries")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        help_heading = "Retries",
+        env = "APIFETCH_RETRIES",
+        hide_env_values = true
+    )]
     pub retries: u32,
 
     /// Wait before the first retry; it doubles with each further retry.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration, help_heading = "Retries")]
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration, help_heading = "Retries", env = "APIFETCH_BACKOFF", hide_env_values = true)]
     pub backoff: Duration,
 
     /// Longest wait between retries.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, help_heading = "Retries")]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, help_heading = "Retries", env = "APIFETCH_BACKOFF_MAX", hide_env_values = true)]
     pub backoff_max: Duration,
 
     /// How waits are randomised: equal draws from [d/2, d], full from [0, d], none waits d.
-    #[arg(long, value_name = "KIND", value_enum, default_value_t = Jitter::Equal, help_heading = "Retries")]
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = Jitter::Equal, help_heading = "Retries", env = "APIFETCH_JITTER", hide_env_values = true)]
     pub jitter: Jitter,
 
     /// HTTP statuses that are retried; every other error status fails at once.
-    #[arg(long, value_name = "CODES", value_delimiter = ',', default_value = "408,425,429,500,502,503,504", value_parser = clap::value_parser!(u16).range(100..600), help_heading = "Retries")]
+    #[arg(long, value_name = "CODES", value_delimiter = ',', default_value = "408,425,429,500,502,503,504", value_parser = clap::value_parser!(u16).range(100..600), help_heading = "Retries", env = "APIFETCH_RETRY_ON", hide_env_values = true)]
     pub retry_on: Vec<u16>,
 
     /// Give up instead of waiting longer than this for one retry (e.g. a long Retry-After).
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_duration, help_heading = "Retries")]
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_duration, help_heading = "Retries", env = "APIFETCH_RETRY_MAX_WAIT", hide_env_values = true)]
     pub retry_max_wait: Duration,
+
+    /// Send `Authorization: Bearer TOKEN` with every request.
+    #[arg(long, value_name = "TOKEN", value_parser = secret, env = "APIFETCH_TOKEN", hide_env_values = true, help_heading = "Auth and TLS")]
+    pub bearer: Option<Secret>,
+
+    /// HTTP basic authentication with this user name and password.
+    #[arg(short = 'u', long, value_name = "USER:PASS", value_parser = secret, env = "APIFETCH_USER", hide_env_values = true, conflicts_with = "bearer", help_heading = "Auth and TLS")]
+    pub user: Option<Secret>,
+
+    /// Also trust the CA certificate(s) in this PEM file, besides the system's.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "APIFETCH_CACERT",
+        hide_env_values = true,
+        help_heading = "Auth and TLS"
+    )]
+    pub cacert: Option<PathBuf>,
+
+    /// Do not verify TLS certificates. Anyone on the network path can then read and change
+    /// the traffic, credentials included; a warning says so on every run.
+    #[arg(long, help_heading = "Auth and TLS")]
+    pub insecure: bool,
 
     /// More log output (-v: each request, -vv: debugging).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet", help_heading = "Logging")]
     pub verbose: u8,
 
     /// Only errors on stderr; nothing at all on success.
-    #[arg(short, long, help_heading = "Logging")]
+    #[arg(
+        short,
+        long,
+        help_heading = "Logging",
+        env = "APIFETCH_QUIET",
+        hide_env_values = true
+    )]
     pub quiet: bool,
+
+    /// Log as human-readable text, or as JSON Lines with stable fields (level, msg, page,
+    /// records, status, attempt, wait_ms, url) for log collectors.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, env = "APIFETCH_LOG_FORMAT", hide_env_values = true, help_heading = "Logging")]
+    pub log_format: LogFormat,
+
+    /// When to color the logs; `auto` means when stderr is a terminal and NO_COLOR is unset.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto, env = "APIFETCH_COLOR", hide_env_values = true, help_heading = "Logging")]
+    pub color: Color,
+
+    /// Write a JSON summary of the run here (exit code, records, pages, requests, retries,
+    /// waits, bytes, elapsed time, output), also when the run fails.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "APIFETCH_SUMMARY_JSON",
+        hide_env_values = true,
+        help_heading = "Logging"
+    )]
+    pub summary_json: Option<PathBuf>,
+
+    /// Print shell completions or the man page to stdout, then exit.
+    #[arg(long, value_name = "WHAT", value_enum, hide = true, exclusive = true)]
+    pub generate: Option<Generate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Never,
+    Auto,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    CompletionsBash,
+    CompletionsZsh,
+    CompletionsFish,
+    Man,
+}
+
+/// Credentials are wrapped at once, so even `Debug` of the parsed command line hides them.
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
+}
+
+/// A byte count: `1048576`, `512K`, `100M`, `1G` (binary units; a trailing `iB` or `B` is
+/// allowed).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size (use bytes, or 512K, 100M, 1G)"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a size (use bytes, or 512K, 100M, 1G)"))
 }
 
 /// Seconds as a number (`0.05`, `30`) or a human duration (`500ms`, `2m`, `1h30m`).
@@ -221,23 +365,6 @@ fn parse_pointer(s: &str) -> Result<String, String> {
             "`{s}` is not a JSON Pointer: it starts with `/`, like /{s}"
         ))
     }
-}
-
-fn parse_param(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("`{s}` is not KEY=VALUE")),
-    }
-}
-
-fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| "expected `Name: value`".to_string())?;
-    let name = name.trim();
-    reqwest::header::HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("`{name}` is not a valid header name"))?;
-    Ok((name.to_string(), value.trim().to_string()))
 }
 
 #[cfg(test)]
@@ -271,13 +398,13 @@ mod tests {
     }
 
     #[test]
-    fn params_and_headers_split_once() {
-        assert_eq!(parse_param("q=a=b"), Ok(("q".into(), "a=b".into())));
-        assert!(parse_param("=x").is_err());
-        assert_eq!(
-            parse_header("X-Trace:  a:b "),
-            Ok(("X-Trace".into(), "a:b".into()))
-        );
-        assert!(parse_header("bad header: x").is_err());
+    fn sizes_accept_binary_suffixes() {
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        for bad in ["0", "-1", "12T", "M", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -3,16 +3,19 @@
 //! The fetch code never sees raw strings or re-checks flags; everything here is already in
 //! the form it is used in.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tracing::level_filters::LevelFilter;
 use url::Url;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Color, LogFormat};
 use crate::error::Error;
 use crate::paginate::{CursorSource, Style};
 use crate::records::Select;
+use crate::redact::{self, Secret};
 use crate::retry;
 
 #[derive(Debug, Clone)]
@@ -46,10 +49,51 @@ pub struct Pages {
 pub struct Request {
     pub params: Vec<(String, String)>,
     pub headers: HeaderMap,
+    pub user_agent: String,
+    pub auth: Option<Auth>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     /// Send `headers` to next pages on other origins too (`--trust-next-origin`).
     pub trust_next_origin: bool,
+    /// Larger response bodies are refused rather than read into memory.
+    pub max_response_size: u64,
+    pub tls: Tls,
+    pub proxies: Proxies,
+}
+
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Bearer(Secret),
+    Basic { user: String, password: Secret },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// Extra trusted CA certificates, PEM.
+    pub cacert: Option<Vec<u8>>,
+    /// Skip certificate verification (`--insecure`).
+    pub insecure: bool,
+}
+
+/// Proxies from the environment, as curl reads them. Kept as secrets: proxy URLs often
+/// carry a password.
+#[derive(Debug, Clone, Default)]
+pub struct Proxies {
+    pub http: Option<Secret>,
+    pub https: Option<Secret>,
+    /// Hosts that bypass the proxies, in `NO_PROXY` syntax. Always includes loopback.
+    pub bypass: String,
+}
+
+/// How the run reports on itself.
+#[derive(Debug, Clone)]
+pub struct Logging {
+    pub level: LevelFilter,
+    pub format: LogFormat,
+    pub color: bool,
+    /// Show a live progress display (stderr is a terminal and not `--quiet`).
+    pub progress: bool,
+    pub summary: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +105,10 @@ pub struct Config {
     pub records: Select,
     pub request: Request,
     pub retry: retry::Policy,
+    pub logging: Logging,
+    /// Every credential the run knows, so free text (errors, log lines) can be scrubbed
+    /// of them.
+    pub secrets: Vec<Secret>,
 }
 
 impl TryFrom<Cli> for Config {
@@ -78,13 +126,14 @@ impl TryFrom<Cli> for Config {
                 cli.backoff, cli.backoff_max
             )));
         }
+        let params = cli
+            .params
+            .iter()
+            .map(|p| parse_param(p))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut headers = HeaderMap::new();
-        for (name, value) in &cli.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| Error::Usage(format!("`{name}` is not a valid header name")))?;
-            let mut value = HeaderValue::from_str(value)
-                .map_err(|_| Error::Usage(format!("the value of header `{name}` is not valid")))?;
-            value.set_sensitive(crate::redact::is_secret_header(name.as_str()));
+        for raw in &cli.headers {
+            let (name, value) = parse_header(raw)?;
             headers.append(name, value);
         }
         let style = pagination_style(&cli)?;
@@ -93,6 +142,23 @@ impl TryFrom<Cli> for Config {
             (None, Some(pointer)) => Some(CursorSource::LastRecord(pointer)),
             (None, None) => None,
         };
+        let auth = match (cli.bearer, cli.user) {
+            (Some(token), _) => Some(Auth::Bearer(token)),
+            (None, Some(user)) => Some(parse_user(&user)?),
+            (None, None) => None,
+        };
+        let cacert = cli
+            .cacert
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    Error::Usage(format!("cannot read --cacert {}: {e}", path.display()))
+                })
+            })
+            .transpose()?;
+        let stderr_is_terminal = std::io::stderr().is_terminal();
+        let secrets = collect_secrets(&target, &params, &headers, auth.as_ref());
+        let proxies = Proxies::from_env(|name| std::env::var(name).ok());
         Ok(Config {
             target,
             out: cli.out.filter(|p| p.as_os_str() != "-"),
@@ -117,11 +183,19 @@ impl TryFrom<Cli> for Config {
                 object_is_record: style == Style::None,
             },
             request: Request {
-                params: cli.params,
+                params,
                 headers,
+                user_agent: cli.user_agent,
+                auth,
                 timeout: cli.timeout,
                 connect_timeout: cli.connect_timeout,
                 trust_next_origin: cli.trust_next_origin,
+                max_response_size: cli.max_response_size,
+                tls: Tls {
+                    cacert,
+                    insecure: cli.insecure,
+                },
+                proxies,
             },
             retry: retry::Policy {
                 retries: cli.retries,
@@ -131,6 +205,27 @@ impl TryFrom<Cli> for Config {
                 retry_on: cli.retry_on,
                 max_wait: cli.retry_max_wait,
             },
+            logging: Logging {
+                level: match (cli.quiet, cli.verbose) {
+                    (true, _) => LevelFilter::ERROR,
+                    (false, 0) => LevelFilter::INFO,
+                    (false, 1) => LevelFilter::DEBUG,
+                    (false, _) => LevelFilter::TRACE,
+                },
+                format: cli.log_format,
+                color: cli.log_format == LogFormat::Text
+                    && match cli.color {
+                        Color::Always => true,
+                        Color::Never => false,
+                        Color::Auto => {
+                            stderr_is_terminal
+                                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                        }
+                    },
+                progress: stderr_is_terminal && !cli.quiet,
+                summary: cli.summary_json,
+            },
+            secrets,
         })
     }
 }
@@ -172,6 +267,115 @@ fn pagination_style(cli: &Cli) -> Result<Style, Error> {
     }
 }
 
+impl Proxies {
+    /// Reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case, upper
+    /// first). Loopback is always bypassed: a local API (or the demo) reached through a
+    /// corporate proxy would fail or leak to it.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Self {
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
+        };
+        let all = first(&["ALL_PROXY", "all_proxy"]);
+        let user_bypass = first(&["NO_PROXY", "no_proxy"]).unwrap_or_default();
+        Proxies {
+            http: first(&["HTTP_PROXY", "http_proxy"])
+                .or_else(|| all.clone())
+                .map(Secret::new),
+            https: first(&["HTTPS_PROXY", "https_proxy"])
+                .or(all)
+                .map(Secret::new),
+            bypass: [user_bypass.as_str(), "localhost", "127.0.0.0/8", "::1"]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+}
+
+/// Every credential in the request, as text that must never be printed.
+fn collect_secrets(
+    target: &Target,
+    params: &[(String, String)],
+    headers: &HeaderMap,
+    auth: Option<&Auth>,
+) -> Vec<Secret> {
+    let mut secrets = Vec::new();
+    if let Target::Url(url) = target {
+        secrets.extend(
+            [url.username(), url.password().unwrap_or("")]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+        );
+        secrets.extend(
+            url.query_pairs()
+                .filter(|(k, _)| redact::is_secret_param(k))
+                .map(|(_, v)| Secret::new(v)),
+        );
+    }
+    secrets.extend(
+        params
+            .iter()
+            .filter(|(k, _)| redact::is_secret_param(k))
+            .map(|(_, v)| Secret::new(v.as_str())),
+    );
+    secrets.extend(
+        headers
+            .iter()
+            .filter(|(name, _)| redact::is_secret_header(name.as_str()))
+            .filter_map(|(_, v)| v.to_str().ok())
+            .flat_map(|v| {
+                // `Bearer abc` leaks as much through `abc` alone.
+                let last = v.rsplit(' ').next().unwrap_or(v);
+                [Secret::new(v), Secret::new(last)]
+            }),
+    );
+    match auth {
+        Some(Auth::Bearer(token)) => secrets.push(token.clone()),
+        Some(Auth::Basic { password, .. }) => secrets.push(password.clone()),
+        None => {}
+    }
+    secrets
+}
+
+/// `KEY=VALUE`. Errors never quote the text: the value may be a credential.
+fn parse_param(raw: &str) -> Result<(String, String), Error> {
+    match raw.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(Error::Usage("a --param is not KEY=VALUE".into())),
+    }
+}
+
+/// `Name: value`, with credential values marked sensitive. Errors name at most the header,
+/// never its value.
+fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), Error> {
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| Error::Usage("a --header is not `Name: value`".into()))?;
+    let name = name.trim();
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| Error::Usage(format!("`{name}` is not a valid header name")))?;
+    let mut value = HeaderValue::from_str(value.trim())
+        .map_err(|_| Error::Usage(format!("the value of header `{name}` is not valid")))?;
+    value.set_sensitive(redact::is_secret_header(name.as_str()));
+    Ok((name, value))
+}
+
+/// `USER:PASS` for basic authentication.
+fn parse_user(raw: &Secret) -> Result<Auth, Error> {
+    let (user, password) = raw
+        .expose()
+        .split_once(':')
+        .ok_or_else(|| Error::Usage("--user must be USER:PASS".into()))?;
+    Ok(Auth::Basic {
+        user: user.to_string(),
+        password: Secret::new(password),
+    })
+}
+
 fn parse_url(raw: &str) -> Result<Url, Error> {
     // The raw text is not echoed: it may carry credentials we cannot yet tell apart.
     let url = Url::parse(raw).map_err(|e| Error::Usage(format!("the URL is not valid: {e}")))?;
@@ -180,5 +384,50 @@ fn parse_url(raw: &str) -> Result<Url, Error> {
         other => Err(Error::Usage(format!(
             "unsupported URL scheme `{other}` (use http or https)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_and_headers_split_once() {
+        assert_eq!(parse_param("q=a=b").unwrap(), ("q".into(), "a=b".into()));
+        assert!(parse_param("=x").is_err());
+        let (name, value) = parse_header("X-Trace:  a:b ").unwrap();
+        assert_eq!((name.as_str(), value.to_str().unwrap()), ("x-trace", "a:b"));
+        assert!(!value.is_sensitive());
+        assert!(parse_header("X-Api-Key: k").unwrap().1.is_sensitive());
+        assert!(parse_header("bad header: x").is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_a_credential() {
+        for err in [
+            parse_param("=hunter2").unwrap_err(),
+            parse_header("Authorization Bearer hunter2").unwrap_err(),
+            parse_header("Authorization: Bearer hunter2\x7f").unwrap_err(),
+            parse_user(&Secret::new("hunter2")).unwrap_err(),
+        ] {
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn proxies_come_from_the_environment_and_never_serve_loopback() {
+        let env = |name: &str| match name {
+            "https_proxy" => Some("http://proxy:3128".to_string()),
+            "ALL_PROXY" => Some("http://all:1".to_string()),
+            "NO_PROXY" => Some("internal.test".to_string()),
+            _ => None,
+        };
+        let p = Proxies::from_env(env);
+        assert_eq!(p.https.unwrap().expose(), "http://proxy:3128");
+        assert_eq!(p.http.unwrap().expose(), "http://all:1");
+        assert_eq!(p.bypass, "internal.test,localhost,127.0.0.0/8,::1");
+        let none = Proxies::from_env(|_| None);
+        assert!(none.http.is_none() && none.https.is_none());
+        assert_eq!(none.bypass, "localhost,127.0.0.0/8,::1");
     }
 }

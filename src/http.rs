@@ -8,14 +8,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Client, StatusCode};
-use tracing::warn;
+use reqwest::{Certificate, Client, NoProxy, Proxy, RequestBuilder, StatusCode};
+use tracing::{debug, warn};
 use url::{Origin, Url};
 
-use crate::config::Request;
+use crate::config::{Auth, Proxies, Request};
 use crate::error::Error;
+use crate::redact;
 use crate::retry::{self, Failure};
 
 /// A successful response, read in full.
@@ -29,20 +30,63 @@ pub struct Response {
 /// How much of an error body to quote in a message.
 const SNIPPET_CHARS: usize = 200;
 
-/// The client for a run. The user's headers are not client defaults: [`Fetcher`] adds
-/// them per request, so that they can be withheld from other origins.
-pub fn client(request: &Request) -> Result<Client, Error> {
-    Client::builder()
-        .user_agent(concat!("apifetch/", env!("CARGO_PKG_VERSION")))
+/// How much of an error body is read at all: enough for the snippet, and an endless error
+/// page cannot hold the request open.
+const ERROR_BODY_BYTES: u64 = 4 * SNIPPET_CHARS as u64;
+
+/// The client for a run. The user's headers and credentials are not client defaults:
+/// [`Fetcher`] adds them per request, so that they can be withheld from other origins.
+fn client(request: &Request) -> Result<Client, Error> {
+    let mut builder = Client::builder()
+        .user_agent(&request.user_agent)
         .timeout(request.timeout)
-        .connect_timeout(request.connect_timeout)
+        .connect_timeout(request.connect_timeout);
+    if let Some(pem) = &request.tls.cacert {
+        let certs = Certificate::from_pem_bundle(pem)
+            .map_err(|_| Error::Usage("--cacert is not a PEM certificate file".into()))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if request.tls.insecure {
+        warn!(
+            "--insecure: TLS certificates are NOT verified; anyone on the network path can read \
+             and change this traffic, credentials included"
+        );
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    // reqwest would read the proxy variables itself, without the loopback rule.
+    builder = builder.no_proxy();
+    for proxy in proxies(&request.proxies)? {
+        builder = builder.proxy(proxy);
+    }
+    builder
         .build()
         .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// The environment's proxies, each bypassing loopback and `NO_PROXY`.
+fn proxies(config: &Proxies) -> Result<Vec<Proxy>, Error> {
+    let bypass = || NoProxy::from_string(&config.bypass);
+    let invalid =
+        |var: &'static str| move |_| Error::Usage(format!("{var} is not a valid proxy URL"));
+    let mut proxies = Vec::new();
+    if let Some(url) = &config.http {
+        let proxy = Proxy::http(url.expose()).map_err(invalid("HTTP_PROXY"))?;
+        proxies.push(proxy.no_proxy(bypass()));
+    }
+    if let Some(url) = &config.https {
+        let proxy = Proxy::https(url.expose()).map_err(invalid("HTTPS_PROXY"))?;
+        proxies.push(proxy.no_proxy(bypass()));
+    }
+    Ok(proxies)
 }
 
 /// The client and the retry policy, shared by every request of a run.
 pub struct Fetcher {
     client: Client,
+    auth: Option<Auth>,
+    max_body: u64,
     policy: retry::Policy,
     headers: HeaderMap,
     trust: Trust,
@@ -81,16 +125,18 @@ impl Trust {
 }
 
 impl Fetcher {
-    pub fn new(client: Client, policy: retry::Policy) -> Self {
-        Fetcher {
-            client,
+    pub fn new(request: &Request, policy: retry::Policy) -> Result<Self, Error> {
+        Ok(Fetcher {
+            client: client(request)?,
+            auth: request.auth.clone(),
+            max_body: request.max_response_size,
             policy,
             headers: HeaderMap::new(),
             trust: Trust::Everywhere,
             warned: Mutex::new(HashSet::new()),
             requests: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
-        }
+        })
     }
 
     /// Sends `headers` with every request to where `trust` allows.
@@ -100,11 +146,11 @@ impl Fetcher {
         self
     }
 
-    /// The user's headers for a request to `url`: all of them, or none on an origin they
-    /// are not trusted to (said once per origin).
-    fn headers_for(&self, url: &Url) -> HeaderMap {
-        if self.headers.is_empty() || self.trust.allows(url) {
-            return self.headers.clone();
+    /// Whether the user's headers and credentials may go to `url`: on an origin they are
+    /// not trusted to they are withheld (said once per origin).
+    fn trusted(&self, url: &Url) -> bool {
+        if (self.headers.is_empty() && self.auth.is_none()) || self.trust.allows(url) {
+            return true;
         }
         let origin = url.origin().ascii_serialization();
         if self
@@ -118,7 +164,7 @@ impl Fetcher {
                  or credentials (--trust-next-origin sends them)"
             );
         }
-        HeaderMap::new()
+        false
     }
 
     /// Attempts made beyond the first of each request.
@@ -129,27 +175,59 @@ impl Fetcher {
     /// GETs `url`, retrying transient failures as the policy allows.
     pub async fn get(&self, url: &Url) -> Result<Response, Error> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let shown = crate::redact::url(url);
-        let headers = self.headers_for(url);
-        retry::run(&self.policy, &shown, || self.attempt(url, &headers)).await
+        let shown = redact::url(url);
+        let trusted = self.trusted(url);
+        retry::run(&self.policy, &shown, || self.attempt(url, &shown, trusted)).await
     }
 
-    async fn attempt(&self, url: &Url, headers: &HeaderMap) -> Result<Response, Failure> {
+    fn request(&self, url: &Url, trusted: bool) -> RequestBuilder {
+        let request = self.client.get(url.clone());
+        if !trusted {
+            return request;
+        }
+        let request = request.headers(self.headers.clone());
+        match &self.auth {
+            Some(Auth::Bearer(token)) => request.bearer_auth(token.expose()),
+            Some(Auth::Basic { user, password }) => {
+                request.basic_auth(user, Some(password.expose()))
+            }
+            None => request,
+        }
+    }
+
+    /// One exchange, logged at `-v` with the `bytes` it read (the summary counts requests
+    /// and bytes from these events).
+    async fn attempt(&self, url: &Url, shown: &str, trusted: bool) -> Result<Response, Failure> {
         self.attempts.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!("GET {}", crate::redact::url(url));
-        let response = self
-            .client
-            .get(url.clone())
-            .headers(headers.clone())
+        let mut bytes = 0;
+        let result = self.exchange(url, trusted, &mut bytes).await;
+        let (status, outcome) = match &result {
+            Ok(response) => (Some(response.status.as_u16()), response.status.to_string()),
+            Err(Failure::Status { status, .. }) => (Some(*status), format!("HTTP {status}")),
+            Err(failure) => (None, failure.describe()),
+        };
+        debug!(
+            url = shown,
+            status, bytes, "GET {shown}: {outcome}, {bytes} bytes"
+        );
+        result
+    }
+
+    async fn exchange(
+        &self,
+        url: &Url,
+        trusted: bool,
+        bytes: &mut u64,
+    ) -> Result<Response, Failure> {
+        let mut response = self
+            .request(url, trusted)
             .send()
             .await
             .map_err(|e| Failure::Transport(describe(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
         if status.is_success() {
-            let body = response.bytes().await.map_err(|e| {
-                Failure::Transport(format!("response body broke off: {}", describe(&e)))
-            })?;
+            let body = read_body(&mut response, self.max_body, Overflow::Refuse, bytes).await?;
             return Ok(Response {
                 status,
                 headers,
@@ -161,13 +239,55 @@ impl Fetcher {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         // The body only explains the error; if it cannot be read, the status still stands.
-        let body = response.bytes().await.unwrap_or_default();
+        let body = read_body(&mut response, ERROR_BODY_BYTES, Overflow::Truncate, bytes)
+            .await
+            .unwrap_or_default();
         Err(Failure::Status {
             status: status.as_u16(),
             retry_after,
             body: snippet(&body),
         })
     }
+}
+
+/// What to do with a body longer than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// It is the payload: refuse it rather than hold a partial one.
+    Refuse,
+    /// Only its start matters (an error page): keep that much.
+    Truncate,
+}
+
+/// Reads a body chunk by chunk, never holding more than `limit` bytes, so an endless or
+/// enormous response cannot fill memory. `read` counts what arrived.
+async fn read_body(
+    response: &mut reqwest::Response,
+    limit: u64,
+    overflow: Overflow,
+    read: &mut u64,
+) -> Result<Bytes, Failure> {
+    if overflow == Overflow::Refuse && response.content_length().is_some_and(|n| n > limit) {
+        return Err(Failure::TooLarge { limit });
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Failure::Transport(format!("response body broke off: {}", describe(&e))))?
+    {
+        *read += chunk.len() as u64;
+        let room = limit.saturating_sub(body.len() as u64);
+        if chunk.len() as u64 > room {
+            if overflow == Overflow::Refuse {
+                return Err(Failure::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk[..room as usize]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// The first [`SNIPPET_CHARS`] characters of a body, on one line.

@@ -7,14 +7,18 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod http;
+pub mod logging;
 pub mod output;
 pub mod paginate;
+pub mod progress;
 pub mod records;
 pub mod redact;
 pub mod retry;
 pub mod sim;
 pub mod spool;
+pub mod stats;
 
 use std::time::{Duration, Instant};
 
@@ -55,11 +59,10 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     };
     let destination = Destination::new(config.out.clone());
     let mut spool = Spool::new(destination.scratch_file()?, ".");
-    let fetcher = http::Fetcher::new(http::client(&config.request)?, config.retry.clone())
-        .with_headers(
-            config.request.headers.clone(),
-            http::Trust::new(&url, config.request.trust_next_origin),
-        );
+    let fetcher = http::Fetcher::new(&config.request, config.retry.clone())?.with_headers(
+        config.request.headers.clone(),
+        http::Trust::new(&url, config.request.trust_next_origin),
+    );
     let mut pages = Paginator::new(&url, &config.request.params, &config.pages);
     loop {
         let page_url = pages.url();
@@ -76,11 +79,12 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         for record in &records {
             spool.add(record)?;
         }
+        let (number, total) = (pages.fetched() + 1, spool.records());
         info!(
-            "page {}: +{} records (total {})",
-            pages.fetched() + 1,
-            records.len(),
-            spool.records()
+            page = number,
+            records = total,
+            "page {number}: +{} records (total {total})",
+            records.len()
         );
         match pages.advance(&response.headers, &page, &records)? {
             Step::Continue => continue,

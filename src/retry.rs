@@ -49,13 +49,36 @@ pub enum Failure {
         /// The start of the response body, for the error message.
         body: String,
     },
+    /// The body passed `--max-response-size`; asking again would only repeat that.
+    TooLarge { limit: u64 },
 }
 
 impl Failure {
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             Failure::Transport(what) => what.clone(),
             Failure::Status { status, .. } => format!("HTTP {status}"),
+            Failure::TooLarge { limit } => {
+                format!("the response is larger than --max-response-size ({limit} bytes)")
+            }
+        }
+    }
+
+    /// The HTTP status, when the server answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A short, stable name for what went wrong, to count failures by: the status code, or
+    /// the kind of transport error (`timed out`, `connection failed`, ...).
+    pub fn cause(&self) -> String {
+        match self {
+            Failure::Status { status, .. } => status.to_string(),
+            Failure::Transport(what) => what.split(':').next().unwrap_or(what).to_string(),
+            Failure::TooLarge { .. } => "too large".into(),
         }
     }
 }
@@ -100,6 +123,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl Rng) -> Decision {
     let retry_after = match failure {
         Failure::Transport(_) => None,
+        Failure::TooLarge { .. } => return Decision::Stop,
         Failure::Status { status, .. } if !policy.retry_on.contains(status) => {
             return Decision::Stop;
         }
@@ -147,6 +171,11 @@ where
         match decision {
             Decision::Retry(wait) => {
                 warn!(
+                    url = what,
+                    attempt = n,
+                    wait_ms = wait.as_millis() as u64,
+                    status = failure.status(),
+                    cause = failure.cause(),
                     "{what}: {} (attempt {n} of {tries}); retrying in {}",
                     failure.describe(),
                     human(wait)
@@ -155,13 +184,13 @@ where
             }
             Decision::GiveUp(reason) => return Err(Error::GaveUp(format!("{what}: {reason}"))),
             Decision::Stop => {
-                let Failure::Status { status, body, .. } = failure else {
-                    unreachable!("only a status can be permanent")
-                };
-                return Err(Error::Permanent {
-                    url: what.to_string(),
-                    status,
-                    body,
+                return Err(match failure {
+                    Failure::Status { status, body, .. } => Error::Permanent {
+                        url: what.to_string(),
+                        status,
+                        body,
+                    },
+                    other => Error::BadResponse(format!("{what}: {}", other.describe())),
                 });
             }
         }
