@@ -290,7 +290,7 @@ pub struct Cli {
     pub summary_json: Option<PathBuf>,
 
     /// Print shell completions or the man page to stdout, then exit.
-    #[arg(long, value_name = "WHAT", value_enum, hide = true, exclusive = true)]
+    #[arg(long, value_name = "WHAT", value_enum, hide = true)]
     pub generate: Option<Generate>,
 }
 

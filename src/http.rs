@@ -43,7 +43,9 @@ fn client(request: &Request) -> Result<Client, Error> {
         .connect_timeout(request.connect_timeout);
     if let Some(pem) = &request.tls.cacert {
         let certs = Certificate::from_pem_bundle(pem)
-            .map_err(|_| Error::Usage("--cacert is not a PEM certificate file".into()))?;
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| Error::Usage("--cacert holds no PEM certificate".into()))?;
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }

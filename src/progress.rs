@@ -36,10 +36,12 @@ impl Progress {
     /// Starts drawing on stderr (indicatif draws nothing if it is not a terminal).
     pub fn start() -> Self {
         let bar = ProgressBar::new_spinner().with_style(style(false));
+        let state = State::default();
+        bar.set_prefix(state.prefix());
         bar.enable_steady_tick(Duration::from_millis(100));
         Progress {
             bar,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
         }
     }
 

@@ -2,30 +2,11 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use common::*;
 use predicates::prelude::*;
 use serde_json::json;
-
-/// Fails the first `failures` requests for each page with `reply`, then serves it.
-fn flaky(
-    failures: usize,
-    reply: impl Fn() -> Reply + Send + Sync + 'static,
-    records: Vec<serde_json::Value>,
-) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
-    let seen = Mutex::new(HashMap::<String, usize>::new());
-    let serve = paged(records);
-    move |req| {
-        let page = req.param("page").unwrap_or("1").to_string();
-        let mut seen = seen.lock().unwrap();
-        let n = seen.entry(page).or_default();
-        *n += 1;
-        if *n <= failures { reply() } else { serve(req) }
-    }
-}
 
 #[test]
 fn every_page_failing_twice_still_yields_every_record_once() {

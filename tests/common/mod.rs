@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub use apifetch::sim::{Recorded, Reply, Server};
@@ -12,11 +14,18 @@ use serde_json::{Value, json};
 /// The binary, with no inherited environment (no proxies, no `APIFETCH_*`), fast retries,
 /// and a time limit so a hanging run fails the test instead of the suite.
 pub fn apifetch() -> Command {
-    let mut cmd = Command::cargo_bin("apifetch").expect("the binary is built");
+    let mut cmd = Command::from_std(apifetch_std());
+    cmd.timeout(Duration::from_secs(60));
+    cmd
+}
+
+/// [`apifetch`] as a plain process, for tests that need its stdio or its pid (a terminal,
+/// a signal). The caller bounds its run time.
+pub fn apifetch_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_apifetch"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .args(["--backoff", "0.01", "--backoff-max", "0.05"])
-        .timeout(Duration::from_secs(60));
+        .args(["--backoff", "0.01", "--backoff-max", "0.05"]);
     cmd
 }
 
@@ -81,4 +90,21 @@ pub fn hits_per_page(requests: &[Recorded]) -> Vec<(String, usize)> {
         }
     }
     hits
+}
+
+/// Fails the first `failures` requests for each page with `reply`, then serves it.
+pub fn flaky(
+    failures: usize,
+    reply: impl Fn() -> Reply + Send + Sync + 'static,
+    records: Vec<serde_json::Value>,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    let seen = Mutex::new(HashMap::<String, usize>::new());
+    let serve = paged(records);
+    move |req| {
+        let page = req.param("page").unwrap_or("1").to_string();
+        let mut seen = seen.lock().unwrap();
+        let n = seen.entry(page).or_default();
+        *n += 1;
+        if *n <= failures { reply() } else { serve(req) }
+    }
 }

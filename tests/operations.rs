@@ -1,0 +1,511 @@
+//! Running apifetch from cron, CI and a terminal: credentials, secrets in every output,
+//! the response-size cap, proxies, logs, progress, the summary, completions and signals.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::{Value, json};
+
+/// A credential that appears nowhere else, so finding its text anywhere is a leak.
+const TOKEN: &str = "tok-9f3Kq7ZxW2";
+
+/// Every file under `dir`, read as text (checkpoints, partial files, summaries, output).
+fn files_under(dir: &Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            found.push((path.display().to_string(), text));
+        }
+    }
+    found
+}
+
+/// Runs apifetch with `TOKEN` in every place a credential can be: URL userinfo, a query
+/// parameter, a credential header and `--bearer`, plus `extra` arguments, at `-vv` with a
+/// summary and an output file. Asserts the token text is nowhere in what it printed or
+/// wrote, and returns the exit code and stderr.
+fn run_with_token_everywhere(server: &Server, extra: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = server
+        .url(&format!("/items?access_token={TOKEN}"))
+        .replace("http://", &format!("http://reader:{TOKEN}@"));
+    let out = apifetch()
+        .current_dir(dir.path())
+        .arg(&url)
+        .args(["-vv", "--out", "out.csv", "--summary-json", "summary.json"])
+        .args(["--param", &format!("api_key={TOKEN}")])
+        .args(["-H", &format!("X-Api-Key: {TOKEN}")])
+        .args(["--bearer", TOKEN])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stdout.contains(TOKEN), "stdout leaks the token:\n{stdout}");
+    assert!(!stderr.contains(TOKEN), "stderr leaks the token:\n{stderr}");
+    let files = files_under(dir.path());
+    assert!(files.iter().any(|(name, _)| name.ends_with("summary.json")));
+    for (name, text) in files {
+        assert!(!text.contains(TOKEN), "{name} leaks the token:\n{text}");
+    }
+    // The token was really sent everywhere it was put.
+    let first = &server.requests()[0];
+    assert_eq!(first.param("api_key"), Some(TOKEN));
+    assert_eq!(first.param("access_token"), Some(TOKEN));
+    assert_eq!(first.header("x-api-key"), Some(TOKEN));
+    (out.status.code().unwrap(), stderr)
+}
+
+/// An error body that quotes the request back, as some APIs do.
+fn echoing(status: u16) -> Reply {
+    Reply::status(status).body(format!("denied: bad key {TOKEN}"))
+}
+
+#[test]
+fn the_token_leaks_nowhere_through_retries_and_success() {
+    let server = Server::start(flaky(2, || echoing(503), records(30))).unwrap();
+    let (code, stderr) = run_with_token_everywhere(&server, &["--page-size", "10"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("retrying in"), "{stderr}");
+    assert!(stderr.contains("access_token=***"), "{stderr}");
+}
+
+#[test]
+fn the_token_leaks_nowhere_through_a_permanent_failure() {
+    let server = Server::start(|_| echoing(401)).unwrap();
+    let (code, stderr) = run_with_token_everywhere(&server, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("HTTP 401"), "{stderr}");
+    assert!(stderr.contains("bad key ***"), "{stderr}");
+}
+
+#[test]
+fn the_token_leaks_nowhere_when_retries_run_out_in_json_logs() {
+    let server = Server::start(|_| echoing(503)).unwrap();
+    let (code, stderr) =
+        run_with_token_everywhere(&server, &["--retries", "2", "--log-format", "json"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn credentials_are_sent_as_asked() {
+    let server = Server::start(paged(records(1))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--user", "ann:pa:ss", "-A", "nightly-sync/2"])
+        .assert()
+        .success();
+    apifetch()
+        .arg(server.url("/"))
+        .env("APIFETCH_TOKEN", TOKEN)
+        .assert()
+        .success();
+    let reqs = server.requests();
+    // base64("ann:pa:ss")
+    assert_eq!(reqs[0].header("authorization"), Some("Basic YW5uOnBhOnNz"));
+    assert_eq!(reqs[0].header("user-agent"), Some("nightly-sync/2"));
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(reqs[1].header("authorization"), Some(bearer.as_str()));
+    let default_agent = concat!("apifetch/", env!("CARGO_PKG_VERSION"));
+    assert_eq!(reqs[1].header("user-agent"), Some(default_agent));
+}
+
+#[test]
+fn help_names_environment_variables_but_never_their_values() {
+    apifetch()
+        .arg("--help")
+        .env("APIFETCH_TOKEN", TOKEN)
+        .env("APIFETCH_PAGE_SIZE", "77")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("[env: APIFETCH_TOKEN]"))
+        .stdout(predicate::str::contains("[env: APIFETCH_PAGE_SIZE]"))
+        .stdout(predicate::str::contains(TOKEN).not())
+        .stdout(predicate::str::contains("77").not());
+}
+
+#[test]
+fn environment_variables_set_options() {
+    let server = Server::start(paged(records(5))).unwrap();
+    let out = apifetch()
+        .env("APIFETCH_URL", server.url("/items"))
+        .env("APIFETCH_PAGE_SIZE", "2")
+        .env("APIFETCH_QUIET", "true")
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(5));
+    assert!(out.get_output().stderr.is_empty());
+    assert_eq!(server.requests()[0].param("per_page"), Some("2"));
+}
+
+#[test]
+fn malformed_credentials_are_usage_errors_that_do_not_echo_them() {
+    for args in [
+        vec!["--user", TOKEN],
+        vec!["-H", "Authorization Bearer tok-9f3Kq7ZxW2"],
+        vec!["--param", "=tok-9f3Kq7ZxW2"],
+    ] {
+        apifetch()
+            .arg("http://127.0.0.1:9/")
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(TOKEN).not());
+    }
+}
+
+#[test]
+fn an_endless_body_is_refused_at_the_size_limit() {
+    let server = Server::start(|_| Reply::endless(vec![b' '; 64 * 1024])).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--max-response-size", "1M"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "larger than --max-response-size (1048576 bytes)",
+        ));
+    assert_eq!(server.requests().len(), 1, "a refused body is not retried");
+}
+
+#[test]
+fn a_declared_length_over_the_limit_is_refused_and_one_under_it_is_read() {
+    let body = json!({"data": records(100), "has_more": false});
+    let size = body.to_string().len();
+    let server = Server::start(move |_| Reply::json(&body)).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--max-response-size", &(size - 1).to_string()])
+        .assert()
+        .code(5);
+    let out = apifetch()
+        .arg(server.url("/"))
+        .args(["--max-response-size", &size.to_string()])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(100));
+}
+
+#[test]
+fn an_endless_error_page_still_fails_with_its_status() {
+    let server = Server::start(|_| Reply::endless("not found ").with_status(404)).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "HTTP 404 (not retried): not found not found",
+        ));
+}
+
+#[test]
+fn loopback_never_goes_through_the_proxy() {
+    let proxy = Server::start(|_| Reply::status(502)).unwrap();
+    let api = Server::start(paged(records(3))).unwrap();
+    for var in ["HTTP_PROXY", "http_proxy", "ALL_PROXY"] {
+        let out = apifetch()
+            .arg(api.url("/"))
+            .env(var, proxy.url(""))
+            .assert()
+            .success();
+        assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    }
+    assert_eq!(proxy.requests().len(), 0);
+    assert_eq!(api.requests().len(), 3);
+}
+
+#[test]
+fn other_hosts_go_through_the_proxy() {
+    // The proxy answers for a host that does not exist, so only a proxied request succeeds.
+    let proxy = Server::start(paged(records(3))).unwrap();
+    let out = apifetch()
+        .arg("http://api.invalid/items")
+        .env("HTTP_PROXY", proxy.url(""))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    let reqs = proxy.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].header("host"), Some("api.invalid"));
+}
+
+#[test]
+fn insecure_warns_loudly_and_a_bad_cacert_is_a_usage_error() {
+    let server = Server::start(paged(records(1))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--insecure")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "TLS certificates are NOT verified",
+        ));
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    for cacert in [junk, dir.path().join("missing.pem")] {
+        apifetch()
+            .arg(server.url("/"))
+            .arg("--cacert")
+            .arg(cacert)
+            .assert()
+            .code(2);
+    }
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_stable_fields() {
+    let server = Server::start(flaky(1, || Reply::status(503), records(4))).unwrap();
+    let out = apifetch()
+        .arg(server.url("/items?secret=s3cr3t-value"))
+        .args(["--page-size", "2", "--log-format", "json", "-v"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for line in &lines {
+        assert!(
+            line["level"].is_string() && line["msg"].is_string(),
+            "{line}"
+        );
+        assert!(line["time"].is_string(), "{line}");
+    }
+    let pages: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|l| l["page"].is_u64())
+        .map(|l| (l["page"].as_u64().unwrap(), l["records"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(pages, [(1, 2), (2, 4)]);
+    let retry = lines.iter().find(|l| l["level"] == "warn").unwrap();
+    assert_eq!(retry["attempt"], 1);
+    assert_eq!(retry["status"], 503);
+    assert!(retry["wait_ms"].is_u64(), "{retry}");
+    let url = retry["url"].as_str().unwrap();
+    assert!(url.contains("secret=***&page=1"), "{url}");
+    assert!(!stderr.contains("s3cr3t-value"));
+}
+
+#[test]
+fn failures_are_json_lines_too() {
+    let server = Server::start(|_| Reply::status(404)).unwrap();
+    let out = apifetch()
+        .arg(server.url("/"))
+        .args(["--log-format", "json", "-q"])
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    let line: Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["exit_code"], 3);
+    assert!(line["msg"].as_str().unwrap().contains("HTTP 404"), "{line}");
+}
+
+#[test]
+fn text_logs_are_colored_only_when_asked() {
+    let server = Server::start(paged(records(1))).unwrap();
+    let stderr = |args: &[&str]| {
+        let out = apifetch().arg(server.url("/")).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(stderr(&["--color", "always"]).contains("\x1b["));
+    assert!(!stderr(&[]).contains("\x1b["), "not a terminal: no color");
+    assert!(!stderr(&["--color", "never"]).contains("\x1b["));
+}
+
+#[test]
+fn verbose_logs_show_requests_but_nothing_from_the_http_libraries() {
+    let server = Server::start(paged(records(1))).unwrap();
+    let out = apifetch()
+        .arg(server.url("/"))
+        .arg("-vv")
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(stderr.contains("GET http://127.0.0.1"), "{stderr}");
+    for noise in ["connecting to", "pooling", "Connection", "reqwest", "hyper"] {
+        assert!(!stderr.contains(noise), "{noise} in:\n{stderr}");
+    }
+}
+
+fn summary_of(args: &[&str], url: &str) -> (i32, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("summary.json");
+    let out = apifetch()
+        .arg(url)
+        .args(args)
+        .arg("--summary-json")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let summary = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (out.status.code().unwrap(), summary)
+}
+
+#[test]
+fn the_summary_counts_what_the_run_did() {
+    let server = Server::start(flaky(
+        1,
+        || Reply::status(429).header("retry-after", "0"),
+        records(25),
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let (code, s) = summary_of(
+        &["--page-size", "10", "--out", out.to_str().unwrap()],
+        &server.url("/"),
+    );
+    assert_eq!(code, 0);
+    assert_eq!(s["exit_code"], 0);
+    assert_eq!(s["error"], Value::Null);
+    assert_eq!(
+        (s["records"].as_u64(), s["pages"].as_u64()),
+        (Some(25), Some(3))
+    );
+    assert_eq!(s["requests"], 6);
+    assert_eq!(s["retries"], json!({"429": 3}));
+    assert_eq!(s["retries_total"], 3);
+    assert_eq!(s["waits"]["count"], 3);
+    assert!(s["bytes"].as_u64().unwrap() > 25 * 20, "{s}");
+    assert!(s["elapsed_ms"].is_u64());
+    assert_eq!(s["output"], out.to_str().unwrap());
+}
+
+#[test]
+fn the_summary_is_written_when_the_run_fails() {
+    let server = Server::start(|_| Reply::status(403)).unwrap();
+    let (code, s) = summary_of(&[], &server.url("/"));
+    assert_eq!((code, s["exit_code"].as_u64()), (3, Some(3)));
+    assert!(s["error"].as_str().unwrap().contains("HTTP 403"), "{s}");
+    assert_eq!(
+        (s["requests"].as_u64(), s["records"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(s["output"], Value::Null);
+    let (code, s) = summary_of(&["--user", "no-password"], "http://127.0.0.1:9/");
+    assert_eq!((code, s["exit_code"].as_u64()), (2, Some(2)));
+}
+
+#[test]
+fn completions_and_man_page_generate_for_every_shell() {
+    for (what, header, flag) in [
+        ("completions-bash", "complete -F", "--max-response-size"),
+        (
+            "completions-zsh",
+            "#compdef apifetch",
+            "--max-response-size",
+        ),
+        (
+            "completions-fish",
+            "complete -c apifetch",
+            "max-response-size",
+        ),
+        ("man", ".TH apifetch", r"\-\-max\-response\-size"),
+    ] {
+        let out = apifetch().args(["--generate", what]).assert().success();
+        let text = String::from_utf8_lossy(&out.get_output().stdout);
+        assert!(
+            text.contains(header) && text.contains(flag),
+            "{what}: {text}"
+        );
+    }
+    apifetch()
+        .arg("--help")
+        .assert()
+        .stdout(predicate::str::contains("--generate").not());
+}
+
+#[test]
+fn sigint_exits_130_and_still_writes_the_summary() {
+    let server = Server::start(|_| Reply::json(&json!([])).delay(Duration::from_secs(30))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let child = apifetch_std()
+        .arg(server.url("/"))
+        .arg("--summary-json")
+        .arg(&summary)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.requests().is_empty() {
+        assert!(Instant::now() < deadline, "the request never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let s: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["exit_code"], 130);
+}
+
+/// Runs apifetch with stderr on a pseudo-terminal and returns what the terminal showed.
+fn on_a_terminal(args: &[&str]) -> String {
+    let size = nix::pty::Winsize {
+        ws_row: 24,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let mut child = apifetch_std()
+        .args(args)
+        .env("TERM", "xterm")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        // Ends with EIO once the child, the last holder of the terminal, has exited.
+        let _ = master.read_to_end(&mut seen);
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    reader.join().unwrap()
+}
+
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let slow = || {
+        let serve = paged(records(8));
+        Server::start(move |req| serve(req).delay(Duration::from_millis(150))).unwrap()
+    };
+    let server = slow();
+    let url = server.url("/");
+    let shown = on_a_terminal(&[&url, "--page-size", "2"]);
+    assert!(shown.contains("records/s"), "{shown}");
+    assert!(
+        shown.contains("page 4: +2 records"),
+        "logs still show:\n{shown}"
+    );
+    let quiet = on_a_terminal(&[&url, "--page-size", "2", "-q"]);
+    assert!(!quiet.contains("records/s"), "{quiet}");
+    let out = apifetch()
+        .args([&url, "--page-size", "2"])
+        .assert()
+        .success();
+    let piped = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(!piped.contains("records/s"), "{piped}");
+    assert!(piped.contains("page 4: +2 records"), "{piped}");
+}
