@@ -256,15 +256,7 @@ impl Paginator {
         match position {
             Position::Page { number } => self.page_url(*number),
             Position::Offset { offset } => {
-                let mut url = self.base.clone();
-                set_query(
-                    &mut url,
-                    &[
-                        (&self.pages.offset_param, &offset.to_string()),
-                        (&self.pages.limit_param, &self.pages.page_size.to_string()),
-                    ],
-                );
-                url
+                self.sized(&self.pages.offset_param, *offset, &self.pages.limit_param)
             }
             Position::First => self.first_url(),
             Position::Cursor { value, param, .. } => {
@@ -711,13 +703,16 @@ impl Paginator {
     }
 
     fn page_url(&self, number: u64) -> Url {
+        self.sized(&self.pages.page_param, number, &self.pages.size_param)
+    }
+
+    /// The user's URL with `param=value` and the page size in `size_param`.
+    fn sized(&self, param: &str, value: u64, size_param: &str) -> Url {
         let mut url = self.base.clone();
+        let size = self.pages.page_size.to_string();
         set_query(
             &mut url,
-            &[
-                (&self.pages.page_param, &number.to_string()),
-                (&self.pages.size_param, &self.pages.page_size.to_string()),
-            ],
+            &[(param, &value.to_string()), (size_param, &size)],
         );
         url
     }
@@ -759,11 +754,15 @@ fn cursor_text(raw: &RawValue) -> Option<String> {
     }
 }
 
+/// Whether a string at a next-URL path is a URL rather than a cursor that happens to
+/// live there: absolute, rooted, or relative with a query (cursors are base64 or
+/// alphanumeric tokens, which never hold `?`).
 fn looks_like_url(s: &str) -> bool {
     let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
     lower.starts_with("http://")
         || lower.starts_with("https://")
         || ["/", "?", "./", "../"].iter().any(|p| s.starts_with(p))
+        || (s.contains('?') && !s.contains(char::is_whitespace))
 }
 
 fn first_bool(page: &Page, pointers: &[impl AsRef<str>]) -> Option<bool> {

@@ -1,0 +1,610 @@
+//! Every pagination style end to end, in the shapes real APIs use, with auto detection,
+//! stop conditions, loop safety and credentials that do not follow links to other hosts.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::{Value, json};
+
+/// Records every API below holds: 7, served 3 per page whatever the client asks for, so
+/// the pages are 3, 3 and 1 records long.
+const RECORDS: usize = 7;
+const PER_PAGE: usize = 3;
+
+/// One page as an API is about to render it.
+struct Window {
+    records: Vec<Value>,
+    /// Offset of the page's first record.
+    offset: usize,
+    /// Offset of the next page's first record, if there is one.
+    next: Option<usize>,
+    /// `http://HOST:PORT`, for APIs that send absolute URLs.
+    origin: String,
+}
+
+/// An API that reads the offset of the page asked for off the request with `start` and
+/// renders the page with `render`.
+fn api(
+    start: impl Fn(&Recorded) -> usize + Send + Sync + 'static,
+    render: impl Fn(Window) -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    let all = records(RECORDS);
+    move |req| {
+        let offset = start(req).min(RECORDS);
+        let end = (offset + PER_PAGE).min(RECORDS);
+        render(Window {
+            records: all[offset..end].to_vec(),
+            offset,
+            next: (end < RECORDS).then_some(end),
+            origin: format!("http://{}", req.header("host").unwrap_or_default()),
+        })
+    }
+}
+
+/// The offset in a numeric parameter (0 when absent).
+fn offset_in(param: &'static str) -> impl Fn(&Recorded) -> usize + Send + Sync + 'static {
+    move |req| req.param(param).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The offset of page number `param` (1-based).
+fn page_in(param: &'static str) -> impl Fn(&Recorded) -> usize + Send + Sync + 'static {
+    move |req| {
+        let page: usize = req.param(param).and_then(|v| v.parse().ok()).unwrap_or(1);
+        (page.max(1) - 1) * PER_PAGE
+    }
+}
+
+/// The offset in the digits of an opaque cursor like `c3` (0 when absent).
+fn cursor_in(param: &'static str) -> impl Fn(&Recorded) -> usize + Send + Sync + 'static {
+    move |req| {
+        req.param(param)
+            .and_then(|c| {
+                c.chars()
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn cursor(offset: Option<usize>) -> Value {
+    offset.map_or(Value::Null, |o| json!(format!("c{o}")))
+}
+
+/// One real-world shape: the flags it needs (ideally none), the log line that shows the
+/// style auto detection picked, and the API.
+struct Shape {
+    name: &'static str,
+    flags: &'static [&'static str],
+    log: &'static str,
+    api: Box<dyn Fn(&Recorded) -> Reply + Send + Sync>,
+}
+
+fn shape(
+    name: &'static str,
+    flags: &'static [&'static str],
+    log: &'static str,
+    api: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+) -> Shape {
+    Shape {
+        name,
+        flags,
+        log,
+        api: Box::new(api),
+    }
+}
+
+fn shapes() -> Vec<Shape> {
+    vec![
+        shape(
+            "has_more",
+            &[],
+            "pagination: page numbers",
+            api(page_in("page"), |w| {
+                Reply::json(&json!({"data": w.records, "has_more": w.next.is_some()}))
+            }),
+        ),
+        shape(
+            "github",
+            &[],
+            "pagination: link header with page numbers in `page`",
+            api(page_in("page"), |w| {
+                let page = w.offset / PER_PAGE + 1;
+                let link = |p: usize, rel: &str| {
+                    format!("<{}/items?per_page=100&page={p}>; rel=\"{rel}\"", w.origin)
+                };
+                let mut links = vec![link(3, "last")];
+                if w.next.is_some() {
+                    links.insert(0, link(page + 1, "next"));
+                }
+                Reply::json(&json!(w.records))
+                    .header("link", links.join(", "))
+                    .header("x-total-count", RECORDS.to_string())
+            }),
+        ),
+        shape(
+            "shopify",
+            &[],
+            "pagination: link header",
+            api(cursor_in("page_info"), |w| {
+                let reply = Reply::json(&json!({"products": w.records}));
+                match w.next {
+                    Some(n) => reply.header(
+                        "Link",
+                        format!("</admin/products.json?limit=3&page_info=c{n}>; REL=next"),
+                    ),
+                    None => reply,
+                }
+            }),
+        ),
+        shape(
+            "offset echo",
+            &[],
+            "pagination: offsets",
+            api(offset_in("offset"), |w| {
+                Reply::json(
+                    &json!({"items": w.records, "offset": w.offset, "limit": PER_PAGE, "total": RECORDS}),
+                )
+            }),
+        ),
+        shape(
+            "next_cursor",
+            &[],
+            "pagination: cursor at /next_cursor, sent back as `cursor`",
+            api(cursor_in("cursor"), |w| {
+                Reply::json(&json!({"results": w.records, "next_cursor": cursor(w.next)}))
+            }),
+        ),
+        shape(
+            "slack",
+            &[],
+            "pagination: cursor at /response_metadata/next_cursor",
+            api(cursor_in("cursor"), |w| {
+                let next = w.next.map(|o| format!("c{o}")).unwrap_or_default();
+                Reply::json(
+                    &json!({"ok": true, "members": w.records, "response_metadata": {"next_cursor": next}}),
+                )
+            }),
+        ),
+        shape(
+            "google",
+            &[],
+            "sent back as `pageToken`",
+            api(cursor_in("pageToken"), |w| {
+                let mut body = json!({"kind": "list", "items": w.records});
+                if let Some(n) = w.next {
+                    body["nextPageToken"] = json!(format!("c{n}"));
+                }
+                Reply::json(&body)
+            }),
+        ),
+        shape(
+            "hubspot",
+            &[],
+            "pagination: next URL at /paging/next/link",
+            api(cursor_in("after"), |w| {
+                let mut body = json!({"results": w.records});
+                if let Some(n) = w.next {
+                    body["paging"] = json!({"next": {"after": format!("c{n}"), "link": format!("{}/crm/v3/objects/contacts?after=c{n}", w.origin)}});
+                }
+                Reply::json(&body)
+            }),
+        ),
+        shape(
+            "salesforce",
+            &[],
+            "pagination: next URL at /nextRecordsUrl",
+            api(
+                |req| {
+                    req.path
+                        .rsplit_once('-')
+                        .and_then(|(_, o)| o.parse().ok())
+                        .unwrap_or(0)
+                },
+                |w| {
+                    let mut body = json!({"totalSize": RECORDS, "done": w.next.is_none(), "records": w.records});
+                    if let Some(n) = w.next {
+                        body["nextRecordsUrl"] =
+                            json!(format!("/services/data/v59.0/query/01gRM-{n}"));
+                    }
+                    Reply::json(&body)
+                },
+            ),
+        ),
+        shape(
+            "odata",
+            &[],
+            "pagination: next URL at /@odata.nextLink",
+            api(cursor_in("$skiptoken"), |w| {
+                let mut body = json!({"@odata.context": "x", "value": w.records});
+                if let Some(n) = w.next {
+                    body["@odata.nextLink"] =
+                        json!(format!("{}/v1.0/users?$skiptoken=c{n}", w.origin));
+                }
+                Reply::json(&body)
+            }),
+        ),
+        shape(
+            "json:api absolute",
+            &[],
+            "pagination: next URL at /links/next",
+            api(cursor_in("page[after]"), |w| {
+                let next = w
+                    .next
+                    .map(|n| format!("{}/articles?page%5Bafter%5D=c{n}", w.origin));
+                Reply::json(&json!({"data": w.records, "links": {"self": "x", "next": next}}))
+            }),
+        ),
+        shape(
+            "json:api relative",
+            &[],
+            "pagination: next URL at /links/next",
+            api(cursor_in("page[after]"), |w| {
+                let next = w.next.map(|n| format!("articles?page%5Bafter%5D=c{n}"));
+                Reply::json(&json!({"data": w.records, "links": {"next": next}}))
+            }),
+        ),
+        shape(
+            "hal",
+            &[],
+            "pagination: next URL at /_links/next/href",
+            api(cursor_in("p"), |w| {
+                let mut links = json!({"self": {"href": "/orders"}});
+                if let Some(n) = w.next {
+                    links["next"] = json!({"href": format!("/orders?p=c{n}")});
+                }
+                Reply::json(
+                    &json!({"_links": links, "_embedded": {"orders": w.records}, "total": RECORDS}),
+                )
+            }),
+        ),
+        shape(
+            "zendesk",
+            &[],
+            "pagination: next URL at /next_page",
+            api(page_in("page"), |w| {
+                let next = w
+                    .next
+                    .map(|n| format!("{}/api/v2/tickets.json?page={}", w.origin, n / PER_PAGE + 1));
+                Reply::json(&json!({"tickets": w.records, "next_page": next, "count": RECORDS}))
+            }),
+        ),
+        shape(
+            "airtable",
+            &[],
+            "pagination: cursor at /offset",
+            api(cursor_in("offset"), |w| {
+                let mut body = json!({"records": w.records});
+                if let Some(n) = w.next {
+                    body["offset"] = json!(format!("itr{n}/rec"));
+                }
+                Reply::json(&body)
+            }),
+        ),
+        shape(
+            "notion",
+            &["--cursor-param", "start_cursor"],
+            "sent back as `start_cursor`",
+            api(cursor_in("start_cursor"), |w| {
+                Reply::json(
+                    &json!({"object": "list", "results": w.records, "next_cursor": cursor(w.next), "has_more": w.next.is_some()}),
+                )
+            }),
+        ),
+        shape(
+            "stripe",
+            &[
+                "--cursor-from-record",
+                "/id",
+                "--cursor-param",
+                "starting_after",
+            ],
+            "page 3: +1 records",
+            api(offset_in("starting_after"), |w| {
+                Reply::json(
+                    &json!({"object": "list", "url": "/v1/customers", "data": w.records, "has_more": w.next.is_some()}),
+                )
+            }),
+        ),
+        shape(
+            "jira",
+            &[
+                "--paginate",
+                "offset",
+                "--offset-param",
+                "startAt",
+                "--limit-param",
+                "maxResults",
+            ],
+            "page 3: +1 records",
+            api(offset_in("startAt"), |w| {
+                Reply::json(
+                    &json!({"startAt": w.offset, "maxResults": PER_PAGE, "total": RECORDS, "issues": w.records}),
+                )
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn real_api_shapes_yield_every_record_once_in_as_few_requests_as_pages() {
+    for shape in shapes() {
+        let api = Arc::new(shape.api);
+        let server = Server::start(move |req| api(req)).unwrap();
+        let out = apifetch()
+            .arg(server.url("/items"))
+            .args(shape.flags)
+            .assert()
+            .success();
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+        assert_eq!(
+            ids(&out.get_output().stdout),
+            expected_ids(RECORDS),
+            "{}: {stderr}",
+            shape.name
+        );
+        assert!(stderr.contains(shape.log), "{}: {stderr}", shape.name);
+        assert_eq!(server.requests().len(), 3, "{}: {stderr}", shape.name);
+    }
+}
+
+#[test]
+fn explicit_cursor_and_next_styles_send_the_url_untouched_first() {
+    let server = Server::start(api(cursor_in("cursor"), |w| {
+        Reply::json(&json!({"data": w.records, "meta": {"next": cursor(w.next)}}))
+    }))
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/items?q=1"))
+        .args(["--cursor-path", "/meta/next"])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(RECORDS));
+    let queries: Vec<_> = server.requests().iter().map(|r| r.query.clone()).collect();
+    let pairs = |c: Option<&str>| {
+        let mut q = vec![("q".to_string(), "1".to_string())];
+        q.extend(c.map(|c| ("cursor".to_string(), c.to_string())));
+        q
+    };
+    assert_eq!(queries, [pairs(None), pairs(Some("c3")), pairs(Some("c6"))]);
+}
+
+#[test]
+fn offsets_advance_by_what_a_capping_server_returns() {
+    let server = Server::start(api(offset_in("offset"), |w| {
+        Reply::json(&json!({"items": w.records, "total": RECORDS}))
+    }))
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/items"))
+        .args(["--paginate", "offset", "--page-size", "5"])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(RECORDS));
+    let asked: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            (
+                r.param("offset").unwrap().to_string(),
+                r.param("limit").unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [("0", "5"), ("3", "5"), ("6", "5")].map(|(o, l)| (o.to_string(), l.to_string()));
+    assert_eq!(asked, want);
+}
+
+#[test]
+fn has_more_and_total_pointers_override_the_defaults() {
+    let server = Server::start(api(page_in("page"), |w| {
+        Reply::json(&json!({"data": w.records, "meta": {"more": w.next.is_some()}}))
+    }))
+    .unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--has-more", "/meta/more"])
+        .assert()
+        .success();
+    assert_eq!(server.requests().len(), 3);
+
+    let server = Server::start(api(page_in("page"), |w| {
+        Reply::json(&json!({"data": w.records, "count": {"all": RECORDS}}))
+    }))
+    .unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--total", "/count/all"])
+        .assert()
+        .success();
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn max_records_cuts_the_last_page() {
+    let server = Server::start(api(page_in("page"), |w| {
+        Reply::json(&json!({"data": w.records, "has_more": w.next.is_some()}))
+    }))
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/"))
+        .args(["--max-records", "5"])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(5));
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn records_pointer_and_single_object_responses() {
+    let server = Server::start(|_| {
+        Reply::json(&json!({"result": {"list": records(2), "tags": ["a"]}, "warnings": []}))
+    })
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/"))
+        .args(["--records", "/result/list", "--paginate", "none"])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(2));
+
+    let server = Server::start(|_| Reply::json(&json!({"id": 42, "name": "me"}))).unwrap();
+    let out = apifetch()
+        .arg(server.url("/me?x=1"))
+        .args(["--paginate", "none"])
+        .assert()
+        .success();
+    assert_eq!(
+        csv_rows(&out.get_output().stdout),
+        [vec!["id", "name"], vec!["42", "me"]]
+    );
+    let reqs = server.requests();
+    assert_eq!((reqs.len(), reqs[0].query.len()), (1, 1));
+}
+
+#[test]
+fn a_cursor_cycle_is_a_bad_response() {
+    let server = Server::start(|req| {
+        let (data, next) = match req.param("cursor") {
+            None => (1, "A"),
+            Some("A") => (2, "B"),
+            _ => (3, "A"),
+        };
+        Reply::json(&json!({"data": [{"id": data}], "next_cursor": next}))
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "pagination loop: page 3 sent cursor `A` again, which already fetched page 2",
+        ));
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn a_repeated_page_that_always_has_more_is_a_bad_response() {
+    let server = Server::start(|_| {
+        Reply::json(&json!({"data": records(2), "has_more": true, "next_cursor": "same"}))
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--cursor-from-record", "/name"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "page 2 repeated the 2 records of page 1",
+        ));
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn a_server_ignoring_the_page_parameter_is_a_bad_response() {
+    let server = Server::start(|_| Reply::json(&json!(records(4)))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("the API seems to ignore `page`"))
+        .stderr(predicate::str::contains("--paginate none"));
+    assert_eq!(server.requests().len(), 2);
+}
+
+/// The first page lives on 127.0.0.1 and links to a second page on `other`.
+fn two_hosts(trust: bool) -> (Server, Server, assert_cmd::assert::Assert) {
+    let other = Server::start_on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), |_| {
+        Reply::json(&json!({"data": [{"id": 2}], "links": {"next": null}}))
+    })
+    .unwrap();
+    let next = other.url("/page2");
+    let home = Server::start(move |req| {
+        let body = match req.path.as_str() {
+            "/page1" => json!({"data": [{"id": 1}], "links": {"next": "/same-origin"}}),
+            _ => json!({"data": [{"id": 1.5}], "links": {"next": next}}),
+        };
+        Reply::json(&body)
+    })
+    .unwrap();
+    let mut cmd = apifetch();
+    cmd.arg(home.url("/page1")).args([
+        "-H",
+        "Authorization: Bearer s3cret",
+        "-H",
+        "X-Api-Key: k3y",
+        "-H",
+        "Cookie: session=c00kie",
+    ]);
+    if trust {
+        cmd.arg("--trust-next-origin");
+    }
+    let assert = cmd.assert().success();
+    (home, other, assert)
+}
+
+#[test]
+fn credentials_do_not_follow_a_next_link_to_another_origin() {
+    let (home, other, assert) = two_hosts(false);
+    assert_eq!(ids(&assert.get_output().stdout), ["1", "1.5", "2"]);
+    for req in home.requests() {
+        assert_eq!(
+            req.header("authorization"),
+            Some("Bearer s3cret"),
+            "{}",
+            req.path
+        );
+        assert_eq!(req.header("x-api-key"), Some("k3y"));
+    }
+    let reqs = other.requests();
+    assert_eq!(reqs.len(), 1);
+    for name in [
+        "authorization",
+        "x-api-key",
+        "cookie",
+        "proxy-authorization",
+    ] {
+        assert_eq!(
+            reqs[0].header(name),
+            None,
+            "{name} was sent to the other origin"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr);
+    assert!(
+        stderr.contains("the next page is on another origin (http://127.0.0.2:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
+fn trust_next_origin_sends_them_anyway() {
+    let (_home, other, assert) = two_hosts(true);
+    assert_eq!(ids(&assert.get_output().stdout), ["1", "1.5", "2"]);
+    let reqs = other.requests();
+    assert_eq!(reqs[0].header("authorization"), Some("Bearer s3cret"));
+    assert_eq!(reqs[0].header("cookie"), Some("session=c00kie"));
+}
+
+#[test]
+fn flags_of_another_style_are_usage_errors() {
+    for flags in [
+        &["--paginate", "page", "--cursor-path", "/c"][..],
+        &["--next-path", "/n", "--cursor-from-record", "/id"],
+        &["--paginate", "offset", "--next-path", "/n"],
+        &["--records", "data"],
+    ] {
+        apifetch()
+            .arg("http://127.0.0.1:9/")
+            .args(flags)
+            .assert()
+            .code(2);
+    }
+}
