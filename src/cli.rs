@@ -16,7 +16,8 @@ Exit codes:
   2    usage error: bad flags or values
   3    permanent HTTP error (401, 403, 404, 501, ...): not retried
   4    gave up: retries exhausted, or the server asked to wait longer than --retry-max-wait
-  5    bad response: not JSON, no records array, a pagination loop
+  5    bad response: not JSON, no records array, a pagination loop, or a body over
+       --max-response-size
   6    output error: the output file could not be written
   130  interrupted (Ctrl-C)";
 
@@ -104,7 +105,7 @@ pub struct Cli {
     /// How the API hands out pages: auto decides from the first response (and logs what it
     /// chose); page numbers, offsets, a cursor in the body, a next URL in the body, a Link
     /// header, or none (one request).
-    #[arg(long, value_name = "STYLE", value_enum, default_value_t = Style::Auto, help_heading = "Pagination")]
+    #[arg(long, value_name = "STYLE", value_enum, default_value_t = Style::Auto, help_heading = "Pagination", env = "APIFETCH_PAGINATE", hide_env_values = true)]
     pub paginate: Style,
 
     /// Query parameter that carries the offset (--paginate offset).
@@ -112,7 +113,9 @@ pub struct Cli {
         long,
         value_name = "NAME",
         default_value = "offset",
-        help_heading = "Pagination"
+        help_heading = "Pagination",
+        env = "APIFETCH_OFFSET_PARAM",
+        hide_env_values = true
     )]
     pub offset_param: String,
 
@@ -121,48 +124,56 @@ pub struct Cli {
         long,
         value_name = "NAME",
         default_value = "limit",
-        help_heading = "Pagination"
+        help_heading = "Pagination",
+        env = "APIFETCH_LIMIT_PARAM",
+        hide_env_values = true
     )]
     pub limit_param: String,
 
     /// JSON Pointer to the next cursor in the body (e.g. /meta/next); implies --paginate
     /// cursor. Without it, cursor and auto look at /next_cursor, /cursor, /nextPageToken, …
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, conflicts_with = "cursor_from_record", help_heading = "Pagination")]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, conflicts_with = "cursor_from_record", help_heading = "Pagination", env = "APIFETCH_CURSOR_PATH", hide_env_values = true)]
     pub cursor_path: Option<String>,
 
     /// JSON Pointer to the cursor in the last record of each page (keyset, e.g. /id with
     /// --cursor-param starting_after); implies --paginate cursor.
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_CURSOR_FROM_RECORD", hide_env_values = true)]
     pub cursor_from_record: Option<String>,
 
     /// Query parameter the cursor is sent back in [default: cursor, or the name the
     /// detected field implies, e.g. pageToken for /nextPageToken]
-    #[arg(long, value_name = "NAME", help_heading = "Pagination")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Pagination",
+        env = "APIFETCH_CURSOR_PARAM",
+        hide_env_values = true
+    )]
     pub cursor_param: Option<String>,
 
     /// JSON Pointer to the next page's URL in the body (e.g. /links/next); implies
     /// --paginate next.
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_NEXT_PATH", hide_env_values = true)]
     pub next_path: Option<String>,
 
     /// JSON Pointer to a boolean that is false on the last page [default: /has_more,
     /// /hasMore, /meta/has_more, /pagination/has_more]
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_HAS_MORE", hide_env_values = true)]
     pub has_more: Option<String>,
 
     /// JSON Pointer to the total number of records [default: /total, /total_count, …,
     /// or the X-Total-Count header]
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_TOTAL", hide_env_values = true)]
     pub total: Option<String>,
 
     /// JSON Pointer to the records array [default: a top-level array, or the array at
     /// /data, /items, /results, /records, /entries, /value, /rows, one level deeper, or
     /// the only array-valued field]
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination")]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_RECORDS", hide_env_values = true)]
     pub records: Option<String>,
 
     /// Stop after this many records; the last page is cut. Unlimited by default.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_MAX_RECORDS", hide_env_values = true)]
     pub max_records: Option<u64>,
 
     /// Send -H headers and credentials to a next page on another origin (scheme, host or

@@ -83,6 +83,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         info!(
             page = number,
             records = total,
+            expected_records = pages.total_records(),
             "page {number}: +{} records (total {total})",
             records.len()
         );

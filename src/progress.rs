@@ -17,8 +17,6 @@ use tracing_subscriber::layer::Context;
 use crate::logging::Fields;
 use crate::retry::human;
 
-const COUNTS: &str = "{human_pos} records · {rate} · {prefix}{wide_msg}";
-
 pub struct Progress {
     bar: ProgressBar,
     state: Mutex<State>,
@@ -53,11 +51,11 @@ impl Progress {
 
 fn style(with_bar: bool) -> ProgressStyle {
     let template = if with_bar {
-        format!("{{spinner}} [{{bar:30}}] {{human_len}} · ETA {{eta}} · {COUNTS}")
+        "{spinner} [{bar:30}] {human_pos}/{human_len} records · {rate} · ETA {eta} · {prefix}{wide_msg}"
     } else {
-        format!("{{spinner}} {COUNTS}")
+        "{spinner} {human_pos} records · {rate} · {prefix}{wide_msg}"
     };
-    ProgressStyle::with_template(&template)
+    ProgressStyle::with_template(template)
         .expect("the template is valid")
         .progress_chars("=> ")
         .with_key("rate", |state: &ProgressState, w: &mut dyn Write| {

@@ -485,16 +485,28 @@ fn on_a_terminal(args: &[&str]) -> String {
     reader.join().unwrap()
 }
 
+/// An API serving 8 records, 2 per page, slowly enough for the display to draw; with
+/// `total`, it also says how many records there are.
+fn slow_api(total: bool) -> Server {
+    let all = records(8);
+    Server::start(move |req| {
+        let (page, has_more) = page_of(&all, req);
+        let mut body = json!({"data": page, "has_more": has_more});
+        if total {
+            body["total"] = json!(all.len());
+        }
+        Reply::json(&body).delay(Duration::from_millis(150))
+    })
+    .unwrap()
+}
+
 #[test]
 fn progress_shows_on_a_terminal_only() {
-    let slow = || {
-        let serve = paged(records(8));
-        Server::start(move |req| serve(req).delay(Duration::from_millis(150))).unwrap()
-    };
-    let server = slow();
+    let server = slow_api(false);
     let url = server.url("/");
     let shown = on_a_terminal(&[&url, "--page-size", "2"]);
     assert!(shown.contains("records/s"), "{shown}");
+    assert!(!shown.contains("ETA"), "no total, no bar:\n{shown}");
     assert!(
         shown.contains("page 4: +2 records"),
         "logs still show:\n{shown}"
@@ -508,4 +520,12 @@ fn progress_shows_on_a_terminal_only() {
     let piped = String::from_utf8_lossy(&out.get_output().stderr);
     assert!(!piped.contains("records/s"), "{piped}");
     assert!(piped.contains("page 4: +2 records"), "{piped}");
+}
+
+#[test]
+fn progress_shows_a_bar_with_an_eta_once_the_total_is_known() {
+    let server = slow_api(true);
+    let shown = on_a_terminal(&[&server.url("/"), "--page-size", "2"]);
+    assert!(shown.contains("ETA"), "{shown}");
+    assert!(shown.contains("/8 records"), "{shown}");
 }
