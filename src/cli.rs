@@ -178,7 +178,12 @@ pub struct Cli {
 
     /// Send -H headers and credentials to a next page on another origin (scheme, host or
     /// port) too. By default they are withheld there, with a warning.
-    #[arg(long, help_heading = "Pagination")]
+    #[arg(
+        long,
+        help_heading = "Pagination",
+        env = "APIFETCH_TRUST_NEXT_ORIGIN",
+        hide_env_values = true
+    )]
     pub trust_next_origin: bool,
 
     /// Extra query parameter for every request (repeatable).

@@ -292,7 +292,8 @@ impl Paginator {
     }
 
     /// Continues from where an earlier run stopped. A position past the first page also
-    /// settles the style, so `auto` is not decided again on a later page.
+    /// settles the style, so `auto` is not decided again on a later page. The loop check
+    /// starts afresh: it knows only the URLs and cursors of this process.
     pub fn resume(&mut self, position: Position, fetched: u64) {
         if fetched > 0 {
             self.mode = match &position {
@@ -488,7 +489,14 @@ impl Paginator {
             }
             Mode::Link => match link::find(headers, "next", url) {
                 Some(next) => self.follow(url, next, |url| Position::Link { url }),
-                None => Ok(Step::Done("no next link")),
+                None => {
+                    if self.fetched == 1 && !link::any(headers) {
+                        warn!(
+                            "pagination: the response has no Link header; stopping after one page"
+                        );
+                    }
+                    Ok(Step::Done("no next link"))
+                }
             },
             Mode::Once => Ok(Step::Done("--paginate none makes one request")),
             Mode::Detect(_) => unreachable!("the first page decides the style"),
