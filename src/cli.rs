@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Args, Parser, ValueEnum};
 
+use crate::output::Format;
 use crate::paginate::Style;
 use crate::redact::Secret;
 use crate::retry::Jitter;
@@ -19,7 +20,10 @@ Exit codes:
   5    bad response: not JSON, no records array, a pagination loop, or a body over
        --max-response-size
   6    output error: the output file could not be written
-  130  interrupted (Ctrl-C)";
+  130  interrupted (Ctrl-C, SIGTERM)
+
+A failed or interrupted run with --out FILE keeps FILE.partial and FILE.checkpoint;
+the same command with --resume continues where it stopped.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -59,6 +63,9 @@ pub struct Cli {
     /// see retries recover without any network.
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Query parameter that carries the page number.
     #[arg(
@@ -359,6 +366,58 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("`{s}` is not a size (use bytes, or 512K, 100M, 1G)"))
+}
+
+/// What the output looks like, and resuming an interrupted run.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Output format [default: from the --out extension (.csv, .tsv, .jsonl, .ndjson,
+    /// .json), else csv]
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        env = "APIFETCH_FORMAT",
+        hide_env_values = true
+    )]
+    pub format: Option<Format>,
+
+    /// Only these columns, in this order, named as they appear in the header (e.g.
+    /// `id,customer.name`); a record without one gets an empty cell. csv and tsv only.
+    #[arg(
+        long,
+        value_name = "COLUMNS",
+        value_delimiter = ',',
+        env = "APIFETCH_COLUMNS",
+        hide_env_values = true
+    )]
+    pub columns: Vec<String>,
+
+    /// Joins the keys of nested objects into column names (`address.geo.lat`).
+    #[arg(
+        long,
+        value_name = "SEP",
+        default_value = ".",
+        env = "APIFETCH_FLATTEN_SEP",
+        hide_env_values = true
+    )]
+    pub flatten_sep: String,
+
+    /// Keep nested objects whole, as JSON text in one column, instead of one column per
+    /// nested key.
+    #[arg(long, env = "APIFETCH_NO_FLATTEN", hide_env_values = true)]
+    pub no_flatten: bool,
+
+    /// Prefix cells starting with =, +, -, @, tab or CR with `'`, so a spreadsheet shows
+    /// them instead of running them as formulas (CSV injection).
+    #[arg(long, env = "APIFETCH_CSV_SAFE", hide_env_values = true)]
+    pub csv_safe: bool,
+
+    /// Continue an interrupted run from FILE.checkpoint beside --out, producing the same
+    /// file an uninterrupted run would have; without a checkpoint, start from the beginning.
+    #[arg(long, env = "APIFETCH_RESUME", hide_env_values = true)]
+    pub resume: bool,
 }
 
 /// Seconds as a number (`0.05`, `30`) or a human duration (`500ms`, `2m`, `1h30m`).

@@ -4,7 +4,7 @@
 //! the form it is used in.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -13,10 +13,12 @@ use url::Url;
 
 use crate::cli::{Cli, Color, LogFormat};
 use crate::error::Error;
+use crate::output::Format;
 use crate::paginate::{CursorSource, Style};
 use crate::records::Select;
 use crate::redact::{self, Secret};
 use crate::retry;
+use crate::spool::Form;
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -96,11 +98,24 @@ pub struct Logging {
     pub summary: Option<PathBuf>,
 }
 
+/// What the output looks like, and whether a run continues an interrupted one.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub format: Format,
+    /// How records are spooled; decided by the format and the column options.
+    pub form: Form,
+    /// Prefix cells that a spreadsheet would run as a formula with `'`.
+    pub csv_safe: bool,
+    /// Continue from the checkpoint beside `--out`, if there is one.
+    pub resume: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,
     /// `None` writes to standard output.
     pub out: Option<PathBuf>,
+    pub output: Output,
     pub pages: Pages,
     pub records: Select,
     pub request: Request,
@@ -159,9 +174,12 @@ impl TryFrom<Cli> for Config {
         let stderr_is_terminal = std::io::stderr().is_terminal();
         let secrets = collect_secrets(&target, &params, &headers, auth.as_ref());
         let proxies = Proxies::from_env(|name| std::env::var(name).ok());
+        let out = cli.out.filter(|p| p.as_os_str() != "-");
+        let output = output(&cli.output, out.as_deref())?;
         Ok(Config {
             target,
-            out: cli.out.filter(|p| p.as_os_str() != "-"),
+            out,
+            output,
             pages: Pages {
                 style,
                 page_param: cli.page_param,
@@ -373,6 +391,52 @@ fn parse_user(raw: &Secret) -> Result<Auth, Error> {
     Ok(Auth::Basic {
         user: user.to_string(),
         password: Secret::new(password),
+    })
+}
+
+fn output(cli: &crate::cli::OutputArgs, out: Option<&Path>) -> Result<Output, Error> {
+    let format = cli
+        .format
+        .unwrap_or_else(|| out.map_or(Format::Csv, Format::from_path));
+    if cli.resume && out.is_none() {
+        return Err(Error::Usage(
+            "--resume needs --out FILE: a run to standard output has nothing to resume".into(),
+        ));
+    }
+    let form = if format.is_tabular() {
+        if cli.flatten_sep.is_empty() {
+            return Err(Error::Usage(
+                "--flatten-sep cannot be empty (use --no-flatten to keep nested objects whole)"
+                    .into(),
+            ));
+        }
+        if cli.columns.iter().any(String::is_empty) {
+            return Err(Error::Usage("--columns has an empty column name".into()));
+        }
+        Form::Cells {
+            sep: (!cli.no_flatten).then(|| cli.flatten_sep.clone()),
+            only: (!cli.columns.is_empty()).then(|| cli.columns.clone()),
+        }
+    } else {
+        let tabular_only = [
+            ("--columns", !cli.columns.is_empty()),
+            ("--flatten-sep", cli.flatten_sep != "."),
+            ("--no-flatten", cli.no_flatten),
+            ("--csv-safe", cli.csv_safe),
+        ];
+        if let Some((flag, _)) = tabular_only.iter().find(|(_, given)| *given) {
+            return Err(Error::Usage(format!(
+                "{flag} applies to csv and tsv output; {} writes records as the API sent them",
+                format.name()
+            )));
+        }
+        Form::Lines
+    };
+    Ok(Output {
+        format,
+        form,
+        csv_safe: cli.csv_safe,
+        resume: cli.resume,
     })
 }
 

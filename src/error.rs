@@ -48,6 +48,15 @@ pub enum Error {
     /// Ctrl-C or SIGTERM.
     #[error("interrupted")]
     Interrupted,
+    /// Any of the above, after pages were saved: the partial output is kept for `--resume`.
+    #[error(
+        "{error}; {records} records are kept in {partial}: run the same command with --resume to continue"
+    )]
+    Kept {
+        error: Box<Error>,
+        records: u64,
+        partial: String,
+    },
 }
 
 fn snippet_suffix(body: &str) -> String {
@@ -67,6 +76,7 @@ impl Error {
             Error::BadResponse(_) => Exit::BadResponse,
             Error::Output(_) => Exit::Output,
             Error::Interrupted => Exit::Interrupted,
+            Error::Kept { error, .. } => error.exit(),
         }
     }
 

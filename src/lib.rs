@@ -2,13 +2,15 @@
 //! failures a long unattended run meets.
 //!
 //! The run reads like the job it does: paginate → request with retry → extract records →
-//! spool → write. Each step lives in its own module.
+//! spool and checkpoint → write. Each step lives in its own module.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod generate;
 pub mod http;
+pub mod interrupt;
 pub mod logging;
 pub mod output;
 pub mod paginate;
@@ -24,11 +26,12 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::checkpoint::Identity;
 use crate::config::{Config, Target};
 pub use crate::error::{Error, Exit};
-use crate::output::Destination;
+use crate::http::Fetcher;
+use crate::output::Sink;
 use crate::paginate::{Paginator, Step};
-use crate::spool::Spool;
 
 /// What a successful run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,13 +60,60 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             url::Url::parse(&demo.url("/v1/orders")).expect("a loopback URL parses")
         }
     };
-    let destination = Destination::new(config.out.clone());
-    let mut spool = Spool::new(destination.scratch_file()?, ".");
-    let fetcher = http::Fetcher::new(&config.request, config.retry.clone())?.with_headers(
+    let fetcher = Fetcher::new(&config.request, config.retry.clone())?.with_headers(
         config.request.headers.clone(),
         http::Trust::new(&url, config.request.trust_next_origin),
     );
     let mut pages = Paginator::new(&url, &config.request.params, &config.pages);
+    let identity = Identity::of(&config, &url, &config.output.form);
+    let mut sink = Sink::open(
+        &config.output,
+        config.out.as_deref(),
+        &identity,
+        pages.position(),
+    )?;
+    let mut done = false;
+    if let Some(resumed) = sink.resumed() {
+        pages.resume(
+            resumed.position.clone(),
+            resumed.pages,
+            resumed.spool.records,
+        );
+        done = resumed.done;
+    }
+    if !done {
+        // Stopping at a signal drops `fetch` at one of its waits, between pages.
+        let fetched = tokio::select! {
+            result = fetch(&fetcher, &mut pages, &config.records, &mut sink) => result,
+            () = interrupt::requested() => Err(Error::Interrupted),
+        };
+        if let Err(error) = fetched {
+            return Err(sink.abandon(error));
+        }
+    }
+    let records = sink.records();
+    if records == 0 {
+        warn!("the API returned no records; writing an empty output");
+    }
+    let destination = sink.describe();
+    sink.finish()?;
+    Ok(Summary {
+        records,
+        pages: pages.fetched(),
+        retries: fetcher.retries(),
+        elapsed: started.elapsed(),
+        destination,
+    })
+}
+
+/// Requests page after page, handing each page's records to the sink, until the
+/// paginator says there are no more.
+async fn fetch(
+    fetcher: &Fetcher,
+    pages: &mut Paginator,
+    select: &records::Select,
+    sink: &mut Sink,
+) -> Result<(), Error> {
     loop {
         let page_url = pages.url();
         let response = fetcher.get(&page_url).await?;
@@ -74,12 +124,16 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
                 http::snippet(&response.body)
             ))
         })?;
-        let mut records = page.records(&config.records)?;
+        let mut records = page.records(select)?;
         records.truncate(pages.room());
-        for record in &records {
-            spool.add(record)?;
-        }
-        let (number, total) = (pages.fetched() + 1, spool.records());
+        let step = pages.advance(&response.headers, &page, &records)?;
+        sink.page(
+            &records,
+            pages.position(),
+            pages.fetched(),
+            step != Step::Continue,
+        )?;
+        let (number, total) = (pages.fetched(), sink.records());
         info!(
             page = number,
             records = total,
@@ -87,31 +141,19 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             "page {number}: +{} records (total {total})",
             records.len()
         );
-        match pages.advance(&response.headers, &page, &records)? {
+        match step {
             Step::Continue => continue,
             Step::Done(reason) => {
                 tracing::debug!("last page: {reason}");
-                break;
+                return Ok(());
             }
             Step::Capped => {
                 warn!(
                     "stopped after --max-pages {}; the API has more pages that were not fetched",
                     pages.fetched()
                 );
-                break;
+                return Ok(());
             }
         }
     }
-    let records = spool.records();
-    if records == 0 {
-        warn!("the API returned no records; writing an empty output");
-    }
-    destination.write_csv(spool)?;
-    Ok(Summary {
-        records,
-        pages: pages.fetched(),
-        retries: fetcher.retries(),
-        elapsed: started.elapsed(),
-        destination: destination.describe(),
-    })
 }

@@ -71,12 +71,7 @@ fn fetch(config: Config) -> Result<(), Error> {
         .map_err(|_| Error::Usage("cannot install the TLS provider".into()))?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
-    let summary = runtime.block_on(async {
-        tokio::select! {
-            result = apifetch::run(config) => result,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
-        }
-    })?;
+    let summary = runtime.block_on(apifetch::run(config))?;
     info!(
         records = summary.records,
         pages = summary.pages,

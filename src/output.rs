@@ -1,84 +1,450 @@
 //! Writing the records out: to standard output, or to a file that is replaced only when
 //! the whole run succeeded.
+//!
+//! A run to a file spools every page durably into a partial file beside it and checkpoints
+//! after each page (see [`crate::checkpoint`]), so a run that fails or is interrupted can be
+//! resumed; the file itself is written under a temporary name and renamed into place at
+//! the end. A run to standard output streams JSON Lines page by page, and writes the other
+//! formats at the end from an anonymous spool.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::borrow::Cow;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Stdout, Write};
 use std::path::{Path, PathBuf};
 
+use serde_json::value::RawValue;
+use tracing::info;
+
+use crate::checkpoint::{Checkpoint, Files, Identity};
+use crate::config;
 use crate::error::Error;
+use crate::paginate::Position;
 use crate::spool::Spool;
 
-#[derive(Debug, Clone)]
-pub enum Destination {
-    Stdout,
-    File(PathBuf),
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Tab-separated values with a header row, quoted like CSV where needed.
+    Tsv,
+    /// One JSON record per line, exactly as the API sent it (whitespace removed).
+    Jsonl,
+    /// One JSON array of every record, exactly as the API sent them.
+    Json,
 }
 
-impl Destination {
-    pub fn new(out: Option<PathBuf>) -> Self {
-        out.map_or(Destination::Stdout, Destination::File)
+impl Format {
+    /// The format an output file's extension asks for; csv when it names none.
+    pub fn from_path(path: &Path) -> Self {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("tsv") => Format::Tsv,
+            Some("jsonl" | "ndjson") => Format::Jsonl,
+            Some("json") => Format::Json,
+            _ => Format::Csv,
+        }
+    }
+
+    /// Rows and columns (flattened records) rather than JSON records.
+    pub fn is_tabular(self) -> bool {
+        matches!(self, Format::Csv | Format::Tsv)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Tsv => "tsv",
+            Format::Jsonl => "jsonl",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// Where records go as pages arrive, and how they become the output at the end.
+pub struct Sink {
+    route: Route,
+    format: Format,
+    csv_safe: bool,
+}
+
+enum Route {
+    /// JSON Lines to standard output: each page is written as it arrives.
+    Stream {
+        out: BufWriter<Stdout>,
+        records: u64,
+    },
+    /// Standard output in the other formats: spooled to an anonymous file until the end.
+    Stdout(Spool),
+    /// A file: spooled durably into the partial file beside it, checkpointed per page.
+    File(Partial),
+}
+
+struct Partial {
+    out: PathBuf,
+    files: Files,
+    spool: Spool,
+    checkpoint: Checkpoint,
+    /// This run carries on one that was interrupted.
+    resumed: bool,
+}
+
+impl Sink {
+    /// Prepares the output. A run to a file starts a new partial file, discarding any an
+    /// earlier run left, or with `--resume` carries on the one its checkpoint describes.
+    /// `start` is where a new run's first request goes.
+    pub fn open(
+        output: &config::Output,
+        out: Option<&Path>,
+        identity: &Identity,
+        start: &Position,
+    ) -> Result<Self, Error> {
+        let route = match out {
+            None if output.format == Format::Jsonl => Route::Stream {
+                out: BufWriter::new(io::stdout()),
+                records: 0,
+            },
+            None => {
+                let file = tempfile::tempfile()
+                    .map_err(|e| Error::output(e, "cannot create a temporary file"))?;
+                Route::Stdout(Spool::new(file, output.form.clone()))
+            }
+            Some(out) => Route::File(Partial::open(out, output, identity, start)?),
+        };
+        Ok(Sink {
+            route,
+            format: output.format,
+            csv_safe: output.csv_safe,
+        })
+    }
+
+    /// The checkpoint this run resumes from, if it resumes one.
+    pub fn resumed(&self) -> Option<&Checkpoint> {
+        match &self.route {
+            Route::File(partial) if partial.resumed => Some(&partial.checkpoint),
+            _ => None,
+        }
+    }
+
+    /// Takes the records of one page. `position` and `pages` say where the run continues
+    /// after it, `last` that no more pages will come.
+    pub fn page(
+        &mut self,
+        records: &[&RawValue],
+        position: &Position,
+        pages: u64,
+        last: bool,
+    ) -> Result<(), Error> {
+        match &mut self.route {
+            Route::Stream { out, records: n } => {
+                let written: io::Result<()> = records.iter().try_for_each(|record| {
+                    out.write_all(crate::records::compact(record.get()).as_bytes())?;
+                    out.write_all(b"\n")
+                });
+                *n += records.len() as u64;
+                written
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Error::output(e, "cannot write to stdout"))
+            }
+            Route::Stdout(spool) => records.iter().try_for_each(|record| spool.add(record)),
+            Route::File(partial) => partial.page(records, position, pages, last),
+        }
+    }
+
+    /// Records taken so far, including those of the run being resumed.
+    pub fn records(&self) -> u64 {
+        match &self.route {
+            Route::Stream { records, .. } => *records,
+            Route::Stdout(spool) => spool.records(),
+            Route::File(partial) => partial.spool.records(),
+        }
     }
 
     /// How the destination is named in the summary line.
     pub fn describe(&self) -> String {
-        match self {
-            Destination::Stdout => "stdout".into(),
-            Destination::File(path) => path.display().to_string(),
+        match &self.route {
+            Route::File(partial) => partial.out.display().to_string(),
+            _ => "stdout".into(),
         }
     }
 
-    /// An anonymous scratch file for the spool, beside the output so a directory that
-    /// cannot be written is found before any page is fetched.
-    pub fn scratch_file(&self) -> Result<File, Error> {
-        match self {
-            Destination::Stdout => {
-                tempfile::tempfile().map_err(|e| Error::output(e, "cannot create a temporary file"))
-            }
-            Destination::File(path) => tempfile::tempfile_in(dir_of(path))
-                .map_err(|e| Error::output(e, format!("cannot write beside {}", path.display()))),
-        }
-    }
-
-    /// Writes the spooled records as CSV. A file is written under a temporary name in
-    /// the same directory, synced, then renamed over the target, so readers see either
-    /// the old file or the complete new one.
-    pub fn write_csv(&self, spool: Spool) -> Result<(), Error> {
-        match self {
-            Destination::Stdout => {
-                let stdout = io::stdout().lock();
-                write_csv(spool, BufWriter::new(stdout))
+    /// Writes the output once every page is in. A file is written under a temporary name
+    /// in the same directory, synced, then renamed over the target, so readers see either
+    /// the old file or the complete new one; then the partial file and checkpoint go.
+    pub fn finish(self) -> Result<(), Error> {
+        let (format, csv_safe) = (self.format, self.csv_safe);
+        match self.route {
+            Route::Stream { mut out, .. } => out
+                .flush()
+                .map_err(|e| Error::output(e, "cannot write to stdout")),
+            Route::Stdout(spool) => {
+                let stdout = BufWriter::new(io::stdout().lock());
+                write(format, csv_safe, spool, stdout)
                     .map_err(|e| Error::output(e, "cannot write to stdout"))
             }
-            Destination::File(path) => {
-                let failed =
-                    |e: io::Error| Error::output(e, format!("cannot write {}", path.display()));
-                let mut tmp = tempfile::Builder::new()
-                    .prefix(".apifetch-")
-                    .suffix(".tmp")
-                    .tempfile_in(dir_of(path))
-                    .map_err(failed)?;
-                write_csv(spool, BufWriter::new(tmp.as_file_mut())).map_err(failed)?;
-                tmp.as_file().sync_all().map_err(failed)?;
-                tmp.persist(path).map_err(|e| failed(e.error))?;
-                Ok(())
-            }
+            Route::File(partial) => partial.finish(format, csv_safe),
+        }
+    }
+
+    /// Turns the error that stopped the run into the one to report. A file run that saved
+    /// pages keeps its partial file and checkpoint and says how to carry on.
+    pub fn abandon(self, error: Error) -> Error {
+        match self.route {
+            Route::File(partial) => partial.keep(error),
+            _ => error,
         }
     }
 }
 
-fn dir_of(path: &Path) -> &Path {
-    match path.parent() {
+impl Partial {
+    fn open(
+        out: &Path,
+        output: &config::Output,
+        identity: &Identity,
+        start: &Position,
+    ) -> Result<Self, Error> {
+        let files = Files::beside(out);
+        let cannot_write =
+            |e: io::Error| Error::output(e, format!("cannot write beside {}", out.display()));
+        if output.resume {
+            if let Some(checkpoint) = Checkpoint::load(&files.checkpoint, identity)? {
+                return Partial::resume(out, output, files, checkpoint);
+            }
+            info!(
+                "no checkpoint at {}: starting from the beginning",
+                files.checkpoint.display()
+            );
+        } else if files.checkpoint.exists() {
+            info!(
+                "discarding the partial output of an earlier run in {} (--resume continues it)",
+                files.partial.display()
+            );
+        }
+        // The old checkpoint goes first: it must never describe the new partial file.
+        files.remove().map_err(cannot_write)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&files.partial)
+            .map_err(cannot_write)?;
+        let checkpoint = Checkpoint::start(identity, start.clone());
+        checkpoint.save(&files.checkpoint).map_err(cannot_write)?;
+        Ok(Partial {
+            out: out.to_path_buf(),
+            files,
+            spool: Spool::new(file, output.form.clone()),
+            checkpoint,
+            resumed: false,
+        })
+    }
+
+    fn resume(
+        out: &Path,
+        output: &config::Output,
+        files: Files,
+        checkpoint: Checkpoint,
+    ) -> Result<Self, Error> {
+        let unusable = |why: String| {
+            Error::Usage(format!(
+                "cannot resume from {}: {why}; run without --resume to start over",
+                files.partial.display()
+            ))
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&files.partial)
+            .map_err(|e| unusable(e.to_string()))?;
+        let spool = Spool::reopen(file, output.form.clone(), checkpoint.spool.clone()).map_err(
+            |e| match e.kind() {
+                io::ErrorKind::InvalidData => unusable(e.to_string()),
+                _ => Error::output(e, format!("cannot write {}", files.partial.display())),
+            },
+        )?;
+        info!(
+            "resuming after page {}: {} records already in {}",
+            checkpoint.pages,
+            checkpoint.spool.records,
+            files.partial.display()
+        );
+        Ok(Partial {
+            out: out.to_path_buf(),
+            files,
+            spool,
+            checkpoint,
+            resumed: true,
+        })
+    }
+
+    /// Appends a page and syncs it, then moves the checkpoint past it: a crash at any point
+    /// leaves a checkpoint that describes only pages wholly on disk.
+    fn page(
+        &mut self,
+        records: &[&RawValue],
+        position: &Position,
+        pages: u64,
+        last: bool,
+    ) -> Result<(), Error> {
+        for record in records {
+            self.spool.add(record)?;
+        }
+        let failed = |e: io::Error| {
+            Error::output(e, format!("cannot write {}", self.files.partial.display()))
+        };
+        self.spool.commit().map_err(failed)?;
+        self.checkpoint.position = position.clone();
+        self.checkpoint.pages = pages;
+        self.checkpoint.done = last;
+        self.checkpoint.spool = self.spool.mark();
+        self.checkpoint.save(&self.files.checkpoint).map_err(|e| {
+            Error::output(
+                e,
+                format!("cannot write {}", self.files.checkpoint.display()),
+            )
+        })
+    }
+
+    fn finish(self, format: Format, csv_safe: bool) -> Result<(), Error> {
+        let records = self.spool.records();
+        let partial = self.files.partial.clone();
+        let failed =
+            |e: io::Error| Error::output(e, format!("cannot write {}", self.out.display()));
+        let written = if format == Format::Jsonl {
+            // The partial file already is the output, byte for byte.
+            self.spool
+                .into_file()
+                .and_then(|file| file.sync_data())
+                .and_then(|()| fs::rename(&partial, &self.out))
+                .map_err(failed)
+        } else {
+            replace(&self.out, |file| {
+                write(format, csv_safe, self.spool, BufWriter::new(file))
+            })
+            .map_err(failed)
+        };
+        match written {
+            Ok(()) => self
+                .files
+                .remove()
+                .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display()))),
+            Err(error) => Err(kept(error, records, &partial)),
+        }
+    }
+
+    fn keep(self, error: Error) -> Error {
+        if self.checkpoint.pages == 0 {
+            // Nothing worth resuming: a new run would start in the same place.
+            let _ = self.files.remove();
+            return error;
+        }
+        kept(error, self.spool.records(), &self.files.partial)
+    }
+}
+
+fn kept(error: Error, records: u64, partial: &Path) -> Error {
+    Error::Kept {
+        error: Box::new(error),
+        records,
+        partial: partial.display().to_string(),
+    }
+}
+
+/// Writes `path` through a temporary file beside it that is synced and renamed over it, so
+/// a failure at any point leaves the old file as it was and no temporary file behind.
+pub(crate) fn replace(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".apifetch-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The whole output from a spool, in `format`.
+fn write(format: Format, csv_safe: bool, spool: Spool, out: impl Write) -> io::Result<()> {
+    match format {
+        Format::Csv => write_table(spool, b',', csv_safe, out),
+        Format::Tsv => write_table(spool, b'\t', csv_safe, out),
+        Format::Json => write_array(spool, out),
+        Format::Jsonl => unreachable!("JSON Lines is streamed, or renamed into place as a file"),
     }
 }
 
 /// A header of every column, then one row per record. No records, no header: an empty file.
-fn write_csv(spool: Spool, out: impl Write) -> io::Result<()> {
-    let mut csv = csv::Writer::from_writer(out);
+fn write_table(spool: Spool, delimiter: u8, csv_safe: bool, out: impl Write) -> io::Result<()> {
+    let mut table = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(out);
     if spool.records() > 0 {
-        csv.write_record(spool.columns())?;
+        let header = spool.columns().iter();
+        table.write_record(header.map(|c| safe_cell(c.as_bytes(), csv_safe)))?;
     }
-    spool.replay(|row| csv.write_record(row).map_err(io::Error::from))?;
-    csv.flush()
+    spool.replay_cells(|row| {
+        table
+            .write_record(row.iter().map(|c| safe_cell(c, csv_safe)))
+            .map_err(io::Error::from)
+    })?;
+    table.flush()
+}
+
+/// With `csv_safe`, a cell that a spreadsheet would run as a formula gets a leading `'`
+/// (the OWASP advice against CSV injection).
+fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
+    match text.first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') if csv_safe => {
+            Cow::Owned([b"'", text].concat())
+        }
+        _ => Cow::Borrowed(text),
+    }
+}
+
+/// One JSON array, a record per line: `[` … `]`, or `[]` without records.
+fn write_array(spool: Spool, mut out: impl Write) -> io::Result<()> {
+    if spool.records() == 0 {
+        out.write_all(b"[]\n")?;
+        return out.flush();
+    }
+    let mut first = true;
+    out.write_all(b"[\n")?;
+    spool.replay_lines(|line| {
+        if !std::mem::take(&mut first) {
+            out.write_all(b",\n")?;
+        }
+        out.write_all(line)
+    })?;
+    out.write_all(b"\n]\n")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_follows_the_extension() {
+        for (path, format) in [
+            ("a.csv", Format::Csv),
+            ("a.TSV", Format::Tsv),
+            ("x/a.jsonl", Format::Jsonl),
+            ("a.ndjson", Format::Jsonl),
+            ("a.json", Format::Json),
+            ("a.txt", Format::Csv),
+            ("a", Format::Csv),
+        ] {
+            assert_eq!(Format::from_path(Path::new(path)), format, "{path}");
+        }
+    }
 }

@@ -185,7 +185,7 @@ pub struct Paginator {
     mode: Mode,
     position: Position,
     fetched: u64,
-    /// Records kept in this process (not counting a resumed run's earlier records).
+    /// Records kept so far, including those of the run being resumed.
     records: u64,
     /// The largest page seen: the page size the server actually grants.
     page_records: u64,
@@ -291,10 +291,11 @@ impl Paginator {
         }
     }
 
-    /// Continues from where an earlier run stopped. A position past the first page also
-    /// settles the style, so `auto` is not decided again on a later page. The loop check
-    /// starts afresh: it knows only the URLs and cursors of this process.
-    pub fn resume(&mut self, position: Position, fetched: u64) {
+    /// Continues from where an earlier run stopped after `fetched` pages and `records`
+    /// records. A position past the first page also settles the style, so `auto` is not
+    /// decided again on a later page. The loop check starts afresh: it knows only the URLs
+    /// and cursors of this process.
+    pub fn resume(&mut self, position: Position, fetched: u64, records: u64) {
         if fetched > 0 {
             self.mode = match &position {
                 Position::Page { .. } => Mode::Page,
@@ -312,6 +313,7 @@ impl Paginator {
         }
         self.position = position;
         self.fetched = fetched;
+        self.records = records;
     }
 
     /// The number of records in the whole result, when the API says so (`--total`,
@@ -1161,7 +1163,7 @@ mod tests {
             r#"{"kind":"cursor","value":"t2","param":"pageToken","from":{"in":"body","pointer":"/nextPageToken"}}"#
         );
         let mut q = Paginator::new(&base(), &[], &pages(Style::Auto));
-        q.resume(serde_json::from_str(&saved).unwrap(), p.fetched());
+        q.resume(serde_json::from_str(&saved).unwrap(), p.fetched(), 1);
         assert_eq!((q.style(), q.url()), (Style::Cursor, p.url()));
         assert_eq!(
             body(&mut q, r#"{"items": [2], "nextPageToken": ""}"#),

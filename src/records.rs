@@ -246,11 +246,16 @@ fn entries(raw: &RawValue) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json:
 
 /// Appends the cells of `record` to `out` as (column, text) pairs.
 ///
-/// Nested objects become `parent.child` columns so spreadsheets get one value per cell;
-/// arrays stay compact JSON text because their length varies from record to record;
-/// numbers keep the exact text the API sent; `null` is an empty cell. A record that is not
-/// an object is one column named `value`.
-pub fn flatten(record: &RawValue, sep: &str, out: &mut Vec<(String, String)>) -> Result<(), Error> {
+/// Nested objects become `parent{sep}child` columns so spreadsheets get one value per cell,
+/// or, with no `sep`, one column of compact JSON text; arrays stay compact JSON text
+/// because their length varies from record to record; numbers keep the exact text the API
+/// sent; `null` is an empty cell. A record that is not an object is one column named
+/// `value`.
+pub fn flatten(
+    record: &RawValue,
+    sep: Option<&str>,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), Error> {
     let done = match record.get().as_bytes()[0] {
         b'{' if record.get() != "{}" => flatten_object(record, "", sep, out),
         _ => flatten_value("value".to_string(), record, sep, out),
@@ -261,14 +266,14 @@ pub fn flatten(record: &RawValue, sep: &str, out: &mut Vec<(String, String)>) ->
 fn flatten_object(
     raw: &RawValue,
     prefix: &str,
-    sep: &str,
+    sep: Option<&str>,
     out: &mut Vec<(String, String)>,
 ) -> Result<(), serde_json::Error> {
     for (key, value) in entries(raw)? {
         let column = if prefix.is_empty() {
             key.into_owned()
         } else {
-            format!("{prefix}{sep}{key}")
+            format!("{prefix}{}{key}", sep.unwrap_or_default())
         };
         flatten_value(column, value, sep, out)?;
     }
@@ -278,12 +283,14 @@ fn flatten_object(
 fn flatten_value(
     column: String,
     raw: &RawValue,
-    sep: &str,
+    sep: Option<&str>,
     out: &mut Vec<(String, String)>,
 ) -> Result<(), serde_json::Error> {
     let text = raw.get();
     let cell = match text.as_bytes()[0] {
-        b'{' if !is_empty_object(text) => return flatten_object(raw, &column, sep, out),
+        b'{' if sep.is_some() && !is_empty_object(text) => {
+            return flatten_object(raw, &column, sep, out);
+        }
         b'{' | b'[' => compact(text),
         b'"' => serde_json::from_str::<Cow<str>>(text)?.into_owned(),
         b'n' => String::new(),
@@ -332,7 +339,7 @@ mod tests {
     fn cells(json: &str) -> Vec<(String, String)> {
         let raw: &RawValue = serde_json::from_str(json).unwrap();
         let mut out = Vec::new();
-        flatten(raw, ".", &mut out).unwrap();
+        flatten(raw, Some("."), &mut out).unwrap();
         out
     }
 
@@ -444,6 +451,24 @@ mod tests {
             ("e", "{}"),
         ];
         assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    }
+
+    #[test]
+    fn without_a_separator_nested_objects_stay_json() {
+        let raw: &RawValue =
+            serde_json::from_str(r#"{"a": {"b": { "c": 1E2 }}, "d": {"e": 2}}"#).unwrap();
+        let mut out = Vec::new();
+        flatten(raw, None, &mut out).unwrap();
+        assert_eq!(
+            out,
+            [
+                ("a".to_string(), r#"{"b":{"c":1E2}}"#.to_string()),
+                ("d".to_string(), r#"{"e":2}"#.to_string()),
+            ]
+        );
+        out.clear();
+        flatten(raw, Some("_"), &mut out).unwrap();
+        assert_eq!(out[0], ("a_b_c".to_string(), "1E2".to_string()));
     }
 
     #[test]

@@ -448,10 +448,15 @@ fn output_that_cannot_replace_its_target_keeps_the_target() {
         std::fs::read_to_string(target.join("keep.txt")).unwrap(),
         "keep"
     );
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
     assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "no temporary file left"
+        left,
+        ["out.csv", "out.csv.checkpoint", "out.csv.partial"],
+        "no temporary file left; the fetched records are kept for --resume"
     );
 }
 
