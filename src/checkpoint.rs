@@ -44,15 +44,22 @@ impl Files {
         }
     }
 
-    /// Removes both; a file that is already gone is fine.
+    /// Removes the checkpoint, so the partial file no longer counts as resumable.
+    pub fn remove_checkpoint(&self) -> io::Result<()> {
+        remove_if_exists(&self.checkpoint)
+    }
+
+    /// Removes the checkpoint, then the partial file.
     pub fn remove(&self) -> io::Result<()> {
-        for path in [&self.checkpoint, &self.partial] {
-            match fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
+        self.remove_checkpoint()?;
+        remove_if_exists(&self.partial)
+    }
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -31,7 +31,7 @@ Examples:
   apifetch https://api.example.com/v1/orders --page-size 500 --param status=open -H 'Accept: application/json'
   apifetch --demo --out demo.csv";
 
-/// Fetch every record of a paginated JSON API into a CSV file.
+/// Fetch every record of a paginated JSON API into a CSV, TSV, JSON Lines or JSON file.
 ///
 /// apifetch requests page after page until the API says there are no more, retrying
 /// transient failures (connection errors, timeouts, 408/425/429/5xx) with exponential

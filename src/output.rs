@@ -28,6 +28,7 @@ pub enum Format {
     /// Tab-separated values with a header row, quoted like CSV where needed.
     Tsv,
     /// One JSON record per line, exactly as the API sent it (whitespace removed).
+    #[value(alias = "ndjson")]
     Jsonl,
     /// One JSON array of every record, exactly as the API sent them.
     Json,
@@ -223,7 +224,7 @@ impl Partial {
             );
         }
         // The old checkpoint goes first: it must never describe the new partial file.
-        files.remove().map_err(cannot_write)?;
+        files.remove_checkpoint().map_err(cannot_write)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -29,6 +29,19 @@ pub fn apifetch_std() -> std::process::Command {
     cmd
 }
 
+/// Waits until `server` has received at least `n` requests.
+pub fn wait_for_requests(server: &Server, n: usize) {
+    let started = std::time::Instant::now();
+    while server.requests().len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server saw only {} of {n} requests",
+            server.requests().len()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// `n` records with ids 1..=n and a nested field, all keys present on every record.
 pub fn records(n: usize) -> Vec<Value> {
     (1..=n)
