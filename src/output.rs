@@ -80,7 +80,7 @@ enum Route {
     /// Standard output in the other formats: spooled to an anonymous file until the end.
     Stdout(Spool),
     /// A file: spooled durably into the partial file beside it, checkpointed per page.
-    File(Partial),
+    File(Box<Partial>),
 }
 
 struct Partial {
@@ -112,7 +112,7 @@ impl Sink {
                     .map_err(|e| Error::output(e, "cannot create a temporary file"))?;
                 Route::Stdout(Spool::new(file, output.form.clone()))
             }
-            Some(out) => Route::File(Partial::open(out, output, identity, start)?),
+            Some(out) => Route::File(Box::new(Partial::open(out, output, identity, start)?)),
         };
         Ok(Sink {
             route,
