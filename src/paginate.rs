@@ -7,21 +7,21 @@
 //! identical to the one before it) stops with [`Error::BadResponse`] instead of looping
 //! until `--max-pages`.
 
+mod detect;
+mod guard;
 mod link;
-
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tracing::{info, warn};
+use tracing::warn;
 use url::Url;
 
 use crate::config::Pages;
 use crate::error::Error;
 use crate::records::{self, Page};
+use guard::Guard;
 
 /// How an API hands out its pages (`--paginate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -110,66 +110,6 @@ enum Mode {
     Once,
 }
 
-/// Where APIs put a next-page URL in the body, tried in order.
-const NEXT_POINTERS: &[&str] = &[
-    "/next",
-    "/links/next",
-    "/links/next/href",
-    "/_links/next/href",
-    "/paging/next",
-    "/paging/next/link",
-    "/@odata.nextLink",
-    "/odata.nextLink",
-    "/nextLink",
-    "/nextRecordsUrl",
-    "/next_page",
-    "/pagination/next",
-];
-
-/// Where APIs put a cursor, and the parameter they expect it back in.
-const CURSOR_POINTERS: &[(&str, &str)] = &[
-    ("/next_cursor", "cursor"),
-    ("/cursor", "cursor"),
-    ("/next_page_token", "page_token"),
-    ("/nextPageToken", "pageToken"),
-    ("/meta/next_cursor", "cursor"),
-    ("/pagination/next_cursor", "cursor"),
-    ("/response_metadata/next_cursor", "cursor"),
-    ("/paging/next/after", "after"),
-    ("/paging/cursors/after", "after"),
-    // Airtable: a string token (a number here is an offset echo, below).
-    ("/offset", "offset"),
-];
-
-/// A numeric offset echoed back: the API paginates by offset.
-const OFFSET_POINTERS: &[&str] = &["/offset", "/meta/offset", "/pagination/offset"];
-
-const HAS_MORE_POINTERS: &[&str] = &[
-    "/has_more",
-    "/hasMore",
-    "/meta/has_more",
-    "/pagination/has_more",
-];
-
-const TOTAL_POINTERS: &[&str] = &[
-    "/total",
-    "/total_count",
-    "/totalCount",
-    "/meta/total",
-    "/meta/total_count",
-    "/pagination/total",
-];
-
-const TOTAL_PAGES_POINTERS: &[&str] = &[
-    "/total_pages",
-    "/totalPages",
-    "/meta/total_pages",
-    "/pagination/total_pages",
-];
-
-/// The default `--cursor-param`, when the cursor's field does not imply another.
-const DEFAULT_CURSOR_PARAM: &str = "cursor";
-
 /// What the API said about the size of the whole result.
 #[derive(Debug, Default)]
 struct Totals {
@@ -190,10 +130,7 @@ pub struct Paginator {
     /// The largest page seen: the page size the server actually grants.
     page_records: u64,
     totals: Totals,
-    /// Hashes of every next URL and cursor used, with the page they fetched.
-    seen: HashMap<u64, u64>,
-    /// Fingerprint of the previous page's records.
-    previous: Option<u64>,
+    guard: Guard,
 }
 
 impl Paginator {
@@ -211,7 +148,7 @@ impl Paginator {
             Style::Offset => Mode::Offset,
             Style::Cursor => match &pages.cursor {
                 Some(from) => Mode::Cursor {
-                    param: cursor_param(pages, from),
+                    param: detect::cursor_param(pages, from),
                     from: from.clone(),
                 },
                 None => Mode::Detect(Style::Cursor),
@@ -241,8 +178,7 @@ impl Paginator {
             records: 0,
             page_records: 0,
             totals: Totals::default(),
-            seen: HashMap::new(),
-            previous: None,
+            guard: Guard::default(),
         }
     }
 
@@ -400,10 +336,18 @@ impl Paginator {
         self.records += records.len() as u64;
         self.page_records = self.page_records.max(records.len() as u64);
         if let Mode::Detect(style) = self.mode {
-            self.mode = self.detect(style, headers, page, &url);
+            self.mode = detect::style(style, &self.pages, headers, page, &url, |next| {
+                self.is_page_url(next)
+            });
         }
-        self.learn_totals(headers, page, &url);
-        self.check_repeated_page(records)?;
+        let totals = detect::totals(&self.pages, headers, page, &url);
+        self.totals = Totals {
+            records: totals.records.or(self.totals.records),
+            pages: totals.pages.or(self.totals.pages),
+        };
+        self.guard.check_page(records, self.fetched, || {
+            repeated_page_hint(&self.mode, &self.pages)
+        })?;
         let step = self.step(headers, page, records, &url)?;
         Ok(match step {
             Step::Continue if self.room() == 0 => Step::Done("--max-records reached"),
@@ -421,7 +365,7 @@ impl Paginator {
         records: &[&RawValue],
         url: &Url,
     ) -> Result<Step, Error> {
-        if self.has_more(page) == Some(false) {
+        if detect::has_more(&self.pages, page) == Some(false) {
             return Ok(Step::Done("has_more is false"));
         }
         match self.mode.clone() {
@@ -458,22 +402,23 @@ impl Paginator {
             }
             Mode::Cursor { param, from } => {
                 let value = match &from {
-                    CursorSource::Body(pointer) => page.raw(pointer).and_then(cursor_text),
+                    CursorSource::Body(pointer) => page.raw(pointer).and_then(detect::cursor_text),
                     CursorSource::LastRecord(pointer) => records
                         .last()
                         .and_then(|r| records::lookup(r, pointer))
-                        .and_then(cursor_text),
+                        .and_then(detect::cursor_text),
                 };
                 let Some(value) = value else {
                     return Ok(Step::Done("no next cursor"));
                 };
                 if let Position::Cursor { value: current, .. } = &self.position {
-                    let current = format!("cursor {current}");
-                    self.remember(&current);
+                    self.guard
+                        .remember(&format!("cursor {current}"), self.fetched);
                 }
-                self.check_seen(&format!("cursor {value}"), || {
-                    format!("cursor `{}`", shorten(&value))
-                })?;
+                self.guard
+                    .check_new(&format!("cursor {value}"), self.fetched, || {
+                        format!("cursor `{}`", shorten(&value))
+                    })?;
                 self.position = Position::Cursor { value, param, from };
                 Ok(Step::Continue)
             }
@@ -512,193 +457,16 @@ impl Paginator {
         next: Url,
         position: impl FnOnce(Url) -> Position,
     ) -> Result<Step, Error> {
-        self.remember(&format!("url {current}"));
-        self.check_seen(&format!("url {next}"), || {
-            format!("next URL {}", crate::redact::url(&next))
-        })?;
+        self.guard.remember(&format!("url {current}"), self.fetched);
+        self.guard
+            .check_new(&format!("url {next}"), self.fetched, || {
+                format!("next URL {}", crate::redact::url(&next))
+            })?;
         self.position = position(next);
         Ok(Step::Continue)
     }
 
-    fn remember(&mut self, key: &str) {
-        self.seen.entry(hash(key)).or_insert(self.fetched);
-    }
-
-    fn check_seen(&self, key: &str, what: impl FnOnce() -> String) -> Result<(), Error> {
-        match self.seen.get(&hash(key)) {
-            Some(page) => Err(Error::BadResponse(format!(
-                "pagination loop: page {} sent {} again, which already fetched page {page}; stopping",
-                self.fetched,
-                what()
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    fn check_repeated_page(&mut self, records: &[&RawValue]) -> Result<(), Error> {
-        if records.is_empty() {
-            self.previous = None;
-            return Ok(());
-        }
-        let fingerprint = fingerprint(records);
-        if self.previous == Some(fingerprint) {
-            let hint = match self.mode {
-                Mode::Page => format!(
-                    "; the API seems to ignore `{}`: if it is not paginated pass --paginate none, \
-                     otherwise name its style with --paginate offset, cursor or next",
-                    self.pages.page_param
-                ),
-                Mode::Offset => format!(
-                    "; the API seems to ignore `{}`: check --offset-param and --limit-param",
-                    self.pages.offset_param
-                ),
-                _ => String::new(),
-            };
-            return Err(Error::BadResponse(format!(
-                "pagination loop: page {} repeated the {} records of page {}{hint}",
-                self.fetched,
-                records.len(),
-                self.fetched - 1
-            )));
-        }
-        self.previous = Some(fingerprint);
-        Ok(())
-    }
-
-    /// `has_more` (or `--has-more`), when the page has it.
-    fn has_more(&self, page: &Page) -> Option<bool> {
-        let pointers = match &self.pages.has_more {
-            Some(pointer) => std::slice::from_ref(pointer),
-            None => return first_bool(page, HAS_MORE_POINTERS),
-        };
-        first_bool(page, pointers)
-    }
-
-    fn learn_totals(&mut self, headers: &HeaderMap, page: &Page, url: &Url) {
-        if !matches!(self.mode, Mode::Page | Mode::Offset) {
-            return;
-        }
-        let records = match &self.pages.total {
-            Some(pointer) => page.value(pointer).as_ref().and_then(count),
-            None => TOTAL_POINTERS
-                .iter()
-                .find_map(|p| page.value(p).as_ref().and_then(count))
-                .or_else(|| {
-                    headers
-                        .get("x-total-count")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse().ok())
-                }),
-        };
-        let pages = TOTAL_PAGES_POINTERS
-            .iter()
-            .find_map(|p| page.value(p).as_ref().and_then(count))
-            .or_else(|| {
-                let last = link::find(headers, "last", url)?;
-                let number: u64 = query_value(&last, &self.pages.page_param)?.parse().ok()?;
-                Some((number + 1).saturating_sub(self.pages.start_page))
-            });
-        self.totals = Totals {
-            records: records.or(self.totals.records),
-            pages: pages.or(self.totals.pages),
-        };
-    }
-
-    /// Decides the style from the first response, among the candidates `style` allows.
-    fn detect(&self, style: Style, headers: &HeaderMap, page: &Page, url: &Url) -> Mode {
-        let auto = style == Style::Auto;
-        if auto {
-            if let Some(next) = link::find(headers, "next", url) {
-                if self.is_page_url(&next) {
-                    info!(
-                        "pagination: link header with page numbers in `{}`",
-                        self.pages.page_param
-                    );
-                    return Mode::Page;
-                }
-                info!("pagination: link header");
-                return Mode::Link;
-            }
-        }
-        if auto || style == Style::Next {
-            for pointer in NEXT_POINTERS {
-                match page.value(pointer) {
-                    Some(Value::String(s)) if looks_like_url(&s) => {
-                        info!("pagination: next URL at {pointer}");
-                        return Mode::Next {
-                            pointer: pointer.to_string(),
-                        };
-                    }
-                    Some(Value::Null) => {
-                        info!("pagination: next URL at {pointer} (none: this is the last page)");
-                        return Mode::Next {
-                            pointer: pointer.to_string(),
-                        };
-                    }
-                    Some(Value::String(s)) => warn!(
-                        "pagination: {pointer} holds `{}`, which is not a URL; if it is a cursor \
-                         pass --cursor-path {pointer} --cursor-param NAME",
-                        shorten(&s)
-                    ),
-                    _ => {}
-                }
-            }
-        }
-        if auto || style == Style::Cursor {
-            for (pointer, param) in CURSOR_POINTERS {
-                let found = match page.value(pointer) {
-                    Some(Value::Number(_)) => *pointer != "/offset",
-                    Some(Value::String(_) | Value::Null) => true,
-                    _ => false,
-                };
-                if found {
-                    let param = self.pages.cursor_param.as_deref().unwrap_or(param);
-                    info!(
-                        "pagination: cursor at {pointer}, sent back as `{param}` \
-                         (--cursor-param NAME if the API expects another name)"
-                    );
-                    return Mode::Cursor {
-                        param: param.to_string(),
-                        from: CursorSource::Body(pointer.to_string()),
-                    };
-                }
-            }
-        }
-        if auto {
-            if let Some(pointer) = OFFSET_POINTERS
-                .iter()
-                .find(|p| matches!(page.value(p), Some(Value::Number(_))))
-            {
-                info!(
-                    "pagination: offsets (`{}`, `{}`), as {pointer} suggests",
-                    self.pages.offset_param, self.pages.limit_param
-                );
-                return Mode::Offset;
-            }
-            info!(
-                "pagination: page numbers (`{}`, `{}`)",
-                self.pages.page_param, self.pages.size_param
-            );
-            return Mode::Page;
-        }
-        let (flag, tried) = match style {
-            Style::Next => ("--next-path", NEXT_POINTERS.join(", ")),
-            _ => (
-                "--cursor-path",
-                CURSOR_POINTERS
-                    .iter()
-                    .map(|(p, _)| *p)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-        };
-        warn!("pagination: nothing at {tried}; stopping after one page (pass {flag} POINTER)");
-        Mode::Once
-    }
-
-    /// Whether `next` is this run's own URL for the following page number: links that
-    /// only count pages (GitHub, json-server) are followed as page numbers, which also
-    /// lets their `rel="last"` tell how many pages there are.
+    /// Whether `next` is this run's own URL for the following page number.
     fn is_page_url(&self, next: &Url) -> bool {
         let Position::Page { number } = self.position else {
             return false;
@@ -738,78 +506,20 @@ impl Paginator {
     }
 }
 
-/// The parameter a cursor is sent back in: `--cursor-param`, or the name the API that
-/// uses this field expects (`nextPageToken` → `pageToken`), or `cursor`.
-fn cursor_param(pages: &Pages, from: &CursorSource) -> String {
-    if let Some(param) = &pages.cursor_param {
-        return param.clone();
+/// What to do about a page that repeats the one before, in the style's terms.
+fn repeated_page_hint(mode: &Mode, pages: &Pages) -> String {
+    match mode {
+        Mode::Page => format!(
+            "; the API seems to ignore `{}`: if it is not paginated pass --paginate none, \
+             otherwise name its style with --paginate offset, cursor or next",
+            pages.page_param
+        ),
+        Mode::Offset => format!(
+            "; the API seems to ignore `{}`: check --offset-param and --limit-param",
+            pages.offset_param
+        ),
+        _ => String::new(),
     }
-    let known = match from {
-        CursorSource::Body(pointer) => CURSOR_POINTERS
-            .iter()
-            .find(|(p, _)| p == pointer)
-            .map(|(_, param)| *param),
-        CursorSource::LastRecord(_) => None,
-    };
-    known.unwrap_or(DEFAULT_CURSOR_PARAM).to_string()
-}
-
-/// A cursor as text: a non-empty string, or a number. `null`, `""` and anything else mean
-/// there is no next page.
-fn cursor_text(raw: &RawValue) -> Option<String> {
-    match serde_json::from_str::<Value>(raw.get()).ok()? {
-        Value::String(s) if !s.is_empty() => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Whether a string at a next-URL path is a URL rather than a cursor that happens to
-/// live there: absolute, rooted, or relative with a query (cursors are base64 or
-/// alphanumeric tokens, which never hold `?`).
-fn looks_like_url(s: &str) -> bool {
-    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-    lower.starts_with("http://")
-        || lower.starts_with("https://")
-        || ["/", "?", "./", "../"].iter().any(|p| s.starts_with(p))
-        || (s.contains('?') && !s.contains(char::is_whitespace))
-}
-
-fn first_bool(page: &Page, pointers: &[impl AsRef<str>]) -> Option<bool> {
-    pointers.iter().find_map(|p| match page.value(p.as_ref()) {
-        Some(Value::Bool(b)) => Some(b),
-        _ => None,
-    })
-}
-
-/// A count sent as a number or a numeric string.
-fn count(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn query_value(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn hash(value: impl Hash) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// Identifies a page by its records' exact text.
-fn fingerprint(records: &[&RawValue]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    for record in records {
-        record.get().hash(&mut hasher);
-    }
-    hasher.finish()
 }
 
 /// A cursor short enough for a log line.

@@ -1,0 +1,81 @@
+//! Pagination that never ends is detected, not obeyed: a next URL or cursor this run has
+//! used before (A→B→A as well as A→A), or a page whose records are exactly the previous
+//! page's (an API that ignores the page parameter, a `has_more` that never turns false).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde_json::value::RawValue;
+
+use crate::error::Error;
+
+#[derive(Debug, Default)]
+pub(super) struct Guard {
+    /// Hashes of every next URL and cursor used, with the page they fetched.
+    seen: HashMap<u64, u64>,
+    /// Fingerprint of the previous page's records.
+    previous: Option<u64>,
+}
+
+impl Guard {
+    /// Notes that `key` (a URL or a cursor, tagged with its kind) fetched page `page`.
+    pub(super) fn remember(&mut self, key: &str, page: u64) {
+        self.seen.entry(hash(key)).or_insert(page);
+    }
+
+    /// Fails if `key` already fetched a page of this run; `what` names it for the message.
+    pub(super) fn check_new(
+        &self,
+        key: &str,
+        page: u64,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
+        match self.seen.get(&hash(key)) {
+            Some(first) => Err(Error::BadResponse(format!(
+                "pagination loop: page {page} sent {} again, which already fetched page {first}; stopping",
+                what()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails if page `page` holds exactly the records of the page before it; `hint` ends
+    /// the message with what to do about it.
+    pub(super) fn check_page(
+        &mut self,
+        records: &[&RawValue],
+        page: u64,
+        hint: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
+        if records.is_empty() {
+            self.previous = None;
+            return Ok(());
+        }
+        let fingerprint = fingerprint(records);
+        if self.previous == Some(fingerprint) {
+            return Err(Error::BadResponse(format!(
+                "pagination loop: page {page} repeated the {} records of page {}{}",
+                records.len(),
+                page - 1,
+                hint()
+            )));
+        }
+        self.previous = Some(fingerprint);
+        Ok(())
+    }
+}
+
+fn hash(value: impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Identifies a page by its records' exact text.
+fn fingerprint(records: &[&RawValue]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for record in records {
+        record.get().hash(&mut hasher);
+    }
+    hasher.finish()
+}
