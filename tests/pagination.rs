@@ -608,3 +608,27 @@ fn flags_of_another_style_are_usage_errors() {
             .code(2);
     }
 }
+
+#[test]
+fn a_next_link_cycle_is_a_bad_response() {
+    // /a → /b → /a, each page with different records.
+    let server = Server::start(|req| {
+        let (id, next) = match req.path.as_str() {
+            "/a" => (1, "/b"),
+            _ => (2, "/a"),
+        };
+        Reply::json(&json!([{"id": id, "seen": req.n}]))
+            .header("link", format!("<{next}>; rel=\"next\""))
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url("/a"))
+        .args(["--paginate", "link"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(format!(
+            "pagination loop: page 2 sent next URL {} again, which already fetched page 1",
+            server.url("/a")
+        )));
+    assert_eq!(server.requests().len(), 2);
+}
