@@ -418,6 +418,12 @@ pub struct OutputArgs {
     /// file an uninterrupted run would have; without a checkpoint, start from the beginning.
     #[arg(long, env = "APIFETCH_RESUME", hide_env_values = true)]
     pub resume: bool,
+
+    /// How often a run to --out syncs its partial file and checkpoint while pages stream
+    /// in; a run killed outright (or a power cut) redoes at most this much. 0: after every
+    /// page. A run that fails or is interrupted always saves every page it finished.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration, env = "APIFETCH_CHECKPOINT_EVERY", hide_env_values = true)]
+    pub checkpoint_every: Duration,
 }
 
 /// Seconds as a number (`0.05`, `30`) or a human duration (`500ms`, `2m`, `1h30m`).

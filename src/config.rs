@@ -108,6 +108,8 @@ pub struct Output {
     pub csv_safe: bool,
     /// Continue from the checkpoint beside `--out`, if there is one.
     pub resume: bool,
+    /// The least time between two syncs of the partial file and its checkpoint.
+    pub checkpoint_every: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -437,6 +439,7 @@ fn output(cli: &crate::cli::OutputArgs, out: Option<&Path>) -> Result<Output, Er
         form,
         csv_safe: cli.csv_safe,
         resume: cli.resume,
+        checkpoint_every: cli.checkpoint_every,
     })
 }
 

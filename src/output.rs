@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Stdout, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use tracing::info;
@@ -87,9 +88,15 @@ struct Partial {
     out: PathBuf,
     files: Files,
     spool: Spool,
+    /// Describes the last complete page, saved or not.
     checkpoint: Checkpoint,
     /// This run carries on one that was interrupted.
     resumed: bool,
+    /// `--checkpoint-every`: the least time between two saves.
+    every: Duration,
+    saved_at: Instant,
+    /// Pages and records as of the checkpoint last saved.
+    saved: (u64, u64),
 }
 
 impl Sink {
@@ -240,6 +247,9 @@ impl Partial {
             spool: Spool::new(file, output.form.clone()),
             checkpoint,
             resumed: false,
+            every: output.checkpoint_every,
+            saved_at: Instant::now(),
+            saved: (0, 0),
         })
     }
 
@@ -276,13 +286,16 @@ impl Partial {
             out: out.to_path_buf(),
             files,
             spool,
+            saved: (checkpoint.pages, checkpoint.spool.records),
             checkpoint,
             resumed: true,
+            every: output.checkpoint_every,
+            saved_at: Instant::now(),
         })
     }
 
-    /// Appends a page and syncs it, then moves the checkpoint past it: a crash at any point
-    /// leaves a checkpoint that describes only pages wholly on disk.
+    /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
+    /// or when `--checkpoint-every` has passed since the last save.
     fn page(
         &mut self,
         records: &[&RawValue],
@@ -293,20 +306,32 @@ impl Partial {
         for record in records {
             self.spool.add(record)?;
         }
-        let failed = |e: io::Error| {
-            Error::output(e, format!("cannot write {}", self.files.partial.display()))
-        };
-        self.spool.commit().map_err(failed)?;
         self.checkpoint.position = position.clone();
         self.checkpoint.pages = pages;
         self.checkpoint.done = last;
         self.checkpoint.spool = self.spool.mark();
+        if last || self.saved_at.elapsed() >= self.every {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the partial file, then replaces the checkpoint: a crash at any point leaves a
+    /// checkpoint that describes only pages wholly on disk. Syncing is what costs, so it
+    /// happens at most once per `--checkpoint-every` while pages stream in.
+    fn save(&mut self) -> Result<(), Error> {
+        self.spool.commit().map_err(|e| {
+            Error::output(e, format!("cannot write {}", self.files.partial.display()))
+        })?;
         self.checkpoint.save(&self.files.checkpoint).map_err(|e| {
             Error::output(
                 e,
                 format!("cannot write {}", self.files.checkpoint.display()),
             )
-        })
+        })?;
+        self.saved_at = Instant::now();
+        self.saved = (self.checkpoint.pages, self.checkpoint.spool.records);
+        Ok(())
     }
 
     fn finish(self, format: Format, csv_safe: bool) -> Result<(), Error> {
@@ -336,13 +361,19 @@ impl Partial {
         }
     }
 
-    fn keep(self, error: Error) -> Error {
-        if self.checkpoint.pages == 0 {
+    fn keep(mut self, error: Error) -> Error {
+        // Save the pages since the last checkpoint so that resuming redoes none of them;
+        // if that fails too (a full disk), the last saved checkpoint still holds.
+        if self.saved.0 != self.checkpoint.pages && self.save().is_err() {
+            tracing::debug!("could not save the last pages; the previous checkpoint stands");
+        }
+        let (pages, records) = self.saved;
+        if pages == 0 {
             // Nothing worth resuming: a new run would start in the same place.
             let _ = self.files.remove();
             return error;
         }
-        kept(error, self.spool.records(), &self.files.partial)
+        kept(error, records, &self.files.partial)
     }
 }
 

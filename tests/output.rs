@@ -357,9 +357,10 @@ impl SlowApi {
         self.server.url("/v1/items?status=open")
     }
 
-    fn spawn(&self, out: &Path, stderr: Stdio) -> Child {
+    fn spawn(&self, out: &Path, stderr: Stdio, extra: &[&str]) -> Child {
         apifetch_std()
             .arg(self.url())
+            .args(extra)
             .args(["--page-size", "3", "--out"])
             .arg(out)
             .stdout(Stdio::null())
@@ -384,7 +385,7 @@ impl SlowApi {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         self.slow.store(0, Ordering::SeqCst);
-        let mut child = self.spawn(&path, Stdio::null());
+        let mut child = self.spawn(&path, Stdio::null(), &[]);
         assert!(child.wait().unwrap().success());
         std::fs::read(path).unwrap()
     }
@@ -438,7 +439,8 @@ fn a_killed_run_resumes_into_the_same_file_an_uninterrupted_run_writes() {
             std::fs::write(&out, "previous run\n").unwrap();
             api.slow.store(page, Ordering::SeqCst);
             let before = api.server.requests().len();
-            let mut child = api.spawn(&out, Stdio::null());
+            // Saved after every page, so the resumed run must start at the held page.
+            let mut child = api.spawn(&out, Stdio::null(), &["--checkpoint-every", "0"]);
             wait_for_requests(&api.server, before + page as usize);
             child.kill().unwrap(); // SIGKILL: no chance to clean up
             child.wait().unwrap();
@@ -456,14 +458,14 @@ fn a_killed_run_resumes_into_the_same_file_an_uninterrupted_run_writes() {
 #[test]
 fn a_run_killed_while_it_writes_still_resumes_exactly() {
     // No page is held back here: the kill lands wherever the run happens to be, often
-    // in the middle of writing a page.
+    // in the middle of writing a page, or (saving once a second) long after the last save.
     let api = SlowApi::start();
     let reference = api.reference("out.csv");
-    for seen in [3, 6, 10] {
+    for (seen, every) in [(3, "0"), (6, "0"), (10, "0"), (6, "1")] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.csv");
         let before = api.server.requests().len();
-        let mut child = api.spawn(&out, Stdio::null());
+        let mut child = api.spawn(&out, Stdio::null(), &["--checkpoint-every", every]);
         wait_for_requests(&api.server, before + seen);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -475,6 +477,25 @@ fn a_run_killed_while_it_writes_still_resumes_exactly() {
         }
         assert_finished(&out, &reference, &format!("killed after {seen} requests"));
     }
+}
+
+#[test]
+fn checkpoints_wait_for_their_interval_unless_the_run_ends() {
+    let api = SlowApi::start();
+    let reference = api.reference("out.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    api.slow.store(5, Ordering::SeqCst);
+    let before = api.server.requests().len();
+    let mut child = api.spawn(&out, Stdio::null(), &["--checkpoint-every", "1h"]);
+    wait_for_requests(&api.server, before + 5);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(&leftovers(&out)[1]).unwrap()).unwrap();
+    assert_eq!(checkpoint["pages"], 0, "nothing was saved within the hour");
+    assert_eq!(api.resume(&out), "1");
+    assert_finished(&out, &reference, "killed before the first save");
 }
 
 #[cfg(unix)]
@@ -490,7 +511,8 @@ fn ctrl_c_and_sigterm_keep_the_partial_output_and_exit_130() {
         std::fs::write(&out, "previous run\n").unwrap();
         api.slow.store(4, Ordering::SeqCst);
         let before = api.server.requests().len();
-        let child = api.spawn(&out, Stdio::piped());
+        // Pages are saved once a second, but a signalled run saves all it finished.
+        let child = api.spawn(&out, Stdio::piped(), &[]);
         wait_for_requests(&api.server, before + 4);
         kill(Pid::from_raw(child.id() as i32), signal).unwrap();
         let done = child.wait_with_output().unwrap();
