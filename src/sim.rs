@@ -3,7 +3,8 @@
 //! It serves `--demo` and the test suite. Each server runs on its own thread and runtime,
 //! answers every request through a handler closure that scripts the reply (a status, a
 //! `Retry-After`, a dropped connection, a body cut short, an endless body, a slow answer),
-//! and records every request so tests can assert on what apifetch actually sent.
+//! and records every request so tests can assert on what apifetch actually sent. It speaks
+//! HTTP, or HTTPS with a certificate the caller provides.
 
 use std::future::Future;
 use std::io;
@@ -19,8 +20,10 @@ use hyper::header::HeaderMap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 /// One request as the server received it.
 #[derive(Debug, Clone)]
@@ -132,8 +135,17 @@ type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 /// A running simulated API. Stops when dropped.
 pub struct Server {
     addr: SocketAddr,
+    scheme: &'static str,
     log: Arc<Mutex<Vec<Recorded>>>,
     _stop: oneshot::Sender<()>,
+}
+
+/// A certificate chain and its private key, for a server that speaks HTTPS.
+pub struct Identity {
+    /// DER certificates, the server's own first.
+    pub chain: Vec<Vec<u8>>,
+    /// The private key, PKCS#8 DER.
+    pub key: Vec<u8>,
 }
 
 impl Server {
@@ -149,29 +161,59 @@ impl Server {
         ip: IpAddr,
         handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
     ) -> io::Result<Server> {
+        Server::launch(ip, None, Arc::new(handler))
+    }
+
+    /// Starts on 127.0.0.1, speaking HTTPS with `identity`.
+    pub fn start_tls(
+        identity: Identity,
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> io::Result<Server> {
+        let chain = identity
+            .chain
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+        let key = PrivatePkcs8KeyDer::from(identity.key).into();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(io::Error::other)?;
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        Server::launch(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Some(acceptor),
+            Arc::new(handler),
+        )
+    }
+
+    fn launch(ip: IpAddr, tls: Option<TlsAcceptor>, handler: Arc<Handler>) -> io::Result<Server> {
         let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = oneshot::channel();
-        let handler: Arc<Handler> = Arc::new(handler);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let thread_log = Arc::clone(&log);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         std::thread::Builder::new()
             .name(format!("sim-{addr}"))
-            .spawn(move || runtime.block_on(serve(listener, handler, thread_log, stopped)))?;
+            .spawn(move || runtime.block_on(serve(listener, tls, handler, thread_log, stopped)))?;
         Ok(Server {
             addr,
+            scheme,
             log,
             _stop: stop,
         })
     }
 
-    /// `http://ADDR` followed by `path_and_query`.
+    /// `http://ADDR` (or `https://`) followed by `path_and_query`.
     pub fn url(&self, path_and_query: &str) -> String {
-        format!("http://{}{}", self.addr, path_and_query)
+        format!("{}://{}{}", self.scheme, self.addr, path_and_query)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -186,6 +228,7 @@ impl Server {
 
 async fn serve(
     listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
     handler: Arc<Handler>,
     log: Arc<Mutex<Vec<Recorded>>>,
     mut stopped: oneshot::Receiver<()>,
@@ -203,15 +246,31 @@ async fn serve(
         };
         let handler = Arc::clone(&handler);
         let log = Arc::clone(&log);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service =
-                service_fn(move |req| respond(req, Arc::clone(&handler), Arc::clone(&log)));
-            // A dropped or cut connection ends here with an error, which is the point.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                // A failed handshake (a client that does not trust us) is no request.
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        serve_connection(stream, handler, log).await;
+                    }
+                }
+                None => serve_connection(stream, handler, log).await,
+            }
         });
     }
+}
+
+async fn serve_connection(
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    handler: Arc<Handler>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+) {
+    let service = service_fn(move |req| respond(req, Arc::clone(&handler), Arc::clone(&log)));
+    // A dropped or cut connection ends here with an error, which is the point.
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn respond(

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use apifetch::sim::Identity;
 use common::*;
 use predicates::prelude::*;
 use serde_json::{Value, json};
@@ -241,28 +242,19 @@ fn other_hosts_go_through_the_proxy() {
 }
 
 #[test]
-fn insecure_warns_loudly_and_a_bad_cacert_is_a_usage_error() {
-    let server = Server::start(paged(records(1))).unwrap();
-    apifetch()
-        .arg(server.url("/"))
-        .arg("--insecure")
-        .assert()
-        .success()
-        .stderr(predicate::str::contains(
-            "TLS certificates are NOT verified",
-        ));
+fn a_cacert_without_certificates_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate").unwrap();
     for cacert in [junk, dir.path().join("missing.pem")] {
         apifetch()
-            .arg(server.url("/"))
+            .arg("http://127.0.0.1:9/")
             .arg("--cacert")
             .arg(cacert)
             .assert()
-            .code(2);
+            .code(2)
+            .stderr(predicate::str::contains("--cacert"));
     }
-    assert_eq!(server.requests().len(), 1);
 }
 
 #[test]
@@ -459,6 +451,10 @@ fn sigint_exits_130_and_still_writes_the_summary() {
 
 /// Runs apifetch with stderr on a pseudo-terminal and returns what the terminal showed.
 fn on_a_terminal(args: &[&str]) -> String {
+    on_a_terminal_with(args, &[])
+}
+
+fn on_a_terminal_with(args: &[&str], env: &[(&str, &str)]) -> String {
     let size = nix::pty::Winsize {
         ws_row: 24,
         ws_col: 120,
@@ -469,6 +465,7 @@ fn on_a_terminal(args: &[&str]) -> String {
     let mut child = apifetch_std()
         .args(args)
         .env("TERM", "xterm")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::from(pty.slave))
         .spawn()
@@ -528,4 +525,73 @@ fn progress_shows_a_bar_with_an_eta_once_the_total_is_known() {
     let shown = on_a_terminal(&[&server.url("/"), "--page-size", "2"]);
     assert!(shown.contains("ETA"), "{shown}");
     assert!(shown.contains("/8 records"), "{shown}");
+}
+
+/// A private CA (PEM), and an identity for 127.0.0.1 that it signed.
+fn private_ca() -> (String, Identity) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "apifetch test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let identity = Identity {
+        chain: vec![leaf.der().to_vec()],
+        key: key.serialize_der(),
+    };
+    (ca.pem(), identity)
+}
+
+#[test]
+fn tls_is_verified_unless_the_ca_is_given_or_insecure_is_asked() {
+    let (ca_pem, identity) = private_ca();
+    let server = Server::start_tls(identity, paged(records(3))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--retries", "0"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("certificate"));
+    assert_eq!(
+        server.requests().len(),
+        0,
+        "no request after a failed handshake"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let out = apifetch()
+        .arg(server.url("/"))
+        .arg("--cacert")
+        .arg(&ca)
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+
+    let out = apifetch()
+        .arg(server.url("/"))
+        .arg("--insecure")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "TLS certificates are NOT verified",
+        ));
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+}
+
+#[test]
+fn logs_are_colored_on_a_terminal_unless_no_color_is_set() {
+    let server = Server::start(paged(records(1))).unwrap();
+    let url = server.url("/");
+    let colored = "INFO\x1b[0m";
+    let shown = on_a_terminal(&[&url]);
+    assert!(shown.contains(colored), "{shown:?}");
+    let plain = on_a_terminal_with(&[&url], &[("NO_COLOR", "1")]);
+    assert!(!plain.contains(colored), "{plain:?}");
+    assert!(plain.contains("INFO"), "{plain:?}");
 }
