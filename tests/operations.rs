@@ -34,8 +34,8 @@ fn files_under(dir: &Path) -> Vec<(String, String)> {
 /// Runs apifetch with `TOKEN` in every place a credential can be: URL userinfo, a query
 /// parameter, a credential header and `--bearer`, plus `extra` arguments, at `-vv` with a
 /// summary and an output file. Asserts the token text is nowhere in what it printed or
-/// wrote, and returns the exit code and stderr.
-fn run_with_token_everywhere(server: &Server, extra: &[&str]) -> (i32, String) {
+/// wrote, and returns the exit code, stderr and the names of the files it left.
+fn run_with_token_everywhere(server: &Server, extra: &[&str]) -> (i32, String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let url = server
         .url(&format!("/items?access_token={TOKEN}"))
@@ -56,7 +56,7 @@ fn run_with_token_everywhere(server: &Server, extra: &[&str]) -> (i32, String) {
     assert!(!stderr.contains(TOKEN), "stderr leaks the token:\n{stderr}");
     let files = files_under(dir.path());
     assert!(files.iter().any(|(name, _)| name.ends_with("summary.json")));
-    for (name, text) in files {
+    for (name, text) in &files {
         assert!(!text.contains(TOKEN), "{name} leaks the token:\n{text}");
     }
     // The token was really sent everywhere it was put.
@@ -64,7 +64,8 @@ fn run_with_token_everywhere(server: &Server, extra: &[&str]) -> (i32, String) {
     assert_eq!(first.param("api_key"), Some(TOKEN));
     assert_eq!(first.param("access_token"), Some(TOKEN));
     assert_eq!(first.header("x-api-key"), Some(TOKEN));
-    (out.status.code().unwrap(), stderr)
+    let names = files.into_iter().map(|(name, _)| name).collect();
+    (out.status.code().unwrap(), stderr, names)
 }
 
 /// An error body that quotes the request back, as some APIs do.
@@ -75,7 +76,7 @@ fn echoing(status: u16) -> Reply {
 #[test]
 fn the_token_leaks_nowhere_through_retries_and_success() {
     let server = Server::start(flaky(2, || echoing(503), records(30))).unwrap();
-    let (code, stderr) = run_with_token_everywhere(&server, &["--page-size", "10"]);
+    let (code, stderr, _) = run_with_token_everywhere(&server, &["--page-size", "10"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("retrying in"), "{stderr}");
     assert!(stderr.contains("access_token=***"), "{stderr}");
@@ -83,9 +84,20 @@ fn the_token_leaks_nowhere_through_retries_and_success() {
 
 #[test]
 fn the_token_leaks_nowhere_through_a_permanent_failure() {
-    let server = Server::start(|_| echoing(401)).unwrap();
-    let (code, stderr) = run_with_token_everywhere(&server, &[]);
+    // Page 1 arrives, so the failed run keeps a partial output and its checkpoint.
+    let serve = paged(records(30));
+    let server = Server::start(move |req| match req.param("page") {
+        Some("2") => echoing(401),
+        _ => serve(req),
+    })
+    .unwrap();
+    let (code, stderr, files) =
+        run_with_token_everywhere(&server, &["--page-size", "10", "--paginate", "page"]);
     assert_eq!(code, 3, "{stderr}");
+    assert!(
+        files.iter().any(|f| f.ends_with("out.csv.checkpoint")),
+        "{files:?}"
+    );
     assert!(stderr.contains("HTTP 401"), "{stderr}");
     assert!(stderr.contains("bad key ***"), "{stderr}");
 }
@@ -93,7 +105,7 @@ fn the_token_leaks_nowhere_through_a_permanent_failure() {
 #[test]
 fn the_token_leaks_nowhere_when_retries_run_out_in_json_logs() {
     let server = Server::start(|_| echoing(503)).unwrap();
-    let (code, stderr) =
+    let (code, stderr, _) =
         run_with_token_everywhere(&server, &["--retries", "2", "--log-format", "json"]);
     assert_eq!(code, 4, "{stderr}");
     assert_eq!(server.requests().len(), 3);
