@@ -135,6 +135,39 @@ fn credentials_are_sent_as_asked() {
 }
 
 #[test]
+fn bearer_and_basic_credentials_stay_on_the_origin_they_were_given_for() {
+    let other =
+        Server::start(|_| Reply::json(&json!({"data": [{"id": 2}], "next": null}))).unwrap();
+    let next = other.url("/page2");
+    let home =
+        Server::start(move |_| Reply::json(&json!({"data": [{"id": 1}], "next": next}))).unwrap();
+    for credentials in [["--bearer", TOKEN], ["--user", "ann:pw"]] {
+        let out = apifetch()
+            .arg(home.url("/"))
+            .args(credentials)
+            .assert()
+            .success();
+        assert_eq!(ids(&out.get_output().stdout), ["1", "2"]);
+    }
+    let sent: Vec<_> = home
+        .requests()
+        .iter()
+        .map(|r| {
+            r.header("authorization")
+                .map(|a| a.split(' ').next().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(sent, [Some("Bearer".into()), Some("Basic".into())]);
+    let elsewhere = other.requests();
+    assert_eq!(elsewhere.len(), 2);
+    assert!(
+        elsewhere
+            .iter()
+            .all(|r| r.header("authorization").is_none())
+    );
+}
+
+#[test]
 fn help_names_environment_variables_but_never_their_values() {
     apifetch()
         .arg("--help")
