@@ -244,60 +244,234 @@ fn entries(raw: &RawValue) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json:
     de.deserialize_map(Entries)
 }
 
-/// Appends the cells of `record` to `out` as (column, text) pairs.
+/// The cells of one record as (column, text) pairs, in reused buffers: once warmed up,
+/// flattening a record allocates nothing, which matters at millions of records.
+#[derive(Debug, Default)]
+pub struct Cells {
+    /// Column names and cell texts, back to back.
+    text: String,
+    /// Per cell, where its column name ends and where its text ends in `text`.
+    ends: Vec<(usize, usize)>,
+    /// The column name of the value being read: the keys leading to it, joined.
+    path: String,
+}
+
+impl Cells {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The (column, text) pairs in document order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(column_end, end)| {
+            let cell = (&self.text[start..column_end], &self.text[column_end..end]);
+            start = end;
+            cell
+        })
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.path.clear();
+    }
+
+    /// Starts a cell under the current path; its text is appended next.
+    fn begin(&mut self) {
+        self.text.push_str(&self.path);
+        self.ends.push((self.text.len(), 0));
+    }
+
+    fn end(&mut self) {
+        let last = self.ends.len() - 1;
+        self.ends[last].1 = self.text.len();
+    }
+
+    fn push(&mut self, text: &str) {
+        self.begin();
+        self.text.push_str(text);
+        self.end();
+    }
+}
+
+/// Flattens `record` into `cells`, replacing what they held.
 ///
 /// Nested objects become `parent{sep}child` columns so spreadsheets get one value per cell,
 /// or, with no `sep`, one column of compact JSON text; arrays stay compact JSON text
 /// because their length varies from record to record; numbers keep the exact text the API
 /// sent; `null` is an empty cell. A record that is not an object is one column named
 /// `value`.
-pub fn flatten(
-    record: &RawValue,
-    sep: Option<&str>,
-    out: &mut Vec<(String, String)>,
-) -> Result<(), Error> {
-    let done = match record.get().as_bytes()[0] {
-        b'{' if record.get() != "{}" => flatten_object(record, "", sep, out),
-        _ => flatten_value("value".to_string(), record, sep, out),
+///
+/// The record is read in one pass over its text. It was validated when the page was
+/// parsed, so the reader is a plain scanner rather than a second parser; should the text be
+/// broken anyway, the record is rejected, never half-written.
+pub fn flatten(record: &RawValue, sep: Option<&str>, cells: &mut Cells) -> Result<(), Error> {
+    cells.clear();
+    let mut json = Scanner {
+        text: record.get(),
+        at: 0,
     };
-    done.map_err(|e| Error::BadResponse(format!("a record is not valid JSON: {e}")))
+    let done = if json.peek() == Some(b'{') && !is_empty_object(&json.text[json.at..]) {
+        json.object(sep, cells)
+    } else {
+        cells.path.push_str("value");
+        json.value(sep, cells)
+    };
+    done.ok_or_else(|| Error::BadResponse("a record is not valid JSON".into()))
 }
 
-fn flatten_object(
-    raw: &RawValue,
-    prefix: &str,
-    sep: Option<&str>,
-    out: &mut Vec<(String, String)>,
-) -> Result<(), serde_json::Error> {
-    for (key, value) in entries(raw)? {
-        let column = if prefix.is_empty() {
-            key.into_owned()
-        } else {
-            format!("{prefix}{}{key}", sep.unwrap_or_default())
-        };
-        flatten_value(column, value, sep, out)?;
+/// A cursor over JSON text already known to be valid.
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
     }
-    Ok(())
-}
 
-fn flatten_value(
-    column: String,
-    raw: &RawValue,
-    sep: Option<&str>,
-    out: &mut Vec<(String, String)>,
-) -> Result<(), serde_json::Error> {
-    let text = raw.get();
-    let cell = match text.as_bytes()[0] {
-        b'{' if sep.is_some() && !is_empty_object(text) => {
-            return flatten_object(raw, &column, sep, out);
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&b) = self.bytes().get(self.at) {
+            if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(b);
+            }
+            self.at += 1;
         }
-        b'{' | b'[' => compact(text),
-        b'"' => serde_json::from_str::<Cow<str>>(text)?.into_owned(),
-        b'n' => String::new(),
-        _ => text.to_string(),
-    };
-    out.push((column, cell));
-    Ok(())
+        None
+    }
+
+    fn eat(&mut self, expected: u8) -> Option<()> {
+        (self.peek()? == expected).then(|| self.at += 1)
+    }
+
+    /// Reads an object's fields into cells, each named `path{sep}key`.
+    fn object(&mut self, sep: Option<&str>, cells: &mut Cells) -> Option<()> {
+        self.eat(b'{')?;
+        let base = cells.path.len();
+        loop {
+            cells.path.truncate(base);
+            if let (true, Some(sep)) = (base > 0, sep) {
+                cells.path.push_str(sep);
+            }
+            self.string(&mut cells.path)?;
+            self.eat(b':')?;
+            self.value(sep, cells)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        self.at += 1;
+        cells.path.truncate(base);
+        Some(())
+    }
+
+    /// Reads one value into a cell named by the current path (or cells, for an object).
+    fn value(&mut self, sep: Option<&str>, cells: &mut Cells) -> Option<()> {
+        match self.peek()? {
+            b'{' if sep.is_some() && !is_empty_object(&self.text[self.at..]) => {
+                self.object(sep, cells)
+            }
+            b'{' | b'[' => {
+                let nested = self.nested()?;
+                cells.begin();
+                compact_into(nested, &mut cells.text);
+                cells.end();
+                Some(())
+            }
+            b'"' => {
+                cells.begin();
+                self.string(&mut cells.text)?;
+                cells.end();
+                Some(())
+            }
+            b'n' => {
+                self.at += "null".len();
+                cells.push("");
+                Some(())
+            }
+            _ => {
+                let start = self.at;
+                let len = self.bytes()[start..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                    .unwrap_or(self.text.len() - start);
+                self.at += len;
+                cells.push(&self.text[start..self.at]);
+                Some(())
+            }
+        }
+    }
+
+    /// Appends a string's unescaped contents to `out`.
+    fn string(&mut self, out: &mut String) -> Option<()> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let mut escaped = false;
+        loop {
+            match self.bytes().get(self.at)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    self.at += 2;
+                }
+                _ => self.at += 1,
+            }
+        }
+        self.at += 1;
+        if escaped {
+            // Rare enough to leave `\uXXXX` pairs and friends to serde_json.
+            out.push_str(&serde_json::from_str::<Cow<str>>(&self.text[start - 1..self.at]).ok()?);
+        } else {
+            out.push_str(&self.text[start..self.at - 1]);
+        }
+        Some(())
+    }
+
+    /// Skips an array or object, returning its text.
+    fn nested(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let mut depth = 0usize;
+        loop {
+            match self.bytes().get(self.at)? {
+                b'"' => {
+                    self.string_end()?;
+                    continue;
+                }
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.at += 1;
+                        return Some(&self.text[start..self.at]);
+                    }
+                }
+                _ => {}
+            }
+            self.at += 1;
+        }
+    }
+
+    /// Moves past a string without reading it.
+    fn string_end(&mut self) -> Option<()> {
+        self.at += 1;
+        loop {
+            match self.bytes().get(self.at)? {
+                b'"' => break,
+                b'\\' => self.at += 2,
+                _ => self.at += 1,
+            }
+        }
+        self.at += 1;
+        Some(())
+    }
 }
 
 fn is_empty_object(text: &str) -> bool {
@@ -307,13 +481,19 @@ fn is_empty_object(text: &str) -> bool {
 /// JSON text without the whitespace between tokens (strings untouched), so an array cell
 /// reads the same however the API indented it.
 pub fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    compact_into(text, &mut out);
+    out
+}
+
+fn compact_into(text: &str, out: &mut String) {
     if !text
         .bytes()
         .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
     {
-        return text.to_string();
+        out.push_str(text);
+        return;
     }
-    let mut out = String::with_capacity(text.len());
     let (mut in_string, mut escaped) = (false, false);
     for c in text.chars() {
         if in_string {
@@ -329,7 +509,6 @@ pub fn compact(text: &str) -> String {
             out.push(c);
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -337,10 +516,17 @@ mod tests {
     use super::*;
 
     fn cells(json: &str) -> Vec<(String, String)> {
+        cells_with(json, Some("."))
+    }
+
+    fn cells_with(json: &str, sep: Option<&str>) -> Vec<(String, String)> {
         let raw: &RawValue = serde_json::from_str(json).unwrap();
-        let mut out = Vec::new();
-        flatten(raw, Some("."), &mut out).unwrap();
-        out
+        let mut cells = Cells::default();
+        flatten(raw, sep, &mut cells).unwrap();
+        cells
+            .iter()
+            .map(|(c, t)| (c.to_string(), t.to_string()))
+            .collect()
     }
 
     fn found(json: &str, select: &Select) -> Result<Vec<String>, String> {
@@ -455,20 +641,18 @@ mod tests {
 
     #[test]
     fn without_a_separator_nested_objects_stay_json() {
-        let raw: &RawValue =
-            serde_json::from_str(r#"{"a": {"b": { "c": 1E2 }}, "d": {"e": 2}}"#).unwrap();
-        let mut out = Vec::new();
-        flatten(raw, None, &mut out).unwrap();
+        let json = r#"{"a": {"b": { "c": 1E2 }}, "d": {"e": 2}}"#;
         assert_eq!(
-            out,
+            cells_with(json, None),
             [
                 ("a".to_string(), r#"{"b":{"c":1E2}}"#.to_string()),
                 ("d".to_string(), r#"{"e":2}"#.to_string()),
             ]
         );
-        out.clear();
-        flatten(raw, Some("_"), &mut out).unwrap();
-        assert_eq!(out[0], ("a_b_c".to_string(), "1E2".to_string()));
+        assert_eq!(
+            cells_with(json, Some("_"))[0],
+            ("a_b_c".to_string(), "1E2".to_string())
+        );
     }
 
     #[test]
@@ -491,8 +675,46 @@ mod tests {
     }
 
     #[test]
+    fn whitespace_escapes_and_brackets_inside_strings_are_read_right() {
+        let got = cells(
+            "{ \"a\\\"b\" :\n{ \"c\" : [ \"]}\\\"\" , { } ] , \"d\":\t-1.5e+3 } ,\r\n\"\\u00e9\\ud83d\\ude00\" : \"x\\/y\" , \"z\" : { \"y\" : { } } , \"n\" : null , \"t\" : false }",
+        );
+        let want = [
+            ("a\"b.c", r#"["]}\"",{}]"#),
+            ("a\"b.d", "-1.5e+3"),
+            ("é😀", "x/y"),
+            ("z.y", "{}"),
+            ("n", ""),
+            ("t", "false"),
+        ];
+        assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    }
+
+    #[test]
+    fn cells_are_reused_between_records() {
+        let mut cells = Cells::default();
+        for json in [r#"{"a": {"b": 1}, "c": "x"}"#, r#"{"d": [2]}"#] {
+            let raw: &RawValue = serde_json::from_str(json).unwrap();
+            flatten(raw, Some("_"), &mut cells).unwrap();
+        }
+        assert_eq!(cells.iter().collect::<Vec<_>>(), [("d", "[2]")]);
+    }
+
+    #[test]
     fn scalar_records_become_a_value_column() {
-        assert_eq!(cells(r#""x""#), [("value".to_string(), "x".to_string())]);
+        for (json, want) in [
+            (r#""x""#, "x"),
+            ("7", "7"),
+            ("null", ""),
+            ("[1, 2]", "[1,2]"),
+            ("{ }", "{}"),
+        ] {
+            assert_eq!(
+                cells(json),
+                [("value".to_string(), want.to_string())],
+                "{json}"
+            );
+        }
     }
 
     #[test]

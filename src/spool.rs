@@ -50,7 +50,10 @@ pub struct Spool {
     records: u64,
     columns: IndexSet<String>,
     kind: Kind,
-    scratch: Vec<(String, String)>,
+    scratch: records::Cells,
+    /// Per cell position, the column index it had in the previous record: records of one
+    /// API mostly share their key order, so a string comparison usually replaces a hash.
+    guesses: Vec<usize>,
 }
 
 /// [`Form`] once its column list has moved into the spool.
@@ -80,7 +83,8 @@ impl Spool {
             records: 0,
             columns,
             kind,
-            scratch: Vec::new(),
+            scratch: records::Cells::default(),
+            guesses: Vec::new(),
         }
     }
 
@@ -109,23 +113,38 @@ impl Spool {
     pub fn add(&mut self, record: &RawValue) -> Result<(), Error> {
         let written = match &self.kind {
             Kind::Cells { sep, fixed } => {
-                self.scratch.clear();
+                let fixed = *fixed;
                 records::flatten(record, sep.as_deref(), &mut self.scratch)?;
-                if *fixed {
-                    let columns = &self.columns;
-                    self.scratch.retain(|(column, _)| columns.contains(column));
-                }
-                self.append_cells()
+                self.append_cells(fixed)
             }
             Kind::Lines => self.append_line(&records::compact(record.get())),
         };
         written.map_err(|e| Error::output(e, "cannot spool records to disk"))
     }
 
-    fn append_cells(&mut self) -> io::Result<()> {
-        let mut len = write_u32(&mut self.file, self.scratch.len())?;
-        for (column, text) in self.scratch.drain(..) {
-            let (index, _) = self.columns.insert_full(column);
+    /// Appends the flattened record; with `fixed` columns, only the cells they name.
+    fn append_cells(&mut self, fixed: bool) -> io::Result<()> {
+        let kept = if fixed {
+            let columns = &self.columns;
+            self.scratch
+                .iter()
+                .filter(|(c, _)| columns.contains(*c))
+                .count()
+        } else {
+            self.scratch.len()
+        };
+        let mut len = write_u32(&mut self.file, kept)?;
+        self.guesses.resize(self.scratch.len(), usize::MAX);
+        for ((column, text), guess) in self.scratch.iter().zip(&mut self.guesses) {
+            let index = match self.columns.get_index(*guess) {
+                Some(known) if known == column => *guess,
+                _ => match self.columns.get_index_of(column) {
+                    Some(index) => index,
+                    None if fixed => continue,
+                    None => self.columns.insert_full(column.to_string()).0,
+                },
+            };
+            *guess = index;
             len += write_u32(&mut self.file, index)?;
             len += write_u32(&mut self.file, text.len())?;
             self.file.write_all(text.as_bytes())?;
