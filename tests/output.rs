@@ -480,6 +480,80 @@ fn a_run_killed_while_it_writes_still_resumes_exactly() {
 }
 
 #[test]
+fn a_cursor_paginated_run_resumes_at_its_cursor() {
+    let all: Vec<Value> = (1..=12)
+        .map(|i| json!({"id": i, "tag": format!("t{i}")}))
+        .collect();
+    let hold = Arc::new(AtomicBool::new(true));
+    let held = Arc::clone(&hold);
+    let server = Server::start(move |req| {
+        let start: usize = req
+            .param("cursor")
+            .map_or(0, |c| c.trim_start_matches('c').parse().unwrap());
+        let end = (start + 3).min(all.len());
+        let next = (end < all.len()).then(|| format!("c{end}"));
+        let reply = Reply::json(&json!({"results": all[start..end], "next_cursor": next}));
+        if start == 6 && held.load(Ordering::SeqCst) {
+            reply.delay(Duration::from_secs(20))
+        } else {
+            reply
+        }
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let mut child = apifetch_std()
+        .arg(server.url("/events"))
+        .args(["--checkpoint-every", "0", "--out"])
+        .arg(&out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_requests(&server, 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hold.store(false, Ordering::SeqCst);
+    apifetch()
+        .arg(server.url("/events"))
+        .args(["--resume", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let requests = server.requests();
+    assert_eq!(
+        requests[3].param("cursor"),
+        Some("c6"),
+        "continues at the saved cursor"
+    );
+    assert_eq!(requests.len(), 5, "pages 3 and 4, nothing fetched twice");
+    let lines: Vec<String> = (1..=12)
+        .map(|i| format!("{{\"id\":{i},\"tag\":\"t{i}\"}}\n"))
+        .collect();
+    assert_finished(&out, lines.concat().as_bytes(), "cursor run");
+}
+
+#[test]
+fn an_output_that_failed_at_the_end_is_written_on_resume_without_fetching() {
+    let api = SlowApi::start();
+    let reference = api.reference("out.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    std::fs::create_dir(&out).unwrap();
+    api.run(&out, &[])
+        .code(6)
+        .stderr(predicate::str::contains("36 records are kept in"));
+    std::fs::remove_dir(&out).unwrap();
+    let before = api.server.requests().len();
+    api.run(&out, &["--resume"]).success();
+    assert_eq!(
+        api.server.requests().len(),
+        before,
+        "every page was already in"
+    );
+    assert_finished(&out, &reference, "written on resume");
+}
+
+#[test]
 fn checkpoints_wait_for_their_interval_unless_the_run_ends() {
     let api = SlowApi::start();
     let reference = api.reference("out.csv");
