@@ -324,12 +324,12 @@ fn collect_secrets(
 ) -> Vec<Secret> {
     let mut secrets = Vec::new();
     if let Target::Url(url) = target {
-        secrets.extend(
-            [url.username(), url.password().unwrap_or("")]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .map(Secret::new),
-        );
+        // `user:pass@` names someone and proves it with the password; a lone `token@` is
+        // the credential itself. Scrubbing a mere user name from all text would mangle it.
+        let credential = url.password().unwrap_or(url.username());
+        if !credential.is_empty() {
+            secrets.push(Secret::new(credential));
+        }
         secrets.extend(
             url.query_pairs()
                 .filter(|(k, _)| redact::is_secret_param(k))
@@ -479,6 +479,31 @@ mod tests {
         ] {
             assert!(!err.to_string().contains("hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn secrets_are_every_credential_but_not_a_user_name() {
+        let exposed = |url: &str, headers: &[&str]| {
+            let target = Target::Url(Url::parse(url).unwrap());
+            let mut map = HeaderMap::new();
+            for raw in headers {
+                let (name, value) = parse_header(raw).unwrap();
+                map.append(name, value);
+            }
+            let params = [("api_key".to_string(), "p4ram".to_string())];
+            collect_secrets(&target, &params, &map, None)
+                .iter()
+                .map(|s| s.expose().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            exposed("https://ann:pa55@h/x?token=t0k3n&page=2", &["Accept: */*"]),
+            ["pa55", "t0k3n", "p4ram"]
+        );
+        assert_eq!(
+            exposed("https://ghp_abc@h/x", &["Authorization: Bearer b34rer"]),
+            ["ghp_abc", "p4ram", "Bearer b34rer", "b34rer"]
+        );
     }
 
     #[test]

@@ -74,9 +74,10 @@ impl Installed {
 pub fn init(config: &Logging, secrets: &[Secret]) -> Installed {
     let secrets: Arc<[Secret]> = secrets.into();
     let progress = config.progress.then(Progress::start);
+    let bar = progress.as_ref().map(Progress::bar);
     let stderr = Stderr {
         secrets: Arc::clone(&secrets),
-        progress: progress.as_ref().map(Progress::bar),
+        progress: bar.clone(),
     };
     let own = |level: LevelFilter| Targets::new().with_target("apifetch", level);
     let fmt = tracing_subscriber::fmt::layer().with_writer(stderr);
@@ -94,7 +95,6 @@ pub fn init(config: &Logging, secrets: &[Secret]) -> Installed {
             .boxed(),
     };
     let stats = Stats::default();
-    let bar = progress.as_ref().map(Progress::bar);
     Registry::default()
         .with(shown)
         .with(progress.map(|p| p.with_filter(own(LevelFilter::DEBUG))))
