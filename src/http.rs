@@ -269,10 +269,11 @@ async fn read_body(
     overflow: Overflow,
     read: &mut u64,
 ) -> Result<Bytes, Failure> {
-    if overflow == Overflow::Refuse && response.content_length().is_some_and(|n| n > limit) {
+    let announced = response.content_length().unwrap_or(0);
+    if overflow == Overflow::Refuse && announced > limit {
         return Err(Failure::TooLarge { limit });
     }
-    let mut body = BytesMut::new();
+    let mut body = BytesMut::with_capacity(announced.min(limit) as usize);
     while let Some(chunk) = response
         .chunk()
         .await
