@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, ValueEnum};
 
 use crate::output::Format;
+use crate::pace::Rate;
 use crate::paginate::Style;
 use crate::redact::Secret;
 use crate::retry::Jitter;
@@ -16,7 +17,8 @@ Exit codes:
   0    success (also: zero records, or --max-pages reached)
   2    usage error: bad flags or values
   3    permanent HTTP error (401, 403, 404, 501, ...): not retried
-  4    gave up: retries exhausted, or the server asked to wait longer than --retry-max-wait
+  4    gave up: retries exhausted, the server asked to wait longer than --retry-max-wait,
+       or --max-time would have been passed
   5    bad response: not JSON, no records array, a pagination loop, or a body over
        --max-response-size
   6    output error: the output file could not be written
@@ -277,6 +279,41 @@ pub struct Cli {
     /// the traffic, credentials included; a warning says so on every run.
     #[arg(long, help_heading = "Auth and TLS")]
     pub insecure: bool,
+    /// Pause between consecutive requests: after one ends, before the next starts.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_duration, env = "APIFETCH_DELAY", hide_env_values = true, help_heading = "Politeness")]
+    pub delay: Duration,
+
+    /// At most N request starts per second over the whole run, or per minute or hour with
+    /// N/m, N/h (`10/m` starts one every 6 s). Unlimited by default.
+    #[arg(
+        long,
+        value_name = "N[/s|/m|/h]",
+        env = "APIFETCH_RATE",
+        hide_env_values = true,
+        help_heading = "Politeness"
+    )]
+    pub rate: Option<Rate>,
+
+    /// Consecutive failed attempts that open the circuit breaker: then nothing is sent for
+    /// --breaker-cooldown, and one probe decides whether to resume. 0 turns it off.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        env = "APIFETCH_BREAKER",
+        hide_env_values = true,
+        help_heading = "Politeness"
+    )]
+    pub breaker: u32,
+
+    /// How long an open circuit sends nothing before probing.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, env = "APIFETCH_BREAKER_COOLDOWN", hide_env_values = true, help_heading = "Politeness")]
+    pub breaker_cooldown: Duration,
+
+    /// Time limit for the whole run. A wait that would end past it is not started:
+    /// apifetch gives up at once (exit 4). Unlimited by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "APIFETCH_MAX_TIME", hide_env_values = true, help_heading = "Politeness")]
+    pub max_time: Option<Duration>,
 
     /// More log output (-v: each request, -vv: debugging).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet", help_heading = "Logging")]

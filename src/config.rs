@@ -17,8 +17,8 @@ use crate::output::Format;
 use crate::paginate::{CursorSource, Style};
 use crate::records::Select;
 use crate::redact::{self, Secret};
-use crate::retry;
 use crate::spool::Form;
+use crate::{breaker, pace, retry};
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -112,6 +112,16 @@ pub struct Output {
     pub checkpoint_every: Duration,
 }
 
+/// How gently the run treats the API: pacing, the circuit breaker, the deadline.
+#[derive(Debug, Clone)]
+pub struct Politeness {
+    pub pacing: pace::Pacing,
+    /// `None`: `--breaker 0`, no breaker.
+    pub breaker: Option<breaker::Settings>,
+    /// `--max-time`, counted from the start of the run.
+    pub max_time: Option<Duration>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,
@@ -126,6 +136,7 @@ pub struct Config {
     /// Every credential the run knows, so free text (errors, log lines) can be scrubbed
     /// of them.
     pub secrets: Vec<Secret>,
+    pub polite: Politeness,
 }
 
 impl TryFrom<Cli> for Config {
@@ -148,6 +159,15 @@ impl TryFrom<Cli> for Config {
             .iter()
             .map(|p| parse_param(p))
             .collect::<Result<Vec<_>, _>>()?;
+        if cli.breaker > 0 && cli.breaker_cooldown > cli.retry_max_wait {
+            return Err(Error::Usage(format!(
+                "--breaker-cooldown ({:?}) is longer than --retry-max-wait ({:?}): an open circuit would always give up",
+                cli.breaker_cooldown, cli.retry_max_wait
+            )));
+        }
+        if cli.max_time.is_some_and(|t| t.is_zero()) {
+            return Err(Error::Usage("--max-time must be longer than 0".into()));
+        }
         let mut headers = HeaderMap::new();
         for raw in &cli.headers {
             let (name, value) = parse_header(raw)?;
@@ -246,6 +266,17 @@ impl TryFrom<Cli> for Config {
                 summary: cli.summary_json,
             },
             secrets,
+            polite: Politeness {
+                pacing: pace::Pacing {
+                    rate: cli.rate,
+                    delay: cli.delay,
+                },
+                breaker: (cli.breaker > 0).then_some(breaker::Settings {
+                    threshold: cli.breaker,
+                    cooldown: cli.breaker_cooldown,
+                }),
+                max_time: cli.max_time,
+            },
         })
     }
 }

@@ -14,8 +14,11 @@ use reqwest::{Certificate, Client, NoProxy, Proxy, RequestBuilder, StatusCode};
 use tracing::{debug, warn};
 use url::{Origin, Url};
 
-use crate::config::{Auth, Proxies, Request};
+use crate::config::{Auth, Politeness, Proxies, Request};
+use crate::deadline::Deadline;
 use crate::error::Error;
+use crate::gate::Gate;
+use crate::ratelimit::{self, Exhausted};
 use crate::redact;
 use crate::retry::{self, Failure};
 
@@ -84,12 +87,15 @@ fn proxies(config: &Proxies) -> Result<Vec<Proxy>, Error> {
     Ok(proxies)
 }
 
-/// The client and the retry policy, shared by every request of a run.
+/// The client, the retry policy and the run-wide [`Gate`] (pacing, rate-limit holds,
+/// circuit breaker), shared by every request of a run.
 pub struct Fetcher {
     client: Client,
     auth: Option<Auth>,
     max_body: u64,
     policy: retry::Policy,
+    gate: Gate,
+    deadline: Deadline,
     headers: HeaderMap,
     trust: Trust,
     /// Other origins already warned about, so the warning is not repeated per page.
@@ -127,12 +133,21 @@ impl Trust {
 }
 
 impl Fetcher {
-    pub fn new(request: &Request, policy: retry::Policy) -> Result<Self, Error> {
+    /// `started` is when the run began, which `--max-time` counts from.
+    pub fn new(
+        request: &Request,
+        policy: retry::Policy,
+        polite: &Politeness,
+        started: tokio::time::Instant,
+    ) -> Result<Self, Error> {
+        let deadline = Deadline::new(started, polite.max_time);
         Ok(Fetcher {
             client: client(request)?,
             auth: request.auth.clone(),
             max_body: request.max_response_size,
+            gate: Gate::new(polite.pacing, polite.breaker, policy.max_wait, deadline),
             policy,
+            deadline,
             headers: HeaderMap::new(),
             trust: Trust::Everywhere,
             warned: Mutex::new(HashSet::new()),
@@ -174,12 +189,15 @@ impl Fetcher {
         self.attempts.load(Ordering::Relaxed) - self.requests.load(Ordering::Relaxed)
     }
 
-    /// GETs `url`, retrying transient failures as the policy allows.
+    /// GETs `url`, retrying transient failures as the policy allows, within the deadline.
     pub async fn get(&self, url: &Url) -> Result<Response, Error> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let shown = redact::url(url);
         let trusted = self.trusted(url);
-        retry::run(&self.policy, &shown, || self.attempt(url, &shown, trusted)).await
+        let attempts = retry::run(&self.policy, &self.deadline, &shown, || {
+            self.attempt(url, &shown, trusted)
+        });
+        self.deadline.bound(&shown, attempts).await
     }
 
     fn request(&self, url: &Url, trusted: bool) -> RequestBuilder {
@@ -197,12 +215,19 @@ impl Fetcher {
         }
     }
 
-    /// One exchange, logged at `-v` with the `bytes` it read (the summary counts requests
-    /// and bytes from these events).
-    async fn attempt(&self, url: &Url, shown: &str, trusted: bool) -> Result<Response, Failure> {
+    /// One exchange once the gate lets it out, logged at `-v` with the `bytes` it read
+    /// (the summary counts requests and bytes from these events).
+    async fn attempt(
+        &self,
+        url: &Url,
+        shown: &str,
+        trusted: bool,
+    ) -> Result<Result<Response, Failure>, Error> {
+        let pass = self.gate.admit(shown).await?;
         self.attempts.fetch_add(1, Ordering::Relaxed);
-        let mut bytes = 0;
-        let result = self.exchange(url, trusted, &mut bytes).await;
+        let (mut bytes, mut quota) = (0, None);
+        let result = self.exchange(url, trusted, &mut bytes, &mut quota).await;
+        self.gate.record(pass, result.is_ok(), quota);
         let (status, outcome) = match &result {
             Ok(response) => (Some(response.status.as_u16()), response.status.to_string()),
             Err(Failure::Status { status, .. }) => (Some(*status), format!("HTTP {status}")),
@@ -212,14 +237,17 @@ impl Fetcher {
             url = shown,
             status, bytes, "GET {shown}: {outcome}, {bytes} bytes"
         );
-        result
+        Ok(result)
     }
 
+    /// Sends the request and reads the response. `quota` is set when the response says
+    /// the API's rate-limit quota is used up, whatever the status.
     async fn exchange(
         &self,
         url: &Url,
         trusted: bool,
         bytes: &mut u64,
+        quota: &mut Option<Exhausted>,
     ) -> Result<Response, Failure> {
         let mut response = self
             .request(url, trusted)
@@ -228,6 +256,8 @@ impl Fetcher {
             .map_err(|e| Failure::Transport(describe(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
+        let now = SystemTime::now();
+        *quota = ratelimit::exhausted(&headers, now);
         if status.is_success() {
             let body = read_body(&mut response, self.max_body, Overflow::Refuse, bytes).await?;
             return Ok(Response {
@@ -236,10 +266,14 @@ impl Fetcher {
                 body,
             });
         }
+        // Without a usable Retry-After, the quota's reset says how long to wait.
         let retry_after = headers
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+            .and_then(|v| retry::parse_retry_after(v, now))
+            .filter(|wait| !wait.is_zero())
+            .or(quota.as_ref().map(|e| e.wait));
+        let rate_limited = ratelimit::is_rate_limit(status, &headers, now);
         // The body only explains the error; if it cannot be read, the status still stands.
         let body = read_body(&mut response, ERROR_BODY_BYTES, Overflow::Truncate, bytes)
             .await
@@ -247,6 +281,7 @@ impl Fetcher {
         Err(Failure::Status {
             status: status.as_u16(),
             retry_after,
+            rate_limited,
             body: snippet(&body),
         })
     }

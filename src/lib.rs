@@ -4,17 +4,22 @@
 //! The run reads like the job it does: paginate → request with retry → extract records →
 //! spool and checkpoint → write. Each step lives in its own module.
 
+pub mod breaker;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod error;
+pub mod gate;
 pub mod generate;
 pub mod http;
 pub mod interrupt;
 pub mod logging;
 pub mod output;
+pub mod pace;
 pub mod paginate;
 pub mod progress;
+pub mod ratelimit;
 pub mod records;
 pub mod redact;
 pub mod retry;
@@ -60,7 +65,13 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             url::Url::parse(&demo.url("/v1/orders")).expect("a loopback URL parses")
         }
     };
-    let fetcher = Fetcher::new(&config.request, config.retry.clone())?.with_headers(
+    let fetcher = Fetcher::new(
+        &config.request,
+        config.retry.clone(),
+        &config.polite,
+        started.into(),
+    )?
+    .with_headers(
         config.request.headers.clone(),
         http::Trust::new(&url, config.request.trust_next_origin),
     );

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use rand::{Rng, RngExt};
 use tracing::warn;
 
+use crate::deadline::Deadline;
 use crate::error::Error;
 
 /// How the wait before a retry is spread out, so many clients do not retry in lockstep.
@@ -44,8 +45,12 @@ pub enum Failure {
     /// The server answered with an error status.
     Status {
         status: u16,
-        /// The wait the server asked for; zero means "whenever you like".
+        /// The wait the server asked for (`Retry-After`, or the reset of a used-up
+        /// rate-limit quota); zero means "whenever you like".
         retry_after: Option<Duration>,
+        /// A refusal that is really a rate limit (a 403 with `Retry-After`): retried like a
+        /// 429 whatever `--retry-on` says.
+        rate_limited: bool,
         /// The start of the response body, for the error message.
         body: String,
     },
@@ -57,6 +62,11 @@ impl Failure {
     pub fn describe(&self) -> String {
         match self {
             Failure::Transport(what) => what.clone(),
+            Failure::Status {
+                status,
+                rate_limited: true,
+                ..
+            } => format!("HTTP {status} (rate limited)"),
             Failure::Status { status, .. } => format!("HTTP {status}"),
             Failure::TooLarge { limit } => {
                 format!("the response is larger than --max-response-size ({limit} bytes)")
@@ -124,7 +134,11 @@ pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl R
     let retry_after = match failure {
         Failure::Transport(_) => None,
         Failure::TooLarge { .. } => return Decision::Stop,
-        Failure::Status { status, .. } if !policy.retry_on.contains(status) => {
+        Failure::Status {
+            status,
+            rate_limited: false,
+            ..
+        } if !policy.retry_on.contains(status) => {
             return Decision::Stop;
         }
         Failure::Status { retry_after, .. } => *retry_after,
@@ -153,31 +167,46 @@ pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl R
     Decision::Retry(backoff(policy, attempt, rng).min(policy.max_wait))
 }
 
-/// Runs `attempt` until it succeeds or the policy says stop, sleeping between tries.
+/// Runs `attempt` until it succeeds or the policy says stop, sleeping between tries; a
+/// wait that would pass the deadline is not started. An attempt that returns an outer
+/// `Err` ends the run at once (it could not even be sent, e.g. the deadline came first).
 ///
 /// `what` names the request in log lines and errors (already redacted).
-pub async fn run<T, F, Fut>(policy: &Policy, what: &str, mut attempt: F) -> Result<T, Error>
+pub async fn run<T, F, Fut>(
+    policy: &Policy,
+    deadline: &Deadline,
+    what: &str,
+    mut attempt: F,
+) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Failure>>,
+    Fut: Future<Output = Result<Result<T, Failure>, Error>>,
 {
     let tries = policy.retries + 1;
     for n in 1.. {
-        let failure = match attempt().await {
+        let failure = match attempt().await? {
             Ok(value) => return Ok(value),
             Err(failure) => failure,
         };
         let decision = decide(policy, &failure, n, &mut rand::rng());
         match decision {
             Decision::Retry(wait) => {
+                let failed = format!("{} (attempt {n} of {tries})", failure.describe());
+                deadline
+                    .allows(tokio::time::Instant::now(), wait)
+                    .map_err(|reason| {
+                        Error::GaveUp(format!(
+                            "{what}: {failed}; gave up rather than wait {} before retrying: {reason}",
+                            human(wait)
+                        ))
+                    })?;
                 warn!(
                     url = what,
                     attempt = n,
                     wait_ms = wait.as_millis() as u64,
                     status = failure.status(),
                     cause = failure.cause(),
-                    "{what}: {} (attempt {n} of {tries}); retrying in {}",
-                    failure.describe(),
+                    "{what}: {failed}; retrying in {}",
                     human(wait)
                 );
                 tokio::time::sleep(wait).await;
@@ -231,6 +260,7 @@ mod tests {
         Failure::Status {
             status,
             retry_after: retry_after.map(Duration::from_secs),
+            rate_limited: false,
             body: String::new(),
         }
     }
@@ -394,6 +424,46 @@ mod tests {
         assert_eq!(
             decide(&p, &status(500, None), 5, &mut rng),
             Decision::Retry(Duration::from_secs(3))
+        );
+    }
+    #[test]
+    fn a_rate_limited_refusal_is_retried_after_the_wait_it_asked_for() {
+        let p = policy(Jitter::Equal);
+        let mut rng = StdRng::seed_from_u64(0);
+        let github = Failure::Status {
+            status: 403,
+            retry_after: Some(Duration::from_secs(60)),
+            rate_limited: true,
+            body: "secondary rate limit".into(),
+        };
+        let Decision::Retry(w) = decide(&p, &github, 1, &mut rng) else {
+            panic!("a rate-limited 403 must retry")
+        };
+        assert!(w >= Duration::from_secs(60), "{w:?}");
+        assert_eq!(github.describe(), "HTTP 403 (rate limited)");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_wait_past_the_deadline_is_not_started() {
+        let p = policy(Jitter::None);
+        let start = tokio::time::Instant::now();
+        let deadline = Deadline::new(start, Some(Duration::from_millis(2500)));
+        let mut attempts = 0;
+        let result: Result<(), Error> = run(&p, &deadline, "GET /x", || {
+            attempts += 1;
+            async { Ok(Err(status(503, None))) }
+        })
+        .await;
+        // Waits of 1 s and 2 s: the second would end at 3 s, past the 2.5 s deadline.
+        assert_eq!(attempts, 2);
+        assert_eq!(tokio::time::Instant::now() - start, Duration::from_secs(1));
+        let Err(Error::GaveUp(msg)) = result else {
+            panic!("must give up")
+        };
+        assert_eq!(
+            msg,
+            "GET /x: HTTP 503 (attempt 2 of 6); gave up rather than wait 2.0s before \
+             retrying: that would pass --max-time 2.5s (1.5s left)"
         );
     }
 }

@@ -11,8 +11,9 @@ pub use apifetch::sim::{Recorded, Reply, Server};
 use assert_cmd::Command;
 use serde_json::{Value, json};
 
-/// The binary, with no inherited environment (no proxies, no `APIFETCH_*`), fast retries,
-/// and a time limit so a hanging run fails the test instead of the suite.
+/// The binary, with no inherited environment (no proxies, no `APIFETCH_*`), fast retries
+/// and circuit-breaker cool-downs, and a time limit so a hanging run fails the test
+/// instead of the suite.
 pub fn apifetch() -> Command {
     let mut cmd = Command::from_std(apifetch_std());
     cmd.timeout(Duration::from_secs(60));
@@ -25,7 +26,8 @@ pub fn apifetch_std() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_apifetch"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .args(["--backoff", "0.01", "--backoff-max", "0.05"]);
+        .args(["--backoff", "0.01", "--backoff-max", "0.05"])
+        .args(["--breaker-cooldown", "0.05"]);
     cmd
 }
 

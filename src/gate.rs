@@ -1,0 +1,344 @@
+//! The run-wide gate every attempt passes before it goes out, and reports back to after.
+//!
+//! Pacing, a used-up rate-limit quota and the circuit breaker are facts about the whole
+//! run, not about one request: the gate keeps them in one place shared by every in-flight
+//! request and turns them into waits, each bounded by `--retry-max-wait` and `--max-time`.
+//! Waiting here never uses up a request's retries: only attempts that go out count.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::breaker::{self, Breaker, Change};
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::pace::{Pacer, Pacing};
+use crate::ratelimit::Exhausted;
+use crate::retry::human;
+
+pub struct Gate {
+    state: Mutex<State>,
+    /// Wakes the requests waiting for a probe's outcome.
+    probed: Notify,
+    max_wait: Duration,
+    deadline: Deadline,
+}
+
+struct State {
+    pacer: Pacer,
+    breaker: Breaker,
+    /// The API's quota is used up: nothing goes out before `until`.
+    hold: Option<Hold>,
+}
+
+struct Hold {
+    until: Instant,
+    source: String,
+}
+
+/// What keeps an attempt from going out now.
+#[derive(Debug, PartialEq)]
+enum Wait {
+    /// Until then. `why` completes "waiting 2s …" in messages; `capped` waits (imposed by
+    /// the server or the breaker) are bounded by `--retry-max-wait`, pacing waits (the
+    /// user's own choice) only by `--max-time`.
+    Until {
+        until: Instant,
+        why: String,
+        capped: bool,
+    },
+    /// Until the probe in flight has an outcome.
+    Probe,
+}
+
+impl State {
+    /// Lets an attempt go out at `now`, or says what it waits for: the longer of an open
+    /// circuit and a rate-limit hold, then the pacing slot. `Ok(true)`: it is the probe.
+    fn admit(&mut self, now: Instant) -> Result<(bool, Option<Change>), Wait> {
+        let hold = self.hold.as_ref().filter(|h| h.until > now);
+        match self.breaker.blocked(now) {
+            Some(breaker::Blocked::Probe) => return Err(Wait::Probe),
+            Some(breaker::Blocked::Until(until)) if hold.is_none_or(|h| until >= h.until) => {
+                return Err(Wait::Until {
+                    until,
+                    why: "for the circuit breaker's cool-down".into(),
+                    capped: true,
+                });
+            }
+            _ => {}
+        }
+        if let Some(hold) = hold {
+            return Err(Wait::Until {
+                until: hold.until,
+                why: format!("for the rate limit to reset ({})", hold.source),
+                capped: true,
+            });
+        }
+        self.pacer.start(now).map_err(|until| Wait::Until {
+            until,
+            why: "for the next --rate/--delay slot".into(),
+            capped: false,
+        })?;
+        // Not blocked, so the breaker admits.
+        Ok(self.breaker.admit(now).unwrap_or((false, None)))
+    }
+}
+
+/// Permission for one attempt, to hand back through [`Gate::record`]. Dropped unrecorded
+/// (its request was cancelled), it frees the probe slot it may hold.
+pub struct Pass<'a> {
+    gate: &'a Gate,
+    probe: bool,
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        if self.probe {
+            self.gate.lock().breaker.abandon_probe(Instant::now());
+            self.gate.probed.notify_waiters();
+        }
+    }
+}
+
+impl Gate {
+    pub fn new(
+        pacing: Pacing,
+        breaker: Option<breaker::Settings>,
+        max_wait: Duration,
+        deadline: Deadline,
+    ) -> Self {
+        Gate {
+            state: Mutex::new(State {
+                pacer: Pacer::new(pacing),
+                breaker: Breaker::new(breaker),
+                hold: None,
+            }),
+            probed: Notify::new(),
+            max_wait,
+            deadline,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent across a panic: every update is a single assignment.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until an attempt at `what` may go out, or gives up when a wait is too long.
+    pub async fn admit(&self, what: &str) -> Result<Pass<'_>, Error> {
+        loop {
+            // Created before looking, so a probe outcome in between still wakes us.
+            let probed = self.probed.notified();
+            let now = Instant::now();
+            let admitted = self.lock().admit(now);
+            match admitted {
+                Ok((probe, change)) => {
+                    if let Some(change) = change {
+                        log(change);
+                    }
+                    return Ok(Pass { gate: self, probe });
+                }
+                Err(Wait::Until { until, why, capped }) => {
+                    let wait = until - now;
+                    self.check(now, wait, &why, capped)
+                        .map_err(|reason| Error::GaveUp(format!("{what}: {reason}")))?;
+                    debug!("{what}: waiting {} {why}", human(wait));
+                    tokio::time::sleep_until(until).await;
+                }
+                Err(Wait::Probe) => probed.await,
+            }
+        }
+    }
+
+    /// Records how an admitted attempt ended, and whether its response said the API's
+    /// quota is used up.
+    pub fn record(&self, mut pass: Pass<'_>, success: bool, exhausted: Option<Exhausted>) {
+        let now = Instant::now();
+        let probe = std::mem::take(&mut pass.probe);
+        let mut state = self.lock();
+        state.pacer.finished(now);
+        if let Some(Exhausted { wait, source }) = exhausted {
+            let until = now + wait;
+            match &mut state.hold {
+                Some(hold) if hold.until > now => hold.until = hold.until.max(until),
+                hold => {
+                    info!(
+                        "rate limit used up ({source}): pausing requests for {} until it resets",
+                        human(wait)
+                    );
+                    *hold = Some(Hold { until, source });
+                }
+            }
+        }
+        if let Some(change) = state.breaker.record(success, probe, now) {
+            log(change);
+        }
+        if probe {
+            self.probed.notify_waiters();
+        }
+    }
+
+    /// Refuses a wait that ends past the deadline, or, for waits the server or the breaker
+    /// imposes (`capped`), one longer than `--retry-max-wait`. Pacing waits are the user's
+    /// own choice and only meet the deadline.
+    fn check(&self, now: Instant, wait: Duration, why: &str, capped: bool) -> Result<(), String> {
+        let refused =
+            |reason: String| format!("gave up rather than wait {} {why}: {reason}", human(wait));
+        if capped && wait > self.max_wait {
+            return Err(refused(format!(
+                "that is longer than --retry-max-wait {}",
+                human(self.max_wait)
+            )));
+        }
+        self.deadline.allows(now, wait).map_err(refused)
+    }
+}
+
+fn log(change: Change) {
+    if change.is_warning() {
+        warn!("{change}");
+    } else {
+        info!("{change}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(pacing: Pacing, breaker: Option<breaker::Settings>, max_time: Option<u64>) -> Gate {
+        Gate::new(
+            pacing,
+            breaker,
+            Duration::from_secs(300),
+            Deadline::new(Instant::now(), max_time.map(Duration::from_secs)),
+        )
+    }
+
+    fn exhausted(secs: u64) -> Option<Exhausted> {
+        Some(Exhausted {
+            wait: Duration::from_secs(secs),
+            source: "X-RateLimit-Remaining: 0".into(),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_used_up_quota_holds_the_next_attempt_until_the_reset() {
+        let g = gate(Pacing::default(), None, None);
+        let start = Instant::now();
+        let pass = g.admit("GET /x").await.unwrap();
+        g.record(pass, true, exhausted(5));
+        let pass = g.admit("GET /x").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(5));
+        g.record(pass, true, None);
+        g.admit("GET /x").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_past_the_deadline_or_the_cap_gives_up_at_once() {
+        let g = gate(Pacing::default(), None, Some(3));
+        let start = Instant::now();
+        let pass = g.admit("GET /x").await.unwrap();
+        g.record(pass, true, exhausted(5));
+        let Err(Error::GaveUp(msg)) = g.admit("GET /x").await else {
+            panic!("must give up")
+        };
+        assert_eq!(Instant::now(), start, "gave up without waiting");
+        assert_eq!(
+            msg,
+            "GET /x: gave up rather than wait 5.0s for the rate limit to reset \
+             (X-RateLimit-Remaining: 0): that would pass --max-time 3.0s (3.0s left)"
+        );
+        let g = gate(Pacing::default(), None, None);
+        let pass = g.admit("GET /x").await.unwrap();
+        g.record(pass, true, exhausted(400));
+        let Err(Error::GaveUp(msg)) = g.admit("GET /x").await else {
+            panic!("must give up")
+        };
+        assert!(msg.ends_with("longer than --retry-max-wait 5m0s"), "{msg}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacing_spaces_attempts_across_concurrent_requests() {
+        let g = gate(
+            Pacing {
+                rate: Some("2/s".parse().unwrap()),
+                delay: Duration::ZERO,
+            },
+            None,
+            None,
+        );
+        let start = Instant::now();
+        let admitted = |g: &'static Gate| async move {
+            let pass = g.admit("GET /x").await.unwrap();
+            let at = Instant::now() - start;
+            g.record(pass, true, None);
+            at
+        };
+        let g: &'static Gate = Box::leak(Box::new(g));
+        let (a, b, c) = tokio::join!(admitted(g), admitted(g), admitted(g));
+        let mut starts = [a, b, c];
+        starts.sort();
+        assert_eq!(starts, [0, 500, 1000].map(Duration::from_millis));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_circuit_holds_everyone_and_lets_one_probe_through() {
+        let g: &'static Gate = Box::leak(Box::new(gate(
+            Pacing::default(),
+            Some(breaker::Settings {
+                threshold: 2,
+                cooldown: Duration::from_secs(30),
+            }),
+            None,
+        )));
+        let start = Instant::now();
+        for _ in 0..2 {
+            let pass = g.admit("GET /x").await.unwrap();
+            g.record(pass, false, None);
+        }
+        let probe = g.admit("GET /x").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(30));
+        assert!(probe.probe);
+        let waiter = tokio::spawn(async move {
+            let pass = g.admit("GET /y").await.unwrap();
+            (Instant::now() - start, pass.probe)
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            !waiter.is_finished(),
+            "nothing goes out while the probe is out"
+        );
+        g.record(probe, true, None);
+        assert_eq!(
+            waiter.await.unwrap(),
+            (Duration::from_secs(32), false),
+            "the probe's success lets the rest through"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cooldown_longer_than_the_time_left_gives_up() {
+        let g = gate(
+            Pacing::default(),
+            Some(breaker::Settings {
+                threshold: 1,
+                cooldown: Duration::from_secs(30),
+            }),
+            Some(10),
+        );
+        let pass = g.admit("GET /x").await.unwrap();
+        g.record(pass, false, None);
+        let Err(Error::GaveUp(msg)) = g.admit("GET /x").await else {
+            panic!("must give up")
+        };
+        assert!(
+            msg.contains("30.0s for the circuit breaker's cool-down: that would pass --max-time"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! Politeness end to end: pacing, rate-limit headers, the circuit breaker, the deadline,
+//! and compressed responses.
+
+mod common;
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::json;
+
+/// The server records a request when it arrives, a little after the client started it.
+/// On a busy machine one arrival can lag by well over 10 ms while the next is on time, so
+/// two arrivals can be this much closer than their starts were.
+const ARRIVAL_JITTER: Duration = Duration::from_millis(25);
+
+fn gaps(requests: &[Recorded]) -> Vec<Duration> {
+    requests.windows(2).map(|w| w[1].at - w[0].at).collect()
+}
+
+fn stderr(out: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+}
+
+fn assert_logged(out: &assert_cmd::assert::Assert, text: &str) {
+    let log = stderr(out);
+    assert!(log.contains(text), "expected `{text}` in:\n{log}");
+}
+
+/// Asserts the server saw exactly `n` requests, the last at least `span` after the first.
+fn assert_requests_span(server: &Server, n: usize, span: Duration) {
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), n);
+    let seen = reqs[n - 1].at - reqs[0].at;
+    assert!(seen >= span, "{n} requests within {seen:?}");
+}
+
+#[test]
+fn a_rate_spaces_every_request_start_by_its_interval() {
+    let server = Server::start(paged(records(40))).unwrap();
+    let out = apifetch()
+        .args(["--rate", "20/s", "--page-size", "1"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(40));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 40);
+    let interval = Duration::from_millis(50);
+    let gaps = gaps(&reqs);
+    assert!(
+        gaps.iter().all(|gap| *gap + ARRIVAL_JITTER >= interval),
+        "gaps between request arrivals: {gaps:?}"
+    );
+    // No second of the run saw more than 20 requests.
+    for window in reqs.windows(21) {
+        let span = window[20].at - window[0].at;
+        assert!(
+            span + ARRIVAL_JITTER >= Duration::from_secs(1),
+            "21 requests in {span:?}"
+        );
+    }
+}
+
+#[test]
+fn a_delay_pauses_between_consecutive_requests() {
+    let server = Server::start(paged(records(3))).unwrap();
+    apifetch()
+        .args(["--delay", "0.3", "--page-size", "1"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    for gap in gaps(&reqs) {
+        assert!(
+            gap + ARRIVAL_JITTER >= Duration::from_millis(300),
+            "{gap:?}"
+        );
+    }
+}
+
+/// A page-numbered API with a quota of `quota` requests per window: each answer reports
+/// what is left and a reset `reset` ahead, and a request that arrives while the quota is
+/// used up gets a 429 (counted in `refused`).
+struct Quota {
+    window_start: Mutex<Option<(Instant, usize)>>,
+    refused: AtomicUsize,
+}
+
+fn quota_api(
+    quota: usize,
+    reset: Duration,
+    headers: fn(remaining: usize, reset: Duration) -> Vec<(&'static str, String)>,
+) -> (std::sync::Arc<Quota>, Server) {
+    let state = std::sync::Arc::new(Quota {
+        window_start: Mutex::new(None),
+        refused: AtomicUsize::new(0),
+    });
+    let serve = paged(records(6));
+    let shared = std::sync::Arc::clone(&state);
+    let server = Server::start(move |req| {
+        let mut window = shared.window_start.lock().unwrap();
+        let (start, used) = match *window {
+            Some((start, used)) if req.at < start + reset => (start, used),
+            _ => (req.at, 0),
+        };
+        if used >= quota {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            return Reply::status(429);
+        }
+        *window = Some((start, used + 1));
+        let left = start + reset - req.at;
+        let mut reply = serve(req);
+        for (name, value) in headers(quota - used - 1, left) {
+            reply = reply.header(name, value);
+        }
+        reply
+    })
+    .unwrap();
+    (state, server)
+}
+
+#[test]
+fn a_used_up_quota_is_waited_out_instead_of_provoking_a_429() {
+    let (quota, server) = quota_api(2, Duration::from_secs(1), |remaining, reset| {
+        vec![
+            ("x-ratelimit-limit", "2".into()),
+            ("x-ratelimit-remaining", remaining.to_string()),
+            ("x-ratelimit-reset", format!("{:.3}", reset.as_secs_f64())),
+        ]
+    });
+    let out = apifetch()
+        .args(["--page-size", "2", "--retries", "0"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(6));
+    assert_eq!(quota.refused.load(Ordering::Relaxed), 0, "no 429 provoked");
+    assert_requests_span(&server, 3, Duration::from_secs(1));
+    assert_logged(
+        &out,
+        "rate limit used up (X-RateLimit-Remaining: 0): pausing requests",
+    );
+}
+
+#[test]
+fn the_structured_ratelimit_field_is_obeyed_too() {
+    let (quota, server) = quota_api(1, Duration::from_secs(1), |remaining, reset| {
+        vec![(
+            "ratelimit",
+            format!(
+                r#""default";r={remaining};t={}"#,
+                reset.as_secs_f64().ceil()
+            ),
+        )]
+    });
+    apifetch()
+        .args(["--page-size", "3", "--retries", "0"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(quota.refused.load(Ordering::Relaxed), 0, "no 429 provoked");
+    assert_requests_span(&server, 2, Duration::from_secs(1));
+}
+
+#[test]
+fn a_github_epoch_reset_is_a_time_not_a_delay() {
+    // Epoch resets have whole seconds: ask for 2 s ahead and expect at least 1 s.
+    let reset = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2;
+    let served = AtomicUsize::new(0);
+    let serve = paged(records(2));
+    let server = Server::start(move |req| {
+        let reply = serve(req);
+        if served.fetch_add(1, Ordering::Relaxed) == 0 {
+            reply
+                .header("x-ratelimit-remaining", "0")
+                .header("x-ratelimit-reset", reset.to_string())
+        } else {
+            reply
+        }
+    })
+    .unwrap();
+    apifetch()
+        .args(["--page-size", "1"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_requests_span(&server, 2, Duration::from_secs(1));
+}
+
+/// Answers the first `failures` requests with `reply`, every later one from an API of
+/// `n` records.
+fn fails_first(
+    failures: usize,
+    reply: Reply,
+    n: usize,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    let serve = paged(records(n));
+    move |req| {
+        if req.n < failures {
+            reply.clone()
+        } else {
+            serve(req)
+        }
+    }
+}
+
+#[test]
+fn a_github_secondary_rate_limit_403_with_retry_after_is_retried() {
+    let server = Server::start(fails_first(
+        1,
+        Reply::json(&json!({"message": "You have exceeded a secondary rate limit."}))
+            .with_status(403)
+            .header("retry-after", "1"),
+        3,
+    ))
+    .unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    assert_requests_span(&server, 2, Duration::from_secs(1));
+    assert_logged(
+        &out,
+        "HTTP 403 (rate limited) (attempt 1 of 6); retrying in",
+    );
+}
+
+#[test]
+fn a_403_with_a_used_up_quota_waits_for_the_reset() {
+    let server = Server::start(fails_first(
+        1,
+        Reply::status(403)
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", "1"),
+        3,
+    ))
+    .unwrap();
+    apifetch().arg(server.url("/")).assert().success();
+    assert_requests_span(&server, 2, Duration::from_secs(1));
+}
+
+#[test]
+fn a_plain_403_is_still_permanent() {
+    let server = Server::start(fails_first(
+        1,
+        Reply::status(403)
+            .header("x-ratelimit-remaining", "4999")
+            .body("forbidden"),
+        3,
+    ))
+    .unwrap();
+    apifetch().arg(server.url("/")).assert().code(3);
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn the_breaker_opens_sends_nothing_during_the_cooldown_probes_once_and_closes() {
+    // Six failures with --breaker 2: two open the circuit, four probes fail and reopen
+    // it, then the fifth probe succeeds and the rest of the run flows.
+    let server = Server::start(fails_first(6, Reply::status(503), 4)).unwrap();
+    let out = apifetch()
+        .args([
+            "--breaker",
+            "2",
+            "--breaker-cooldown",
+            "0.4",
+            "--retries",
+            "6",
+        ])
+        .args(["--page-size", "2"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(4));
+    let reqs = server.requests();
+    // Page 1: two failures open the circuit; probes 3..=6 each fail and reopen it;
+    // probe 7 succeeds; page 2 follows at once.
+    assert_eq!(hits_per_page(&reqs), [("1".into(), 7), ("2".into(), 1)]);
+    let cooldown = Duration::from_millis(400);
+    for (i, gap) in gaps(&reqs).into_iter().enumerate().skip(1).take(5) {
+        assert!(
+            gap + ARRIVAL_JITTER >= cooldown,
+            "request {} came {gap:?} after the circuit opened",
+            i + 1
+        );
+    }
+    let log = stderr(&out);
+    for (line, times) in [
+        ("circuit open for 400ms after 2 consecutive failures", 1),
+        ("circuit half-open: sending one probe request", 5),
+        ("circuit open again for 400ms: the probe failed", 4),
+        ("circuit closed: the probe succeeded", 1),
+    ] {
+        assert_eq!(log.matches(line).count(), times, "{line}\n{log}");
+    }
+}
+
+#[test]
+fn waiting_for_the_breaker_does_not_use_up_retries() {
+    // --retries 2 allows three attempts. Two failures open the circuit; the third attempt
+    // is the probe and succeeds: the cool-down in between counts as no attempt at all.
+    let server = Server::start(fails_first(2, Reply::status(500), 1)).unwrap();
+    apifetch()
+        .args([
+            "--breaker",
+            "2",
+            "--breaker-cooldown",
+            "0.2",
+            "--retries",
+            "2",
+        ])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn breaker_zero_turns_it_off() {
+    let server = Server::start(|_| Reply::status(503)).unwrap();
+    let out = apifetch()
+        .args([
+            "--breaker",
+            "0",
+            "--breaker-cooldown",
+            "60",
+            "--retries",
+            "7",
+        ])
+        .arg(server.url("/"))
+        .assert()
+        .code(4);
+    assert_eq!(server.requests().len(), 8);
+    assert!(!stderr(&out).contains("circuit"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_retry_after_past_the_deadline_gives_up_at_once_with_exit_4() {
+    let server = Server::start(|_| Reply::status(503).header("retry-after", "5")).unwrap();
+    let out = apifetch()
+        .args(["--max-time", "2"])
+        .arg(server.url("/"))
+        .assert()
+        .code(4);
+    assert_eq!(server.requests().len(), 1);
+    assert_logged(&out, "before retrying: that would pass --max-time 2.0s");
+}
+
+#[test]
+fn a_rate_limit_reset_past_the_deadline_gives_up_with_exit_4() {
+    let serve = paged(records(4));
+    let server = Server::start(move |req| {
+        serve(req)
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", "30")
+    })
+    .unwrap();
+    let out = apifetch()
+        .args(["--max-time", "5", "--page-size", "2"])
+        .arg(server.url("/"))
+        .assert()
+        .code(4);
+    assert_eq!(server.requests().len(), 1);
+    assert_logged(
+        &out,
+        "for the rate limit to reset (X-RateLimit-Remaining: 0): that would pass --max-time 5.0s",
+    );
+}
+
+#[test]
+fn a_request_still_running_at_the_deadline_ends_the_run_with_exit_4() {
+    let serve = paged(records(1));
+    let server = Server::start(move |req| serve(req).delay(Duration::from_secs(5))).unwrap();
+    let out = apifetch()
+        .args(["--max-time", "0.5"])
+        .arg(server.url("/"))
+        .assert()
+        .code(4);
+    assert_logged(&out, "--max-time 500ms reached before the request finished");
+}
+
+#[test]
+fn gzip_responses_are_decoded() {
+    let body = json!({"data": records(3), "has_more": false}).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.as_bytes()).unwrap();
+    let compressed = gz.finish().unwrap();
+    let server = Server::start(move |_| {
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(compressed.clone())
+    })
+    .unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    let accepted = server.requests()[0]
+        .header("accept-encoding")
+        .unwrap_or_default()
+        .to_string();
+    for coding in ["gzip", "br", "zstd"] {
+        assert!(accepted.contains(coding), "accept-encoding: {accepted}");
+    }
+}
+
+#[test]
+fn impossible_politeness_settings_are_usage_errors() {
+    for args in [
+        &["--rate", "0/s"][..],
+        &["--rate", "5/day"],
+        &["--max-time", "0"],
+        &["--breaker-cooldown", "10m"],
+    ] {
+        apifetch()
+            .args(args)
+            .arg("http://127.0.0.1:9/")
+            .assert()
+            .code(2);
+    }
+}
