@@ -30,7 +30,12 @@ use tokio_rustls::TlsAcceptor;
 pub struct Recorded {
     /// 0 for the first request the server saw, 1 for the next, ...
     pub n: usize,
+    /// When the request arrived.
     pub at: Instant,
+    /// When the reply was handed to the connection (`None` until then). The client cannot
+    /// have seen the reply earlier, so a wait it starts on the reply is measured from here,
+    /// free of the lag between a client sending and the server noticing.
+    pub answered: Option<Instant>,
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
@@ -283,6 +288,7 @@ async fn respond(
         let recorded = Recorded {
             n: log.len(),
             at: Instant::now(),
+            answered: None,
             path: req.uri().path().to_string(),
             query: url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
                 .into_owned()
@@ -296,6 +302,7 @@ async fn respond(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
+    log.lock().unwrap()[recorded.n].answered = Some(Instant::now());
     if reply.fault == Fault::Drop {
         return Err(io::Error::other("connection dropped on purpose"));
     }

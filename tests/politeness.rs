@@ -11,13 +11,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::*;
 use serde_json::json;
 
-/// The server records a request when it arrives, a little after the client started it.
-/// On a busy machine one arrival can lag by well over 10 ms while the next is on time, so
-/// two arrivals can be this much closer than their starts were.
-const ARRIVAL_JITTER: Duration = Duration::from_millis(25);
-
 fn gaps(requests: &[Recorded]) -> Vec<Duration> {
     requests.windows(2).map(|w| w[1].at - w[0].at).collect()
+}
+
+/// How long each request came after the previous one was answered: a wait the client
+/// starts on a reply, measured without the lag between its sending and the server noticing.
+fn waits_after_replies(requests: &[Recorded]) -> Vec<Duration> {
+    requests
+        .windows(2)
+        .map(|w| w[1].at - w[0].answered.expect("answered"))
+        .collect()
 }
 
 fn stderr(out: &assert_cmd::assert::Assert) -> String {
@@ -40,28 +44,26 @@ fn assert_requests_span(server: &Server, n: usize, span: Duration) {
 #[test]
 fn a_rate_spaces_every_request_start_by_its_interval() {
     let server = Server::start(paged(records(40))).unwrap();
+    let started = Instant::now();
     let out = apifetch()
         .args(["--rate", "20/s", "--page-size", "1"])
         .arg(server.url("/"))
         .assert()
         .success();
+    let elapsed = started.elapsed();
     assert_eq!(ids(&out.get_output().stdout), expected_ids(40));
+    let interval = Duration::from_millis(50);
+    assert!(elapsed >= interval * 39, "40 requests in {elapsed:?}");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 40);
-    let interval = Duration::from_millis(50);
+    // On the server's clock every gap is the interval, except where a loaded machine made
+    // one arrival lag behind its start (then the next gap looks short): allow a few.
     let gaps = gaps(&reqs);
-    assert!(
-        gaps.iter().all(|gap| *gap + ARRIVAL_JITTER >= interval),
-        "gaps between request arrivals: {gaps:?}"
-    );
-    // No second of the run saw more than 20 requests.
-    for window in reqs.windows(21) {
-        let span = window[20].at - window[0].at;
-        assert!(
-            span + ARRIVAL_JITTER >= Duration::from_secs(1),
-            "21 requests in {span:?}"
-        );
-    }
+    let short = gaps
+        .iter()
+        .filter(|gap| **gap + Duration::from_millis(5) < interval)
+        .count();
+    assert!(short <= gaps.len() / 5, "gaps between arrivals: {gaps:?}");
 }
 
 #[test]
@@ -74,11 +76,8 @@ fn a_delay_pauses_between_consecutive_requests() {
         .success();
     let reqs = server.requests();
     assert_eq!(reqs.len(), 3);
-    for gap in gaps(&reqs) {
-        assert!(
-            gap + ARRIVAL_JITTER >= Duration::from_millis(300),
-            "{gap:?}"
-        );
+    for wait in waits_after_replies(&reqs) {
+        assert!(wait >= Duration::from_millis(300), "{wait:?}");
     }
 }
 
@@ -283,10 +282,15 @@ fn the_breaker_opens_sends_nothing_during_the_cooldown_probes_once_and_closes() 
     // probe 7 succeeds; page 2 follows at once.
     assert_eq!(hits_per_page(&reqs), [("1".into(), 7), ("2".into(), 1)]);
     let cooldown = Duration::from_millis(400);
-    for (i, gap) in gaps(&reqs).into_iter().enumerate().skip(1).take(5) {
+    for (i, wait) in waits_after_replies(&reqs)
+        .into_iter()
+        .enumerate()
+        .skip(1)
+        .take(5)
+    {
         assert!(
-            gap + ARRIVAL_JITTER >= cooldown,
-            "request {} came {gap:?} after the circuit opened",
+            wait >= cooldown,
+            "request {} came {wait:?} after the circuit opened",
             i + 1
         );
     }
