@@ -5,19 +5,27 @@
 //! the page it describes is synced into the partial file. The partial file may hold more
 //! than its checkpoint says (a page that was being written when the run died); resuming
 //! cuts it back to the checkpoint's length. Secrets are never written: the request is
-//! identified by a hash, and named by its redacted URL.
+//! identified by a hash, and named by its redacted URL; a next-page URL that carries the
+//! user's credentials (APIs often echo an `api_key` into their next links) is saved with
+//! them masked, and resuming puts them back from the same command line.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use url::{Url, form_urlencoded};
 
 use crate::config::{Config, Target};
 use crate::error::Error;
 use crate::paginate::Position;
+use crate::redact::{self, Secret};
 use crate::spool::{Form, Mark};
+
+/// What a credential is saved as.
+const MASK: &str = "***";
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
@@ -72,11 +80,12 @@ pub struct Identity {
     hash: String,
     /// The URL with secrets masked, for messages.
     url: String,
+    credentials: Credentials,
 }
 
 impl Identity {
     /// `url` is the URL actually fetched (for the demo, wherever it happens to listen).
-    pub fn of(config: &Config, url: &url::Url, form: &Form) -> Self {
+    pub fn of(config: &Config, url: &Url, form: &Form) -> Self {
         // The demo listens on a new port each run but is always the same API.
         let target = match &config.target {
             Target::Url(url) => url.as_str(),
@@ -102,9 +111,141 @@ impl Identity {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
-            url: crate::redact::url(url),
+            url: redact::url(url),
+            credentials: Credentials::of(config),
         }
     }
+}
+
+/// The credentials of the user's own request: masked wherever they appear in a saved URL,
+/// and the source they are put back from on resume.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Credentials {
+    /// The URL's user info, percent-encoded as in the URL.
+    user: Option<Secret>,
+    password: Option<Secret>,
+    /// The query parameters of the URL and `--param`, by name, with their values encoded
+    /// as in a URL.
+    params: Vec<(String, Secret)>,
+    /// Every credential's text (tokens, keys, passwords), masked wherever it appears.
+    secrets: Vec<Secret>,
+}
+
+impl Credentials {
+    fn of(config: &Config) -> Self {
+        let mut credentials = Credentials {
+            secrets: config.secrets.clone(),
+            ..Credentials::default()
+        };
+        if let Target::Url(url) = &config.target {
+            credentials.user = Some(url.username())
+                .filter(|u| !u.is_empty())
+                .map(Secret::new);
+            credentials.password = url.password().map(Secret::new);
+            let query = url.query().unwrap_or("");
+            for (_, name, value) in query.split('&').filter_map(split_segment) {
+                credentials.params.push((name, Secret::new(value)));
+            }
+        }
+        for (name, value) in &config.request.params {
+            let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            credentials
+                .params
+                .push((name.clone(), Secret::new(encoded)));
+        }
+        credentials
+    }
+
+    /// `url` with its user info and the values of credential parameters masked, and any
+    /// other occurrence of a known secret too.
+    fn mask(&self, url: &Url) -> String {
+        let mut url = url.clone();
+        if !url.username().is_empty() {
+            let _ = url.set_username(MASK);
+        }
+        if url.password().is_some() {
+            let _ = url.set_password(Some(MASK));
+        }
+        if let Some(query) = url.query() {
+            let query = rewrite_query(query, |name, value| {
+                Some(if redact::is_secret_param(name) {
+                    MASK.to_string()
+                } else {
+                    value.to_string()
+                })
+            });
+            url.set_query(query.as_deref());
+        }
+        redact::scrub(url.as_str(), &self.secrets)
+    }
+
+    /// A URL saved by [`Self::mask`] with the user's credentials put back, or `None` when
+    /// it carried one that this command line does not have.
+    fn unmask(&self, saved: &str) -> Option<String> {
+        if !saved.contains(MASK) {
+            return Some(saved.to_string());
+        }
+        let mut url = Url::parse(saved).ok()?;
+        if url.username() == MASK {
+            url.set_username(self.user.as_ref()?.expose()).ok()?;
+        }
+        if url.password() == Some(MASK) {
+            url.set_password(Some(self.password.as_ref()?.expose()))
+                .ok()?;
+        }
+        if let Some(query) = url.query() {
+            let query = rewrite_query(query, |name, value| match value {
+                MASK => self
+                    .params
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.expose().to_string()),
+                _ => Some(value.to_string()),
+            })?;
+            url.set_query(Some(&query));
+        }
+        Some(url.to_string()).filter(|url| !url.contains(MASK))
+    }
+}
+
+/// A `name=value` part of a query: the name as written and decoded, the value as written.
+fn split_segment(segment: &str) -> Option<(&str, String, &str)> {
+    let (raw, value) = segment.split_once('=')?;
+    let (name, _) = form_urlencoded::parse(raw.as_bytes()).next()?;
+    Some((raw, name.into_owned(), value))
+}
+
+/// The query with each value replaced by `f(name, value)`, keeping everything else as
+/// written; `None` if `f` gives up on one.
+fn rewrite_query(query: &str, f: impl Fn(&str, &str) -> Option<String>) -> Option<String> {
+    let segments = query
+        .split('&')
+        .map(|segment| match split_segment(segment) {
+            Some((raw, name, value)) => f(&name, value).map(|value| format!("{raw}={value}")),
+            None => Some(segment.to_string()),
+        });
+    Some(segments.collect::<Option<Vec<_>>>()?.join("&"))
+}
+
+/// Applies `f` to every http(s) URL among the strings of `value`; false if `f` failed on
+/// one.
+fn rewrite_urls(value: &mut Value, f: &impl Fn(&str) -> Option<String>) -> bool {
+    match value {
+        Value::String(text) if is_web_url(text) => match f(text) {
+            Some(new) => {
+                *text = new;
+                true
+            }
+            None => false,
+        },
+        Value::Array(items) => items.iter_mut().all(|v| rewrite_urls(v, f)),
+        Value::Object(fields) => fields.values_mut().all(|v| rewrite_urls(v, f)),
+        _ => true,
+    }
+}
+
+fn is_web_url(text: &str) -> bool {
+    Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https"))
 }
 
 /// What a run has safely on disk, and where it continues.
@@ -153,8 +294,20 @@ impl Checkpoint {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(unusable(e.to_string())),
         };
-        let checkpoint: Checkpoint = serde_json::from_slice(&text)
-            .map_err(|e| unusable(format!("it is not a checkpoint apifetch can read ({e})")))?;
+        let not_ours = |e: serde_json::Error| {
+            unusable(format!("it is not a checkpoint apifetch can read ({e})"))
+        };
+        let mut doc: Value = serde_json::from_slice(&text).map_err(not_ours)?;
+        let restored = rewrite_urls(&mut doc["position"], &|url| {
+            identity.credentials.unmask(url)
+        });
+        if !restored {
+            return Err(unusable(
+                "its next-page URL carried a credential that this command line does not give"
+                    .into(),
+            ));
+        }
+        let checkpoint: Checkpoint = serde_json::from_value(doc).map_err(not_ours)?;
         if checkpoint.layout != LAYOUT {
             return Err(unusable(
                 "it was written by an incompatible version of apifetch".into(),
@@ -170,10 +323,16 @@ impl Checkpoint {
     }
 
     /// Replaces the checkpoint at `path` atomically: readers and later runs see the old
-    /// checkpoint or the new one, never a mix.
-    pub fn save(&self, path: &Path) -> io::Result<()> {
+    /// checkpoint or the new one, never a mix. URLs are saved with credentials masked.
+    pub fn save(&self, path: &Path, identity: &Identity) -> io::Result<()> {
+        let mut doc = serde_json::to_value(self)?;
+        rewrite_urls(&mut doc["position"], &|url| {
+            Url::parse(url)
+                .ok()
+                .map(|url| identity.credentials.mask(&url))
+        });
         crate::output::replace(path, |file| {
-            serde_json::to_writer_pretty(&mut *file, self)?;
+            serde_json::to_writer_pretty(&mut *file, &doc)?;
             file.write_all(b"\n")
         })
     }
@@ -187,6 +346,15 @@ mod tests {
         Identity {
             hash: hash.into(),
             url: "http://h/x?api_key=***".into(),
+            credentials: Credentials {
+                user: Some(Secret::new("bob")),
+                password: Some(Secret::new("p%40ss")),
+                params: vec![
+                    ("api_key".into(), Secret::new("k%2By")),
+                    ("q".into(), Secret::new("open")),
+                ],
+                secrets: vec![Secret::new("bearer-t0ken")],
+            },
         }
     }
 
@@ -209,7 +377,7 @@ mod tests {
             records: 600,
             columns: vec!["id".into(), "a.b".into()],
         };
-        checkpoint.save(&path).unwrap();
+        checkpoint.save(&path, &identity("a")).unwrap();
         assert_eq!(
             Checkpoint::load(&path, &identity("a")).unwrap(),
             Some(checkpoint)
@@ -226,5 +394,39 @@ mod tests {
             1,
             "no temporary file is left"
         );
+    }
+
+    #[test]
+    fn next_urls_are_saved_without_credentials_and_restored_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.checkpoint");
+        let next = "https://bob:p%40ss@h/x?q=open&api_key=k%2By&after=a%20b&t=bearer-t0ken";
+        let position = Position::Next {
+            url: Url::parse(next).unwrap(),
+            pointer: "/next".into(),
+        };
+        let checkpoint = Checkpoint::start(&identity("a"), position);
+        checkpoint.save(&path, &identity("a")).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("https://***:***@h/x?q=open&api_key=***&after=a%20b&t=***"),
+            "{text}"
+        );
+        for secret in ["p%40ss", "k%2By", "bearer-t0ken", "bob"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        // The bearer token was not part of the URL the user gave: it cannot come back.
+        let err = Checkpoint::load(&path, &identity("a")).unwrap_err();
+        assert!(err.to_string().contains("carried a credential"), "{err}");
+
+        let next = "https://bob:p%40ss@h/x?q=open&api_key=k%2By&after=a%20b";
+        let position = Position::Next {
+            url: Url::parse(next).unwrap(),
+            pointer: "/next".into(),
+        };
+        let checkpoint = Checkpoint::start(&identity("a"), position);
+        checkpoint.save(&path, &identity("a")).unwrap();
+        let loaded = Checkpoint::load(&path, &identity("a")).unwrap().unwrap();
+        assert_eq!(loaded, checkpoint, "the credentials are back");
     }
 }

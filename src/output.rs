@@ -90,6 +90,8 @@ struct Partial {
     spool: Spool,
     /// Describes the last complete page, saved or not.
     checkpoint: Checkpoint,
+    /// What the checkpoint is saved for, and the credentials to mask in it.
+    identity: Identity,
     /// This run carries on one that was interrupted.
     resumed: bool,
     /// `--checkpoint-every`: the least time between two saves.
@@ -218,7 +220,7 @@ impl Partial {
             |e: io::Error| Error::output(e, format!("cannot write beside {}", out.display()));
         if output.resume {
             if let Some(checkpoint) = Checkpoint::load(&files.checkpoint, identity)? {
-                return Partial::resume(out, output, files, checkpoint);
+                return Partial::resume(out, output, identity, files, checkpoint);
             }
             info!(
                 "no checkpoint at {}: starting from the beginning",
@@ -240,12 +242,15 @@ impl Partial {
             .open(&files.partial)
             .map_err(cannot_write)?;
         let checkpoint = Checkpoint::start(identity, start.clone());
-        checkpoint.save(&files.checkpoint).map_err(cannot_write)?;
+        checkpoint
+            .save(&files.checkpoint, identity)
+            .map_err(cannot_write)?;
         Ok(Partial {
             out: out.to_path_buf(),
             files,
             spool: Spool::new(file, output.form.clone()),
             checkpoint,
+            identity: identity.clone(),
             resumed: false,
             every: output.checkpoint_every,
             saved_at: Instant::now(),
@@ -256,6 +261,7 @@ impl Partial {
     fn resume(
         out: &Path,
         output: &config::Output,
+        identity: &Identity,
         files: Files,
         checkpoint: Checkpoint,
     ) -> Result<Self, Error> {
@@ -288,6 +294,7 @@ impl Partial {
             spool,
             saved: (checkpoint.pages, checkpoint.spool.records),
             checkpoint,
+            identity: identity.clone(),
             resumed: true,
             every: output.checkpoint_every,
             saved_at: Instant::now(),
@@ -323,12 +330,14 @@ impl Partial {
         self.spool.commit().map_err(|e| {
             Error::output(e, format!("cannot write {}", self.files.partial.display()))
         })?;
-        self.checkpoint.save(&self.files.checkpoint).map_err(|e| {
-            Error::output(
-                e,
-                format!("cannot write {}", self.files.checkpoint.display()),
-            )
-        })?;
+        self.checkpoint
+            .save(&self.files.checkpoint, &self.identity)
+            .map_err(|e| {
+                Error::output(
+                    e,
+                    format!("cannot write {}", self.files.checkpoint.display()),
+                )
+            })?;
         self.saved_at = Instant::now();
         self.saved = (self.checkpoint.pages, self.checkpoint.spool.records);
         Ok(())

@@ -480,19 +480,28 @@ fn a_run_killed_while_it_writes_still_resumes_exactly() {
 }
 
 #[test]
-fn a_cursor_paginated_run_resumes_at_its_cursor() {
-    let all: Vec<Value> = (1..=12)
-        .map(|i| json!({"id": i, "tag": format!("t{i}")}))
-        .collect();
+fn cursor_and_next_url_runs_resume_where_they_stopped_without_saving_the_key() {
+    // Twelve records, three a page, by cursor or by a next link that echoes the API key,
+    // as many APIs do; the page after record 6 is held back while `hold` is set.
     let hold = Arc::new(AtomicBool::new(true));
     let held = Arc::clone(&hold);
     let server = Server::start(move |req| {
         let start: usize = req
             .param("cursor")
-            .map_or(0, |c| c.trim_start_matches('c').parse().unwrap());
-        let end = (start + 3).min(all.len());
-        let next = (end < all.len()).then(|| format!("c{end}"));
-        let reply = Reply::json(&json!({"results": all[start..end], "next_cursor": next}));
+            .or(req.param("after"))
+            .map_or(0, |c| c.parse().unwrap());
+        let end = (start + 3).min(12);
+        let records: Vec<Value> = (start + 1..=end)
+            .map(|i| json!({"id": i, "tag": format!("t{i}")}))
+            .collect();
+        let more = end < 12;
+        let body = match req.path.as_str() {
+            "/cursor" => json!({"results": records, "next_cursor": more.then(|| end.to_string())}),
+            _ => json!({"data": records, "links": {
+                "next": more.then(|| format!("/next?api_key=SECRET123&after={end}"))
+            }}),
+        };
+        let reply = Reply::json(&body);
         if start == 6 && held.load(Ordering::SeqCst) {
             reply.delay(Duration::from_secs(20))
         } else {
@@ -500,36 +509,47 @@ fn a_cursor_paginated_run_resumes_at_its_cursor() {
         }
     })
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.jsonl");
-    let mut child = apifetch_std()
-        .arg(server.url("/events"))
-        .args(["--checkpoint-every", "0", "--out"])
-        .arg(&out)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_requests(&server, 3);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    hold.store(false, Ordering::SeqCst);
-    apifetch()
-        .arg(server.url("/events"))
-        .args(["--resume", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
-    let requests = server.requests();
-    assert_eq!(
-        requests[3].param("cursor"),
-        Some("c6"),
-        "continues at the saved cursor"
-    );
-    assert_eq!(requests.len(), 5, "pages 3 and 4, nothing fetched twice");
     let lines: Vec<String> = (1..=12)
         .map(|i| format!("{{\"id\":{i},\"tag\":\"t{i}\"}}\n"))
         .collect();
-    assert_finished(&out, lines.concat().as_bytes(), "cursor run");
+    for (path, param) in [("/cursor", "cursor"), ("/next", "after")] {
+        let url = server.url(&format!("{path}?api_key=SECRET123"));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        hold.store(true, Ordering::SeqCst);
+        let before = server.requests().len();
+        let mut child = apifetch_std()
+            .arg(&url)
+            .args(["--checkpoint-every", "0", "--out"])
+            .arg(&out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_requests(&server, before + 3);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let checkpoint = std::fs::read_to_string(&leftovers(&out)[1]).unwrap();
+        assert!(!checkpoint.contains("SECRET123"), "{checkpoint}");
+        hold.store(false, Ordering::SeqCst);
+        apifetch()
+            .arg(&url)
+            .args(["--resume", "--out"])
+            .arg(&out)
+            .assert()
+            .success();
+        let requests = &server.requests()[before..];
+        assert_eq!(
+            requests.len(),
+            5,
+            "{path}: pages 3 and 4 again, nothing else"
+        );
+        assert_eq!(
+            (requests[3].param(param), requests[3].param("api_key")),
+            (Some("6"), Some("SECRET123")),
+            "{path}: continues where it stopped, with the key"
+        );
+        assert_finished(&out, lines.concat().as_bytes(), path);
+    }
 }
 
 #[test]
