@@ -315,6 +315,12 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "APIFETCH_MAX_TIME", hide_env_values = true, help_heading = "Politeness")]
     pub max_time: Option<Duration>,
 
+    /// Pages fetched at once (1 to 64), when their positions are known in advance: page
+    /// numbers or offsets with a known total. Records are still written in page order;
+    /// styles whose next page comes from the previous response stay one at a time.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64), env = "APIFETCH_CONCURRENCY", hide_env_values = true, help_heading = "Politeness")]
+    pub concurrency: usize,
+
     /// More log output (-v: each request, -vv: debugging).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet", help_heading = "Logging")]
     pub verbose: u8,

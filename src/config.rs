@@ -112,7 +112,8 @@ pub struct Output {
     pub checkpoint_every: Duration,
 }
 
-/// How gently the run treats the API: pacing, the circuit breaker, the deadline.
+/// How gently the run treats the API: pacing, the circuit breaker, the deadline, and
+/// how many requests may be in flight at once.
 #[derive(Debug, Clone)]
 pub struct Politeness {
     pub pacing: pace::Pacing,
@@ -120,6 +121,8 @@ pub struct Politeness {
     pub breaker: Option<breaker::Settings>,
     /// `--max-time`, counted from the start of the run.
     pub max_time: Option<Duration>,
+    /// `--concurrency`: at least 1.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -276,6 +279,7 @@ impl TryFrom<Cli> for Config {
                     cooldown: cli.breaker_cooldown,
                 }),
                 max_time: cli.max_time,
+                concurrency: cli.concurrency,
             },
         })
     }

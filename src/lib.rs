@@ -4,6 +4,7 @@
 //! The run reads like the job it does: paginate → request with retry → extract records →
 //! spool and checkpoint → write. Each step lives in its own module.
 
+pub mod ahead;
 pub mod breaker;
 pub mod checkpoint;
 pub mod cli;
@@ -95,7 +96,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     if !done {
         // Stopping at a signal drops `fetch` at one of its waits, between pages.
         let fetched = tokio::select! {
-            result = fetch(&fetcher, &mut pages, &config.records, &mut sink) => result,
+            result = fetch(&fetcher, &mut pages, &config, &mut sink) => result,
             () = interrupt::requested() => Err(Error::Interrupted),
         };
         if let Err(error) = fetched {
@@ -117,17 +118,18 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     })
 }
 
-/// Requests page after page, handing each page's records to the sink, until the
-/// paginator says there are no more.
+/// Requests page after page (several at once where `--concurrency` allows), handing each
+/// page's records to the sink in page order, until the paginator says there are no more.
 async fn fetch(
     fetcher: &Fetcher,
     pages: &mut Paginator,
-    select: &records::Select,
+    config: &Config,
     sink: &mut Sink,
 ) -> Result<(), Error> {
+    let mut window = ahead::Window::new(fetcher, config.polite.concurrency);
     loop {
-        let page_url = pages.url();
-        let response = fetcher.get(&page_url).await?;
+        let (page_url, response) = window.next(pages).await;
+        let response = response?;
         let page = records::Page::parse(&response.body).map_err(|e| {
             Error::BadResponse(format!(
                 "{}: the response is not JSON ({e}); it starts with: {}",
@@ -135,7 +137,7 @@ async fn fetch(
                 http::snippet(&response.body)
             ))
         })?;
-        let mut records = page.records(select)?;
+        let mut records = page.records(&config.records)?;
         records.truncate(pages.room());
         let step = pages.advance(&response.headers, &page, &records)?;
         sink.page(

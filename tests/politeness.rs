@@ -428,3 +428,159 @@ fn impossible_politeness_settings_are_usage_errors() {
             .code(2);
     }
 }
+
+/// The most requests the server was answering at any one moment.
+fn most_in_flight(requests: &[Recorded]) -> usize {
+    requests
+        .iter()
+        .map(|r| {
+            requests
+                .iter()
+                .filter(|o| o.at <= r.at && r.at < o.answered.expect("answered"))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn fetch_with_concurrency(server: &Server, n: &str, args: &[&str]) -> Vec<u8> {
+    let out = apifetch()
+        .args(["--concurrency", n])
+        .args(args)
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    out.get_output().stdout.clone()
+}
+
+#[test]
+fn concurrency_fetches_known_pages_at_once_and_writes_them_in_order() {
+    let slow = |records| {
+        let serve = paged_with_total(records);
+        move |req: &Recorded| serve(req).delay(Duration::from_millis(50))
+    };
+    let sequential = Server::start(slow(records(100))).unwrap();
+    let one = fetch_with_concurrency(&sequential, "1", &["--page-size", "5"]);
+    assert_eq!(most_in_flight(&sequential.requests()), 1);
+    let parallel = Server::start(slow(records(100))).unwrap();
+    let eight = fetch_with_concurrency(&parallel, "8", &["--page-size", "5"]);
+    assert_eq!(ids(&eight), expected_ids(100));
+    assert_eq!(one, eight, "the same output, byte for byte");
+    let reqs = parallel.requests();
+    let every_page_once: Vec<(String, usize)> = (1..=20).map(|p| (p.to_string(), 1)).collect();
+    let mut hits = hits_per_page(&reqs);
+    hits.sort_by_key(|(page, _)| page.parse::<u32>().unwrap());
+    assert_eq!(hits, every_page_once);
+    assert_eq!(reqs[0].param("page"), Some("1"));
+    assert!(
+        reqs[1].at >= reqs[0].answered.unwrap(),
+        "page 1 goes alone: it tells the total"
+    );
+    let most = most_in_flight(&reqs);
+    assert!((2..=8).contains(&most), "{most} requests at once");
+}
+
+/// An offset API of 45 records, 10 per page, that counts them in `X-Total-Count`; the
+/// page at offset `short_at` holds 2 records fewer (as when records vanish mid-run).
+fn offset_api(short_at: usize) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    let all = records(45);
+    move |req| {
+        let offset: usize = req
+            .param("offset")
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        let size = if offset == short_at { 8 } else { 10 };
+        let end = (offset + size).min(all.len());
+        Reply::json(&json!(all[offset.min(end)..end]))
+            .header("x-total-count", all.len().to_string())
+            .delay(Duration::from_millis(20))
+    }
+}
+
+fn offsets_asked(server: &Server) -> Vec<u32> {
+    let mut offsets: Vec<u32> = server
+        .requests()
+        .iter()
+        .map(|r| r.param("offset").unwrap_or("0").parse().unwrap())
+        .collect();
+    offsets.sort();
+    offsets
+}
+
+#[test]
+fn concurrency_with_offsets_and_x_total_count_asks_for_each_offset_once() {
+    let server = Server::start(offset_api(usize::MAX)).unwrap();
+    let args = ["--paginate", "offset", "--page-size", "10"];
+    let out = fetch_with_concurrency(&server, "4", &args);
+    assert_eq!(ids(&out), expected_ids(45));
+    assert_eq!(offsets_asked(&server), [0, 10, 20, 30, 40]);
+}
+
+#[test]
+fn a_short_offset_page_drops_the_pages_fetched_ahead_and_keeps_records_exactly_once() {
+    let server = Server::start(offset_api(10)).unwrap();
+    let args = ["--paginate", "offset", "--page-size", "10"];
+    let out = fetch_with_concurrency(&server, "4", &args);
+    assert_eq!(ids(&out), expected_ids(45));
+    let offsets = offsets_asked(&server);
+    for offset in [0, 10, 18, 28, 38] {
+        assert!(
+            offsets.contains(&offset),
+            "{offset} not asked for: {offsets:?}"
+        );
+    }
+}
+
+#[test]
+fn concurrency_stays_sequential_for_cursors_and_says_so() {
+    let all = records(9);
+    let server = Server::start(move |req| {
+        let at: usize = req
+            .param("cursor")
+            .and_then(|c| c.trim_start_matches('c').parse().ok())
+            .unwrap_or(0);
+        let end = (at + 3).min(all.len());
+        let next = (end < all.len()).then(|| format!("c{end}"));
+        Reply::json(&json!({"data": all[at..end], "next_cursor": next}))
+            .delay(Duration::from_millis(20))
+    })
+    .unwrap();
+    let out = apifetch()
+        .args(["--concurrency", "8"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(9));
+    assert_eq!(most_in_flight(&server.requests()), 1);
+    assert_logged(
+        &out,
+        "--concurrency 8: fetching one page at a time: with cursor pagination each page's \
+         position comes from the previous response",
+    );
+}
+
+#[test]
+fn concurrency_without_a_total_stays_sequential_and_says_why() {
+    let server = Server::start(paged(records(6))).unwrap();
+    let out = apifetch()
+        .args(["--concurrency", "4", "--page-size", "2"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(6));
+    assert_eq!(server.requests().len(), 3);
+    assert_logged(&out, "the API gives no total");
+}
+
+#[test]
+fn pacing_holds_for_the_whole_run_not_per_worker() {
+    let server = Server::start(paged_with_total(records(20))).unwrap();
+    let started = Instant::now();
+    let out = fetch_with_concurrency(&server, "8", &["--rate", "20/s", "--page-size", "1"]);
+    let elapsed = started.elapsed();
+    assert_eq!(ids(&out), expected_ids(20));
+    assert!(
+        elapsed >= Duration::from_millis(50) * 19,
+        "20 paced requests in {elapsed:?}"
+    );
+}

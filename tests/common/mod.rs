@@ -71,6 +71,18 @@ pub fn paged(records: Vec<Value>) -> impl Fn(&Recorded) -> Reply + Send + Sync +
     }
 }
 
+/// [`paged`], also saying how many records there are in all (`"total"`), so later pages'
+/// positions are known in advance.
+pub fn paged_with_total(
+    records: Vec<Value>,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    let total = records.len();
+    move |req| {
+        let (page, has_more) = page_of(&records, req);
+        Reply::json(&json!({"data": page, "has_more": has_more, "total": total}))
+    }
+}
+
 /// The CSV the binary printed, parsed into rows (header first).
 pub fn csv_rows(output: &[u8]) -> Vec<Vec<String>> {
     csv::ReaderBuilder::new()
