@@ -13,6 +13,8 @@ use std::io::{self, BufWriter, Stdout, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fs4::FileExt;
+use fs4::TryLockError;
 use serde_json::value::RawValue;
 use tracing::info;
 
@@ -218,9 +220,19 @@ impl Partial {
         let files = Files::beside(out);
         let cannot_write =
             |e: io::Error| Error::output(e, format!("cannot write beside {}", out.display()));
+        // Locked before anything is read or changed, and held to the end of the run.
+        let existing = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&files.partial)
+        {
+            Ok(file) => Some(lock(file, out)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(cannot_write(e)),
+        };
         if output.resume {
             if let Some(checkpoint) = Checkpoint::load(&files.checkpoint, identity)? {
-                return Partial::resume(out, output, identity, files, checkpoint);
+                return Partial::resume(out, output, identity, files, checkpoint, existing);
             }
             info!(
                 "no checkpoint at {}: starting from the beginning",
@@ -234,13 +246,24 @@ impl Partial {
         }
         // The old checkpoint goes first: it must never describe the new partial file.
         files.remove_checkpoint().map_err(cannot_write)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&files.partial)
-            .map_err(cannot_write)?;
+        let file = match existing {
+            Some(file) => file,
+            None => {
+                let created = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&files.partial)
+                    .map_err(cannot_write)?;
+                lock(created, out)?
+            }
+        };
+        // Not truncated on opening: that would have cut a file another run has locked.
+        // (A device such as /dev/full has no length to cut.)
+        if file.metadata().map_err(cannot_write)?.len() > 0 {
+            file.set_len(0).map_err(cannot_write)?;
+        }
         let checkpoint = Checkpoint::start(identity, start.clone());
         checkpoint
             .save(&files.checkpoint, identity)
@@ -264,6 +287,7 @@ impl Partial {
         identity: &Identity,
         files: Files,
         checkpoint: Checkpoint,
+        file: Option<File>,
     ) -> Result<Self, Error> {
         let unusable = |why: String| {
             Error::Usage(format!(
@@ -271,11 +295,7 @@ impl Partial {
                 files.partial.display()
             ))
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&files.partial)
-            .map_err(|e| unusable(e.to_string()))?;
+        let file = file.ok_or_else(|| unusable("it is missing".into()))?;
         let spool = Spool::reopen(file, output.form.clone(), checkpoint.spool.clone()).map_err(
             |e| match e.kind() {
                 io::ErrorKind::InvalidData => unusable(e.to_string()),
@@ -383,6 +403,24 @@ impl Partial {
             return error;
         }
         kept(error, records, &self.files.partial)
+    }
+}
+
+/// Takes an exclusive lock on a partial file, so that two runs writing the same output (a
+/// cron job that outlasts its interval) cannot mix their pages. Where the file system
+/// cannot lock, the run goes on unprotected.
+fn lock(file: File, out: &Path) -> Result<File, Error> {
+    // Through fs4 rather than `File::try_lock`, which needs Rust 1.89.
+    match FileExt::try_lock(&file) {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::output(
+            anyhow::anyhow!("its partial file is locked"),
+            format!("another apifetch run is writing {}", out.display()),
+        )),
+        Err(TryLockError::Error(e)) => {
+            tracing::debug!("cannot lock the partial file ({e}); going on without a lock");
+            Ok(file)
+        }
     }
 }
 

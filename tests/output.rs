@@ -574,6 +574,29 @@ fn an_output_that_failed_at_the_end_is_written_on_resume_without_fetching() {
 }
 
 #[test]
+fn a_second_run_on_the_same_output_is_refused_while_the_first_goes_on() {
+    let api = SlowApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    api.slow.store(3, Ordering::SeqCst);
+    let before = api.server.requests().len();
+    let mut first = api.spawn(&out, Stdio::null(), &["--checkpoint-every", "0"]);
+    wait_for_requests(&api.server, before + 3);
+    let read = || leftovers(&out).map(|path| std::fs::read(path).unwrap());
+    let saved = read();
+    let requests = api.server.requests().len();
+    for extra in [&[][..], &["--resume"]] {
+        api.run(&out, extra)
+            .code(6)
+            .stderr(predicate::str::contains("another apifetch run is writing"));
+    }
+    assert_eq!(api.server.requests().len(), requests, "no request");
+    assert!(read() == saved, "the first run's files are untouched");
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
+
+#[test]
 fn checkpoints_wait_for_their_interval_unless_the_run_ends() {
     let api = SlowApi::start();
     let reference = api.reference("out.csv");
