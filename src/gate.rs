@@ -30,13 +30,15 @@ pub struct Gate {
 struct State {
     pacer: Pacer,
     breaker: Breaker,
-    /// The API's quota is used up: nothing goes out before `until`.
+    /// The server asked the whole client to pause (a used-up quota, a `Retry-After`):
+    /// nothing goes out before `until`.
     hold: Option<Hold>,
 }
 
 struct Hold {
     until: Instant,
-    source: String,
+    /// Completes "waiting 2s …" in messages.
+    why: String,
 }
 
 /// What keeps an attempt from going out now.
@@ -73,7 +75,7 @@ impl State {
         if let Some(hold) = hold {
             return Err(Wait::Until {
                 until: hold.until,
-                why: format!("for the rate limit to reset ({})", hold.source),
+                why: hold.why.clone(),
                 capped: true,
             });
         }
@@ -84,6 +86,23 @@ impl State {
         })?;
         // Not blocked, so the breaker admits.
         Ok(self.breaker.admit(now).unwrap_or((false, None)))
+    }
+
+    /// Holds every request until `until`, unless a longer hold is already on. True when no
+    /// hold was on before, so the caller logs a pause once rather than per response.
+    fn hold(&mut self, now: Instant, until: Instant, why: String) -> bool {
+        match &mut self.hold {
+            Some(hold) if hold.until > now => {
+                if until > hold.until {
+                    *hold = Hold { until, why };
+                }
+                false
+            }
+            none => {
+                *none = Some(Hold { until, why });
+                true
+            }
+        }
     }
 }
 
@@ -153,24 +172,33 @@ impl Gate {
         }
     }
 
-    /// Records how an admitted attempt ended, and whether its response said the API's
-    /// quota is used up.
-    pub fn record(&self, mut pass: Pass<'_>, success: bool, exhausted: Option<Exhausted>) {
+    /// Records how an admitted attempt ended: whether it succeeded, whether its response
+    /// said the API's quota is used up, and how long it asked to wait (`Retry-After`).
+    /// Either wait holds back every request of the run, not only the one that was told.
+    pub fn record(
+        &self,
+        mut pass: Pass<'_>,
+        success: bool,
+        quota: Option<Exhausted>,
+        retry_after: Option<Duration>,
+    ) {
         let now = Instant::now();
         let probe = std::mem::take(&mut pass.probe);
         let mut state = self.lock();
         state.pacer.finished(now);
-        if let Some(Exhausted { wait, source }) = exhausted {
-            let until = now + wait;
-            match &mut state.hold {
-                Some(hold) if hold.until > now => hold.until = hold.until.max(until),
-                hold => {
-                    info!(
-                        "rate limit used up ({source}): pausing requests for {} until it resets",
-                        human(wait)
-                    );
-                    *hold = Some(Hold { until, source });
-                }
+        if let Some(Exhausted { wait, source }) = quota {
+            let why = format!("for the rate limit to reset ({source})");
+            if state.hold(now, now + wait, why) {
+                info!(
+                    "rate limit used up ({source}): pausing requests for {} until it resets",
+                    human(wait)
+                );
+            }
+        }
+        if let Some(wait) = retry_after.filter(|wait| !wait.is_zero()) {
+            // The retry's own log line already tells the user; this holds the others back.
+            if state.hold(now, now + wait, "for the server's Retry-After".into()) {
+                debug!("Retry-After: pausing all requests for {}", human(wait));
             }
         }
         if let Some(change) = state.breaker.record(success, probe, now) {
@@ -230,10 +258,10 @@ mod tests {
         let g = gate(Pacing::default(), None, None);
         let start = Instant::now();
         let pass = g.admit("GET /x").await.unwrap();
-        g.record(pass, true, exhausted(5));
+        g.record(pass, true, exhausted(5), None);
         let pass = g.admit("GET /x").await.unwrap();
         assert_eq!(Instant::now() - start, Duration::from_secs(5));
-        g.record(pass, true, None);
+        g.record(pass, true, None, None);
         g.admit("GET /x").await.unwrap();
         assert_eq!(Instant::now() - start, Duration::from_secs(5));
     }
@@ -243,7 +271,7 @@ mod tests {
         let g = gate(Pacing::default(), None, Some(3));
         let start = Instant::now();
         let pass = g.admit("GET /x").await.unwrap();
-        g.record(pass, true, exhausted(5));
+        g.record(pass, true, exhausted(5), None);
         let Err(Error::GaveUp(msg)) = g.admit("GET /x").await else {
             panic!("must give up")
         };
@@ -255,11 +283,23 @@ mod tests {
         );
         let g = gate(Pacing::default(), None, None);
         let pass = g.admit("GET /x").await.unwrap();
-        g.record(pass, true, exhausted(400));
+        g.record(pass, true, exhausted(400), None);
         let Err(Error::GaveUp(msg)) = g.admit("GET /x").await else {
             panic!("must give up")
         };
         assert!(msg.ends_with("longer than --retry-max-wait 5m0s"), "{msg}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_holds_every_request_of_the_run() {
+        let g = gate(Pacing::default(), None, None);
+        let start = Instant::now();
+        let told = g.admit("GET /a").await.unwrap();
+        let other = g.admit("GET /b").await.unwrap();
+        g.record(told, false, None, Some(Duration::from_secs(3)));
+        g.record(other, true, None, None);
+        g.admit("GET /b").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
@@ -276,7 +316,7 @@ mod tests {
         let admitted = |g: &'static Gate| async move {
             let pass = g.admit("GET /x").await.unwrap();
             let at = Instant::now() - start;
-            g.record(pass, true, None);
+            g.record(pass, true, None, None);
             at
         };
         let g: &'static Gate = Box::leak(Box::new(g));
@@ -299,7 +339,7 @@ mod tests {
         let start = Instant::now();
         for _ in 0..2 {
             let pass = g.admit("GET /x").await.unwrap();
-            g.record(pass, false, None);
+            g.record(pass, false, None, None);
         }
         let probe = g.admit("GET /x").await.unwrap();
         assert_eq!(Instant::now() - start, Duration::from_secs(30));
@@ -313,7 +353,7 @@ mod tests {
             !waiter.is_finished(),
             "nothing goes out while the probe is out"
         );
-        g.record(probe, true, None);
+        g.record(probe, true, None, None);
         assert_eq!(
             waiter.await.unwrap(),
             (Duration::from_secs(32), false),
@@ -332,7 +372,7 @@ mod tests {
             Some(10),
         );
         let pass = g.admit("GET /x").await.unwrap();
-        g.record(pass, false, None);
+        g.record(pass, false, None, None);
         let Err(Error::GaveUp(msg)) = g.admit("GET /x").await else {
             panic!("must give up")
         };

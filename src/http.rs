@@ -227,7 +227,11 @@ impl Fetcher {
         self.attempts.fetch_add(1, Ordering::Relaxed);
         let (mut bytes, mut quota) = (0, None);
         let result = self.exchange(url, trusted, &mut bytes, &mut quota).await;
-        self.gate.record(pass, result.is_ok(), quota);
+        let retry_after = match &result {
+            Err(Failure::Status { retry_after, .. }) => *retry_after,
+            _ => None,
+        };
+        self.gate.record(pass, result.is_ok(), quota, retry_after);
         let (status, outcome) = match &result {
             Ok(response) => (Some(response.status.as_u16()), response.status.to_string()),
             Err(Failure::Status { status, .. }) => (Some(*status), format!("HTTP {status}")),

@@ -584,3 +584,29 @@ fn pacing_holds_for_the_whole_run_not_per_worker() {
         "20 paced requests in {elapsed:?}"
     );
 }
+
+#[test]
+fn a_retry_after_holds_back_every_request_not_only_the_one_told() {
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    let serve = paged_with_total(records(6));
+    let server = Server::start(move |req| {
+        if req.param("page") == Some("2") && !refused.swap(true, Ordering::Relaxed) {
+            Reply::status(429).header("retry-after", "1")
+        } else {
+            serve(req)
+        }
+    })
+    .unwrap();
+    // Paced at 5/s, pages 3.. are still waiting for their slots when page 2 is refused.
+    let out = fetch_with_concurrency(&server, "4", &["--rate", "5/s", "--page-size", "1"]);
+    assert_eq!(ids(&out), expected_ids(6));
+    let reqs = server.requests();
+    let told = reqs.iter().find(|r| r.param("page") == Some("2")).unwrap();
+    let told_at = told.answered.unwrap();
+    let during: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.at > told_at && r.at - told_at < Duration::from_secs(1))
+        .map(|r| r.param("page"))
+        .collect();
+    assert!(during.is_empty(), "sent during the Retry-After: {during:?}");
+}
