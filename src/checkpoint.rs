@@ -248,6 +248,15 @@ fn is_web_url(text: &str) -> bool {
     Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https"))
 }
 
+/// Why `--resume` cannot carry on from `path`, as a usage error: nothing was touched, and
+/// running without `--resume` is the way on.
+pub fn cannot_resume(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::Usage(format!(
+        "cannot resume from {}: {why}; run without --resume to start over",
+        path.display()
+    ))
+}
+
 /// What a run has safely on disk, and where it continues.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -283,12 +292,7 @@ impl Checkpoint {
 
     /// The checkpoint at `path`, if there is one, provided it belongs to `identity`.
     pub fn load(path: &Path, identity: &Identity) -> Result<Option<Self>, Error> {
-        let unusable = |why: String| {
-            Error::Usage(format!(
-                "cannot resume from {}: {why}; run without --resume to start over",
-                path.display()
-            ))
-        };
+        let unusable = |why: String| cannot_resume(path, why);
         let text = match fs::read(path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -18,7 +18,7 @@ use fs4::TryLockError;
 use serde_json::value::RawValue;
 use tracing::info;
 
-use crate::checkpoint::{Checkpoint, Files, Identity};
+use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
 use crate::error::Error;
 use crate::paginate::Position;
@@ -268,17 +268,10 @@ impl Partial {
         checkpoint
             .save(&files.checkpoint, identity)
             .map_err(cannot_write)?;
-        Ok(Partial {
-            out: out.to_path_buf(),
-            files,
-            spool: Spool::new(file, output.form.clone()),
-            checkpoint,
-            identity: identity.clone(),
-            resumed: false,
-            every: output.checkpoint_every,
-            saved_at: Instant::now(),
-            saved: (0, 0),
-        })
+        let spool = Spool::new(file, output.form.clone());
+        Ok(Partial::new(
+            out, output, identity, files, spool, checkpoint,
+        ))
     }
 
     fn resume(
@@ -289,12 +282,7 @@ impl Partial {
         checkpoint: Checkpoint,
         file: Option<File>,
     ) -> Result<Self, Error> {
-        let unusable = |why: String| {
-            Error::Usage(format!(
-                "cannot resume from {}: {why}; run without --resume to start over",
-                files.partial.display()
-            ))
-        };
+        let unusable = |why: String| checkpoint::cannot_resume(&files.partial, why);
         let file = file.ok_or_else(|| unusable("it is missing".into()))?;
         let spool = Spool::reopen(file, output.form.clone(), checkpoint.spool.clone()).map_err(
             |e| match e.kind() {
@@ -309,16 +297,31 @@ impl Partial {
             files.partial.display()
         );
         Ok(Partial {
+            resumed: true,
+            ..Partial::new(out, output, identity, files, spool, checkpoint)
+        })
+    }
+
+    /// A partial file whose checkpoint was just saved (or loaded).
+    fn new(
+        out: &Path,
+        output: &config::Output,
+        identity: &Identity,
+        files: Files,
+        spool: Spool,
+        checkpoint: Checkpoint,
+    ) -> Self {
+        Partial {
             out: out.to_path_buf(),
             files,
             spool,
             saved: (checkpoint.pages, checkpoint.spool.records),
             checkpoint,
             identity: identity.clone(),
-            resumed: true,
+            resumed: false,
             every: output.checkpoint_every,
             saved_at: Instant::now(),
-        })
+        }
     }
 
     /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
