@@ -27,6 +27,9 @@ pub struct Window<'a> {
     /// The positions of the requests in `in_flight`, in the same order.
     queued: VecDeque<Position>,
     in_flight: FuturesOrdered<BoxFuture<'a, Fetched>>,
+    /// Whether a page came through this window yet: only then does the paginator know
+    /// what it can (a resumed run has no total until its first new page is in).
+    handed_out: bool,
     said_sequential: bool,
 }
 
@@ -37,6 +40,7 @@ impl<'a> Window<'a> {
             size,
             queued: VecDeque::new(),
             in_flight: FuturesOrdered::new(),
+            handed_out: false,
             said_sequential: false,
         }
     }
@@ -68,15 +72,14 @@ impl<'a> Window<'a> {
             self.queued.push_back(position);
         }
         self.queued.pop_front();
-        self.in_flight
-            .next()
-            .await
-            .expect("the current position is always queued")
+        let fetched = self.in_flight.next().await;
+        self.handed_out = true;
+        fetched.expect("the current position is always queued")
     }
 
     /// Says once, after the first page, why `--concurrency` cannot fetch ahead.
     fn say_sequential(&mut self, pages: &Paginator) {
-        if self.size == 1 || self.said_sequential || pages.fetched() == 0 {
+        if self.size == 1 || self.said_sequential || !self.handed_out {
             return;
         }
         self.said_sequential = true;
