@@ -164,7 +164,13 @@ impl Gate {
                     let wait = until - now;
                     self.check(now, wait, &why, capped)
                         .map_err(|reason| Error::GaveUp(format!("{what}: {reason}")))?;
-                    debug!("{what}: waiting {} {why}", human(wait));
+                    debug!(
+                        url = what,
+                        wait_ms = wait.as_millis() as u64,
+                        cause = why.as_str(),
+                        "{what}: waiting {} {why}",
+                        human(wait)
+                    );
                     tokio::time::sleep_until(until).await;
                 }
                 Err(Wait::Probe) => probed.await,

@@ -13,7 +13,7 @@
 //! | `expected_records` | the API told the total number of records |
 //! | `attempt` + `wait_ms` | a retry is scheduled after failed attempt `attempt` |
 //! | `status` / `cause` | the HTTP status, and a short name of what failed (`503`, `timed out`) |
-//! | `wait_ms` alone | any other wait (pacing, a rate limit) |
+//! | `wait_ms` (+ `cause`) alone | any other wait: pacing, a rate limit, the circuit breaker (`cause` says what for) |
 //! | `bytes` | one HTTP exchange finished, having read this many body bytes |
 //! | `url` | the request, already redacted |
 //!

@@ -73,7 +73,8 @@ impl State {
         if let Some(wait) = fields.wait_ms.map(Duration::from_millis) {
             let after = match (&fields.cause, fields.attempt) {
                 (Some(cause), Some(_)) => format!("retrying in {} after {cause}", human(wait)),
-                _ => format!("waiting {}", human(wait)),
+                (Some(why), None) => format!("waiting {} {why}", human(wait)),
+                (None, _) => format!("waiting {}", human(wait)),
             };
             self.retries += u64::from(fields.attempt.is_some());
             self.waiting = Some(after);
@@ -138,6 +139,16 @@ mod tests {
         });
         assert_eq!(state.prefix(), "page 2 · 1 retries");
         assert_eq!(state.message(), "");
+        state.observe(&Fields {
+            wait_ms: Some(30_000),
+            cause: Some("for the circuit breaker's cool-down".into()),
+            ..Fields::default()
+        });
+        assert_eq!(
+            state.message(),
+            " · waiting 30.0s for the circuit breaker's cool-down"
+        );
+        assert_eq!(state.prefix(), "page 2 · 1 retries");
     }
 
     #[test]

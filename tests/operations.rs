@@ -424,6 +424,20 @@ fn the_summary_counts_what_the_run_did() {
 }
 
 #[test]
+fn the_summary_counts_pacing_waits_but_not_as_retries() {
+    let server = Server::start(paged(records(3))).unwrap();
+    let (code, s) = summary_of(&["--page-size", "1", "--delay", "0.2"], &server.url("/"));
+    assert_eq!(code, 0);
+    assert_eq!(
+        (s["requests"].as_u64(), s["retries_total"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(s["retries"], json!({}));
+    assert!(s["waits"]["count"].as_u64().unwrap() >= 2, "{s}");
+    assert!(s["waits"]["total_ms"].as_u64().unwrap() >= 200, "{s}");
+}
+
+#[test]
 fn the_summary_is_written_when_the_run_fails() {
     let server = Server::start(|_| Reply::status(403)).unwrap();
     let (code, s) = summary_of(&[], &server.url("/"));
