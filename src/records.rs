@@ -36,7 +36,8 @@ pub struct Select {
 
 /// One response body, split into its top-level parts but not further.
 pub struct Page<'a> {
-    whole: &'a RawValue,
+    /// The whole body: parsed as one raw value only when it is itself the one record.
+    body: &'a [u8],
     top: Top<'a>,
 }
 
@@ -47,14 +48,15 @@ enum Top<'a> {
 }
 
 impl<'a> Page<'a> {
+    /// Validates the whole body and splits its top level, in one pass: a page is
+    /// megabytes at a time, and each pass over it costs as much as flattening it.
     pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
-        let whole: &RawValue = serde_json::from_slice(body)?;
-        let top = match whole.get().as_bytes()[0] {
-            b'[' => Top::Array(serde_json::from_str(whole.get())?),
-            b'{' => Top::Object(entries(whole)?),
-            _ => Top::Scalar(serde_json::from_str(whole.get())?),
+        let top = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => Top::Array(serde_json::from_slice(body)?),
+            Some(b'{') => Top::Object(entries(body)?),
+            _ => Top::Scalar(serde_json::from_slice(body)?),
         };
-        Ok(Page { whole, top })
+        Ok(Page { body, top })
     }
 
     /// The raw value at a JSON Pointer (`/meta/next_cursor`, `/data/0/id`).
@@ -100,7 +102,8 @@ impl<'a> Page<'a> {
                 kind(&serde_json::from_str(raw.get()).unwrap_or(Value::Null))
             ))),
             None if select.object_is_record && matches!(self.top, Top::Object(_)) => {
-                Ok(vec![self.whole])
+                let whole = serde_json::from_slice(self.body);
+                Ok(vec![whole.map_err(|e| Error::BadResponse(e.to_string()))?])
             }
             None => Err(Error::BadResponse(format!(
                 "no records array in the response (looked for a top-level array, {} one level \
@@ -134,7 +137,7 @@ impl<'a> Page<'a> {
             .or_else(|| {
                 COMMON_KEYS.iter().chain(WRAPPER_KEYS).find_map(|key| {
                     let inner = field(fields, key).filter(|v| v.get().starts_with('{'))?;
-                    let inner = entries(inner).ok()?;
+                    let inner = entries(inner.get().as_bytes()).ok()?;
                     common(&inner).or_else(|| {
                         WRAPPER_KEYS
                             .contains(key)
@@ -215,7 +218,7 @@ fn unescape_token(token: &str) -> Cow<'_, str> {
 
 fn child<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
     match raw.get().as_bytes()[0] {
-        b'{' => field(&entries(raw).ok()?, token),
+        b'{' => field(&entries(raw.get().as_bytes()).ok()?, token),
         b'[' => {
             let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
             items.get(token.parse::<usize>().ok()?).copied()
@@ -225,7 +228,7 @@ fn child<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
 }
 
 /// The fields of a raw object, in document order.
-fn entries(raw: &RawValue) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
+fn entries(json: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
     struct Entries;
     impl<'de> Visitor<'de> for Entries {
         type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
@@ -240,8 +243,10 @@ fn entries(raw: &RawValue) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json:
             Ok(fields)
         }
     }
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    de.deserialize_map(Entries)
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let fields = de.deserialize_map(Entries)?;
+    de.end()?;
+    Ok(fields)
 }
 
 /// The cells of one record as (column, text) pairs, in reused buffers: once warmed up,
@@ -414,18 +419,7 @@ impl<'a> Scanner<'a> {
     fn string(&mut self, out: &mut String) -> Option<()> {
         self.eat(b'"')?;
         let start = self.at;
-        let mut escaped = false;
-        loop {
-            match self.bytes().get(self.at)? {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    self.at += 2;
-                }
-                _ => self.at += 1,
-            }
-        }
-        self.at += 1;
+        let escaped = self.string_end()?;
         if escaped {
             // Rare enough to leave `\uXXXX` pairs and friends to serde_json.
             out.push_str(&serde_json::from_str::<Cow<str>>(&self.text[start - 1..self.at]).ok()?);
@@ -442,6 +436,7 @@ impl<'a> Scanner<'a> {
         loop {
             match self.bytes().get(self.at)? {
                 b'"' => {
+                    self.at += 1;
                     self.string_end()?;
                     continue;
                 }
@@ -459,18 +454,19 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Moves past a string without reading it.
-    fn string_end(&mut self) -> Option<()> {
-        self.at += 1;
+    /// Moves past the closing quote of the string that starts at the cursor (just after
+    /// its opening quote); whether the string has escapes.
+    fn string_end(&mut self) -> Option<bool> {
+        let mut escaped = false;
         loop {
-            match self.bytes().get(self.at)? {
-                b'"' => break,
-                b'\\' => self.at += 2,
-                _ => self.at += 1,
+            self.at += memchr::memchr2(b'"', b'\\', &self.bytes()[self.at..])?;
+            if self.bytes()[self.at] == b'"' {
+                self.at += 1;
+                return Some(escaped);
             }
+            escaped = true;
+            self.at += 2;
         }
-        self.at += 1;
-        Some(())
     }
 }
 
@@ -589,6 +585,25 @@ mod tests {
         assert_eq!(found(r#"{"items": [1, 2]}"#, &one).unwrap(), ["1", "2"]);
         let err = found(json, &Select::default()).unwrap_err();
         assert!(err.contains("--paginate none"), "{err}");
+    }
+
+    #[test]
+    fn a_page_is_exactly_one_json_value() {
+        assert!(Page::parse(b" \n{\"data\": [1]}\n").is_ok());
+        assert!(Page::parse(b"\t[1]").is_ok());
+        for bad in [
+            &b"{\"data\": [1]} x"[..],
+            b"[1] [2]",
+            b"{\"a\": [1,]}",
+            b"",
+            b"<html>",
+        ] {
+            assert!(
+                Page::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
