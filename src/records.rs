@@ -420,13 +420,13 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         let start = self.at;
         let escaped = self.string_end()?;
+        let contents = &self.text[start..self.at - 1];
         if escaped {
-            // Rare enough to leave `\uXXXX` pairs and friends to serde_json.
-            out.push_str(&serde_json::from_str::<Cow<str>>(&self.text[start - 1..self.at]).ok()?);
+            unescape(contents, out)
         } else {
-            out.push_str(&self.text[start..self.at - 1]);
+            out.push_str(contents);
+            Some(())
         }
-        Some(())
     }
 
     /// Skips an array or object, returning its text.
@@ -468,6 +468,46 @@ impl<'a> Scanner<'a> {
             self.at += 2;
         }
     }
+}
+
+/// Appends the unescaped text of a JSON string's contents (between its quotes) to `out`.
+/// `None` for an escape JSON does not allow, such as half a surrogate pair.
+fn unescape(mut contents: &str, out: &mut String) -> Option<()> {
+    while let Some(at) = contents.find('\\') {
+        out.push_str(&contents[..at]);
+        let escape = contents.as_bytes().get(at + 1)?;
+        contents = &contents[at + 2..];
+        let c = match escape {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = |text: &str| u16::from_str_radix(text.get(..4)?, 16).ok();
+                let high = unit(contents)?;
+                contents = &contents[4..];
+                // A character outside the BMP is a surrogate pair: two escapes.
+                let low = if (0xD800..0xDC00).contains(&high) {
+                    let low = unit(contents.strip_prefix("\\u")?)?;
+                    contents = &contents[6..];
+                    Some(low)
+                } else {
+                    None
+                };
+                char::decode_utf16(std::iter::once(high).chain(low))
+                    .next()?
+                    .ok()?
+            }
+            _ => return None,
+        };
+        out.push(c);
+    }
+    out.push_str(contents);
+    Some(())
 }
 
 fn is_empty_object(text: &str) -> bool {
@@ -713,6 +753,17 @@ mod tests {
             flatten(raw, Some("_"), &mut cells).unwrap();
         }
         assert_eq!(cells.iter().collect::<Vec<_>>(), [("d", "[2]")]);
+    }
+
+    #[test]
+    fn unescapes_every_json_escape_and_rejects_broken_ones() {
+        let mut out = String::new();
+        let text = r#"q\" b\\ s\/ \b\f\n\r\t \u00e9\u4e2d \ud83d\ude00 end"#;
+        assert_eq!(unescape(text, &mut out), Some(()));
+        assert_eq!(out, "q\" b\\ s/ \u{8}\u{c}\n\r\t é中 😀 end");
+        for broken in [r"\ud83d", r"\ud83d\u0041", r"\ude00", r"\u12", r"\x", "\\"] {
+            assert_eq!(unescape(broken, &mut String::new()), None, "{broken}");
+        }
     }
 
     #[test]
