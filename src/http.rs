@@ -300,6 +300,9 @@ enum Overflow {
     Truncate,
 }
 
+/// The most memory reserved for a body before any of it has arrived.
+const PREALLOCATE_MAX: u64 = 64 << 20;
+
 /// Reads a body chunk by chunk, never holding more than `limit` bytes, so an endless or
 /// enormous response cannot fill memory. `read` counts what arrived.
 async fn read_body(
@@ -312,7 +315,8 @@ async fn read_body(
     if overflow == Overflow::Refuse && announced > limit {
         return Err(Failure::TooLarge { limit });
     }
-    let mut body = BytesMut::with_capacity(announced.min(limit) as usize);
+    // A Content-Length that lies reserves at most PREALLOCATE_MAX before data arrives.
+    let mut body = BytesMut::with_capacity(announced.min(limit).min(PREALLOCATE_MAX) as usize);
     while let Some(chunk) = response
         .chunk()
         .await
