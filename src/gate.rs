@@ -1,7 +1,7 @@
 //! The run-wide gate every attempt passes before it goes out, and reports back to after.
 //!
-//! Pacing, a used-up rate-limit quota and the circuit breaker are facts about the whole
-//! run, not about one request: the gate keeps them in one place shared by every in-flight
+//! Pacing, a used-up rate-limit quota, a `Retry-After` and the circuit breaker are facts
+//! about the whole run, not about one request: the gate keeps them in one place shared by every in-flight
 //! request and turns them into waits, each bounded by `--retry-max-wait` and `--max-time`.
 //! Waiting here never uses up a request's retries: only attempts that go out count.
 
@@ -58,7 +58,7 @@ enum Wait {
 
 impl State {
     /// Lets an attempt go out at `now`, or says what it waits for: the longer of an open
-    /// circuit and a rate-limit hold, then the pacing slot. `Ok(true)`: it is the probe.
+    /// circuit and a hold, then the pacing slot. `Ok((true, _))`: the attempt is the probe.
     fn admit(&mut self, now: Instant) -> Result<(bool, Option<Change>), Wait> {
         let hold = self.hold.as_ref().filter(|h| h.until > now);
         match self.breaker.blocked(now) {
