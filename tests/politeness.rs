@@ -610,3 +610,38 @@ fn a_retry_after_holds_back_every_request_not_only_the_one_told() {
         .collect();
     assert!(during.is_empty(), "sent during the Retry-After: {during:?}");
 }
+
+#[test]
+fn a_run_ended_by_the_deadline_keeps_its_pages_for_resume() {
+    let serve = paged_with_total(records(6));
+    let server = Server::start(move |req| {
+        let reply = serve(req);
+        if req.n == 0 {
+            reply
+                .header("x-ratelimit-remaining", "0")
+                .header("x-ratelimit-reset", "30")
+        } else {
+            reply
+        }
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let run = |extra: &[&str]| {
+        apifetch()
+            .args(["--page-size", "2", "--max-time", "3", "--concurrency", "2"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .arg(server.url("/"))
+            .assert()
+    };
+    run(&[]).code(4);
+    assert!(!out.exists(), "no output from a run that gave up");
+    assert!(dir.path().join("out.csv.partial").exists());
+    run(&["--resume"]).success();
+    assert_eq!(ids(&std::fs::read(&out).unwrap()), expected_ids(6));
+    let mut hits = hits_per_page(&server.requests());
+    hits.sort();
+    assert_eq!(hits, [("1".into(), 1), ("2".into(), 1), ("3".into(), 1)]);
+}
