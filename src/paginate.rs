@@ -276,7 +276,8 @@ impl Paginator {
     }
 
     /// Up to `n` positions that can be fetched now without waiting for a response,
-    /// starting with [`Self::position`] itself, within the known total and `--max-pages`.
+    /// starting with [`Self::position`] itself, within the known total, `--max-pages` and
+    /// the pages `--max-records` still needs (at the page size seen so far).
     /// Empty when the later positions depend on responses (cursor, next URL, link) or no
     /// total is known.
     ///
@@ -293,7 +294,12 @@ impl Paginator {
             .pages
             .max_pages
             .map_or(u64::MAX, |max| max.saturating_sub(self.fetched));
-        let take = n.min(usize::try_from(left_by_cap).unwrap_or(usize::MAX));
+        let left_by_records = match self.pages.max_records {
+            Some(_) => (self.room() as u64).div_ceil(self.page_records.max(1)),
+            None => u64::MAX,
+        };
+        let left = left_by_cap.min(left_by_records);
+        let take = n.min(usize::try_from(left).unwrap_or(usize::MAX));
         match &self.position {
             Position::Page { number } => {
                 let last = self.pages.start_page + total_pages;
@@ -662,6 +668,21 @@ mod tests {
         assert_eq!(
             body(&mut p, r#"{"items": [4, 5], "total": 5}"#),
             Step::Done("all records of the total fetched")
+        );
+    }
+
+    #[test]
+    fn upcoming_pages_stop_at_what_max_records_still_needs() {
+        let mut limited = pages(Style::Page);
+        limited.max_records = Some(5);
+        let mut p = Paginator::new(&base(), &[], &limited);
+        assert_eq!(
+            body(&mut p, r#"{"data": [1, 2], "total_pages": 10}"#),
+            Step::Continue
+        );
+        assert_eq!(
+            p.upcoming(8),
+            [2, 3].map(|number| Position::Page { number }).to_vec()
         );
     }
 
