@@ -1,6 +1,6 @@
 //! The run-wide gate every attempt passes before it goes out, and reports back to after.
 //!
-//! Pacing, a used-up rate-limit quota, a `Retry-After` and the circuit breaker are facts
+//! Pacing, the API's rate-limit quota, a `Retry-After` and the circuit breaker are facts
 //! about the whole run, not about one request: the gate keeps them in one place shared by every in-flight
 //! request and turns them into waits, each bounded by `--retry-max-wait` and `--max-time`.
 //! Waiting here never uses up a request's retries: only attempts that go out count.
@@ -16,7 +16,7 @@ use crate::breaker::{self, Breaker, Change};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::pace::{Pacer, Pacing};
-use crate::ratelimit::Exhausted;
+use crate::ratelimit::Quota;
 use crate::retry::human;
 
 pub struct Gate {
@@ -30,15 +30,29 @@ pub struct Gate {
 struct State {
     pacer: Pacer,
     breaker: Breaker,
-    /// The server asked the whole client to pause (a used-up quota, a `Retry-After`):
-    /// nothing goes out before `until`.
+    /// The server asked the whole client to pause (`Retry-After`): nothing goes out
+    /// before `until`.
     hold: Option<Hold>,
+    /// What the latest response said is left of the API's quota, less the requests
+    /// started since (and those still in flight then): no more may start before `until`.
+    budget: Option<Budget>,
+    /// Attempts admitted and not yet recorded.
+    in_flight: u64,
 }
 
 struct Hold {
     until: Instant,
     /// Completes "waiting 2s …" in messages.
     why: String,
+}
+
+struct Budget {
+    left: u64,
+    until: Instant,
+    /// The header it came from, for messages.
+    source: String,
+    /// The pause until `until` has been logged.
+    announced: bool,
 }
 
 /// What keeps an attempt from going out now.
@@ -79,13 +93,46 @@ impl State {
                 capped: true,
             });
         }
+        let budget = self.budget.as_mut().filter(|b| b.until > now);
+        if let Some(spent) = budget.as_ref().filter(|b| b.left == 0) {
+            return Err(Wait::Until {
+                until: spent.until,
+                why: format!("for the rate limit to reset ({})", spent.source),
+                capped: true,
+            });
+        }
         self.pacer.start(now).map_err(|until| Wait::Until {
             until,
             why: "for the next --rate/--delay slot".into(),
             capped: false,
         })?;
+        if let Some(budget) = budget {
+            budget.left -= 1;
+        }
+        self.in_flight += 1;
         // Not blocked, so the breaker admits.
         Ok(self.breaker.admit(now).unwrap_or((false, None)))
+    }
+
+    /// Plans with the quota a response reported. Requests still in flight were counted
+    /// by the server only if they arrived first, so they are taken off what is left: a
+    /// run never starts more than the API allows, at the price of sometimes waiting for
+    /// a reset it did not need. True when the quota is used up and that is news (not yet
+    /// logged for this reset).
+    fn budget(&mut self, now: Instant, quota: Quota) -> bool {
+        let announced = self
+            .budget
+            .as_ref()
+            .is_some_and(|b| b.until > now && b.announced);
+        let left = quota.remaining.saturating_sub(self.in_flight);
+        let announce = left == 0 && !announced;
+        self.budget = Some(Budget {
+            left,
+            until: now + quota.reset,
+            source: quota.source,
+            announced: announced || announce,
+        });
+        announce
     }
 
     /// Holds every request until `until`, unless a longer hold is already on. True when no
@@ -107,16 +154,24 @@ impl State {
 }
 
 /// Permission for one attempt, to hand back through [`Gate::record`]. Dropped unrecorded
-/// (its request was cancelled), it frees the probe slot it may hold.
+/// (its request was cancelled), it stops counting as in flight and frees the probe slot
+/// it may hold.
 pub struct Pass<'a> {
     gate: &'a Gate,
     probe: bool,
+    recorded: bool,
 }
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        let mut state = self.gate.lock();
+        state.in_flight -= 1;
         if self.probe {
-            self.gate.lock().breaker.abandon_probe(Instant::now());
+            state.breaker.abandon_probe(Instant::now());
+            drop(state);
             self.gate.probed.notify_waiters();
         }
     }
@@ -134,6 +189,8 @@ impl Gate {
                 pacer: Pacer::new(pacing),
                 breaker: Breaker::new(breaker),
                 hold: None,
+                budget: None,
+                in_flight: 0,
             }),
             probed: Notify::new(),
             max_wait,
@@ -158,7 +215,11 @@ impl Gate {
                     if let Some(change) = change {
                         log(change);
                     }
-                    return Ok(Pass { gate: self, probe });
+                    return Ok(Pass {
+                        gate: self,
+                        probe,
+                        recorded: false,
+                    });
                 }
                 Err(Wait::Until { until, why, capped }) => {
                     let wait = until - now;
@@ -178,26 +239,33 @@ impl Gate {
         }
     }
 
-    /// Records how an admitted attempt ended: whether it succeeded, whether its response
-    /// said the API's quota is used up, and how long it asked to wait (`Retry-After`).
-    /// Either wait holds back every request of the run, not only the one that was told.
+    /// Records how an admitted attempt ended: whether it succeeded, what its response
+    /// said is left of the API's quota, and how long it asked to wait (`Retry-After`).
+    /// Both bind every request of the run, not only the one that was told.
     pub fn record(
         &self,
         mut pass: Pass<'_>,
         success: bool,
-        quota: Option<Exhausted>,
+        quota: Option<Quota>,
         retry_after: Option<Duration>,
     ) {
         let now = Instant::now();
-        let probe = std::mem::take(&mut pass.probe);
+        pass.recorded = true;
+        let probe = pass.probe;
         let mut state = self.lock();
+        state.in_flight -= 1;
         state.pacer.finished(now);
-        if let Some(Exhausted { wait, source }) = quota {
-            let why = format!("for the rate limit to reset ({source})");
-            if state.hold(now, now + wait, why) {
+        if let Some(quota) = quota {
+            let (source, reset) = (quota.source.clone(), quota.reset);
+            let in_flight = state.in_flight;
+            if state.budget(now, quota) {
+                let also = match in_flight {
+                    0 => String::new(),
+                    n => format!(", {n} more requests in flight"),
+                };
                 info!(
-                    "rate limit used up ({source}): pausing requests for {} until it resets",
-                    human(wait)
+                    "rate limit used up ({source}{also}): pausing requests for {} until it resets",
+                    human(reset)
                 );
             }
         }
@@ -252,11 +320,32 @@ mod tests {
         )
     }
 
-    fn exhausted(secs: u64) -> Option<Exhausted> {
-        Some(Exhausted {
-            wait: Duration::from_secs(secs),
-            source: "X-RateLimit-Remaining: 0".into(),
+    fn quota(remaining: u64, reset_secs: u64) -> Option<Quota> {
+        Some(Quota {
+            remaining,
+            reset: Duration::from_secs(reset_secs),
+            source: format!("X-RateLimit-Remaining: {remaining}"),
         })
+    }
+
+    fn exhausted(secs: u64) -> Option<Quota> {
+        quota(0, secs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_flight_count_against_what_is_left_of_the_quota() {
+        let g = gate(Pacing::default(), None, None);
+        let start = Instant::now();
+        let a = g.admit("GET /a").await.unwrap();
+        let b = g.admit("GET /b").await.unwrap();
+        // Two left, but /b is still out and will use one of them.
+        g.record(a, true, quota(2, 10), None);
+        let c = g.admit("GET /c").await.unwrap();
+        assert_eq!(Instant::now(), start, "one request still fits");
+        g.record(b, true, None, None);
+        g.record(c, true, None, None);
+        g.admit("GET /d").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,7 +18,7 @@ use crate::config::{Auth, Politeness, Proxies, Request};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::gate::Gate;
-use crate::ratelimit::{self, Exhausted};
+use crate::ratelimit::{self, Quota};
 use crate::redact;
 use crate::retry::{self, Failure};
 
@@ -244,14 +244,14 @@ impl Fetcher {
         Ok(result)
     }
 
-    /// Sends the request and reads the response. `quota` is set when the response says
-    /// the API's rate-limit quota is used up, whatever the status.
+    /// Sends the request and reads the response. `quota` is set to what the response says
+    /// is left of the API's rate-limit quota, whatever the status.
     async fn exchange(
         &self,
         url: &Url,
         trusted: bool,
         bytes: &mut u64,
-        quota: &mut Option<Exhausted>,
+        quota: &mut Option<Quota>,
     ) -> Result<Response, Failure> {
         let mut response = self
             .request(url, trusted)
@@ -261,7 +261,7 @@ impl Fetcher {
         let status = response.status();
         let headers = response.headers().clone();
         let now = SystemTime::now();
-        *quota = ratelimit::exhausted(&headers, now);
+        *quota = ratelimit::quota(&headers, now);
         if status.is_success() {
             let body = read_body(&mut response, self.max_body, Overflow::Refuse, bytes).await?;
             return Ok(Response {
@@ -276,7 +276,7 @@ impl Fetcher {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, now))
             .filter(|wait| !wait.is_zero())
-            .or(quota.as_ref().map(|e| e.wait));
+            .or(quota.as_ref().and_then(Quota::exhausted));
         let rate_limited = ratelimit::is_rate_limit(status, &headers, now);
         // The body only explains the error; if it cannot be read, the status still stands.
         let body = read_body(&mut response, ERROR_BODY_BYTES, Overflow::Truncate, bytes)

@@ -3,8 +3,9 @@
 //! Three families are read, first match wins: the IETF draft's structured
 //! `RateLimit: "default";r=0;t=55` (and its older `limit=…, remaining=…, reset=…`
 //! dictionary form), the draft's `RateLimit-Remaining`/`RateLimit-Reset`, and the de-facto
-//! `X-RateLimit-Remaining`/`X-RateLimit-Reset` (also spelled `X-Rate-Limit-…`). When the
-//! quota is used up, the next request waits for the reset instead of collecting a 429.
+//! `X-RateLimit-Remaining`/`X-RateLimit-Reset` (also spelled `X-Rate-Limit-…`). What is
+//! left of the quota until its reset is how many more requests may start before it; once
+//! it is used up, the next request waits for the reset instead of collecting a 429.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,32 +26,42 @@ const PAIRS: [(&str, &str); 3] = [
     ("X-Rate-Limit-Remaining", "X-Rate-Limit-Reset"),
 ];
 
-/// The API's quota is used up until the reset.
+/// What is left of the API's quota, and how long until it resets.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Exhausted {
-    /// How long until the quota resets, from the response's point of view.
-    pub wait: Duration,
+pub struct Quota {
+    /// Requests that may still start before the reset.
+    pub remaining: u64,
+    /// From the response's point of view.
+    pub reset: Duration,
     /// The header that said so, for the log (`X-RateLimit-Remaining: 0`).
     pub source: String,
 }
 
-/// The quota a response reported: requests remaining, and when it resets.
+impl Quota {
+    /// The wait before any further request, when nothing is left.
+    pub fn exhausted(&self) -> Option<Duration> {
+        (self.remaining == 0).then_some(self.reset)
+    }
+}
+
+/// The quota as a response reported it; the reset may be missing.
 #[derive(Debug, Clone, PartialEq)]
-struct Quota {
+struct Reported {
     remaining: u64,
     reset: Option<Duration>,
     source: String,
 }
 
-/// The wait before any further request, when the response says the quota is used up
-/// and when it resets. A used-up quota with no (or a past) reset asks for no wait: we
-/// cannot know one, and the server's 429 and `Retry-After` remain the backstop.
-pub fn exhausted(headers: &HeaderMap, now: SystemTime) -> Option<Exhausted> {
-    let quota = quota(headers, now)?;
-    let wait = quota.reset.filter(|_| quota.remaining == 0)?;
-    (!wait.is_zero()).then_some(Exhausted {
-        wait,
-        source: quota.source,
+/// The quota a response reports, when it says both what is left and when that resets.
+/// Without a (future) reset there is nothing to plan with: the server's 429 and
+/// `Retry-After` remain the backstop.
+pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<Quota> {
+    let reported = reported(headers, now)?;
+    let reset = reported.reset.filter(|reset| !reset.is_zero())?;
+    Some(Quota {
+        remaining: reported.remaining,
+        reset,
+        source: reported.source,
     })
 }
 
@@ -59,17 +70,17 @@ pub fn exhausted(headers: &HeaderMap, now: SystemTime) -> Option<Exhausted> {
 pub fn is_rate_limit(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> bool {
     status == StatusCode::FORBIDDEN
         && (headers.contains_key(RETRY_AFTER)
-            || quota(headers, now).is_some_and(|q| q.remaining == 0))
+            || reported(headers, now).is_some_and(|q| q.remaining == 0))
 }
 
-fn quota(headers: &HeaderMap, now: SystemTime) -> Option<Quota> {
+fn reported(headers: &HeaderMap, now: SystemTime) -> Option<Reported> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(quota) = text("ratelimit").and_then(structured) {
         return Some(quota);
     }
     PAIRS.iter().find_map(|(remaining, reset)| {
         let count = text(remaining)?.trim().parse().ok()?;
-        Some(Quota {
+        Some(Reported {
             remaining: count,
             reset: text(reset).and_then(|r| parse_reset(r, now)),
             source: format!("{remaining}: {count}"),
@@ -80,7 +91,7 @@ fn quota(headers: &HeaderMap, now: SystemTime) -> Option<Quota> {
 /// The structured `RateLimit` field. In the current draft it is a list of policies, each
 /// `"name";r=REMAINING;t=SECONDS`; the most constraining one counts (an exhausted policy
 /// with the longest reset). Older drafts sent a dictionary `limit=…, remaining=…, reset=…`.
-fn structured(value: &str) -> Option<Quota> {
+fn structured(value: &str) -> Option<Reported> {
     let int = |item: Option<&sfv::BareItem>| -> Option<u64> {
         item?
             .as_integer()
@@ -98,7 +109,7 @@ fn structured(value: &str) -> Option<Quota> {
         let tightest =
             policies.min_by_key(|(remaining, reset)| (*remaining, std::cmp::Reverse(*reset)));
         if let Some((remaining, reset)) = tightest {
-            return Some(Quota {
+            return Some(Reported {
                 remaining,
                 reset,
                 source: format!("RateLimit: r={remaining}"),
@@ -111,7 +122,7 @@ fn structured(value: &str) -> Option<Quota> {
         _ => None,
     };
     let remaining = member("remaining")?;
-    Some(Quota {
+    Some(Reported {
         remaining,
         reset: member("reset").map(Duration::from_secs),
         source: format!("RateLimit: remaining={remaining}"),
@@ -159,7 +170,7 @@ mod tests {
     }
 
     fn wait(pairs: &[(&str, &str)]) -> Option<Duration> {
-        exhausted(&headers(pairs), at()).map(|e| e.wait)
+        quota(&headers(pairs), at()).and_then(|q| q.exhausted())
     }
 
     #[test]
@@ -206,19 +217,25 @@ mod tests {
 
     #[test]
     fn ietf_draft_headers_are_read_and_named_in_the_source() {
-        let e = exhausted(
-            &headers(&[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "7")]),
+        let q = quota(
+            &headers(&[("RateLimit-Remaining", "4"), ("RateLimit-Reset", "7")]),
             at(),
         )
         .unwrap();
-        assert_eq!(e.wait, Duration::from_secs(7));
-        assert_eq!(e.source, "RateLimit-Remaining: 0");
-        let e = exhausted(
+        assert_eq!(
+            q,
+            Quota {
+                remaining: 4,
+                reset: Duration::from_secs(7),
+                source: "RateLimit-Remaining: 4".into()
+            }
+        );
+        let q = quota(
             &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "7")]),
             at(),
         )
         .unwrap();
-        assert_eq!(e.source, "X-RateLimit-Remaining: 0");
+        assert_eq!(q.source, "X-RateLimit-Remaining: 0");
     }
 
     #[test]

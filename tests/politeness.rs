@@ -90,6 +90,7 @@ struct Quota {
 }
 
 fn quota_api(
+    records_in_all: usize,
     quota: usize,
     reset: Duration,
     headers: fn(remaining: usize, reset: Duration) -> Vec<(&'static str, String)>,
@@ -98,7 +99,7 @@ fn quota_api(
         window_start: Mutex::new(None),
         refused: AtomicUsize::new(0),
     });
-    let serve = paged(records(6));
+    let serve = paged_with_total(records(records_in_all));
     let shared = std::sync::Arc::clone(&state);
     let server = Server::start(move |req| {
         let mut window = shared.window_start.lock().unwrap();
@@ -122,15 +123,17 @@ fn quota_api(
     (state, server)
 }
 
+/// GitHub-style quota headers: `X-RateLimit-Remaining` and a reset in seconds.
+fn x_ratelimit(remaining: usize, reset: Duration) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-ratelimit-remaining", remaining.to_string()),
+        ("x-ratelimit-reset", format!("{:.3}", reset.as_secs_f64())),
+    ]
+}
+
 #[test]
 fn a_used_up_quota_is_waited_out_instead_of_provoking_a_429() {
-    let (quota, server) = quota_api(2, Duration::from_secs(1), |remaining, reset| {
-        vec![
-            ("x-ratelimit-limit", "2".into()),
-            ("x-ratelimit-remaining", remaining.to_string()),
-            ("x-ratelimit-reset", format!("{:.3}", reset.as_secs_f64())),
-        ]
-    });
+    let (quota, server) = quota_api(6, 2, Duration::from_secs(1), x_ratelimit);
     let out = apifetch()
         .args(["--page-size", "2", "--retries", "0"])
         .arg(server.url("/"))
@@ -146,8 +149,16 @@ fn a_used_up_quota_is_waited_out_instead_of_provoking_a_429() {
 }
 
 #[test]
+fn concurrent_requests_never_start_more_than_the_quota_left() {
+    let (quota, server) = quota_api(9, 3, Duration::from_secs(1), x_ratelimit);
+    let out = fetch_with_concurrency(&server, "3", &["--page-size", "1", "--retries", "0"]);
+    assert_eq!(ids(&out), expected_ids(9));
+    assert_eq!(quota.refused.load(Ordering::Relaxed), 0, "no 429 provoked");
+}
+
+#[test]
 fn the_structured_ratelimit_field_is_obeyed_too() {
-    let (quota, server) = quota_api(1, Duration::from_secs(1), |remaining, reset| {
+    let (quota, server) = quota_api(6, 1, Duration::from_secs(1), |remaining, reset| {
         vec![(
             "ratelimit",
             format!(
