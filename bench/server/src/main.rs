@@ -3,7 +3,8 @@
 //! At start-up it generates `--records` realistic records (nested objects, arrays, nulls,
 //! unicode, quoted strings with commas and newlines, big integers, exponents, keys that
 //! only some records have), renders every page of `--per-page` records as a complete HTTP
-//! response `{"data":[...],"has_more":...}`, and then answers `GET /items?page=N` on
+//! response `{"data":[...],"has_more":...}` with an `X-Total-Count` header, and then
+//! answers `GET /items?page=N` on
 //! 127.0.0.1 with keep-alive by writing the ready bytes. `--latency-ms` holds every answer
 //! back by a fixed time, to imitate a far-away server.
 //!
@@ -76,9 +77,11 @@ struct Rendered {
 }
 
 impl Rendered {
-    fn new(body: &[u8]) -> Self {
+    /// `total` is announced in `X-Total-Count`, as many APIs do: it lets a client know
+    /// every page in advance and fetch several at once.
+    fn new(body: &[u8], total: u64) -> Self {
         let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-total-count: {total}\r\n\r\n",
             body.len()
         );
         let mut bytes = Vec::with_capacity(head.len() + body.len());
@@ -121,12 +124,12 @@ fn render(options: &Options) -> Pages {
             "false"
         });
         body.push('}');
-        bodies.push(Rendered::new(body.as_bytes()));
+        bodies.push(Rendered::new(body.as_bytes(), options.records));
         id = last + 1;
     }
     Pages {
         bodies,
-        empty: Rendered::new(br#"{"data":[],"has_more":false}"#),
+        empty: Rendered::new(br#"{"data":[],"has_more":false}"#, options.records),
     }
 }
 
