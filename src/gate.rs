@@ -120,15 +120,19 @@ impl State {
     /// a reset it did not need. True when the quota is used up and that is news (not yet
     /// logged for this reset).
     fn budget(&mut self, now: Instant, quota: Quota) -> bool {
-        let announced = self
-            .budget
-            .as_ref()
-            .is_some_and(|b| b.until > now && b.announced);
-        let left = quota.remaining.saturating_sub(self.in_flight);
+        let reported = quota.remaining.saturating_sub(self.in_flight);
+        let until = now + quota.reset;
+        let active = self.budget.as_ref().filter(|b| b.until > now);
+        // Responses arrive out of order: until the reset, a stale report (more left, as
+        // counted before other requests got in) must not raise what is left.
+        let (left, until, announced) = match active {
+            Some(b) => (b.left.min(reported), b.until.max(until), b.announced),
+            None => (reported, until, false),
+        };
         let announce = left == 0 && !announced;
         self.budget = Some(Budget {
             left,
-            until: now + quota.reset,
+            until,
             source: quota.source,
             announced: announced || announce,
         });
@@ -345,6 +349,19 @@ mod tests {
         g.record(b, true, None, None);
         g.record(c, true, None, None);
         g.admit("GET /d").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_report_does_not_raise_what_is_left_before_the_reset() {
+        let g = gate(Pacing::default(), None, None);
+        let start = Instant::now();
+        let a = g.admit("GET /a").await.unwrap();
+        let b = g.admit("GET /b").await.unwrap();
+        // /b reached the server last but answers first.
+        g.record(b, true, quota(0, 10), None);
+        g.record(a, true, quota(1, 10), None);
+        g.admit("GET /c").await.unwrap();
         assert_eq!(Instant::now() - start, Duration::from_secs(10));
     }
 

@@ -656,3 +656,41 @@ fn a_run_ended_by_the_deadline_keeps_its_pages_for_resume() {
     hits.sort();
     assert_eq!(hits, [("1".into(), 1), ("2".into(), 1), ("3".into(), 1)]);
 }
+
+#[test]
+fn with_concurrency_an_open_circuit_holds_every_request_and_one_probe_decides() {
+    // Page 1 tells the total; pages 2-5 then go out together and all fail.
+    let serve = paged_with_total(records(8));
+    let server = Server::start(move |req| {
+        if (1..=4).contains(&req.n) {
+            Reply::status(503)
+        } else {
+            serve(req)
+        }
+    })
+    .unwrap();
+    let args = [
+        "--page-size",
+        "1",
+        "--breaker",
+        "2",
+        "--breaker-cooldown",
+        "0.4",
+    ];
+    let out = fetch_with_concurrency(&server, "4", &args);
+    assert_eq!(ids(&out), expected_ids(8));
+    let reqs = server.requests();
+    let mut failed: Vec<Instant> = reqs[1..=4].iter().map(|r| r.answered.unwrap()).collect();
+    failed.sort();
+    // The second failure opened the circuit: nothing before its cool-down ends.
+    let (probe, after) = (&reqs[5], &reqs[6]);
+    assert!(
+        probe.at - failed[1] >= Duration::from_millis(400),
+        "probe {:?} after the circuit opened",
+        probe.at - failed[1]
+    );
+    assert!(
+        after.at >= probe.answered.unwrap(),
+        "the rest waited for the probe's outcome"
+    );
+}
