@@ -58,7 +58,9 @@ impl<'a> Window<'a> {
             self.say_sequential(pages);
             wanted.push(pages.position().clone());
         }
-        if !wanted.starts_with(self.queued.make_contiguous()) {
+        // Every page the paginator moves to is the one fetched first, unless a short
+        // offset page moved it elsewhere: then what was fetched ahead is of no use.
+        if self.queued.front().is_some_and(|first| *first != wanted[0]) {
             self.queued.clear();
             self.in_flight = FuturesOrdered::new();
         }

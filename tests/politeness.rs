@@ -694,3 +694,14 @@ fn with_concurrency_an_open_circuit_holds_every_request_and_one_probe_decides() 
         "the rest waited for the probe's outcome"
     );
 }
+
+#[test]
+fn concurrency_fetches_ahead_only_what_max_records_still_needs() {
+    let server = Server::start(paged_with_total(records(100))).unwrap();
+    let args = ["--page-size", "5", "--max-records", "12"];
+    let out = fetch_with_concurrency(&server, "8", &args);
+    assert_eq!(ids(&out), expected_ids(12));
+    let mut hits = hits_per_page(&server.requests());
+    hits.sort();
+    assert_eq!(hits, [("1".into(), 1), ("2".into(), 1), ("3".into(), 1)]);
+}
