@@ -75,8 +75,8 @@ pub fn is_rate_limit(status: StatusCode, headers: &HeaderMap, now: SystemTime) -
 
 fn reported(headers: &HeaderMap, now: SystemTime) -> Option<Reported> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(quota) = text("ratelimit").and_then(structured) {
-        return Some(quota);
+    if let Some(field) = text("ratelimit").and_then(structured) {
+        return Some(field);
     }
     PAIRS.iter().find_map(|(remaining, reset)| {
         let count = text(remaining)?.trim().parse().ok()?;
