@@ -391,6 +391,18 @@ fn out_file_is_written_whole_and_quiet_is_silent() {
     assert_eq!(ids(&std::fs::read(&path).unwrap()), expected_ids(150));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary files are left behind");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let ordinary = dir.path().join("ordinary");
+        std::fs::write(&ordinary, "").unwrap();
+        assert_eq!(
+            mode(&path),
+            mode(&ordinary),
+            "the output gets the user's usual file mode"
+        );
+    }
 }
 
 #[test]
