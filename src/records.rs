@@ -43,17 +43,55 @@ pub struct Page<'a> {
 
 enum Top<'a> {
     Array(Vec<&'a RawValue>),
-    Object(Vec<(Cow<'a, str>, &'a RawValue)>),
+    Object(Vec<Field<'a>>),
     Scalar(Value),
 }
 
+/// A field of an object, validated.
+#[derive(Clone)]
+struct Field<'a> {
+    key: Cow<'a, str>,
+    value: Part<'a>,
+}
+
+#[derive(Clone)]
+enum Part<'a> {
+    /// A top-level array, kept as its text and its elements: the records array is most of
+    /// a page, and holding it as one raw value would mean validating it again to split it.
+    Array(&'a str, Vec<&'a RawValue>),
+    Raw(&'a RawValue),
+}
+
+impl<'a> Part<'a> {
+    /// The value as one raw value; an array is parsed again for this, which only pointers
+    /// into it need.
+    fn raw(&self) -> Option<&'a RawValue> {
+        match self {
+            Part::Array(text, _) => serde_json::from_str(text).ok(),
+            Part::Raw(raw) => Some(raw),
+        }
+    }
+
+    fn is_array(&self) -> bool {
+        match self {
+            Part::Array(..) => true,
+            Part::Raw(raw) => raw.get().starts_with('['),
+        }
+    }
+}
+
 impl<'a> Page<'a> {
-    /// Validates the whole body and splits its top level, in one pass: a page is
-    /// megabytes at a time, and each pass over it costs as much as flattening it.
+    /// Validates the whole body and splits its top level (and a top-level object's
+    /// arrays) in one pass: a page is megabytes at a time, and each pass over it costs as
+    /// much as flattening it.
     pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
         let top = match body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'[') => Top::Array(serde_json::from_slice(body)?),
-            Some(b'{') => Top::Object(entries(body)?),
+            Some(b'{') => match top_fields(body) {
+                Some(fields) => Top::Object(fields),
+                // Not valid JSON: let serde_json say where and why.
+                None => Top::Scalar(serde_json::from_slice(body)?),
+            },
             _ => Top::Scalar(serde_json::from_slice(body)?),
         };
         Ok(Page { body, top })
@@ -61,14 +99,23 @@ impl<'a> Page<'a> {
 
     /// The raw value at a JSON Pointer (`/meta/next_cursor`, `/data/0/id`).
     pub fn raw(&self, pointer: &str) -> Option<&'a RawValue> {
+        self.part(pointer)?.raw()
+    }
+
+    /// The value at a JSON Pointer; a top-level array stays split.
+    fn part(&self, pointer: &str) -> Option<Part<'a>> {
         let mut tokens = pointer.strip_prefix('/')?.split('/').map(unescape_token);
         let first = tokens.next()?;
         let current = match &self.top {
             Top::Object(fields) => field(fields, &first)?,
-            Top::Array(items) => *items.get(first.parse::<usize>().ok()?)?,
+            Top::Array(items) => Part::Raw(items.get(first.parse::<usize>().ok()?)?),
             Top::Scalar(_) => return None,
         };
-        walk(current, tokens)
+        let mut tokens = tokens.peekable();
+        if tokens.peek().is_none() {
+            return Some(current);
+        }
+        walk(current.raw()?, tokens).map(Part::Raw)
     }
 
     /// The value at a JSON Pointer, parsed (for small metadata such as `has_more`).
@@ -84,7 +131,7 @@ impl<'a> Page<'a> {
             return Ok(items.clone());
         }
         let found = match &select.pointer {
-            Some(pointer) => Some(self.raw(pointer).ok_or_else(|| {
+            Some(pointer) => Some(self.part(pointer).ok_or_else(|| {
                 Error::BadResponse(format!(
                     "--records {pointer}: the response has nothing there; top-level keys: {}",
                     self.keys()
@@ -93,10 +140,11 @@ impl<'a> Page<'a> {
             None => self.search(),
         };
         match found {
-            Some(raw) if raw.get().starts_with('[') => {
+            Some(Part::Array(_, items)) => Ok(items),
+            Some(Part::Raw(raw)) if raw.get().starts_with('[') => {
                 serde_json::from_str(raw.get()).map_err(|e| Error::BadResponse(e.to_string()))
             }
-            Some(raw) => Err(Error::BadResponse(format!(
+            Some(Part::Raw(raw)) => Err(Error::BadResponse(format!(
                 "--records {}: that is a JSON {}, not an array",
                 select.pointer.as_deref().unwrap_or_default(),
                 kind(&serde_json::from_str(raw.get()).unwrap_or(Value::Null))
@@ -119,24 +167,23 @@ impl<'a> Page<'a> {
         }
     }
 
-    fn search(&self) -> Option<&'a RawValue> {
+    fn search(&self) -> Option<Part<'a>> {
         let Top::Object(fields) = &self.top else {
             return None;
         };
-        let is_array = |raw: &&RawValue| raw.get().starts_with('[');
-        let common = |fields: &[(Cow<str>, &'a RawValue)]| {
+        let common = |fields: &[Field<'a>]| {
             COMMON_KEYS
                 .iter()
-                .find_map(|key| field(fields, key).filter(is_array))
+                .find_map(|key| field(fields, key).filter(Part::is_array))
         };
-        let only_array = |fields: &[(Cow<str>, &'a RawValue)]| {
-            let mut arrays = fields.iter().map(|(_, v)| *v).filter(is_array);
-            arrays.next().filter(|_| arrays.next().is_none())
+        let only_array = |fields: &[Field<'a>]| {
+            let mut arrays = fields.iter().map(|f| &f.value).filter(|v| v.is_array());
+            arrays.next().filter(|_| arrays.next().is_none()).cloned()
         };
         common(fields)
             .or_else(|| {
                 COMMON_KEYS.iter().chain(WRAPPER_KEYS).find_map(|key| {
-                    let inner = field(fields, key).filter(|v| v.get().starts_with('{'))?;
+                    let inner = field(fields, key).filter(|v| !v.is_array())?.raw()?;
                     let inner = entries(inner.get().as_bytes()).ok()?;
                     common(&inner).or_else(|| {
                         WRAPPER_KEYS
@@ -157,7 +204,7 @@ impl<'a> Page<'a> {
             }
             Top::Object(fields) => fields
                 .iter()
-                .map(|(k, _)| k.as_ref())
+                .map(|f| f.key.as_ref())
                 .collect::<Vec<_>>()
                 .join(", "),
             Top::Scalar(value) => format!("none: the response is a JSON {}", kind(value)),
@@ -188,12 +235,12 @@ fn walk<'a, 't>(
 }
 
 /// The last field named `name` (the one a JSON parser would keep).
-fn field<'a>(fields: &[(Cow<str>, &'a RawValue)], name: &str) -> Option<&'a RawValue> {
+fn field<'a>(fields: &[Field<'a>], name: &str) -> Option<Part<'a>> {
     fields
         .iter()
         .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| *v)
+        .find(|f| f.key == name)
+        .map(|f| f.value.clone())
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -218,7 +265,7 @@ fn unescape_token(token: &str) -> Cow<'_, str> {
 
 fn child<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
     match raw.get().as_bytes()[0] {
-        b'{' => field(&entries(raw.get().as_bytes()).ok()?, token),
+        b'{' => field(&entries(raw.get().as_bytes()).ok()?, token)?.raw(),
         b'[' => {
             let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
             items.get(token.parse::<usize>().ok()?).copied()
@@ -227,18 +274,60 @@ fn child<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
     }
 }
 
+/// The fields of an object page, validated, each array split into its elements: the
+/// object's structure is read by the scanner and each value is validated by serde_json
+/// as what it is used as, so every byte is validated exactly once. `None` if the body is
+/// not valid JSON.
+fn top_fields(body: &[u8]) -> Option<Vec<Field<'_>>> {
+    let mut json = Scanner {
+        text: std::str::from_utf8(body).ok()?,
+        at: 0,
+    };
+    let mut fields = Vec::new();
+    json.eat(b'{')?;
+    if json.peek()? == b'}' {
+        json.at += 1;
+    } else {
+        loop {
+            json.peek()?;
+            let key = json.span(Scanner::skip_string)?;
+            json.eat(b':')?;
+            json.peek()?;
+            let value = json.span(Scanner::skip_value)?;
+            fields.push(Field {
+                key: serde_json::from_str(key).ok()?,
+                value: if value.starts_with('[') {
+                    Part::Array(value, serde_json::from_str(value).ok()?)
+                } else {
+                    Part::Raw(serde_json::from_str(value).ok()?)
+                },
+            });
+            match json.peek()? {
+                b',' => json.at += 1,
+                b'}' => {
+                    json.at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    json.peek().is_none().then_some(fields)
+}
+
 /// The fields of a raw object, in document order.
-fn entries(json: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
+fn entries(json: &[u8]) -> Result<Vec<Field<'_>>, serde_json::Error> {
     struct Entries;
     impl<'de> Visitor<'de> for Entries {
-        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+        type Value = Vec<Field<'de>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut fields = Vec::new();
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                fields.push((key, map.next_value()?));
+                let value = Part::Raw(map.next_value()?);
+                fields.push(Field { key, value });
             }
             Ok(fields)
         }
@@ -403,16 +492,43 @@ impl<'a> Scanner<'a> {
                 Some(())
             }
             _ => {
-                let start = self.at;
-                let len = self.bytes()[start..]
-                    .iter()
-                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
-                    .unwrap_or(self.text.len() - start);
-                self.at += len;
-                cells.push(&self.text[start..self.at]);
+                let scalar = self.span(Scanner::skip_scalar)?;
+                cells.push(scalar);
                 Some(())
             }
         }
+    }
+
+    /// The text that `skip` moves the cursor over.
+    fn span(&mut self, skip: impl FnOnce(&mut Self) -> Option<()>) -> Option<&'a str> {
+        let start = self.at;
+        skip(self)?;
+        Some(&self.text[start..self.at])
+    }
+
+    /// Moves past the value at the cursor, which must not be preceded by whitespace.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.bytes().get(self.at)? {
+            b'{' | b'[' => self.nested().map(drop),
+            b'"' => self.skip_string(),
+            _ => self.skip_scalar(),
+        }
+    }
+
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        self.string_end().map(drop)
+    }
+
+    /// Moves past a number, `true`, `false` or `null`.
+    fn skip_scalar(&mut self) -> Option<()> {
+        let rest = &self.bytes()[self.at..];
+        let len = rest
+            .iter()
+            .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+            .unwrap_or(rest.len());
+        self.at += len;
+        (len > 0).then_some(())
     }
 
     /// Appends a string's unescaped contents to `out`.
@@ -459,7 +575,7 @@ impl<'a> Scanner<'a> {
     fn string_end(&mut self) -> Option<bool> {
         let mut escaped = false;
         loop {
-            self.at += memchr::memchr2(b'"', b'\\', &self.bytes()[self.at..])?;
+            self.at += memchr::memchr2(b'"', b'\\', self.bytes().get(self.at..)?)?;
             if self.bytes()[self.at] == b'"' {
                 self.at += 1;
                 return Some(escaped);
@@ -637,6 +753,15 @@ mod tests {
             b"{\"a\": [1,]}",
             b"",
             b"<html>",
+            b"{\"data\": [1], \"x\": tru}",
+            b"{\"a\" 1}",
+            b"{\"a\": 1,}",
+            b"{\"a\": \"x\\",
+            b"{\"a\": [1, 2}",
+            b"{\"a\": 1} }",
+            b"{\"a\":",
+            b"{\"a\\q\": 1}",
+            b"{\"data\": [\"\xff\"]}",
         ] {
             assert!(
                 Page::parse(bad).is_err(),
@@ -644,6 +769,29 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn a_split_page_still_answers_every_pointer() {
+        let json =
+            br#" { "data" : [ {"id": 1}, {"id": "two"} ] , "k\u0065y": {"list": [3]}, "n": [] } "#;
+        let page = Page::parse(json).unwrap();
+        let ids: Vec<_> = (page.records(&Select::default()).unwrap().iter())
+            .map(|r| r.get())
+            .collect();
+        assert_eq!(ids, [r#"{"id": 1}"#, r#"{"id": "two"}"#]);
+        assert_eq!(page.raw("/data/1/id").unwrap().get(), r#""two""#);
+        assert_eq!(
+            page.raw("/data").unwrap().get(),
+            r#"[ {"id": 1}, {"id": "two"} ]"#
+        );
+        assert_eq!(page.raw("/key/list/0").unwrap().get(), "3");
+        assert_eq!(page.raw("/n").unwrap().get(), "[]");
+        let list = Select {
+            pointer: Some("/key/list".into()),
+            object_is_record: false,
+        };
+        assert_eq!(page.records(&list).unwrap()[0].get(), "3");
     }
 
     #[test]
