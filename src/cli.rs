@@ -187,12 +187,9 @@ pub struct Cli {
 
     /// Send -H headers and credentials to a next page on another origin (scheme, host or
     /// port) too. By default they are withheld there, with a warning.
-    #[arg(
-        long,
-        help_heading = "Pagination",
-        env = "APIFETCH_TRUST_NEXT_ORIGIN",
-        hide_env_values = true
-    )]
+    // No environment variable, like --insecure: a setting that sends credentials to other
+    // hosts should be visible on the command line, not switched on silently.
+    #[arg(long, help_heading = "Pagination")]
     pub trust_next_origin: bool,
 
     /// Extra query parameter for every request (repeatable).

@@ -7,6 +7,18 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::{Cli, Generate};
+use crate::error::Exit;
+
+/// Prints what was asked for on standard output (`| head` is not an error).
+pub fn print(what: Generate) -> Exit {
+    match write(what, &mut io::stdout().lock()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("apifetch: error: {e}");
+            Exit::Output
+        }
+        _ => Exit::Ok,
+    }
+}
 
 /// Writes what was asked for to `out`.
 pub fn write(what: Generate, out: &mut impl Write) -> io::Result<()> {

@@ -16,6 +16,7 @@ pub mod generate;
 pub mod http;
 pub mod interrupt;
 pub mod logging;
+pub mod outcome;
 pub mod output;
 pub mod pace;
 pub mod paginate;
@@ -109,13 +110,24 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     }
     let destination = sink.describe();
     sink.finish()?;
-    Ok(Summary {
+    let summary = Summary {
         records,
         pages: pages.fetched(),
         retries: fetcher.retries(),
         elapsed: started.elapsed(),
         destination,
-    })
+    };
+    info!(
+        records = summary.records,
+        pages = summary.pages,
+        "synced {} records from {} pages in {:.1}s ({} retries) → {}",
+        summary.records,
+        summary.pages,
+        summary.elapsed.as_secs_f64(),
+        summary.retries,
+        summary.destination
+    );
+    Ok(summary)
 }
 
 /// Requests page after page (several at once where `--concurrency` allows), handing each
