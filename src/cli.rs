@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, ValueEnum};
 
+use crate::deadline::LONGEST;
 use crate::output::Format;
 use crate::pace::Rate;
 use crate::paginate::Style;
@@ -467,14 +468,21 @@ pub struct OutputArgs {
 }
 
 /// Seconds as a number (`0.05`, `30`) or a human duration (`500ms`, `2m`, `1h30m`).
+///
+/// Longer than [`LONGEST`] (100 years) is refused: it can only be a mistake, and bounding
+/// every duration keeps the instants computed from it from overflowing.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("`{s}` is not a valid number of seconds"));
+    let duration = match s.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{s}` is not a valid number of seconds"))?,
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("`{s}`: {e} (use seconds like 1.5, or 500ms, 2m)"))?,
+    };
+    if duration > LONGEST {
+        return Err(format!("`{s}` is longer than 100 years"));
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}`: {e} (use seconds like 1.5, or 500ms, 2m)"))
+    Ok(duration)
 }
 
 /// A JSON Pointer (RFC 6901) to somewhere inside a response: `/meta/next`.
@@ -506,6 +514,12 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("100y"),
+            Ok(Duration::from_secs(3_155_760_000))
+        );
+        assert!(parse_duration("18000000000000000000").is_err());
+        assert!(parse_duration("101y").is_err());
     }
 
     #[test]

@@ -11,6 +11,17 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::retry::human;
 
+/// The longest duration apifetch works with: 100 years of 365.25 days, as `100y` reads.
+/// Flags and server headers are bounded by it where they are read, so a duration added to
+/// an instant cannot overflow.
+pub const LONGEST: Duration = Duration::from_secs(3_155_760_000);
+
+/// `now + by`, saturating: an absurd duration that slipped past [`LONGEST`] means "never"
+/// in practice, not a panic in the middle of a run.
+pub fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by).unwrap_or_else(|| now + LONGEST)
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     /// The instant the run must end by, and the `--max-time` it came from.
@@ -21,7 +32,7 @@ impl Deadline {
     /// The run started at `start`; `None` means no limit.
     pub fn new(start: Instant, max_time: Option<Duration>) -> Self {
         Deadline {
-            end: max_time.map(|limit| (start + limit, limit)),
+            end: max_time.map(|limit| (later(start, limit), limit)),
         }
     }
 
@@ -29,7 +40,7 @@ impl Deadline {
     /// follow "gave up rather than wait …".
     pub fn allows(&self, now: Instant, wait: Duration) -> Result<(), String> {
         match self.end {
-            Some((end, limit)) if now + wait > end => Err(format!(
+            Some((end, limit)) if later(now, wait) > end => Err(format!(
                 "that would pass --max-time {} ({} left)",
                 human(limit),
                 human(end.saturating_duration_since(now))

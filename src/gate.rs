@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::breaker::{self, Breaker, Change};
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, later};
 use crate::error::Error;
 use crate::pace::{Pacer, Pacing};
 use crate::ratelimit::Quota;
@@ -121,7 +121,7 @@ impl State {
     /// logged for this reset).
     fn budget(&mut self, now: Instant, quota: Quota) -> bool {
         let reported = quota.remaining.saturating_sub(self.in_flight);
-        let until = now + quota.reset;
+        let until = later(now, quota.reset);
         let active = self.budget.as_ref().filter(|b| b.until > now);
         // Responses arrive out of order: until the reset, a stale report (more left, as
         // counted before other requests got in) must not raise what is left.
@@ -275,7 +275,7 @@ impl Gate {
         }
         if let Some(wait) = retry_after.filter(|wait| !wait.is_zero()) {
             // The retry's own log line already tells the user; this holds the others back.
-            if state.hold(now, now + wait, "for the server's Retry-After".into()) {
+            if state.hold(now, later(now, wait), "for the server's Retry-After".into()) {
                 debug!("Retry-After: pausing all requests for {}", human(wait));
             }
         }

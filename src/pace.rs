@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::deadline::later;
+
 /// At most `count` request starts per `per` (`--rate 10/m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -95,7 +97,7 @@ impl Pacer {
         match self.next {
             Some(next) if next > now => Err(next),
             _ => {
-                self.next = Some(now + self.gap);
+                self.next = Some(later(now, self.gap));
                 Ok(())
             }
         }
@@ -104,7 +106,7 @@ impl Pacer {
     /// A request ended at `now`.
     pub fn finished(&mut self, now: Instant) {
         if !self.delay.is_zero() {
-            let after = now + self.delay;
+            let after = later(now, self.delay);
             self.next = Some(self.next.map_or(after, |next| next.max(after)));
         }
     }

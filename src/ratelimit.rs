@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use crate::deadline::LONGEST;
+
 /// Resets at or above this are Unix times (GitHub), below it delays in seconds: no API
 /// asks for a wait of 31 years, and no clock reads earlier than 2001.
 const EPOCH_SECONDS: f64 = 1e9;
@@ -60,7 +62,7 @@ pub fn quota(headers: &HeaderMap, now: SystemTime) -> Option<Quota> {
     let reset = reported.reset.filter(|reset| !reset.is_zero())?;
     Some(Quota {
         remaining: reported.remaining,
-        reset,
+        reset: reset.min(LONGEST),
         source: reported.source,
     })
 }
@@ -138,7 +140,7 @@ fn parse_reset(value: &str, now: SystemTime) -> Option<Duration> {
         .ok()
         .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
     let since_epoch = |secs: f64| {
-        let at = UNIX_EPOCH + Duration::try_from_secs_f64(secs).ok()?;
+        let at = UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(secs).ok()?)?;
         Some(at.duration_since(now).unwrap_or(Duration::ZERO))
     };
     if n >= EPOCH_MILLIS {
@@ -212,6 +214,21 @@ mod tests {
             None
         );
         assert_eq!(wait(&[("X-RateLimit-Remaining", "zero")]), None);
+        assert_eq!(
+            wait(&[
+                ("X-RateLimit-Remaining", "0"),
+                ("X-RateLimit-Reset", "1e22")
+            ]),
+            None,
+            "a time past what the clock can hold is no reset"
+        );
+        assert_eq!(
+            wait(&[
+                ("X-RateLimit-Remaining", "0"),
+                ("X-RateLimit-Reset", "1e16")
+            ]),
+            Some(LONGEST)
+        );
         assert_eq!(wait(&[]), None);
     }
 

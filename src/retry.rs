@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use rand::{Rng, RngExt};
 use tracing::warn;
 
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, LONGEST};
 use crate::error::Error;
 
 /// How the wait before a retry is spread out, so many clients do not retry in lockstep.
@@ -119,13 +119,17 @@ pub fn backoff(policy: &Policy, retry: u32, rng: &mut impl Rng) -> Duration {
 ///
 /// A date in the past comes back as zero, like `Retry-After: 0`: both mean "no particular
 /// wait", which the caller turns into the normal backoff rather than an instant retry.
+/// An absurd wait comes back as [`LONGEST`], still far past any `--retry-max-wait`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let when = httpdate::parse_http_date(value).ok()?;
+            when.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(LONGEST))
 }
 
 /// Decides what follows failed attempt number `attempt` (1-based; attempt 1 is the first
@@ -348,6 +352,10 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(
+            parse_retry_after("10000000000000000000", now),
+            Some(LONGEST)
+        );
     }
 
     #[test]
