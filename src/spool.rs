@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use indexmap::IndexSet;
+use indexmap::set::Slice;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -54,14 +55,18 @@ pub struct Spool {
     /// Per cell position, the column index it had in the previous record: records of one
     /// API mostly share their key order, so a string comparison usually replaces a hash.
     guesses: Vec<usize>,
+    /// Per column index, the number (plus one) of the last record that filled it, so a
+    /// second cell for the same column within one record is seen without a lookup.
+    filled: Vec<u64>,
 }
 
 /// [`Form`] once its column list has moved into the spool.
 enum Kind {
-    /// `fixed`: the columns were given by `--columns`, and no others are kept.
+    /// `kept`: with `--columns`, how many of the spool's columns (the first ones, the
+    /// selection) are kept; the others are names seen and dropped.
     Cells {
         sep: Option<String>,
-        fixed: bool,
+        kept: Option<usize>,
     },
     Lines,
 }
@@ -71,9 +76,9 @@ impl Spool {
     pub fn new(file: File, form: Form) -> Self {
         let (kind, columns) = match form {
             Form::Cells { sep, only } => {
-                let fixed = only.is_some();
-                let columns = only.unwrap_or_default().into_iter().collect();
-                (Kind::Cells { sep, fixed }, columns)
+                let columns: IndexSet<String> = only.iter().flatten().cloned().collect();
+                let kept = only.map(|_| columns.len());
+                (Kind::Cells { sep, kept }, columns)
             }
             Form::Lines => (Kind::Lines, IndexSet::new()),
         };
@@ -85,6 +90,7 @@ impl Spool {
             kind,
             scratch: records::Cells::default(),
             guesses: Vec::new(),
+            filled: Vec::new(),
         }
     }
 
@@ -101,6 +107,8 @@ impl Spool {
                 ),
             ));
         }
+        file.rewind()?;
+        check(BufReader::new(&file).take(mark.len), &form, &mark)?;
         file.set_len(mark.len)?;
         file.seek(SeekFrom::End(0))?;
         let mut spool = Spool::new(file, form);
@@ -112,39 +120,44 @@ impl Spool {
 
     pub fn add(&mut self, record: &RawValue) -> Result<(), Error> {
         let written = match &self.kind {
-            Kind::Cells { sep, fixed } => {
-                let fixed = *fixed;
+            Kind::Cells { sep, kept } => {
+                let kept = kept.unwrap_or(usize::MAX);
                 records::flatten(record, sep.as_deref(), &mut self.scratch)?;
-                self.append_cells(fixed)
+                self.append_cells(kept)
             }
             Kind::Lines => self.append_line(&records::compact(record.get())),
         };
         written.map_err(|e| Error::output(e, "cannot spool records to disk"))
     }
 
-    /// Appends the flattened record; with `fixed` columns, only the cells they name.
-    fn append_cells(&mut self, fixed: bool) -> io::Result<()> {
-        let kept = if fixed {
-            let columns = &self.columns;
-            self.scratch
-                .iter()
-                .filter(|(c, _)| columns.contains(*c))
-                .count()
-        } else {
-            self.scratch.len()
-        };
-        let mut len = write_u32(&mut self.file, kept)?;
+    /// Appends the flattened record, only the cells of the first `kept` columns.
+    fn append_cells(&mut self, kept: usize) -> io::Result<()> {
         self.guesses.resize(self.scratch.len(), usize::MAX);
-        for ((column, text), guess) in self.scratch.iter().zip(&mut self.guesses) {
-            let index = match self.columns.get_index(*guess) {
+        let stamp = self.records + 1;
+        for ((column, _), guess) in self.scratch.iter().zip(&mut self.guesses) {
+            let mut index = match self.columns.get_index(*guess) {
                 Some(known) if known == column => *guess,
-                _ => match self.columns.get_index_of(column) {
-                    Some(index) => index,
-                    None if fixed => continue,
-                    None => self.columns.insert_full(column.to_string()).0,
-                },
+                _ => column_index(&mut self.columns, column),
             };
+            // Two cells of one record under one name (`{"a.b":1,"a":{"b":2}}`, or a key
+            // given twice): the later ones go to `a.b#2`, `a.b#3`, ... so no value is lost.
+            let mut n = 1;
+            while self.filled.get(index) == Some(&stamp) {
+                n += 1;
+                index = column_index(&mut self.columns, &format!("{column}#{n}"));
+            }
+            if self.filled.len() <= index {
+                self.filled.resize(index + 1, 0);
+            }
+            self.filled[index] = stamp;
             *guess = index;
+        }
+        let cells = self.guesses.iter().filter(|&&i| i < kept).count();
+        let mut len = write_u32(&mut self.file, cells)?;
+        for ((_, text), &index) in self.scratch.iter().zip(&self.guesses) {
+            if index >= kept {
+                continue;
+            }
             len += write_u32(&mut self.file, index)?;
             len += write_u32(&mut self.file, text.len())?;
             self.file.write_all(text.as_bytes())?;
@@ -174,7 +187,7 @@ impl Spool {
         Mark {
             len: self.len,
             records: self.records,
-            columns: self.columns.iter().cloned().collect(),
+            columns: self.columns().iter().cloned().collect(),
         }
     }
 
@@ -183,33 +196,26 @@ impl Spool {
     }
 
     /// Every column seen so far, in first-seen order (or the `--columns` order).
-    pub fn columns(&self) -> &IndexSet<String> {
-        &self.columns
+    pub fn columns(&self) -> &Slice<String> {
+        let kept = match self.kind {
+            Kind::Cells { kept: Some(kept), .. } => kept,
+            _ => self.columns.len(),
+        };
+        &self.columns.as_slice()[..kept]
     }
 
     /// Reads the records back in order, handing each to `each` as a row with one cell per
     /// column (missing cells empty).
     pub fn replay_cells(self, mut each: impl FnMut(&[&[u8]]) -> io::Result<()>) -> io::Result<()> {
-        let width = self.columns.len();
-        let records = self.records;
-        let mut reader = self.into_reader()?;
-        let mut buf = Vec::new();
-        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        let width = self.columns().len();
+        let (records, len) = (self.records, self.len);
+        let mut reader = self.into_reader()?.take(len);
+        let mut record = Record::default();
         for _ in 0..records {
-            buf.clear();
-            spans.clear();
-            let cells = read_u32(&mut reader)?;
-            for _ in 0..cells {
-                let column = read_u32(&mut reader)?;
-                let len = read_u32(&mut reader)?;
-                let start = buf.len();
-                buf.resize(start + len, 0);
-                reader.read_exact(&mut buf[start..])?;
-                spans.push((column, start, start + len));
-            }
+            record.read(&mut reader, width)?;
             let mut row: Vec<&[u8]> = vec![b""; width];
-            for &(column, start, end) in &spans {
-                row[column] = &buf[start..end];
+            for &(column, start, end) in &record.spans {
+                row[column] = &record.buf[start..end];
             }
             each(&row)?;
         }
@@ -218,8 +224,8 @@ impl Spool {
 
     /// Reads the records of a [`Form::Lines`] spool back in order, each as its JSON text.
     pub fn replay_lines(self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        let records = self.records;
-        let mut reader = self.into_reader()?;
+        let (records, len) = (self.records, self.len);
+        let mut reader = self.into_reader()?.take(len);
         let mut line = Vec::new();
         for _ in 0..records {
             line.clear();
@@ -241,6 +247,86 @@ impl Spool {
         let mut file = self.into_file()?;
         file.rewind()?;
         Ok(BufReader::with_capacity(1 << 16, file))
+    }
+}
+
+/// One record of a cells spool as read back: its cells' texts back to back in `buf`, and
+/// per cell its (column index, start, end) in `buf`.
+#[derive(Default)]
+struct Record {
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl Record {
+    /// Reads the next record from `reader`, which must be limited to the spool's length.
+    ///
+    /// The spool may be a partial file left by an earlier run and damaged since, so nothing
+    /// read is trusted: a column index outside `width` or a cell running past the end is
+    /// [`io::ErrorKind::InvalidData`], never a panic or a huge allocation.
+    fn read(&mut self, reader: &mut io::Take<impl Read>, width: usize) -> io::Result<()> {
+        self.buf.clear();
+        self.spans.clear();
+        let cells = read_u32(reader)?;
+        for _ in 0..cells {
+            let column = read_u32(reader)?;
+            let len = read_u32(reader)?;
+            if column >= width || len as u64 > reader.limit() {
+                return Err(damaged());
+            }
+            let start = self.buf.len();
+            self.buf.resize(start + len, 0);
+            reader.read_exact(&mut self.buf[start..])?;
+            self.spans.push((column, start, start + len));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that the first `mark.len` bytes of a spool, in `reader`, hold exactly
+/// `mark.records` well-formed records of `form`.
+fn check(mut reader: io::Take<impl BufRead>, form: &Form, mark: &Mark) -> io::Result<()> {
+    let eof_is_damage = |e: io::Error| match e.kind() {
+        io::ErrorKind::UnexpectedEof => damaged(),
+        _ => e,
+    };
+    match form {
+        Form::Cells { .. } => {
+            let mut record = Record::default();
+            for _ in 0..mark.records {
+                record
+                    .read(&mut reader, mark.columns.len())
+                    .map_err(eof_is_damage)?;
+            }
+        }
+        Form::Lines => {
+            let mut line = Vec::new();
+            for _ in 0..mark.records {
+                line.clear();
+                if reader.read_until(b'\n', &mut line)? == 0 || !line.ends_with(b"\n") {
+                    return Err(damaged());
+                }
+            }
+        }
+    }
+    match reader.limit() {
+        0 => Ok(()),
+        _ => Err(damaged()),
+    }
+}
+
+fn damaged() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "it does not hold the records its checkpoint describes",
+    )
+}
+
+/// The index of `column`, added to the columns if it is new.
+fn column_index(columns: &mut IndexSet<String>, column: &str) -> usize {
+    match columns.get_index_of(column) {
+        Some(index) => index,
+        None => columns.insert_full(column.to_string()).0,
     }
 }
 
@@ -357,5 +443,95 @@ mod tests {
             })
             .unwrap();
         assert_eq!(lines, [r#"{"a":[1,2.50],"s":"x y"}"#, "7"]);
+    }
+
+    #[test]
+    fn a_second_cell_under_one_name_gets_a_column_of_its_own() {
+        let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
+        spool.add(&raw(r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#)).unwrap();
+        spool.add(&raw(r#"{"a": {"b": 4}, "c": 5, "c": 6, "c": 7}"#)).unwrap();
+        spool.add(&raw(r#"{"a.b#2": "x", "a.b": 8, "a.b": 9}"#)).unwrap();
+        assert_eq!(
+            spool.columns().iter().collect::<Vec<_>>(),
+            ["a.b", "a.b#2", "c", "c#2", "c#3", "a.b#3"]
+        );
+        assert_eq!(
+            rows(spool),
+            [
+                vec!["1", "2", "3", "", "", ""],
+                vec!["4", "", "5", "6", "7", ""],
+                vec!["8", "x", "", "", "", "9"],
+            ]
+        );
+    }
+
+    #[test]
+    fn second_cells_are_numbered_the_same_with_or_without_selected_columns() {
+        let form = cells(".", Some(&["c", "a.b#2"]));
+        let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
+        spool.add(&raw(r#"{"c": 1, "a.b": 2, "a": {"b": 3}, "c": 4}"#)).unwrap();
+        assert_eq!(rows(spool), [vec!["1", "3"]]);
+    }
+
+    /// A spool of two records with a mark, and its bytes.
+    fn written(form: Form) -> (Mark, Vec<u8>) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut spool = Spool::new(file.reopen().unwrap(), form);
+        spool.add(&raw(r#"{"a": 1, "b": "xy"}"#)).unwrap();
+        spool.add(&raw(r#"{"b": "z"}"#)).unwrap();
+        spool.commit().unwrap();
+        let mark = spool.mark();
+        drop(spool);
+        (mark, std::fs::read(file.path()).unwrap())
+    }
+
+    fn reopen(form: Form, mark: Mark, bytes: &[u8]) -> io::Result<Spool> {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        Spool::reopen(file, form, mark)
+    }
+
+    #[test]
+    fn reopening_a_damaged_spool_fails_as_invalid_data() {
+        let (mark, bytes) = written(cells(".", None));
+        assert!(reopen(cells(".", None), mark.clone(), &bytes).is_ok());
+        let damages: [(&str, Box<dyn Fn(&mut Mark, &mut Vec<u8>)>); 6] = [
+            ("a column past the last", Box::new(|_, b| b[4] = 2)),
+            ("a huge cell", Box::new(|_, b| b[8..12].copy_from_slice(&[0xff; 4]))),
+            ("a cell past the end", Box::new(|_, b| b[8] = 50)),
+            ("a huge cell count", Box::new(|_, b| b[0..4].copy_from_slice(&[0xff; 4]))),
+            ("fewer records", Box::new(|m, _| m.records = 1)),
+            ("more records", Box::new(|m, _| m.records = 3)),
+        ];
+        for (what, damage) in damages {
+            let (mut mark, mut bytes) = (mark.clone(), bytes.clone());
+            damage(&mut mark, &mut bytes);
+            let err = reopen(cells(".", None), mark, &bytes).err().expect(what);
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{what}: {err}");
+        }
+        let mut fewer = mark.clone();
+        fewer.columns.pop();
+        let err = reopen(cells(".", None), fewer, &bytes).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "fewer columns");
+
+        let (mark, mut bytes) = written(Form::Lines);
+        assert!(reopen(Form::Lines, mark.clone(), &bytes).is_ok());
+        let last = bytes.len() - 1;
+        bytes[last] = b' ';
+        let err = reopen(Form::Lines, mark, &bytes).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "no final newline");
+    }
+
+    #[test]
+    fn replaying_a_damaged_spool_fails_instead_of_panicking() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut spool = Spool::new(file.reopen().unwrap(), cells(".", None));
+        spool.add(&raw(r#"{"a": 1}"#)).unwrap();
+        spool.commit().unwrap();
+        let mut damaged = file.reopen().unwrap();
+        damaged.write_all(&1u32.to_le_bytes()).unwrap();
+        damaged.write_all(&7u32.to_le_bytes()).unwrap();
+        let err = spool.replay_cells(|_| Ok(())).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }

@@ -220,6 +220,22 @@ fn nested_objects_can_stay_whole_or_join_with_another_separator() {
 }
 
 #[test]
+fn colliding_columns_and_repeated_keys_keep_every_value() {
+    let server = Server::start(raw_pages(&[
+        r#"{"data": [{"a.b": 1, "a": {"b": 2}, "id": 1}, {"id": 2, "a": {"b": 3}}], "has_more": true}"#,
+        r#"{"data": [{"id": 3, "id": 4, "a.b": 5}], "has_more": false}"#,
+    ]))
+    .unwrap();
+    let csv = fetch_both_ways(&server, "out.csv", &[]);
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        "a.b,a.b#2,id,id#2\n1,2,1,\n3,,2,\n5,,3,4\n"
+    );
+    let csv = fetch_both_ways(&server, "out.csv", &["--columns", "id#2,a.b#2"]);
+    assert_eq!(String::from_utf8(csv).unwrap(), "id#2,a.b#2\n,2\n,\n4,\n");
+}
+
+#[test]
 fn csv_safe_defuses_formulas_only_when_asked() {
     let body = r#"[{"a": "=SUM(A1)", "b": "+1", "c": "-2", "d": "@x", "e": "\tt", "f": "\rr", "g": "ok=", "h": -5}]"#;
     let server = Server::start(raw_pages(&[body])).unwrap();
