@@ -302,7 +302,7 @@ impl Paginator {
         let take = n.min(usize::try_from(left).unwrap_or(usize::MAX));
         match &self.position {
             Position::Page { number } => {
-                let last = self.pages.start_page + total_pages;
+                let last = self.pages.start_page.saturating_add(total_pages);
                 (*number..last)
                     .take(take)
                     .map(|number| Position::Page { number })
@@ -381,8 +381,12 @@ impl Paginator {
                     Position::Page { number } => number,
                     _ => self.pages.start_page,
                 };
-                let last_page = self.totals.pages.map(|n| self.pages.start_page + n - 1);
-                if last_page.is_some_and(|last| number >= last) {
+                // The last page is `start_page + n - 1`; compared as `number + 1 >= start_page
+                // + n` so that `--start-page 0` with `total_pages: 0` cannot underflow, and
+                // saturating so that a made-up total cannot overflow.
+                let after = number.saturating_add(1);
+                let past = |n: u64| self.pages.start_page.saturating_add(n);
+                if self.totals.pages.is_some_and(|n| after >= past(n)) {
                     return Ok(Step::Done("last page of total_pages"));
                 }
                 if self.totals.records.is_some_and(|t| self.records >= t) {
@@ -682,6 +686,24 @@ mod tests {
         );
         assert_eq!(
             p.upcoming(8),
+            [2, 3].map(|number| Position::Page { number }).to_vec()
+        );
+    }
+
+    #[test]
+    fn totals_at_the_ends_of_the_number_range_do_not_overflow() {
+        let mut from_zero = pages(Style::Page);
+        from_zero.start_page = 0;
+        let mut p = Paginator::new(&base(), &[], &from_zero);
+        assert_eq!(
+            body(&mut p, r#"{"data": [1], "total_pages": 0}"#),
+            Step::Done("last page of total_pages")
+        );
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Page));
+        let huge = r#"{"data": [1], "total_pages": 18446744073709551615}"#;
+        assert_eq!(body(&mut p, huge), Step::Continue);
+        assert_eq!(
+            p.upcoming(2),
             [2, 3].map(|number| Position::Page { number }).to_vec()
         );
     }
