@@ -81,7 +81,7 @@ enum Route {
         records: u64,
     },
     /// Standard output in the other formats: spooled to an anonymous file until the end.
-    Stdout(Spool),
+    Stdout(Box<Spool>),
     /// A file: spooled durably into the partial file beside it, checkpointed per page.
     File(Box<Partial>),
 }
@@ -121,7 +121,7 @@ impl Sink {
             None => {
                 let file = tempfile::tempfile()
                     .map_err(|e| Error::output(e, "cannot create a temporary file"))?;
-                Route::Stdout(Spool::new(file, output.form.clone()))
+                Route::Stdout(Box::new(Spool::new(file, output.form.clone())))
             }
             Some(out) => Route::File(Box::new(Partial::open(out, output, identity, start)?)),
         };
@@ -193,7 +193,7 @@ impl Sink {
                 .map_err(|e| Error::output(e, "cannot write to stdout")),
             Route::Stdout(spool) => {
                 let stdout = BufWriter::new(io::stdout().lock());
-                write(format, csv_safe, spool, stdout)
+                write(format, csv_safe, *spool, stdout)
                     .map_err(|e| Error::output(e, "cannot write to stdout"))
             }
             Route::File(partial) => partial.finish(format, csv_safe),

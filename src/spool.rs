@@ -198,7 +198,9 @@ impl Spool {
     /// Every column seen so far, in first-seen order (or the `--columns` order).
     pub fn columns(&self) -> &Slice<String> {
         let kept = match self.kind {
-            Kind::Cells { kept: Some(kept), .. } => kept,
+            Kind::Cells {
+                kept: Some(kept), ..
+            } => kept,
             _ => self.columns.len(),
         };
         &self.columns.as_slice()[..kept]
@@ -448,9 +450,15 @@ mod tests {
     #[test]
     fn a_second_cell_under_one_name_gets_a_column_of_its_own() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        spool.add(&raw(r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#)).unwrap();
-        spool.add(&raw(r#"{"a": {"b": 4}, "c": 5, "c": 6, "c": 7}"#)).unwrap();
-        spool.add(&raw(r#"{"a.b#2": "x", "a.b": 8, "a.b": 9}"#)).unwrap();
+        spool
+            .add(&raw(r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#))
+            .unwrap();
+        spool
+            .add(&raw(r#"{"a": {"b": 4}, "c": 5, "c": 6, "c": 7}"#))
+            .unwrap();
+        spool
+            .add(&raw(r#"{"a.b#2": "x", "a.b": 8, "a.b": 9}"#))
+            .unwrap();
         assert_eq!(
             spool.columns().iter().collect::<Vec<_>>(),
             ["a.b", "a.b#2", "c", "c#2", "c#3", "a.b#3"]
@@ -469,7 +477,9 @@ mod tests {
     fn second_cells_are_numbered_the_same_with_or_without_selected_columns() {
         let form = cells(".", Some(&["c", "a.b#2"]));
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
-        spool.add(&raw(r#"{"c": 1, "a.b": 2, "a": {"b": 3}, "c": 4}"#)).unwrap();
+        spool
+            .add(&raw(r#"{"c": 1, "a.b": 2, "a": {"b": 3}, "c": 4}"#))
+            .unwrap();
         assert_eq!(rows(spool), [vec!["1", "3"]]);
     }
 
@@ -491,15 +501,23 @@ mod tests {
         Spool::reopen(file, form, mark)
     }
 
+    type Damage = Box<dyn Fn(&mut Mark, &mut Vec<u8>)>;
+
     #[test]
     fn reopening_a_damaged_spool_fails_as_invalid_data() {
         let (mark, bytes) = written(cells(".", None));
         assert!(reopen(cells(".", None), mark.clone(), &bytes).is_ok());
-        let damages: [(&str, Box<dyn Fn(&mut Mark, &mut Vec<u8>)>); 6] = [
+        let damages: [(&str, Damage); 6] = [
             ("a column past the last", Box::new(|_, b| b[4] = 2)),
-            ("a huge cell", Box::new(|_, b| b[8..12].copy_from_slice(&[0xff; 4]))),
+            (
+                "a huge cell",
+                Box::new(|_, b| b[8..12].copy_from_slice(&[0xff; 4])),
+            ),
             ("a cell past the end", Box::new(|_, b| b[8] = 50)),
-            ("a huge cell count", Box::new(|_, b| b[0..4].copy_from_slice(&[0xff; 4]))),
+            (
+                "a huge cell count",
+                Box::new(|_, b| b[0..4].copy_from_slice(&[0xff; 4])),
+            ),
             ("fewer records", Box::new(|m, _| m.records = 1)),
             ("more records", Box::new(|m, _| m.records = 3)),
         ];

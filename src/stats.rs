@@ -95,15 +95,10 @@ impl Stats {
             elapsed_ms: elapsed.as_millis() as u64,
             output,
         };
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer_pretty(&mut tmp, &summary)?;
-        std::io::Write::write_all(&mut tmp, b"\n")?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        crate::output::replace(path, |file| {
+            serde_json::to_writer_pretty(&mut *file, &summary)?;
+            std::io::Write::write_all(file, b"\n")
+        })
     }
 }
 
