@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, ValueEnum};
 
 use crate::deadline::LONGEST;
@@ -328,7 +329,7 @@ pub struct Cli {
         short,
         long,
         help_heading = "Logging",
-        env = "APIFETCH_QUIET",
+        env = "APIFETCH_QUIET", value_parser = BoolishValueParser::new(),
         hide_env_values = true
     )]
     pub quiet: bool,
@@ -447,17 +448,17 @@ pub struct OutputArgs {
 
     /// Keep nested objects whole, as JSON text in one column, instead of one column per
     /// nested key.
-    #[arg(long, env = "APIFETCH_NO_FLATTEN", hide_env_values = true)]
+    #[arg(long, env = "APIFETCH_NO_FLATTEN", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub no_flatten: bool,
 
     /// Prefix cells starting with =, +, -, @, tab or CR with `'`, so a spreadsheet shows
     /// them instead of running them as formulas (CSV injection).
-    #[arg(long, env = "APIFETCH_CSV_SAFE", hide_env_values = true)]
+    #[arg(long, env = "APIFETCH_CSV_SAFE", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub csv_safe: bool,
 
     /// Continue an interrupted run from FILE.checkpoint beside --out, producing the same
     /// file an uninterrupted run would have; without a checkpoint, start from the beginning.
-    #[arg(long, env = "APIFETCH_RESUME", hide_env_values = true)]
+    #[arg(long, env = "APIFETCH_RESUME", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub resume: bool,
 
     /// How often a run to --out syncs its partial file and checkpoint while pages stream

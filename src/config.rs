@@ -128,8 +128,12 @@ pub struct Politeness {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,
-    /// `None` writes to standard output.
+    /// The output file, replaced atomically when the run succeeds. `None` writes to
+    /// standard output, or to `stream`.
     pub out: Option<PathBuf>,
+    /// A device or pipe named by `--out` (`/dev/stdout`, a FIFO): written in place like
+    /// standard output, since it cannot be replaced by renaming.
+    pub stream: Option<PathBuf>,
     pub output: Output,
     pub pages: Pages,
     pub records: Select,
@@ -183,6 +187,15 @@ impl TryFrom<Cli> for Config {
             (None, None) => None,
         };
         let auth = match (cli.bearer, cli.user) {
+            // Checked here, where it is a usage error: later it would be a failed
+            // request, retried as if the network were at fault.
+            (Some(token), _) if HeaderValue::from_str(token.expose()).is_err() => {
+                return Err(Error::Usage(
+                    "the --bearer token has characters a header cannot carry \
+                     (a line break or control character: was it read from a file with a newline?)"
+                        .into(),
+                ));
+            }
             (Some(token), _) => Some(Auth::Bearer(token)),
             (None, Some(user)) => Some(parse_user(&user)?),
             (None, None) => None,
@@ -199,11 +212,16 @@ impl TryFrom<Cli> for Config {
         let stderr_is_terminal = std::io::stderr().is_terminal();
         let secrets = collect_secrets(&target, &params, &headers, auth.as_ref());
         let proxies = Proxies::from_env(|name| std::env::var(name).ok());
-        let out = cli.out.filter(|p| p.as_os_str() != "-");
-        let output = output(&cli.output, out.as_deref())?;
+        let (out, stream) = resolve_out(cli.out)?;
+        let output = output(
+            &cli.output,
+            out.as_deref().or(stream.as_deref()),
+            out.is_some(),
+        )?;
         Ok(Config {
             target,
             out,
+            stream,
             output,
             pages: Pages {
                 style,
@@ -431,11 +449,40 @@ fn parse_user(raw: &Secret) -> Result<Auth, Error> {
     })
 }
 
-fn output(cli: &crate::cli::OutputArgs, out: Option<&Path>) -> Result<Output, Error> {
+/// Sorts `--out` by what is at that path now, as (file, stream): a symlink is followed,
+/// so the file it points at is replaced and the link kept; a directory is refused before
+/// any request is made; a device or pipe is written in place.
+fn resolve_out(out: Option<PathBuf>) -> Result<(Option<PathBuf>, Option<PathBuf>), Error> {
+    let Some(path) = out.filter(|p| p.as_os_str() != "-") else {
+        return Ok((None, None));
+    };
+    let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+    let path = if is_link {
+        std::fs::canonicalize(&path).unwrap_or(path)
+    } else {
+        path
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => Err(Error::output(
+            std::io::Error::other("it is a directory"),
+            format!("cannot write {}", path.display()),
+        )),
+        Ok(meta) if !meta.is_file() => Ok((None, Some(path))),
+        _ => Ok((Some(path), None)),
+    }
+}
+
+/// `named` is the path `--out` gave (its extension picks the default format); `resumable`
+/// says whether it is a file that can carry a partial run.
+fn output(
+    cli: &crate::cli::OutputArgs,
+    named: Option<&Path>,
+    resumable: bool,
+) -> Result<Output, Error> {
     let format = cli
         .format
-        .unwrap_or_else(|| out.map_or(Format::Csv, Format::from_path));
-    if cli.resume && out.is_none() {
+        .unwrap_or_else(|| named.map_or(Format::Csv, Format::from_path));
+    if cli.resume && !resumable {
         return Err(Error::Usage(
             "--resume needs --out FILE: a run to standard output has nothing to resume".into(),
         ));

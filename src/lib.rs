@@ -82,6 +82,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     let mut sink = Sink::open(
         &config.output,
         config.out.as_deref(),
+        config.stream.as_deref(),
         &identity,
         pages.position(),
     )?;
@@ -174,7 +175,7 @@ async fn fetch(
             }
             Step::Capped => {
                 warn!(
-                    "stopped after --max-pages {}; the API has more pages that were not fetched",
+                    "stopped at --max-pages {} before the API said it had no more pages",
                     pages.fetched()
                 );
                 return Ok(());

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -75,13 +75,12 @@ pub struct Sink {
 }
 
 enum Route {
-    /// JSON Lines to standard output: each page is written as it arrives.
-    Stream {
-        out: BufWriter<Stdout>,
-        records: u64,
-    },
-    /// Standard output in the other formats: spooled to an anonymous file until the end.
-    Stdout(Box<Spool>),
+    /// JSON Lines to standard output (or a device or pipe): each page is written as it
+    /// arrives.
+    Stream { out: Pipe, records: u64 },
+    /// Standard output (or a device or pipe) in the other formats: spooled to an anonymous
+    /// file until the end.
+    Spooled { spool: Box<Spool>, out: Pipe },
     /// A file: spooled durably into the partial file beside it, checkpointed per page.
     File(Box<Partial>),
 }
@@ -103,6 +102,35 @@ struct Partial {
     saved: (u64, u64),
 }
 
+/// Standard output, or a device or pipe `--out` named, written front to back.
+struct Pipe {
+    out: BufWriter<Box<dyn Write + Send>>,
+    name: String,
+}
+
+impl Pipe {
+    fn open(stream: Option<&Path>) -> Result<Self, Error> {
+        let (out, name): (Box<dyn Write + Send>, String) = match stream {
+            None => (Box::new(io::stdout()), "stdout".into()),
+            Some(path) => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::output(e, format!("cannot write {}", path.display())))?;
+                (Box::new(file), path.display().to_string())
+            }
+        };
+        Ok(Pipe {
+            out: BufWriter::with_capacity(1 << 16, out),
+            name,
+        })
+    }
+
+    fn failed(&self, e: io::Error) -> Error {
+        Error::output(e, format!("cannot write to {}", self.name))
+    }
+}
+
 impl Sink {
     /// Prepares the output. A run to a file starts a new partial file, discarding any an
     /// earlier run left, or with `--resume` carries on the one its checkpoint describes.
@@ -110,18 +138,22 @@ impl Sink {
     pub fn open(
         output: &config::Output,
         out: Option<&Path>,
+        stream: Option<&Path>,
         identity: &Identity,
         start: &Position,
     ) -> Result<Self, Error> {
         let route = match out {
             None if output.format == Format::Jsonl => Route::Stream {
-                out: BufWriter::new(io::stdout()),
+                out: Pipe::open(stream)?,
                 records: 0,
             },
             None => {
                 let file = tempfile::tempfile()
                     .map_err(|e| Error::output(e, "cannot create a temporary file"))?;
-                Route::Stdout(Box::new(Spool::new(file, output.form.clone())))
+                Route::Spooled {
+                    spool: Box::new(Spool::new(file, output.form.clone())),
+                    out: Pipe::open(stream)?,
+                }
             }
             Some(out) => Route::File(Box::new(Partial::open(out, output, identity, start)?)),
         };
@@ -152,15 +184,16 @@ impl Sink {
         match &mut self.route {
             Route::Stream { out, records: n } => {
                 let written: io::Result<()> = records.iter().try_for_each(|record| {
-                    out.write_all(crate::records::compact(record.get()).as_bytes())?;
-                    out.write_all(b"\n")
+                    out.out
+                        .write_all(crate::records::compact(record.get()).as_bytes())?;
+                    out.out.write_all(b"\n")
                 });
                 *n += records.len() as u64;
                 written
-                    .and_then(|()| out.flush())
-                    .map_err(|e| Error::output(e, "cannot write to stdout"))
+                    .and_then(|()| out.out.flush())
+                    .map_err(|e| out.failed(e))
             }
-            Route::Stdout(spool) => records.iter().try_for_each(|record| spool.add(record)),
+            Route::Spooled { spool, .. } => records.iter().try_for_each(|record| spool.add(record)),
             Route::File(partial) => partial.page(records, position, pages, last),
         }
     }
@@ -169,7 +202,7 @@ impl Sink {
     pub fn records(&self) -> u64 {
         match &self.route {
             Route::Stream { records, .. } => *records,
-            Route::Stdout(spool) => spool.records(),
+            Route::Spooled { spool, .. } => spool.records(),
             Route::File(partial) => partial.spool.records(),
         }
     }
@@ -178,7 +211,7 @@ impl Sink {
     pub fn describe(&self) -> String {
         match &self.route {
             Route::File(partial) => partial.out.display().to_string(),
-            _ => "stdout".into(),
+            Route::Stream { out, .. } | Route::Spooled { out, .. } => out.name.clone(),
         }
     }
 
@@ -188,14 +221,10 @@ impl Sink {
     pub fn finish(self) -> Result<(), Error> {
         let (format, csv_safe) = (self.format, self.csv_safe);
         match self.route {
-            Route::Stream { mut out, .. } => out
-                .flush()
-                .map_err(|e| Error::output(e, "cannot write to stdout")),
-            Route::Stdout(spool) => {
-                let stdout = BufWriter::new(io::stdout().lock());
-                write(format, csv_safe, *spool, stdout)
-                    .map_err(|e| Error::output(e, "cannot write to stdout"))
-            }
+            Route::Stream { mut out, .. } => out.out.flush().map_err(|e| out.failed(e)),
+            Route::Spooled { spool, mut out } => write(format, csv_safe, *spool, &mut out.out)
+                .and_then(|()| out.out.flush())
+                .map_err(|e| out.failed(e)),
             Route::File(partial) => partial.finish(format, csv_safe),
         }
     }

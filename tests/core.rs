@@ -444,7 +444,7 @@ fn unwritable_output_is_an_output_error_before_any_request() {
 }
 
 #[test]
-fn output_that_cannot_replace_its_target_keeps_the_target() {
+fn a_directory_as_output_is_refused_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out.csv");
     std::fs::create_dir(&target).unwrap();
@@ -455,20 +455,75 @@ fn output_that_cannot_replace_its_target_keeps_the_target() {
         .arg("--out")
         .arg(&target)
         .assert()
-        .code(6);
+        .code(6)
+        .stderr(predicate::str::contains("is a directory"));
+    assert_eq!(server.requests().len(), 0);
     assert_eq!(
         std::fs::read_to_string(target.join("keep.txt")).unwrap(),
         "keep"
     );
-    let mut left: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    left.sort();
     assert_eq!(
-        left,
-        ["out.csv", "out.csv.checkpoint", "out.csv.partial"],
-        "no temporary file left; the fetched records are kept for --resume"
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written beside it"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_output_replaces_its_target_and_keeps_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.csv");
+    let link = dir.path().join("link.csv");
+    std::fs::write(&target, "old\n").unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let server = Server::start(paged(records(3))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&link)
+        .assert()
+        .success();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(ids(&std::fs::read(&target).unwrap()), expected_ids(3));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_output_is_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let server = Server::start(paged(records(150))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&fifo)
+        .assert()
+        .success();
+    assert_eq!(ids(&reader.join().unwrap()), expected_ids(150));
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "still a FIFO"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no partial files"
     );
 }
 

@@ -654,3 +654,35 @@ fn logs_are_colored_on_a_terminal_unless_no_color_is_set() {
     assert!(!plain.contains(colored), "{plain:?}");
     assert!(plain.contains("INFO"), "{plain:?}");
 }
+
+#[test]
+fn a_bearer_token_a_header_cannot_carry_is_a_usage_error_before_any_request() {
+    let server = Server::start(paged(records(1))).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--bearer", "tok-with-crlf\r"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--bearer token"))
+        .stderr(predicate::str::contains("tok-with-crlf").not());
+    assert_eq!(server.requests().len(), 0);
+}
+
+#[test]
+fn boolean_environment_variables_accept_the_usual_spellings() {
+    let server = Server::start(paged(records(2))).unwrap();
+    for value in ["1", "yes", "true", "on"] {
+        apifetch()
+            .env("APIFETCH_QUIET", value)
+            .arg(server.url("/"))
+            .assert()
+            .success()
+            .stderr("");
+    }
+    apifetch()
+        .env("APIFETCH_QUIET", "0")
+        .arg(server.url("/"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("synced 2 records"));
+}
