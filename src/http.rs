@@ -100,8 +100,10 @@ pub struct Fetcher {
     trust: Trust,
     /// Other origins already warned about, so the warning is not repeated per page.
     warned: Mutex<HashSet<String>>,
-    requests: AtomicU64,
-    attempts: AtomicU64,
+    /// Attempts that went out beyond the first of their request. Counted as they go out,
+    /// not derived from other counts: a request dropped while it waited in the gate (a
+    /// page fetched ahead and no longer needed) made no attempt at all.
+    retries: AtomicU64,
 }
 
 /// Where the user's headers (`-H`, and the credentials among them) may be sent.
@@ -151,8 +153,7 @@ impl Fetcher {
             headers: HeaderMap::new(),
             trust: Trust::Everywhere,
             warned: Mutex::new(HashSet::new()),
-            requests: AtomicU64::new(0),
-            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
         })
     }
 
@@ -186,16 +187,17 @@ impl Fetcher {
 
     /// Attempts made beyond the first of each request.
     pub fn retries(&self) -> u64 {
-        self.attempts.load(Ordering::Relaxed) - self.requests.load(Ordering::Relaxed)
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// GETs `url`, retrying transient failures as the policy allows, within the deadline.
     pub async fn get(&self, url: &Url) -> Result<Response, Error> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         let shown = redact::url(url);
         let trusted = self.trusted(url);
+        let mut tries = 0;
         let attempts = retry::run(&self.policy, &self.deadline, &shown, || {
-            self.attempt(url, &shown, trusted)
+            tries += 1;
+            self.attempt(url, &shown, trusted, tries > 1)
         });
         self.deadline.bound(&shown, attempts).await
     }
@@ -216,19 +218,29 @@ impl Fetcher {
     }
 
     /// One exchange once the gate lets it out, logged at `-v` with the `bytes` it read
-    /// (the summary counts requests and bytes from these events).
+    /// (the summary counts requests and bytes from these events). `retry`: it is not the
+    /// request's first attempt.
     async fn attempt(
         &self,
         url: &Url,
         shown: &str,
         trusted: bool,
+        retry: bool,
     ) -> Result<Result<Response, Failure>, Error> {
         let pass = self.gate.admit(shown).await?;
-        self.attempts.fetch_add(1, Ordering::Relaxed);
+        if retry {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        }
         let (mut bytes, mut quota) = (0, None);
         let result = self.exchange(url, trusted, &mut bytes, &mut quota).await;
+        // Only a failure that will be retried holds the other requests back: after a
+        // permanent one the run ends, and its Retry-After must not pause what is in flight.
         let retry_after = match &result {
-            Err(Failure::Status { retry_after, .. }) => *retry_after,
+            Err(failure @ Failure::Status { retry_after, .. })
+                if self.policy.may_retry(failure) =>
+            {
+                *retry_after
+            }
             _ => None,
         };
         self.gate.record(pass, result.is_ok(), quota, retry_after);

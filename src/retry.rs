@@ -37,6 +37,22 @@ pub struct Policy {
     pub max_wait: Duration,
 }
 
+impl Policy {
+    /// Whether retrying `failure` can help at all: not after a permanent status or a body
+    /// that was too large.
+    pub fn may_retry(&self, failure: &Failure) -> bool {
+        match failure {
+            Failure::Transport(_) => true,
+            Failure::TooLarge { .. } => false,
+            Failure::Status {
+                status,
+                rate_limited,
+                ..
+            } => *rate_limited || self.retry_on.contains(status),
+        }
+    }
+}
+
 /// Why an attempt failed, in the terms the policy decides on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
@@ -135,17 +151,12 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// Decides what follows failed attempt number `attempt` (1-based; attempt 1 is the first
 /// request, so retry `attempt` comes next).
 pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl Rng) -> Decision {
+    if !policy.may_retry(failure) {
+        return Decision::Stop;
+    }
     let retry_after = match failure {
-        Failure::Transport(_) => None,
-        Failure::TooLarge { .. } => return Decision::Stop,
-        Failure::Status {
-            status,
-            rate_limited: false,
-            ..
-        } if !policy.retry_on.contains(status) => {
-            return Decision::Stop;
-        }
         Failure::Status { retry_after, .. } => *retry_after,
+        _ => None,
     };
     let tries = policy.retries + 1;
     if attempt >= tries {
