@@ -21,11 +21,8 @@ use url::{Url, form_urlencoded};
 use crate::config::{Config, Target};
 use crate::error::Error;
 use crate::paginate::Position;
-use crate::redact::{self, Secret};
+use crate::redact::{self, MASK, Secret, rewrite_query, split_segment};
 use crate::spool::{Form, Mark};
-
-/// What a credential is saved as.
-const MASK: &str = "***";
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
@@ -156,27 +153,10 @@ impl Credentials {
         credentials
     }
 
-    /// `url` with its user info and the values of credential parameters masked, and any
-    /// other occurrence of a known secret too.
+    /// `url` as logs show it (user info and credential parameters masked), with any other
+    /// occurrence of the user's own secrets masked too.
     fn mask(&self, url: &Url) -> String {
-        let mut url = url.clone();
-        if !url.username().is_empty() {
-            let _ = url.set_username(MASK);
-        }
-        if url.password().is_some() {
-            let _ = url.set_password(Some(MASK));
-        }
-        if let Some(query) = url.query() {
-            let query = rewrite_query(query, |name, value| {
-                Some(if redact::is_secret_param(name) {
-                    MASK.to_string()
-                } else {
-                    value.to_string()
-                })
-            });
-            url.set_query(query.as_deref());
-        }
-        redact::scrub(url.as_str(), &self.secrets)
+        redact::scrub(&redact::url(url), &self.secrets)
     }
 
     /// A URL saved by [`Self::mask`] with the user's credentials put back, or `None` when
@@ -206,25 +186,6 @@ impl Credentials {
         }
         Some(url.to_string()).filter(|url| !url.contains(MASK))
     }
-}
-
-/// A `name=value` part of a query: the name as written and decoded, the value as written.
-fn split_segment(segment: &str) -> Option<(&str, String, &str)> {
-    let (raw, value) = segment.split_once('=')?;
-    let (name, _) = form_urlencoded::parse(raw.as_bytes()).next()?;
-    Some((raw, name.into_owned(), value))
-}
-
-/// The query with each value replaced by `f(name, value)`, keeping everything else as
-/// written; `None` if `f` gives up on one.
-fn rewrite_query(query: &str, f: impl Fn(&str, &str) -> Option<String>) -> Option<String> {
-    let segments = query
-        .split('&')
-        .map(|segment| match split_segment(segment) {
-            Some((raw, name, value)) => f(&name, value).map(|value| format!("{raw}={value}")),
-            None => Some(segment.to_string()),
-        });
-    Some(segments.collect::<Option<Vec<_>>>()?.join("&"))
 }
 
 /// Applies `f` to every http(s) URL among the strings of `value`; false if `f` failed on

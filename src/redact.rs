@@ -8,7 +8,8 @@ use std::fmt;
 
 use url::Url;
 
-const MASK: &str = "***";
+/// What a secret is shown and saved as.
+pub const MASK: &str = "***";
 
 /// Query parameters whose values are credentials (compared case-insensitively).
 const SECRET_PARAMS: &[&str] = &[
@@ -47,7 +48,9 @@ pub fn is_secret_header(name: &str) -> bool {
         || name.ends_with("-secret")
 }
 
-/// A URL with its userinfo and credential query values masked.
+/// A URL with its userinfo and credential query values masked; everything else stays as
+/// written (not re-encoded), so a masked URL can have its credentials put back exactly
+/// (see the checkpoint).
 pub fn url(url: &Url) -> String {
     let mut shown = url.clone();
     if !shown.username().is_empty() {
@@ -56,21 +59,32 @@ pub fn url(url: &Url) -> String {
     if shown.password().is_some() {
         let _ = shown.set_password(Some(MASK));
     }
-    if shown.query_pairs().any(|(k, _)| is_secret_param(&k)) {
-        let pairs: Vec<(String, String)> = shown
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if is_secret_param(&k) {
-                    MASK.into()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    if let Some(query) = shown.query() {
+        let query = rewrite_query(query, |name, value| {
+            Some(if is_secret_param(name) { MASK } else { value }.to_string())
+        });
+        shown.set_query(query.as_deref());
     }
     shown.to_string()
+}
+
+/// A `name=value` part of a query: the name as written and decoded, the value as written.
+pub fn split_segment(segment: &str) -> Option<(&str, String, &str)> {
+    let (raw, value) = segment.split_once('=')?;
+    let (name, _) = url::form_urlencoded::parse(raw.as_bytes()).next()?;
+    Some((raw, name.into_owned(), value))
+}
+
+/// The query with each value replaced by `f(name, value)`, keeping everything else as
+/// written; `None` if `f` gives up on one.
+pub fn rewrite_query(query: &str, f: impl Fn(&str, &str) -> Option<String>) -> Option<String> {
+    let segments = query
+        .split('&')
+        .map(|segment| match split_segment(segment) {
+            Some((raw, name, value)) => f(&name, value).map(|value| format!("{raw}={value}")),
+            None => Some(segment.to_string()),
+        });
+    Some(segments.collect::<Option<Vec<_>>>()?.join("&"))
 }
 
 /// A value that prints as `***` in `Debug` and `Display`, so it can be carried around in
@@ -122,6 +136,12 @@ mod tests {
             shown,
             "https://***:***@api.test/v1/x?page=2&api_key=***&Token=***"
         );
+    }
+
+    #[test]
+    fn url_keeps_the_rest_of_the_query_as_written() {
+        let u = Url::parse("http://h/x?after=a%20b+c&flag&api%5Fkey=k%2By&q=%2A").unwrap();
+        assert_eq!(url(&u), "http://h/x?after=a%20b+c&flag&api%5Fkey=***&q=%2A");
     }
 
     #[test]
