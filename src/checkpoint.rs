@@ -20,7 +20,7 @@ use url::{Url, form_urlencoded};
 
 use crate::config::{Config, Target};
 use crate::error::Error;
-use crate::paginate::Position;
+use crate::paginate::{Guard, Position};
 use crate::redact::{self, MASK, Secret, rewrite_query, split_segment};
 use crate::spool::{Form, Mark};
 
@@ -226,6 +226,9 @@ pub struct Checkpoint {
     url: String,
     /// Where the next request starts.
     pub position: Position,
+    /// What the pagination loop checks had seen by then.
+    #[serde(default)]
+    pub guard: Guard,
     /// Pages whose records are in the partial file.
     pub pages: u64,
     /// The last page has been fetched: only the output remains to be written.
@@ -241,6 +244,7 @@ impl Checkpoint {
             request: identity.hash.clone(),
             url: identity.url.clone(),
             position,
+            guard: Guard::default(),
             pages: 0,
             done: false,
             spool: Mark {

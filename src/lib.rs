@@ -92,6 +92,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             resumed.position.clone(),
             resumed.pages,
             resumed.spool.records,
+            resumed.guard.clone(),
         );
         done = resumed.done;
     }
@@ -153,12 +154,7 @@ async fn fetch(
         let mut records = page.records(&config.records)?;
         records.truncate(pages.room());
         let step = pages.advance(&response.headers, &page, &records)?;
-        sink.page(
-            &records,
-            pages.position(),
-            pages.fetched(),
-            step != Step::Continue,
-        )?;
+        sink.page(&records, pages, step != Step::Continue)?;
         let (number, total) = (pages.fetched(), sink.records());
         info!(
             page = number,

@@ -21,7 +21,7 @@ use tracing::info;
 use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
 use crate::error::Error;
-use crate::paginate::Position;
+use crate::paginate::{Paginator, Position};
 use crate::spool::Spool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -172,13 +172,12 @@ impl Sink {
         }
     }
 
-    /// Takes the records of one page. `position` and `pages` say where the run continues
-    /// after it, `last` that no more pages will come.
+    /// Takes the records of one page. `pages` says where the run continues after it,
+    /// `last` that no more pages will come.
     pub fn page(
         &mut self,
         records: &[&RawValue],
-        position: &Position,
-        pages: u64,
+        pages: &Paginator,
         last: bool,
     ) -> Result<(), Error> {
         match &mut self.route {
@@ -194,7 +193,7 @@ impl Sink {
                     .map_err(|e| out.failed(e))
             }
             Route::Spooled { spool, .. } => records.iter().try_for_each(|record| spool.add(record)),
-            Route::File(partial) => partial.page(records, position, pages, last),
+            Route::File(partial) => partial.page(records, pages, last),
         }
     }
 
@@ -355,18 +354,13 @@ impl Partial {
 
     /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
     /// or when `--checkpoint-every` has passed since the last save.
-    fn page(
-        &mut self,
-        records: &[&RawValue],
-        position: &Position,
-        pages: u64,
-        last: bool,
-    ) -> Result<(), Error> {
+    fn page(&mut self, records: &[&RawValue], pages: &Paginator, last: bool) -> Result<(), Error> {
         for record in records {
             self.spool.add(record)?;
         }
-        self.checkpoint.position = position.clone();
-        self.checkpoint.pages = pages;
+        self.checkpoint.position = pages.position().clone();
+        self.checkpoint.guard = pages.guard().clone();
+        self.checkpoint.pages = pages.fetched();
         self.checkpoint.done = last;
         self.checkpoint.spool = self.spool.mark();
         if last || self.saved_at.elapsed() >= self.every {

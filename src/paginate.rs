@@ -21,7 +21,7 @@ use url::Url;
 use crate::config::Pages;
 use crate::error::Error;
 use crate::records::{self, Page};
-use guard::Guard;
+pub use guard::Guard;
 
 /// How an API hands out its pages (`--paginate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -231,7 +231,8 @@ impl Paginator {
     /// records. A position past the first page also settles the style, so `auto` is not
     /// decided again on a later page. The loop check starts afresh: it knows only the URLs
     /// and cursors of this process.
-    pub fn resume(&mut self, position: Position, fetched: u64, records: u64) {
+    pub fn resume(&mut self, position: Position, fetched: u64, records: u64, guard: Guard) {
+        self.guard = guard;
         if fetched > 0 {
             self.mode = match &position {
                 Position::Page { .. } => Mode::Page,
@@ -250,6 +251,11 @@ impl Paginator {
         self.position = position;
         self.fetched = fetched;
         self.records = records;
+    }
+
+    /// What the loop checks have seen so far, to be saved with the position.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
     }
 
     /// The number of records in the whole result, when the API says so (`--total`,
@@ -916,7 +922,12 @@ mod tests {
             r#"{"kind":"cursor","value":"t2","param":"pageToken","from":{"in":"body","pointer":"/nextPageToken"}}"#
         );
         let mut q = Paginator::new(&base(), &[], &pages(Style::Auto));
-        q.resume(serde_json::from_str(&saved).unwrap(), p.fetched(), 1);
+        q.resume(
+            serde_json::from_str(&saved).unwrap(),
+            p.fetched(),
+            1,
+            p.guard().clone(),
+        );
         assert_eq!((q.style(), q.url()), (Style::Cursor, p.url()));
         assert_eq!(
             body(&mut q, r#"{"items": [2], "nextPageToken": ""}"#),

@@ -518,6 +518,46 @@ fn a_server_ignoring_the_page_parameter_is_a_bad_response() {
     assert_eq!(server.requests().len(), 2);
 }
 
+#[test]
+fn a_resumed_run_still_knows_the_loop_it_stopped_at() {
+    let pager = Server::start(|_| Reply::json(&json!(records(4)))).unwrap();
+    let cycler = Server::start(|req| {
+        let (id, next) = match req.param("cursor") {
+            None => (1, "A"),
+            Some("A") => (2, "B"),
+            _ => (3, "A"),
+        };
+        Reply::json(&json!({"data": [{"id": id}], "next_cursor": next}))
+    })
+    .unwrap();
+    for (server, kept) in [(&pager, 4), (&cycler, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let partial = dir.path().join("out.jsonl.partial");
+        let run = |extra: &[&str]| {
+            apifetch()
+                .arg(server.url("/"))
+                .arg("--out")
+                .arg(&out)
+                .args(extra)
+                .assert()
+                .code(5)
+                .stderr(predicate::str::contains("pagination loop"));
+        };
+        run(&[]);
+        let lines = || std::fs::read_to_string(&partial).unwrap().lines().count();
+        assert_eq!(lines(), kept);
+        let before = server.requests().len();
+        run(&["--resume"]);
+        assert_eq!(
+            server.requests().len(),
+            before + 1,
+            "caught at the first request"
+        );
+        assert_eq!(lines(), kept, "nothing repeated was appended");
+    }
+}
+
 /// The first page lives on 127.0.0.1 and links to a second page on `other`.
 fn two_hosts(trust: bool) -> (Server, Server, assert_cmd::assert::Assert) {
     let other = Server::start_on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), |_| {

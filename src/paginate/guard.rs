@@ -5,12 +5,16 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::Error;
 
-#[derive(Debug, Default)]
-pub(super) struct Guard {
+/// What the loop checks remember. It is saved in the checkpoint, so a resumed run still
+/// knows the cursors and the last page it saw: without it, resuming after a loop was
+/// caught would append the repeated page once more before catching it again.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guard {
     /// Hashes of every next URL and cursor used, with the page they fetched.
     seen: HashMap<u64, u64>,
     /// Fingerprint of the previous page's records.
