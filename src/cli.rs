@@ -188,7 +188,8 @@ pub struct Cli {
     pub max_records: Option<u64>,
 
     /// Send -H headers and credentials to a next page on another origin (scheme, host or
-    /// port) too. By default they are withheld there, with a warning.
+    /// port) too, and follow redirects there. By default they are withheld there, with a
+    /// warning, and a redirect to another origin fails the run.
     // No environment variable, like --insecure: a setting that sends credentials to other
     // hosts should be visible on the command line, not switched on silently.
     #[arg(long, help_heading = "Pagination")]

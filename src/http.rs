@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Certificate, Client, NoProxy, Proxy, RequestBuilder, StatusCode};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::{Certificate, Client, NoProxy, Proxy, RequestBuilder, StatusCode, redirect};
 use tracing::{debug, warn};
 use url::{Origin, Url};
 
@@ -37,13 +37,20 @@ const SNIPPET_CHARS: usize = 200;
 /// page cannot hold the request open.
 const ERROR_BODY_BYTES: u64 = 4 * SNIPPET_CHARS as u64;
 
+/// Redirects followed in a row at most, as curl and browsers do.
+const MAX_REDIRECTS: usize = 10;
+
 /// The client for a run. The user's headers and credentials are not client defaults:
 /// [`Fetcher`] adds them per request, so that they can be withheld from other origins.
+/// No `Referer` is sent: it would carry the URL, API key parameters and all, to wherever a
+/// redirect points.
 fn client(request: &Request) -> Result<Client, Error> {
     let mut builder = Client::builder()
         .user_agent(&request.user_agent)
         .timeout(request.timeout)
-        .connect_timeout(request.connect_timeout);
+        .connect_timeout(request.connect_timeout)
+        .referer(false)
+        .redirect(redirects(request.trust_next_origin));
     if let Some(pem) = &request.tls.cacert {
         let certs = Certificate::from_pem_bundle(pem)
             .ok()
@@ -68,6 +75,23 @@ fn client(request: &Request) -> Result<Client, Error> {
     builder
         .build()
         .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// Follows redirects on the origin the request went to; one to another origin is followed
+/// only with `--trust-next-origin`, since reqwest would carry the user's `-H` headers (an
+/// API key among them) along. Otherwise the redirect comes back as the response, and
+/// [`Fetcher::exchange`] fails the request on it.
+fn redirects(everywhere: bool) -> redirect::Policy {
+    redirect::Policy::custom(move |attempt| {
+        let home = attempt.previous().first().map(Url::origin);
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if everywhere || home == Some(attempt.url().origin()) {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 /// The environment's proxies, each bypassing loopback and `NO_PROXY`.
@@ -247,7 +271,7 @@ impl Fetcher {
         let (status, outcome) = match &result {
             Ok(response) => (Some(response.status.as_u16()), response.status.to_string()),
             Err(Failure::Status { status, .. }) => (Some(*status), format!("HTTP {status}")),
-            Err(failure) => (None, failure.describe()),
+            Err(failure) => (failure.status(), failure.describe()),
         };
         debug!(
             url = shown,
@@ -272,6 +296,12 @@ impl Fetcher {
             .map_err(|e| Failure::Transport(describe(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
+        if let Some(to) = unfollowed_redirect(&response) {
+            return Err(Failure::Redirected {
+                status: status.as_u16(),
+                to: redact::url(&to),
+            });
+        }
         let now = SystemTime::now();
         *quota = ratelimit::quota(&headers, now);
         if status.is_success() {
@@ -301,6 +331,16 @@ impl Fetcher {
             body: snippet(&body),
         })
     }
+}
+
+/// Where a redirect the client did not follow (to another origin) points.
+fn unfollowed_redirect(response: &reqwest::Response) -> Option<Url> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    let to = response.url().join(location).ok()?;
+    (to.origin() != response.url().origin()).then_some(to)
 }
 
 /// What to do with a body longer than the limit.

@@ -43,7 +43,7 @@ impl Policy {
     pub fn may_retry(&self, failure: &Failure) -> bool {
         match failure {
             Failure::Transport(_) => true,
-            Failure::TooLarge { .. } => false,
+            Failure::TooLarge { .. } | Failure::Redirected { .. } => false,
             Failure::Status {
                 status,
                 rate_limited,
@@ -72,6 +72,12 @@ pub enum Failure {
     },
     /// The body passed `--max-response-size`; asking again would only repeat that.
     TooLarge { limit: u64 },
+    /// A redirect to another origin, not followed without `--trust-next-origin`.
+    Redirected {
+        status: u16,
+        /// Where it pointed (redacted).
+        to: String,
+    },
 }
 
 impl Failure {
@@ -87,13 +93,16 @@ impl Failure {
             Failure::TooLarge { limit } => {
                 format!("the response is larger than --max-response-size ({limit} bytes)")
             }
+            Failure::Redirected { status, to } => {
+                format!("HTTP {status}: a redirect to another origin ({to})")
+            }
         }
     }
 
     /// The HTTP status, when the server answered with one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Failure::Status { status, .. } => Some(*status),
+            Failure::Status { status, .. } | Failure::Redirected { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -102,7 +111,9 @@ impl Failure {
     /// the kind of transport error (`timed out`, `connection failed`, ...).
     pub fn cause(&self) -> String {
         match self {
-            Failure::Status { status, .. } => status.to_string(),
+            Failure::Status { status, .. } | Failure::Redirected { status, .. } => {
+                status.to_string()
+            }
             Failure::Transport(what) => what.split(':').next().unwrap_or(what).to_string(),
             Failure::TooLarge { .. } => "too large".into(),
         }
@@ -233,6 +244,14 @@ where
                         url: what.to_string(),
                         status,
                         body,
+                    },
+                    Failure::Redirected { status, to } => Error::Permanent {
+                        url: what.to_string(),
+                        status,
+                        body: format!(
+                            "redirected to another origin ({to}), which is followed only with \
+                             --trust-next-origin"
+                        ),
                     },
                     other => Error::BadResponse(format!("{what}: {}", other.describe())),
                 });
@@ -380,6 +399,13 @@ mod tests {
                 "{code}"
             );
         }
+        let mut p = p;
+        p.retry_on.push(302);
+        let elsewhere = Failure::Redirected {
+            status: 302,
+            to: "http://other.test/".into(),
+        };
+        assert_eq!(decide(&p, &elsewhere, 1, &mut rng), Decision::Stop);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use common::*;
 use predicates::prelude::*;
 use serde_json::json;
@@ -95,4 +97,83 @@ fn a_retry_after_on_a_permanent_error_does_not_hold_the_other_requests() {
         [("1".into(), 1), ("2".into(), 2), ("3".into(), 1)],
         "page 2 was retried"
     );
+}
+
+/// The API on 127.0.0.1 redirects `/items` to `/moved` on 127.0.0.2, which serves two
+/// records; the user sends an API key as a header and as a query parameter.
+fn redirected_elsewhere(trust: bool) -> (Server, Server, assert_cmd::assert::Assert) {
+    let other = Server::start_on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), |_| {
+        Reply::json(&json!({"data": records(2), "has_more": false}))
+    })
+    .unwrap();
+    let moved = other.url("/moved?token=t0k");
+    let home =
+        Server::start(move |_| Reply::status(302).header("location", moved.clone())).unwrap();
+    let mut cmd = apifetch();
+    cmd.arg(home.url("/items?api_key=s3cret"))
+        .args(["-H", "X-Api-Key: k3y"]);
+    if trust {
+        cmd.arg("--trust-next-origin");
+    }
+    let assert = cmd.assert();
+    (home, other, assert)
+}
+
+#[test]
+fn a_redirect_to_another_origin_is_a_permanent_failure_that_sends_it_nothing() {
+    let (home, other, assert) = redirected_elsewhere(false);
+    let assert = assert.code(3);
+    assert!(other.requests().is_empty(), "{:?}", other.requests());
+    assert_eq!(home.requests().len(), 1, "not retried");
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr);
+    let expected = format!(
+        "HTTP 302 (not retried): redirected to another origin ({}), which is followed only \
+         with --trust-next-origin",
+        other.url("/moved?token=***")
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    for secret in ["s3cret", "k3y", "t0k"] {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+}
+
+#[test]
+fn trust_next_origin_follows_a_redirect_to_another_origin() {
+    let (_home, other, assert) = redirected_elsewhere(true);
+    let assert = assert.success();
+    assert_eq!(ids(&assert.get_output().stdout), expected_ids(2));
+    let reqs = other.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path, "/moved");
+    assert_eq!(reqs[0].header("referer"), None);
+}
+
+#[test]
+fn a_redirect_on_the_same_origin_is_followed_without_a_referer() {
+    let all = records(3);
+    let server = Server::start(move |req| match req.path.as_str() {
+        "/old" => Reply::status(301).header("location", format!("/items?{}", query(req))),
+        _ => paged(all.clone())(req),
+    })
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/old?api_key=s3cret"))
+        .args(["-H", "X-Api-Key: k3y", "--page-size", "2"])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    let reqs = server.requests();
+    let paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/old", "/items", "/old", "/items"]);
+    for req in &reqs {
+        assert_eq!(req.header("x-api-key"), Some("k3y"), "{}", req.path);
+        assert_eq!(req.header("referer"), None, "{}", req.path);
+    }
+}
+
+/// The request's query string, as received.
+fn query(req: &Recorded) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&req.query)
+        .finish()
 }
