@@ -12,6 +12,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,7 +27,11 @@ use crate::spool::{Form, Mark};
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
+
+/// How old a checkpoint may be before resuming it earns a warning: a scheduled job that
+/// always passes `--resume` would otherwise quietly mix records fetched days apart.
+const STALE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The partial output and its checkpoint, beside the output file.
 #[derive(Debug, Clone)]
@@ -209,6 +214,10 @@ fn is_web_url(text: &str) -> bool {
     Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https"))
 }
 
+fn since_epoch(time: SystemTime) -> Duration {
+    time.duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
 /// Why `--resume` cannot carry on from `path`, as a usage error: nothing was touched, and
 /// running without `--resume` is the way on.
 pub fn cannot_resume(path: &Path, why: impl std::fmt::Display) -> Error {
@@ -224,6 +233,9 @@ pub struct Checkpoint {
     layout: u32,
     request: String,
     url: String,
+    /// When the run that began the partial file started, in seconds since the Unix epoch
+    /// (resuming keeps it).
+    started: u64,
     /// Where the next request starts.
     pub position: Position,
     /// What the pagination loop checks had seen by then.
@@ -243,6 +255,7 @@ impl Checkpoint {
             layout: LAYOUT,
             request: identity.hash.clone(),
             url: identity.url.clone(),
+            started: since_epoch(SystemTime::now()).as_secs(),
             position,
             guard: Guard::default(),
             pages: 0,
@@ -253,6 +266,13 @@ impl Checkpoint {
                 columns: Vec::new(),
             },
         }
+    }
+
+    /// How long ago the run that began the partial file started, if that is long enough to
+    /// warn that its records are not all from today.
+    pub fn stale(&self) -> Option<Duration> {
+        let age = since_epoch(SystemTime::now()).saturating_sub(Duration::from_secs(self.started));
+        (age > STALE).then_some(age)
     }
 
     /// The checkpoint at `path`, if there is one, provided it belongs to `identity`.
@@ -363,6 +383,17 @@ mod tests {
             1,
             "no temporary file is left"
         );
+    }
+
+    #[test]
+    fn a_checkpoint_is_stale_a_day_after_its_run_began() {
+        let mut checkpoint = Checkpoint::start(&identity("a"), Position::Page { number: 1 });
+        assert_eq!(checkpoint.stale(), None);
+        checkpoint.started -= 23 * 3600;
+        assert_eq!(checkpoint.stale(), None);
+        checkpoint.started -= 2 * 3600;
+        let age = checkpoint.stale().expect("25 hours old");
+        assert!(age >= Duration::from_secs(25 * 3600), "{age:?}");
     }
 
     #[test]

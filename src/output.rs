@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use fs4::FileExt;
 use fs4::TryLockError;
 use serde_json::value::RawValue;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
@@ -324,6 +324,13 @@ impl Partial {
             checkpoint.spool.records,
             files.partial.display()
         );
+        if let Some(age) = checkpoint.stale() {
+            warn!(
+                "the run being resumed began {} hours ago: the output will mix records \
+                 fetched then with records fetched now; run without --resume to start afresh",
+                age.as_secs() / 3600
+            );
+        }
         Ok(Partial {
             resumed: true,
             ..Partial::new(out, output, identity, files, spool, checkpoint)

@@ -692,6 +692,42 @@ fn ctrl_c_and_sigterm_keep_the_partial_output_and_exit_130() {
 }
 
 #[test]
+fn resuming_a_run_begun_over_a_day_ago_warns_of_its_age() {
+    let api = SlowApi::start();
+    let reference = api.reference("out.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let stopped = |age_hours: u64| {
+        api.broken.store(3, Ordering::SeqCst);
+        api.run(&out, &[]).code(3);
+        api.broken.store(0, Ordering::SeqCst);
+        let path = &leftovers(&out)[1];
+        let mut checkpoint: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let started = checkpoint["started"].as_u64().expect("a start time");
+        checkpoint["started"] = json!(started - age_hours * 3600 - 60);
+        std::fs::write(path, checkpoint.to_string()).unwrap();
+    };
+    let resumed = predicate::str::contains("resuming after page 2");
+    let aged = predicate::str::contains("WARN")
+        .and(predicate::str::contains("began 49 hours ago"))
+        .and(predicate::str::contains("without --resume"));
+
+    stopped(23);
+    api.run(&out, &["--resume"])
+        .success()
+        .stderr(resumed.clone())
+        .stderr(predicate::str::contains("hours ago").not());
+    assert_finished(&out, &reference, "resumed within a day");
+
+    stopped(49);
+    api.run(&out, &["--resume"])
+        .success()
+        .stderr(resumed)
+        .stderr(aged);
+    assert_finished(&out, &reference, "resumed after two days");
+}
+
+#[test]
 fn resume_refuses_a_different_request_and_touches_nothing() {
     let api = SlowApi::start();
     let reference = api.reference("out.csv");
