@@ -93,20 +93,20 @@ pub struct Cli {
     )]
     pub size_param: String,
 
-    /// Records to ask for per page. The API may send fewer; that alone never ends the run.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_PAGE_SIZE", hide_env_values = true)]
-    pub page_size: u64,
+    /// Records to ask for per page. The API may send fewer; that alone never ends the run
+    /// [default: the URL's --size-param value, else 100]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_PAGE_SIZE", hide_env_values = true)]
+    pub page_size: Option<u64>,
 
-    /// Number of the first page.
+    /// Number of the first page [default: the URL's --page-param value, else 1]
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 1,
         help_heading = "Pagination",
         env = "APIFETCH_START_PAGE",
         hide_env_values = true
     )]
-    pub start_page: u64,
+    pub start_page: Option<u64>,
 
     /// Stop after this many pages, even if more remain (a warning says so). Unlimited by
     /// default.

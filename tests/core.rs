@@ -287,7 +287,7 @@ fn short_pages_do_not_end_the_run() {
 fn query_params_and_headers_are_sent() {
     let server = Server::start(paged(records(3))).unwrap();
     apifetch()
-        .arg(server.url("/v1/items?status=open&page=7"))
+        .arg(server.url("/v1/items?status=open&page=2"))
         .args([
             "--param",
             "sort=id",
@@ -299,9 +299,9 @@ fn query_params_and_headers_are_sent() {
         .assert()
         .success();
     let reqs = server.requests();
-    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs.len(), 1, "the URL's page=2 is where the run starts");
     assert_eq!(reqs[0].path, "/v1/items");
-    let q: Vec<(&str, &str)> = reqs[1]
+    let q: Vec<(&str, &str)> = reqs[0]
         .query
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -321,6 +321,29 @@ fn query_params_and_headers_are_sent() {
             .header("user-agent")
             .unwrap()
             .starts_with("apifetch/")
+    );
+}
+
+#[test]
+fn page_settings_in_the_url_hold_unless_a_flag_says_otherwise() {
+    let server = Server::start(paged(records(3))).unwrap();
+    let sizes = |args: &[&str]| {
+        let before = server.requests().len();
+        let out = apifetch().args(args).assert().success();
+        assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+        server.requests()[before..]
+            .iter()
+            .map(|r| r.param("per_page").unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(&[&server.url("/?per_page=2")]), ["2", "2"]);
+    assert_eq!(
+        sizes(&[&server.url("/"), "--param", "per_page=1"]),
+        ["1", "1", "1"]
+    );
+    assert_eq!(
+        sizes(&[&server.url("/?per_page=2"), "--page-size", "3"]),
+        ["3"]
     );
 }
 
