@@ -189,7 +189,7 @@ pub struct Cli {
 
     /// Send -H headers and credentials to a next page on another origin (scheme, host or
     /// port) too, and follow redirects there. By default they are withheld there, with a
-    /// warning, and a redirect to another origin fails the run.
+    /// warning, and a redirect to another origin that would carry them fails the run.
     // No environment variable, like --insecure: a setting that sends credentials to other
     // hosts should be visible on the command line, not switched on silently.
     #[arg(long, help_heading = "Pagination")]

@@ -50,7 +50,9 @@ fn client(request: &Request) -> Result<Client, Error> {
         .timeout(request.timeout)
         .connect_timeout(request.connect_timeout)
         .referer(false)
-        .redirect(redirects(request.trust_next_origin));
+        .redirect(redirects(
+            request.trust_next_origin || (request.headers.is_empty() && request.auth.is_none()),
+        ));
     if let Some(pem) = &request.tls.cacert {
         let certs = Certificate::from_pem_bundle(pem)
             .ok()
@@ -77,16 +79,21 @@ fn client(request: &Request) -> Result<Client, Error> {
         .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
 }
 
-/// Follows redirects on the origin the request went to; one to another origin is followed
-/// only with `--trust-next-origin`, since reqwest would carry the user's `-H` headers (an
-/// API key among them) along. Otherwise the redirect comes back as the response, and
-/// [`Fetcher::exchange`] fails the request on it.
+/// Follows redirects on the origin the request went to, and from http to https on the
+/// same host. One to another origin is followed only when `everywhere` (no `-H` headers or
+/// credentials to carry, or `--trust-next-origin`), since reqwest would carry the user's
+/// headers (an API key among them) along. Otherwise the redirect comes back as the
+/// response, and [`Fetcher::exchange`] fails the request on it.
 fn redirects(everywhere: bool) -> redirect::Policy {
     redirect::Policy::custom(move |attempt| {
-        let home = attempt.previous().first().map(Url::origin);
+        let to = attempt.url();
+        let safe = attempt.previous().first().is_some_and(|home| {
+            home.origin() == to.origin()
+                || (home.host() == to.host() && home.scheme() == "http" && to.scheme() == "https")
+        });
         if attempt.previous().len() > MAX_REDIRECTS {
             attempt.error("too many redirects")
-        } else if everywhere || home == Some(attempt.url().origin()) {
+        } else if everywhere || safe {
             attempt.follow()
         } else {
             attempt.stop()

@@ -100,8 +100,8 @@ fn a_retry_after_on_a_permanent_error_does_not_hold_the_other_requests() {
 }
 
 /// The API on 127.0.0.1 redirects `/items` to `/moved` on 127.0.0.2, which serves two
-/// records; the user sends an API key as a header and as a query parameter.
-fn redirected_elsewhere(trust: bool) -> (Server, Server, assert_cmd::assert::Assert) {
+/// records; the user's URL carries an API key parameter, and `args` are added.
+fn redirected_elsewhere(args: &[&str]) -> (Server, Server, assert_cmd::assert::Assert) {
     let other = Server::start_on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), |_| {
         Reply::json(&json!({"data": records(2), "has_more": false}))
     })
@@ -110,18 +110,14 @@ fn redirected_elsewhere(trust: bool) -> (Server, Server, assert_cmd::assert::Ass
     let home =
         Server::start(move |_| Reply::status(302).header("location", moved.clone())).unwrap();
     let mut cmd = apifetch();
-    cmd.arg(home.url("/items?api_key=s3cret"))
-        .args(["-H", "X-Api-Key: k3y"]);
-    if trust {
-        cmd.arg("--trust-next-origin");
-    }
+    cmd.arg(home.url("/items?api_key=s3cret")).args(args);
     let assert = cmd.assert();
     (home, other, assert)
 }
 
 #[test]
 fn a_redirect_to_another_origin_is_a_permanent_failure_that_sends_it_nothing() {
-    let (home, other, assert) = redirected_elsewhere(false);
+    let (home, other, assert) = redirected_elsewhere(&["-H", "X-Api-Key: k3y"]);
     let assert = assert.code(3);
     assert!(other.requests().is_empty(), "{:?}", other.requests());
     assert_eq!(home.requests().len(), 1, "not retried");
@@ -139,12 +135,22 @@ fn a_redirect_to_another_origin_is_a_permanent_failure_that_sends_it_nothing() {
 
 #[test]
 fn trust_next_origin_follows_a_redirect_to_another_origin() {
-    let (_home, other, assert) = redirected_elsewhere(true);
+    let (_home, other, assert) =
+        redirected_elsewhere(&["-H", "X-Api-Key: k3y", "--trust-next-origin"]);
     let assert = assert.success();
     assert_eq!(ids(&assert.get_output().stdout), expected_ids(2));
     let reqs = other.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, "/moved");
+    assert_eq!(reqs[0].header("referer"), None);
+}
+
+#[test]
+fn a_redirect_to_another_origin_is_followed_when_there_are_no_headers_to_carry() {
+    let (_home, other, assert) = redirected_elsewhere(&[]);
+    assert_eq!(ids(&assert.success().get_output().stdout), expected_ids(2));
+    let reqs = other.requests();
+    assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].header("referer"), None);
 }
 
