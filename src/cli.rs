@@ -321,7 +321,7 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64), env = "APIFETCH_CONCURRENCY", hide_env_values = true, help_heading = "Politeness")]
     pub concurrency: usize,
 
-    /// More log output (-v: each request, -vv: debugging).
+    /// More log output (-v: each request and wait, -vv: also every response's headers).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet", help_heading = "Logging")]
     pub verbose: u8,
 

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Certificate, Client, NoProxy, Proxy, RequestBuilder, StatusCode, redirect};
-use tracing::{debug, warn};
+use tracing::{debug, trace, warn};
 use url::{Origin, Url};
 
 use crate::config::{Auth, Politeness, Proxies, Request};
@@ -303,6 +303,11 @@ impl Fetcher {
             .map_err(|e| Failure::Transport(describe(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
+        trace!(
+            "{} {status} [{}]",
+            redact::url(response.url()),
+            redact::headers(&headers)
+        );
         if let Some(to) = unfollowed_redirect(&response) {
             return Err(Failure::Redirected {
                 status: status.as_u16(),

@@ -48,6 +48,22 @@ pub fn is_secret_header(name: &str) -> bool {
         || name.ends_with("-secret")
 }
 
+/// Headers as `name: value, …` on one line for `-vv`, credential values masked.
+pub fn headers(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if is_secret_header(name.as_str()) {
+                MASK.into()
+            } else {
+                String::from_utf8_lossy(value.as_bytes())
+            };
+            format!("{name}: {value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A URL with its userinfo and credential query values masked; everything else stays as
 /// written (not re-encoded), so a masked URL can have its credentials put back exactly
 /// (see the checkpoint).
@@ -148,6 +164,17 @@ mod tests {
     fn url_without_secrets_is_unchanged() {
         let u = Url::parse("http://127.0.0.1:8080/items?page=1&per_page=100").unwrap();
         assert_eq!(url(&u), u.as_str());
+    }
+
+    #[test]
+    fn headers_print_with_credentials_masked() {
+        let mut map = reqwest::header::HeaderMap::new();
+        map.insert("content-type", "application/json".parse().unwrap());
+        map.insert("set-cookie", "session=abc123".parse().unwrap());
+        assert_eq!(
+            headers(&map),
+            "content-type: application/json, set-cookie: ***"
+        );
     }
 
     #[test]

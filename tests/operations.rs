@@ -686,3 +686,22 @@ fn boolean_environment_variables_accept_the_usual_spellings() {
         .success()
         .stderr(predicate::str::contains("synced 2 records"));
 }
+
+#[test]
+fn very_verbose_shows_response_headers_with_cookies_masked() {
+    let server = Server::start(|req| {
+        paged(records(1))(req)
+            .header("x-request-id", "r-42")
+            .header("set-cookie", "session=c00kie-v4lue")
+    })
+    .unwrap();
+    let run = |flag: &str| {
+        let out = apifetch().arg(server.url("/")).arg(flag).assert().success();
+        String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+    };
+    let very = run("-vv");
+    assert!(very.contains("x-request-id: r-42"), "{very}");
+    assert!(very.contains("set-cookie: ***"), "{very}");
+    assert!(!very.contains("c00kie-v4lue"), "{very}");
+    assert!(!run("-v").contains("x-request-id"));
+}
