@@ -226,13 +226,20 @@ where
                             human(wait)
                         ))
                     })?;
+                let asked = match &failure {
+                    Failure::Status {
+                        retry_after: Some(asked),
+                        ..
+                    } if !asked.is_zero() => format!(" as the server asked ({})", human(*asked)),
+                    _ => String::new(),
+                };
                 warn!(
                     url = what,
                     attempt = n,
                     wait_ms = wait.as_millis() as u64,
                     status = failure.status(),
                     cause = failure.cause(),
-                    "{what}: {failed}; retrying in {}",
+                    "{what}: {failed}; retrying in {}{asked}",
                     human(wait)
                 );
                 tokio::time::sleep(wait).await;

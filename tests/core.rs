@@ -36,7 +36,11 @@ fn retry_after_seconds_is_waited_out() {
         records(3),
     ))
     .unwrap();
-    apifetch().arg(server.url("/")).assert().success();
+    apifetch()
+        .arg(server.url("/"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("as the server asked (1.0s)"));
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
     let gap = reqs[1].at - reqs[0].at;
