@@ -27,7 +27,7 @@ use crate::spool::{Form, Mark};
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
-const LAYOUT: u32 = 2;
+const LAYOUT: u32 = 3;
 
 /// How old a checkpoint may be before resuming it earns a warning: a scheduled job that
 /// always passes `--resume` would otherwise quietly mix records fetched days apart.
@@ -73,13 +73,23 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
+/// What each of [`Identity`]'s parts is, for the message that refuses a resume.
+const PARTS: [&str; 5] = [
+    "the URL",
+    "the --param values",
+    "the pagination options",
+    "the record selection (--records)",
+    "the output format or columns",
+];
+
 /// Which request and result shape a partial file belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// A hash of everything that decides the partial file's contents: the full URL and
-    /// parameters (secrets included, which is why only the hash is kept), the pagination
-    /// settings, where records are found and the record form.
-    hash: String,
+    /// A hash of each thing that decides the partial file's contents, in the order of
+    /// [`PARTS`]: the full URL and parameters (secrets included, which is why only hashes
+    /// are kept), the pagination settings, where records are found and the record form.
+    /// Kept apart so a refused resume can say which of them changed.
+    parts: Vec<String>,
     /// The URL with secrets masked, for messages.
     url: String,
     credentials: Credentials,
@@ -96,22 +106,22 @@ impl Identity {
         // --max-pages only limits how far a run goes, not what it writes on the way.
         let mut pages = config.pages.clone();
         pages.max_pages = None;
-        let mut hasher = Sha256::new();
-        for part in [
+        let parts = [
             target.to_string(),
             format!("{:?}", config.request.params),
             format!("{pages:?}"),
             format!("{:?}", config.records),
             format!("{form:?}"),
-        ] {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
+        ];
         Identity {
-            hash: hasher
-                .finalize()
+            parts: parts
                 .iter()
-                .map(|b| format!("{b:02x}"))
+                .map(|part| {
+                    Sha256::digest(part.as_bytes())
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                })
                 .collect(),
             url: redact::url(url),
             credentials: Credentials::of(config),
@@ -231,7 +241,7 @@ pub fn cannot_resume(path: &Path, why: impl std::fmt::Display) -> Error {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     layout: u32,
-    request: String,
+    request: Vec<String>,
     url: String,
     /// When the run that began the partial file started, in seconds since the Unix epoch
     /// (resuming keeps it).
@@ -253,7 +263,7 @@ impl Checkpoint {
     pub fn start(identity: &Identity, position: Position) -> Self {
         Checkpoint {
             layout: LAYOUT,
-            request: identity.hash.clone(),
+            request: identity.parts.clone(),
             url: identity.url.clone(),
             started: since_epoch(SystemTime::now()).as_secs(),
             position,
@@ -302,9 +312,16 @@ impl Checkpoint {
                 "it was written by an incompatible version of apifetch".into(),
             ));
         }
-        if checkpoint.request != identity.hash {
+        if checkpoint.request != identity.parts {
+            let changed: Vec<&str> = PARTS
+                .iter()
+                .zip(checkpoint.request.iter().zip(&identity.parts))
+                .filter(|(_, (saved, now))| saved != now)
+                .map(|(name, _)| *name)
+                .collect();
             return Err(unusable(format!(
-                "it belongs to a different request or output options (it fetched {})",
+                "it belongs to a different request: {} changed (it fetched {})",
+                changed.join(", "),
                 checkpoint.url
             )));
         }
@@ -331,9 +348,10 @@ impl Checkpoint {
 mod tests {
     use super::*;
 
-    fn identity(hash: &str) -> Identity {
+    /// An identity whose pagination options hash to `pages`.
+    fn identity(pages: &str) -> Identity {
         Identity {
-            hash: hash.into(),
+            parts: ["u", "p", pages, "r", "f"].map(String::from).to_vec(),
             url: "http://h/x?api_key=***".into(),
             credentials: Credentials {
                 user: Some(Secret::new("bob")),
@@ -374,7 +392,7 @@ mod tests {
         let err = Checkpoint::load(&path, &identity("b")).unwrap_err();
         assert!(
             err.to_string().contains(
-                "different request or output options (it fetched http://h/x?api_key=***)"
+                "different request: the pagination options changed (it fetched http://h/x?api_key=***)"
             ),
             "{err}"
         );

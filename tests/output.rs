@@ -746,13 +746,17 @@ fn resume_refuses_a_different_request_and_touches_nothing() {
         std::fs::read(&checkpoint).unwrap(),
     );
     let requests = api.server.requests().len();
-    for (url, extra) in [
-        (api.server.url("/v1/other?status=open"), &[][..]),
-        (api.server.url("/v1/items?status=closed"), &[]),
-        (api.url(), &["--page-size", "4"]),
-        (api.url(), &["--param", "sort=id"]),
-        (api.url(), &["--no-flatten"]),
-        (api.url(), &["--columns", "id"]),
+    for (url, extra, changed) in [
+        (api.server.url("/v1/other?status=open"), &[][..], "the URL"),
+        (api.server.url("/v1/items?status=closed"), &[], "the URL"),
+        (api.url(), &["--page-size", "4"], "the pagination options"),
+        (api.url(), &["--param", "sort=id"], "the --param values"),
+        (api.url(), &["--no-flatten"], "the output format or columns"),
+        (
+            api.url(),
+            &["--columns", "id"],
+            "the output format or columns",
+        ),
     ] {
         apifetch()
             .arg(&url)
@@ -762,9 +766,9 @@ fn resume_refuses_a_different_request_and_touches_nothing() {
             .arg(&out)
             .assert()
             .code(2)
-            .stderr(predicate::str::contains(
-                "belongs to a different request or output options",
-            ))
+            .stderr(predicate::str::contains(format!(
+                "belongs to a different request: {changed} changed"
+            )))
             .stderr(predicate::str::contains("/v1/items?status=open"));
         assert_eq!(
             api.server.requests().len(),
