@@ -36,6 +36,10 @@ pub enum Error {
         status: u16,
         body: String,
     },
+    /// The server's TLS certificate does not verify: retrying cannot change that, and
+    /// the run must not go on as if the network were at fault.
+    #[error("{url}: {why} (not retried; --cacert FILE trusts a private CA)")]
+    Untrusted { url: String, why: String },
     /// Retries ran out, or the server asked us to wait longer than we are allowed to.
     #[error("{0}")]
     GaveUp(String),
@@ -71,7 +75,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,
-            Error::Permanent { .. } => Exit::Permanent,
+            Error::Permanent { .. } | Error::Untrusted { .. } => Exit::Permanent,
             Error::GaveUp(_) => Exit::GaveUp,
             Error::BadResponse(_) => Exit::BadResponse,
             Error::Output(_) => Exit::Output,

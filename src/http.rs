@@ -296,11 +296,14 @@ impl Fetcher {
         bytes: &mut u64,
         quota: &mut Option<Quota>,
     ) -> Result<Response, Failure> {
-        let mut response = self
-            .request(url, trusted)
-            .send()
-            .await
-            .map_err(|e| Failure::Transport(describe(&e)))?;
+        let mut response =
+            self.request(url, trusted)
+                .send()
+                .await
+                .map_err(|e| match untrusted(&e) {
+                    true => Failure::Untrusted(describe(&e)),
+                    false => Failure::Transport(describe(&e)),
+                })?;
         let status = response.status();
         let headers = response.headers().clone();
         trace!(
@@ -409,6 +412,30 @@ pub fn snippet(body: &[u8]) -> String {
         out.push('…');
     }
     out
+}
+
+/// Whether the connection failed because the server's certificate did not verify. rustls
+/// says so in an `io::Error` deep in the chain, whose `source()` skips the error it wraps,
+/// so the walk steps into wrapped I/O errors itself.
+fn untrusted(err: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(cause) = next {
+        if let Some(
+            rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::UnsupportedNameType,
+        ) = cause.downcast_ref::<rustls::Error>()
+        {
+            return true;
+        }
+        next = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    false
 }
 
 /// A transport error as one line, naming its kind first. reqwest's own message repeats the

@@ -43,7 +43,7 @@ impl Policy {
     pub fn may_retry(&self, failure: &Failure) -> bool {
         match failure {
             Failure::Transport(_) => true,
-            Failure::TooLarge { .. } | Failure::Redirected { .. } => false,
+            Failure::TooLarge { .. } | Failure::Redirected { .. } | Failure::Untrusted(_) => false,
             Failure::Status {
                 status,
                 rate_limited,
@@ -72,6 +72,8 @@ pub enum Failure {
     },
     /// The body passed `--max-response-size`; asking again would only repeat that.
     TooLarge { limit: u64 },
+    /// The server's TLS certificate did not verify.
+    Untrusted(String),
     /// A redirect to another origin, not followed without `--trust-next-origin`.
     Redirected {
         status: u16,
@@ -83,7 +85,7 @@ pub enum Failure {
 impl Failure {
     pub fn describe(&self) -> String {
         match self {
-            Failure::Transport(what) => what.clone(),
+            Failure::Transport(what) | Failure::Untrusted(what) => what.clone(),
             Failure::Status {
                 status,
                 rate_limited: true,
@@ -116,6 +118,7 @@ impl Failure {
             }
             Failure::Transport(what) => what.split(':').next().unwrap_or(what).to_string(),
             Failure::TooLarge { .. } => "too large".into(),
+            Failure::Untrusted(_) => "certificate".into(),
         }
     }
 }
@@ -259,6 +262,10 @@ where
                             "redirected to another origin ({to}), which is followed only with \
                              --trust-next-origin"
                         ),
+                    },
+                    Failure::Untrusted(why) => Error::Untrusted {
+                        url: what.to_string(),
+                        why,
                     },
                     other => Error::BadResponse(format!("{what}: {}", other.describe())),
                 });
