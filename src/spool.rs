@@ -58,6 +58,9 @@ pub struct Spool {
     /// Per column index, the number (plus one) of the last record that filled it, so a
     /// second cell for the same column within one record is seen without a lookup.
     filled: Vec<u64>,
+    /// The record being appended, encoded: a single write per record is far cheaper than
+    /// one per number and cell.
+    encoded: Vec<u8>,
 }
 
 /// [`Form`] once its column list has moved into the spool.
@@ -91,6 +94,7 @@ impl Spool {
             scratch: records::Cells::default(),
             guesses: Vec::new(),
             filled: Vec::new(),
+            encoded: Vec::new(),
         }
     }
 
@@ -108,7 +112,7 @@ impl Spool {
             ));
         }
         file.rewind()?;
-        check(BufReader::new(&file).take(mark.len), &form, &mark)?;
+        check(&file, &form, &mark)?;
         file.set_len(mark.len)?;
         file.seek(SeekFrom::End(0))?;
         let mut spool = Spool::new(file, form);
@@ -153,17 +157,18 @@ impl Spool {
             *guess = index;
         }
         let cells = self.guesses.iter().filter(|&&i| i < kept).count();
-        let mut len = write_u32(&mut self.file, cells)?;
+        self.encoded.clear();
+        push_u32(&mut self.encoded, cells)?;
         for ((_, text), &index) in self.scratch.iter().zip(&self.guesses) {
             if index >= kept {
                 continue;
             }
-            len += write_u32(&mut self.file, index)?;
-            len += write_u32(&mut self.file, text.len())?;
-            self.file.write_all(text.as_bytes())?;
-            len += text.len() as u64;
+            push_u32(&mut self.encoded, index)?;
+            push_u32(&mut self.encoded, text.len())?;
+            self.encoded.extend_from_slice(text.as_bytes());
         }
-        self.len += len;
+        self.file.write_all(&self.encoded)?;
+        self.len += self.encoded.len() as u64;
         self.records += 1;
         Ok(())
     }
@@ -211,15 +216,18 @@ impl Spool {
     pub fn replay_cells(self, mut each: impl FnMut(&[&[u8]]) -> io::Result<()>) -> io::Result<()> {
         let width = self.columns().len();
         let (records, len) = (self.records, self.len);
-        let mut reader = self.into_reader()?.take(len);
+        let mut file = self.into_file()?;
+        file.rewind()?;
+        let mut chunks = Chunks::new(file.take(len));
         let mut record = Record::default();
         for _ in 0..records {
-            record.read(&mut reader, width)?;
+            let bytes = record.read(&mut chunks, width)?;
             let mut row: Vec<&[u8]> = vec![b""; width];
             for &(column, start, end) in &record.spans {
-                row[column] = &record.buf[start..end];
+                row[column] = &bytes[start..end];
             }
             each(&row)?;
+            chunks.consume(record.len);
         }
         Ok(())
     }
@@ -252,56 +260,132 @@ impl Spool {
     }
 }
 
-/// One record of a cells spool as read back: its cells' texts back to back in `buf`, and
-/// per cell its (column index, start, end) in `buf`.
+/// One record of a cells spool as read back: per cell its (column index, start, end) in
+/// the bytes [`Record::read`] returns, and how many bytes of the spool it took.
 #[derive(Default)]
 struct Record {
-    buf: Vec<u8>,
     spans: Vec<(usize, usize, usize)>,
+    len: usize,
 }
 
 impl Record {
-    /// Reads the next record from `reader`, which must be limited to the spool's length.
+    /// Reads the next record from `chunks` and returns the bytes its spans point into; the
+    /// caller consumes `self.len` of them when done with the record.
     ///
     /// The spool may be a partial file left by an earlier run and damaged since, so nothing
     /// read is trusted: a column index outside `width` or a cell running past the end is
     /// [`io::ErrorKind::InvalidData`], never a panic or a huge allocation.
-    fn read(&mut self, reader: &mut io::Take<impl Read>, width: usize) -> io::Result<()> {
-        self.buf.clear();
+    fn read<'c>(
+        &mut self,
+        chunks: &'c mut Chunks<impl Read>,
+        width: usize,
+    ) -> io::Result<&'c [u8]> {
         self.spans.clear();
-        let cells = read_u32(reader)?;
+        let mut at = 0;
+        let cells = chunks.u32_at(&mut at)?;
         for _ in 0..cells {
-            let column = read_u32(reader)?;
-            let len = read_u32(reader)?;
-            if column >= width || len as u64 > reader.limit() {
+            let column = chunks.u32_at(&mut at)?;
+            let len = chunks.u32_at(&mut at)?;
+            if column >= width || len as u64 > chunks.left_after(at) {
                 return Err(damaged());
             }
-            let start = self.buf.len();
-            self.buf.resize(start + len, 0);
-            reader.read_exact(&mut self.buf[start..])?;
-            self.spans.push((column, start, start + len));
+            chunks.fill(at + len)?;
+            self.spans.push((column, at, at + len));
+            at += len;
         }
-        Ok(())
+        self.len = at;
+        Ok(chunks.available())
     }
 }
 
-/// Checks that the first `mark.len` bytes of a spool, in `reader`, hold exactly
-/// `mark.records` well-formed records of `form`.
-fn check(mut reader: io::Take<impl BufRead>, form: &Form, mark: &Mark) -> io::Result<()> {
+/// A spool read front to back through a large buffer, so that a record is parsed from a
+/// slice instead of through a `read_exact` per number and cell: reading the spool back
+/// would otherwise cost about as much as writing the table.
+struct Chunks<R> {
+    reader: io::Take<R>,
+    buf: Vec<u8>,
+    /// The unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl<R: Read> Chunks<R> {
+    fn new(reader: io::Take<R>) -> Self {
+        Chunks {
+            reader,
+            buf: vec![0; 1 << 16],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The unconsumed bytes read so far.
+    fn available(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Bytes of the spool past the first `at` unconsumed ones, read or not.
+    fn left_after(&self, at: usize) -> u64 {
+        (self.end - self.start) as u64 + self.reader.limit() - at as u64
+    }
+
+    /// Makes at least `n` unconsumed bytes available: [`io::ErrorKind::UnexpectedEof`] if
+    /// the spool ends first. Callers bound `n` by [`Chunks::left_after`].
+    fn fill(&mut self, n: usize) -> io::Result<()> {
+        while self.end - self.start < n {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() < n {
+                self.buf.resize(n, 0);
+            }
+            match self.reader.read(&mut self.buf[self.end..])? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                read => self.end += read,
+            }
+        }
+        Ok(())
+    }
+
+    /// The little-endian number at unconsumed offset `*at`, moving `*at` past it.
+    fn u32_at(&mut self, at: &mut usize) -> io::Result<usize> {
+        self.fill(*at + 4)?;
+        let bytes = &self.buf[self.start + *at..self.start + *at + 4];
+        *at += 4;
+        Ok(u32::from_le_bytes(bytes.try_into().expect("four bytes")) as usize)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+    }
+
+    /// Whether every byte of the spool has been consumed.
+    fn is_done(&self) -> bool {
+        self.start == self.end && self.reader.limit() == 0
+    }
+}
+
+/// Checks that the first `mark.len` bytes of a spool file hold exactly `mark.records`
+/// well-formed records of `form`.
+fn check(file: &File, form: &Form, mark: &Mark) -> io::Result<()> {
     let eof_is_damage = |e: io::Error| match e.kind() {
         io::ErrorKind::UnexpectedEof => damaged(),
         _ => e,
     };
-    match form {
+    let complete = match form {
         Form::Cells { .. } => {
+            let mut chunks = Chunks::new(file.take(mark.len));
             let mut record = Record::default();
             for _ in 0..mark.records {
                 record
-                    .read(&mut reader, mark.columns.len())
+                    .read(&mut chunks, mark.columns.len())
                     .map_err(eof_is_damage)?;
+                chunks.consume(record.len);
             }
+            chunks.is_done()
         }
         Form::Lines => {
+            let mut reader = BufReader::new(file).take(mark.len);
             let mut line = Vec::new();
             for _ in 0..mark.records {
                 line.clear();
@@ -309,12 +393,10 @@ fn check(mut reader: io::Take<impl BufRead>, form: &Form, mark: &Mark) -> io::Re
                     return Err(damaged());
                 }
             }
+            reader.limit() == 0
         }
-    }
-    match reader.limit() {
-        0 => Ok(()),
-        _ => Err(damaged()),
-    }
+    };
+    if complete { Ok(()) } else { Err(damaged()) }
 }
 
 fn damaged() -> io::Error {
@@ -332,16 +414,10 @@ fn column_index(columns: &mut IndexSet<String>, column: &str) -> usize {
     }
 }
 
-fn write_u32(w: &mut impl Write, n: usize) -> io::Result<u64> {
+fn push_u32(encoded: &mut Vec<u8>, n: usize) -> io::Result<()> {
     let n = u32::try_from(n).map_err(|_| io::Error::other("value too large for the spool"))?;
-    w.write_all(&n.to_le_bytes())?;
-    Ok(4)
-}
-
-fn read_u32(r: &mut impl Read) -> io::Result<usize> {
-    let mut b = [0; 4];
-    r.read_exact(&mut b)?;
-    Ok(u32::from_le_bytes(b) as usize)
+    encoded.extend_from_slice(&n.to_le_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -427,6 +503,26 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// Records straddle the read-back buffer's ends, and one cell is larger than it.
+    #[test]
+    fn replays_records_larger_than_the_read_buffer() {
+        let big = "x".repeat(200_000);
+        let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
+        let mut expected = Vec::new();
+        for i in 0..5000 {
+            let text = if i == 2500 {
+                big.clone()
+            } else {
+                i.to_string()
+            };
+            spool
+                .add(&raw(&format!(r#"{{"n": {i}, "s": "{text}"}}"#)))
+                .unwrap();
+            expected.push(vec![i.to_string(), text]);
+        }
+        assert_eq!(rows(spool), expected);
     }
 
     #[test]
