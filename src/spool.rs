@@ -331,7 +331,18 @@ impl<R: Read> Chunks<R> {
 
     /// Makes at least `n` unconsumed bytes available: [`io::ErrorKind::UnexpectedEof`] if
     /// the spool ends first. Callers bound `n` by [`Chunks::left_after`].
+    #[inline]
     fn fill(&mut self, n: usize) -> io::Result<()> {
+        if self.end - self.start >= n {
+            Ok(())
+        } else {
+            self.refill(n)
+        }
+    }
+
+    /// [`Chunks::fill`] when the buffer runs short: kept out of line, as it is rare.
+    #[cold]
+    fn refill(&mut self, n: usize) -> io::Result<()> {
         while self.end - self.start < n {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
