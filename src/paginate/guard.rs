@@ -3,7 +3,9 @@
 //! page's (an API that ignores the page parameter, a `has_more` that never turns false).
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::fast::FixedState;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -69,15 +71,24 @@ impl Guard {
     }
 }
 
+/// The hasher for everything the guard remembers. Its hashes are saved in the checkpoint,
+/// so they must be the same in every process of this binary: a fixed seed, never a random
+/// one. Not SipHash (`DefaultHasher`): fingerprinting hashes every byte of every page, and
+/// nothing here needs a hash that resists crafted collisions. (The checkpoint layout
+/// changes with the hasher, so a checkpoint saved with another is never compared.)
+fn hasher() -> impl Hasher {
+    FixedState::with_seed(0).build_hasher()
+}
+
 fn hash(value: impl Hash) -> u64 {
-    let mut hasher = DefaultHasher::new();
+    let mut hasher = hasher();
     value.hash(&mut hasher);
     hasher.finish()
 }
 
 /// Identifies a page by its records' exact text.
 fn fingerprint(records: &[&RawValue]) -> u64 {
-    let mut hasher = DefaultHasher::new();
+    let mut hasher = hasher();
     for record in records {
         record.get().hash(&mut hasher);
     }
