@@ -323,7 +323,8 @@ pub struct Cli {
     pub concurrency: usize,
 
     /// More log output (-v: each request and wait, -vv: also every response's headers).
-    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet", help_heading = "Logging")]
+    /// Wins over --quiet (as given on the command line over APIFETCH_QUIET in a job).
+    #[arg(short, long, action = ArgAction::Count, help_heading = "Logging")]
     pub verbose: u8,
 
     /// Only errors on stderr; nothing at all on success.

@@ -215,6 +215,7 @@ impl TryFrom<Cli> for Config {
         let page_size = cli
             .page_size
             .or(asked(&cli.size_param, &target, &params).filter(|n| *n > 0))
+            .or(asked(&cli.limit_param, &target, &params).filter(|n| *n > 0))
             .unwrap_or(100);
         let start_page = cli
             .start_page
@@ -276,10 +277,10 @@ impl TryFrom<Cli> for Config {
             },
             logging: Logging {
                 level: match (cli.quiet, cli.verbose) {
-                    (true, _) => LevelFilter::ERROR,
+                    (true, 0) => LevelFilter::ERROR,
                     (false, 0) => LevelFilter::INFO,
-                    (false, 1) => LevelFilter::DEBUG,
-                    (false, _) => LevelFilter::TRACE,
+                    (_, 1) => LevelFilter::DEBUG,
+                    (_, _) => LevelFilter::TRACE,
                 },
                 format: cli.log_format,
                 color: cli.log_format == LogFormat::Text
@@ -291,7 +292,7 @@ impl TryFrom<Cli> for Config {
                                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                         }
                     },
-                progress: stderr_is_terminal && !cli.quiet,
+                progress: stderr_is_terminal && !(cli.quiet && cli.verbose == 0),
                 summary: cli.summary_json,
             },
             secrets,
@@ -478,17 +479,17 @@ fn asked(name: &str, target: &Target, params: &[(String, String)]) -> Option<u64
 
 /// Sorts `--out` by what is at that path now, as (file, stream): a symlink is followed,
 /// so the file it points at is replaced and the link kept; a directory is refused before
-/// any request is made; a device or pipe is written in place.
+/// any request is made; a device, pipe or anything under /dev or /proc (`/dev/stdout`,
+/// which may resolve to a redirected file that must be appended to, not replaced) is
+/// written in place.
 fn resolve_out(out: Option<PathBuf>) -> Result<(Option<PathBuf>, Option<PathBuf>), Error> {
     let Some(path) = out.filter(|p| p.as_os_str() != "-") else {
         return Ok((None, None));
     };
-    let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-    let path = if is_link {
-        std::fs::canonicalize(&path).unwrap_or(path)
-    } else {
-        path
-    };
+    if path.starts_with("/dev") || path.starts_with("/proc") {
+        return Ok((None, Some(path)));
+    }
+    let path = follow_links(path);
     match std::fs::metadata(&path) {
         Ok(meta) if meta.is_dir() => Err(Error::output(
             std::io::Error::other("it is a directory"),
@@ -497,6 +498,21 @@ fn resolve_out(out: Option<PathBuf>) -> Result<(Option<PathBuf>, Option<PathBuf>
         Ok(meta) if !meta.is_file() => Ok((None, Some(path))),
         _ => Ok((Some(path), None)),
     }
+}
+
+/// Where a chain of symlinks ends, even when its last target does not exist yet (a first
+/// run into a link made ahead of time must create the target, not replace the link).
+fn follow_links(mut path: PathBuf) -> PathBuf {
+    for _ in 0..40 {
+        match std::fs::read_link(&path) {
+            Ok(target) => {
+                let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                path = base.join(target);
+            }
+            Err(_) => break,
+        }
+    }
+    path
 }
 
 /// `named` is the path `--out` gave (its extension picks the default format); `resumable`

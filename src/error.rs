@@ -38,7 +38,7 @@ pub enum Error {
     },
     /// The server's TLS certificate does not verify: retrying cannot change that, and
     /// the run must not go on as if the network were at fault.
-    #[error("{url}: {why} (not retried; --cacert FILE trusts a private CA)")]
+    #[error("{url}: {why} (not retried)")]
     Untrusted { url: String, why: String },
     /// Retries ran out, or the server asked us to wait longer than we are allowed to.
     #[error("{0}")]

@@ -301,8 +301,8 @@ impl Fetcher {
                 .send()
                 .await
                 .map_err(|e| match untrusted(&e) {
-                    true => Failure::Untrusted(describe(&e)),
-                    false => Failure::Transport(describe(&e)),
+                    Some(hint) => Failure::Untrusted(format!("{}{hint}", describe(&e))),
+                    None => Failure::Transport(describe(&e)),
                 })?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -414,19 +414,23 @@ pub fn snippet(body: &[u8]) -> String {
     out
 }
 
-/// Whether the connection failed because the server's certificate did not verify. rustls
-/// says so in an `io::Error` deep in the chain, whose `source()` skips the error it wraps,
-/// so the walk steps into wrapped I/O errors itself.
-fn untrusted(err: &reqwest::Error) -> bool {
+/// Whether the connection failed because the server's certificate did not verify, and if
+/// so what to add to the message. rustls says so in an `io::Error` deep in the chain, whose
+/// `source()` skips the error it wraps, so the walk steps into wrapped I/O errors itself.
+fn untrusted(err: &reqwest::Error) -> Option<&'static str> {
+    use rustls::{CertificateError, Error as Tls};
     let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(cause) = next {
-        if let Some(
-            rustls::Error::InvalidCertificate(_)
-            | rustls::Error::NoCertificatesPresented
-            | rustls::Error::UnsupportedNameType,
-        ) = cause.downcast_ref::<rustls::Error>()
-        {
-            return true;
+        match cause.downcast_ref::<Tls>() {
+            Some(Tls::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                return Some("; --cacert FILE trusts a private CA");
+            }
+            Some(
+                Tls::InvalidCertificate(_)
+                | Tls::NoCertificatesPresented
+                | Tls::UnsupportedNameType,
+            ) => return Some(""),
+            _ => {}
         }
         next = match cause.downcast_ref::<std::io::Error>() {
             Some(io) => io
@@ -435,7 +439,7 @@ fn untrusted(err: &reqwest::Error) -> bool {
             None => cause.source(),
         };
     }
-    false
+    None
 }
 
 /// A transport error as one line, naming its kind first. reqwest's own message repeats the

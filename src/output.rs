@@ -113,8 +113,11 @@ impl Pipe {
         let (out, name): (Box<dyn Write + Send>, String) = match stream {
             None => (Box::new(io::stdout()), "stdout".into()),
             Some(path) => {
+                // Appending: reopening /dev/stdout when the shell redirected it to a file
+                // (`>> all.csv`) gives a new file offset, and writing at 0 would overwrite
+                // what the file held.
                 let file = OpenOptions::new()
-                    .write(true)
+                    .append(true)
                     .open(path)
                     .map_err(|e| Error::output(e, format!("cannot write {}", path.display())))?;
                 (Box::new(file), path.display().to_string())

@@ -229,8 +229,8 @@ impl Paginator {
 
     /// Continues from where an earlier run stopped after `fetched` pages and `records`
     /// records. A position past the first page also settles the style, so `auto` is not
-    /// decided again on a later page. The loop check starts afresh: it knows only the URLs
-    /// and cursors of this process.
+    /// decided again on a later page. `guard` is what the loop checks had seen by then, so
+    /// a loop the earlier run stopped at is caught again at once.
     pub fn resume(&mut self, position: Position, fetched: u64, records: u64, guard: Guard) {
         self.guard = guard;
         if fetched > 0 {

@@ -56,12 +56,38 @@ pub fn headers(headers: &reqwest::header::HeaderMap) -> String {
             let value = if is_secret_header(name.as_str()) {
                 MASK.into()
             } else {
-                String::from_utf8_lossy(value.as_bytes())
+                // `Location`, `Link` and the like carry URLs, whose keys are secrets too.
+                secret_params_in(&String::from_utf8_lossy(value.as_bytes()))
             };
             format!("{name}: {value}")
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Text with the value of every credential query parameter (`?access_token=…`,
+/// `&sig=…`) masked, wherever URLs stand in it.
+fn secret_params_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(['?', '&']) {
+        let (before, after) = rest.split_at(at + 1);
+        out.push_str(before);
+        rest = after;
+        let Some(eq) = rest.find('=') else { break };
+        let name = &rest[..eq];
+        if name.contains(|c: char| "?&<>\"' ,;".contains(c)) || !is_secret_param(name) {
+            continue;
+        }
+        out.push_str(&rest[..=eq]);
+        out.push_str(MASK);
+        let end = rest[eq + 1..]
+            .find(|c: char| "&#<>\"' ,;".contains(c))
+            .map_or(rest.len(), |n| eq + 1 + n);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A URL with its userinfo and credential query values masked; everything else stays as
@@ -164,6 +190,18 @@ mod tests {
     fn url_without_secrets_is_unchanged() {
         let u = Url::parse("http://127.0.0.1:8080/items?page=1&per_page=100").unwrap();
         assert_eq!(url(&u), u.as_str());
+    }
+
+    #[test]
+    fn urls_in_header_values_lose_their_keys() {
+        assert_eq!(
+            secret_params_in(
+                r#"<https://a/x?page=2&access_token=SRV&sig=9>; rel="next", </y?key=k>; rel="last""#
+            ),
+            r#"<https://a/x?page=2&access_token=***&sig=***>; rel="next", </y?key=***>; rel="last""#
+        );
+        assert_eq!(secret_params_in("/items?a=b&c"), "/items?a=b&c");
+        assert_eq!(secret_params_in("no url here"), "no url here");
     }
 
     #[test]

@@ -349,6 +349,25 @@ fn page_settings_in_the_url_hold_unless_a_flag_says_otherwise() {
         sizes(&[&server.url("/?per_page=2"), "--page-size", "3"]),
         ["3"]
     );
+    let offsets = Server::start(|req| {
+        let offset: usize = req.param("offset").unwrap().parse().unwrap();
+        let limit: usize = req.param("limit").unwrap().parse().unwrap();
+        let all = records(5);
+        let page = &all[offset.min(5)..(offset + limit).min(5)];
+        Reply::json(&json!({"items": page, "offset": offset, "total": 5}))
+    })
+    .unwrap();
+    apifetch()
+        .arg(offsets.url("/?limit=2"))
+        .args(["--paginate", "offset"])
+        .assert()
+        .success();
+    let limits: Vec<_> = offsets
+        .requests()
+        .iter()
+        .map(|r| r.param("limit").unwrap().to_string())
+        .collect();
+    assert_eq!(limits, ["2", "2", "2"], "the URL's limit is the page size");
 }
 
 #[test]
@@ -518,6 +537,52 @@ fn a_symlinked_output_replaces_its_target_and_keeps_the_link() {
             .is_symlink()
     );
     assert_eq!(ids(&std::fs::read(&target).unwrap()), expected_ids(3));
+
+    // A link made ahead of time to a file that does not exist yet.
+    std::fs::create_dir(dir.path().join("later")).unwrap();
+    let dangling = dir.path().join("dangling.csv");
+    std::os::unix::fs::symlink("later/new.csv", &dangling).unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&dangling)
+        .assert()
+        .success();
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let created = dir.path().join("later/new.csv");
+    assert_eq!(ids(&std::fs::read(created).unwrap()), expected_ids(3));
+}
+
+#[cfg(unix)]
+#[test]
+fn dev_stdout_as_output_appends_to_a_redirected_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("all.csv");
+    std::fs::write(&log, "old\n").unwrap();
+    let appending = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let server = Server::start(paged(records(2))).unwrap();
+    let status = apifetch_std()
+        .arg(server.url("/"))
+        .args(["--out", "/dev/stdout"])
+        .current_dir(dir.path())
+        .stdout(appending)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().next(), Some("old"), "{text}");
+    assert_eq!(ids(&text.as_bytes()["old\n".len()..]), expected_ids(2));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no partial files"
+    );
 }
 
 #[cfg(unix)]
@@ -531,10 +596,13 @@ fn a_fifo_as_output_is_written_in_place() {
         .status()
         .unwrap();
     assert!(made.success());
-    let reader = {
+    // Read on another thread, handing the bytes back over a channel: if the FIFO were
+    // replaced by a file, the reader would block forever, and the test must fail instead.
+    let (sent, received) = std::sync::mpsc::channel();
+    {
         let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::read(fifo).unwrap())
-    };
+        std::thread::spawn(move || sent.send(std::fs::read(fifo).unwrap()));
+    }
     let server = Server::start(paged(records(150))).unwrap();
     apifetch()
         .arg(server.url("/"))
@@ -542,7 +610,10 @@ fn a_fifo_as_output_is_written_in_place() {
         .arg(&fifo)
         .assert()
         .success();
-    assert_eq!(ids(&reader.join().unwrap()), expected_ids(150));
+    let read = received
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the FIFO's reader got the output");
+    assert_eq!(ids(&read), expected_ids(150));
     assert!(
         std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
         "still a FIFO"

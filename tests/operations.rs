@@ -614,6 +614,9 @@ fn tls_is_verified_unless_the_ca_is_given_or_insecure_is_asked() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("certificate"))
+        .stderr(predicate::str::contains(
+            "UnknownIssuer; --cacert FILE trusts a private CA",
+        ))
         .stderr(predicate::str::contains("not retried"))
         .stderr(predicate::str::contains("attempt").not());
     assert_eq!(
@@ -686,6 +689,15 @@ fn boolean_environment_variables_accept_the_usual_spellings() {
         .assert()
         .success()
         .stderr(predicate::str::contains("synced 2 records"));
+    for quiet in ["0", "1"] {
+        apifetch()
+            .env("APIFETCH_QUIET", quiet)
+            .arg(server.url("/"))
+            .arg("-v")
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("DEBUG"));
+    }
 }
 
 #[test]
@@ -694,6 +706,7 @@ fn very_verbose_shows_response_headers_with_cookies_masked() {
         paged(records(1))(req)
             .header("x-request-id", "r-42")
             .header("set-cookie", "session=c00kie-v4lue")
+            .header("link", "</docs?access_token=l1nk-t0ken>; rel=\"help\"")
     })
     .unwrap();
     let run = |flag: &str| {
@@ -704,5 +717,7 @@ fn very_verbose_shows_response_headers_with_cookies_masked() {
     assert!(very.contains("x-request-id: r-42"), "{very}");
     assert!(very.contains("set-cookie: ***"), "{very}");
     assert!(!very.contains("c00kie-v4lue"), "{very}");
+    assert!(very.contains("access_token=***"), "{very}");
+    assert!(!very.contains("l1nk-t0ken"), "{very}");
     assert!(!run("-v").contains("x-request-id"));
 }
