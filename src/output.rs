@@ -369,7 +369,7 @@ impl Partial {
             self.spool.add(record)?;
         }
         self.checkpoint.position = pages.position().clone();
-        self.checkpoint.guard = pages.guard().clone();
+        self.checkpoint.guard.catch_up(pages.guard());
         self.checkpoint.pages = pages.fetched();
         self.checkpoint.done = last;
         self.checkpoint.spool = self.spool.mark();

@@ -2,10 +2,10 @@
 //! used before (A→B→A as well as A→A), or a page whose records are exactly the previous
 //! page's (an API that ignores the page parameter, a `has_more` that never turns false).
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use foldhash::fast::FixedState;
+use indexmap::IndexMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -17,13 +17,23 @@ use crate::error::Error;
 /// caught would append the repeated page once more before catching it again.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Guard {
-    /// Hashes of every next URL and cursor used, with the page they fetched.
-    seen: HashMap<u64, u64>,
+    /// Hashes of every next URL and cursor used, with the page they fetched, in the order
+    /// they were used (so a copy can catch up with only what is new).
+    seen: IndexMap<u64, u64>,
     /// Fingerprint of the previous page's records.
     previous: Option<u64>,
 }
 
 impl Guard {
+    /// Brings this copy up to date with `now`, the same run's guard later on. Only what
+    /// was added since is copied, so keeping a copy after every page stays cheap however
+    /// long the run.
+    pub fn catch_up(&mut self, now: &Guard) {
+        let new = now.seen.iter().skip(self.seen.len());
+        self.seen.extend(new.map(|(key, page)| (*key, *page)));
+        self.previous = now.previous;
+    }
+
     /// Notes that `key` (a URL or a cursor, tagged with its kind) fetched page `page`.
     pub(super) fn remember(&mut self, key: &str, page: u64) {
         self.seen.entry(hash(key)).or_insert(page);
@@ -93,4 +103,28 @@ fn fingerprint(records: &[&RawValue]) -> u64 {
         record.get().hash(&mut hasher);
     }
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_that_catches_up_equals_the_guard_and_still_catches_loops() {
+        let mut guard = Guard::default();
+        let mut copy = Guard::default();
+        guard.remember("cursor A", 1);
+        guard.remember("cursor B", 2);
+        copy.catch_up(&guard);
+        assert_eq!(copy, guard);
+        guard.remember("cursor C", 3);
+        guard.remember("cursor A", 9);
+        copy.catch_up(&guard);
+        assert_eq!(copy, guard);
+        let saved: Guard = serde_json::from_str(&serde_json::to_string(&copy).unwrap()).unwrap();
+        let err = saved
+            .check_new("cursor B", 4, || "cursor `B`".into())
+            .unwrap_err();
+        assert!(err.to_string().contains("already fetched page 2"), "{err}");
+    }
 }
