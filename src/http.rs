@@ -50,9 +50,10 @@ fn client(request: &Request) -> Result<Client, Error> {
         .timeout(request.timeout)
         .connect_timeout(request.connect_timeout)
         .referer(false)
-        .redirect(redirects(
-            request.trust_next_origin || (request.headers.is_empty() && request.auth.is_none()),
-        ));
+        // Followed by `Fetcher::exchange`, which decides per hop what may be sent there:
+        // reqwest's own following would drop `Authorization` even where it is trusted and
+        // keep `-H` API keys even where it is not.
+        .redirect(redirect::Policy::none());
     if let Some(pem) = &request.tls.cacert {
         let certs = Certificate::from_pem_bundle(pem)
             .ok()
@@ -77,28 +78,6 @@ fn client(request: &Request) -> Result<Client, Error> {
     builder
         .build()
         .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
-}
-
-/// Follows redirects on the origin the request went to, and from http to https on the
-/// same host. One to another origin is followed only when `everywhere` (no `-H` headers or
-/// credentials to carry, or `--trust-next-origin`), since reqwest would carry the user's
-/// headers (an API key among them) along. Otherwise the redirect comes back as the
-/// response, and [`Fetcher::exchange`] fails the request on it.
-fn redirects(everywhere: bool) -> redirect::Policy {
-    redirect::Policy::custom(move |attempt| {
-        let to = attempt.url();
-        let safe = attempt.previous().first().is_some_and(|home| {
-            home.origin() == to.origin()
-                || (home.host() == to.host() && home.scheme() == "http" && to.scheme() == "https")
-        });
-        if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error("too many redirects")
-        } else if everywhere || safe {
-            attempt.follow()
-        } else {
-            attempt.stop()
-        }
-    })
 }
 
 /// The environment's proxies, each bypassing loopback and `NO_PROXY`.
@@ -287,7 +266,26 @@ impl Fetcher {
         Ok(result)
     }
 
-    /// Sends the request and reads the response. `quota` is set to what the response says
+    /// Sends one request (one hop of a redirect chain), logging its answer at `-vv`.
+    async fn send(&self, url: &Url, trusted: bool) -> Result<reqwest::Response, Failure> {
+        let response =
+            self.request(url, trusted)
+                .send()
+                .await
+                .map_err(|e| match untrusted(&e) {
+                    Some(hint) => Failure::Untrusted(format!("{}{hint}", describe(&e))),
+                    None => Failure::Transport(describe(&e)),
+                })?;
+        trace!(
+            "{} {} [{}]",
+            redact::url(url),
+            response.status(),
+            redact::headers(response.headers())
+        );
+        Ok(response)
+    }
+
+    /// Sends the request, following redirects, and reads the response. `quota` is set to what the response says
     /// is left of the API's rate-limit quota, whatever the status.
     async fn exchange(
         &self,
@@ -296,27 +294,34 @@ impl Fetcher {
         bytes: &mut u64,
         quota: &mut Option<Quota>,
     ) -> Result<Response, Failure> {
-        let mut response =
-            self.request(url, trusted)
-                .send()
-                .await
-                .map_err(|e| match untrusted(&e) {
-                    Some(hint) => Failure::Untrusted(format!("{}{hint}", describe(&e))),
-                    None => Failure::Transport(describe(&e)),
-                })?;
+        let (mut at, mut trusted) = (url.clone(), trusted);
+        let mut response = self.send(&at, trusted).await?;
+        for hop in 1.. {
+            let Some(to) = redirect(&response) else {
+                break;
+            };
+            if hop > MAX_REDIRECTS {
+                return Err(Failure::Transport(format!(
+                    "more than {MAX_REDIRECTS} redirects in a row"
+                )));
+            }
+            // Credentials go on to the user's origin (or anywhere, when trusted), and along
+            // an upgrade from http to https on the same host; to anywhere else a request
+            // that carries them is not followed.
+            let upgrade = at.scheme() == "http" && to.scheme() == "https" && at.host() == to.host();
+            let carries = trusted && !(self.headers.is_empty() && self.auth.is_none());
+            if carries && !upgrade && !self.trust.allows(&to) {
+                return Err(Failure::Redirected {
+                    status: response.status().as_u16(),
+                    to: redact::url(&to),
+                });
+            }
+            trusted = trusted && (upgrade || self.trust.allows(&to));
+            at = to;
+            response = self.send(&at, trusted).await?;
+        }
         let status = response.status();
         let headers = response.headers().clone();
-        trace!(
-            "{} {status} [{}]",
-            redact::url(response.url()),
-            redact::headers(&headers)
-        );
-        if let Some(to) = unfollowed_redirect(&response) {
-            return Err(Failure::Redirected {
-                status: status.as_u16(),
-                to: redact::url(&to),
-            });
-        }
         let now = SystemTime::now();
         *quota = ratelimit::quota(&headers, now);
         if status.is_success() {
@@ -348,14 +353,13 @@ impl Fetcher {
     }
 }
 
-/// Where a redirect the client did not follow (to another origin) points.
-fn unfollowed_redirect(response: &reqwest::Response) -> Option<Url> {
+/// Where a redirect points, if the response is one.
+fn redirect(response: &reqwest::Response) -> Option<Url> {
     if !response.status().is_redirection() {
         return None;
     }
     let location = response.headers().get(LOCATION)?.to_str().ok()?;
-    let to = response.url().join(location).ok()?;
-    (to.origin() != response.url().origin()).then_some(to)
+    response.url().join(location).ok()
 }
 
 /// What to do with a body longer than the limit.

@@ -135,14 +135,25 @@ fn a_redirect_to_another_origin_is_a_permanent_failure_that_sends_it_nothing() {
 
 #[test]
 fn trust_next_origin_follows_a_redirect_to_another_origin() {
-    let (_home, other, assert) =
-        redirected_elsewhere(&["-H", "X-Api-Key: k3y", "--trust-next-origin"]);
+    let (_home, other, assert) = redirected_elsewhere(&[
+        "-H",
+        "X-Api-Key: k3y",
+        "--bearer",
+        "b34rer",
+        "--trust-next-origin",
+    ]);
     let assert = assert.success();
     assert_eq!(ids(&assert.get_output().stdout), expected_ids(2));
     let reqs = other.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, "/moved");
     assert_eq!(reqs[0].header("referer"), None);
+    assert_eq!(
+        reqs[0].header("x-api-key"),
+        Some("k3y"),
+        "trusted: headers go along"
+    );
+    assert_eq!(reqs[0].header("authorization"), Some("Bearer b34rer"));
 }
 
 #[test]

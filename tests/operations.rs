@@ -648,6 +648,30 @@ fn tls_is_verified_unless_the_ca_is_given_or_insecure_is_asked() {
 }
 
 #[test]
+fn an_upgrade_to_https_on_the_same_host_keeps_the_credentials() {
+    let (ca_pem, identity) = private_ca();
+    let secure = Server::start_tls(identity, paged(records(2))).unwrap();
+    let to = secure.url("/");
+    let plain = Server::start(move |_| Reply::status(301).header("location", to.clone())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let out = apifetch()
+        .arg(plain.url("/"))
+        .args(["--bearer", TOKEN, "--cacert"])
+        .arg(&ca)
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(2));
+    let reqs = secure.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+#[test]
 fn logs_are_colored_on_a_terminal_unless_no_color_is_set() {
     let server = Server::start(paged(records(1))).unwrap();
     let url = server.url("/");
