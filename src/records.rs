@@ -275,9 +275,9 @@ fn child<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
 }
 
 /// The fields of an object page, validated, each array split into its elements: the
-/// object's structure is read by the scanner and each value is validated by serde_json
-/// as what it is used as, so every byte is validated exactly once. `None` if the body is
-/// not valid JSON.
+/// scanner reads the keys and punctuation between values, and serde_json validates each
+/// value as what it is used as, finding its end on the way, so no value is read twice.
+/// `None` if the body is not valid JSON.
 fn top_fields(body: &[u8]) -> Option<Vec<Field<'_>>> {
     let mut json = Scanner {
         text: std::str::from_utf8(body).ok()?,
@@ -293,14 +293,11 @@ fn top_fields(body: &[u8]) -> Option<Vec<Field<'_>>> {
             let key = json.span(Scanner::skip_string)?;
             json.eat(b':')?;
             json.peek()?;
-            let value = json.span(Scanner::skip_value)?;
+            let (value, len) = top_value(&json.text[json.at..])?;
+            json.at += len;
             fields.push(Field {
                 key: serde_json::from_str(key).ok()?,
-                value: if value.starts_with('[') {
-                    Part::Array(value, serde_json::from_str(value).ok()?)
-                } else {
-                    Part::Raw(serde_json::from_str(value).ok()?)
-                },
+                value,
             });
             match json.peek()? {
                 b',' => json.at += 1,
@@ -313,6 +310,23 @@ fn top_fields(body: &[u8]) -> Option<Vec<Field<'_>>> {
         }
     }
     json.peek().is_none().then_some(fields)
+}
+
+/// The value at the start of `text` (a field's value in an object page), validated, an
+/// array split into its elements; and its length. serde_json finds where the value ends
+/// as it validates it: finding the end first would mean reading the records array, most of
+/// the page, twice.
+fn top_value(text: &str) -> Option<(Part<'_>, usize)> {
+    let read = serde_json::Deserializer::from_str(text);
+    if text.starts_with('[') {
+        let mut values = read.into_iter::<Vec<&RawValue>>();
+        let items = values.next()?.ok()?;
+        let len = values.byte_offset();
+        Some((Part::Array(&text[..len], items), len))
+    } else {
+        let raw = read.into_iter::<&RawValue>().next()?.ok()?;
+        Some((Part::Raw(raw), raw.get().len()))
+    }
 }
 
 /// The fields of a raw object, in document order.
@@ -504,15 +518,6 @@ impl<'a> Scanner<'a> {
         let start = self.at;
         skip(self)?;
         Some(&self.text[start..self.at])
-    }
-
-    /// Moves past the value at the cursor, which must not be preceded by whitespace.
-    fn skip_value(&mut self) -> Option<()> {
-        match self.bytes().get(self.at)? {
-            b'{' | b'[' => self.nested().map(drop),
-            b'"' => self.skip_string(),
-            _ => self.skip_scalar(),
-        }
     }
 
     fn skip_string(&mut self) -> Option<()> {
@@ -759,6 +764,10 @@ mod tests {
             b"{\"a\": \"x\\",
             b"{\"a\": [1, 2}",
             b"{\"a\": 1} }",
+            b"{\"a\": 1x}",
+            b"{\"a\": {}x}",
+            b"{\"data\": [1]]}",
+            b"{\"data\": [1]\"b\": 2}",
             b"{\"a\":",
             b"{\"a\\q\": 1}",
             b"{\"data\": [\"\xff\"]}",
