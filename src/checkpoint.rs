@@ -27,7 +27,7 @@ use crate::spool::{Form, Mark};
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
-const LAYOUT: u32 = 4;
+const LAYOUT: u32 = 5;
 
 /// How old a checkpoint may be before resuming it earns a warning: a scheduled job that
 /// always passes `--resume` would otherwise quietly mix records fetched days apart.
@@ -274,6 +274,7 @@ impl Checkpoint {
                 len: 0,
                 records: 0,
                 columns: Vec::new(),
+                runs: Vec::new(),
             },
         }
     }
@@ -383,6 +384,10 @@ mod tests {
             len: 12345678901234,
             records: 600,
             columns: vec!["id".into(), "a.b".into()],
+            runs: vec![
+                crate::spool::Run { start: 0, width: 1 },
+                crate::spool::Run { start: 9, width: 2 },
+            ],
         };
         checkpoint.save(&path, &identity("a")).unwrap();
         assert_eq!(

@@ -104,8 +104,6 @@ pub struct Output {
     pub format: Format,
     /// How records are spooled; decided by the format and the column options.
     pub form: Form,
-    /// Prefix cells that a spreadsheet would run as a formula with `'`.
-    pub csv_safe: bool,
     /// Continue from the checkpoint beside `--out`, if there is one.
     pub resume: bool,
     /// The least time between two syncs of the partial file and its checkpoint.
@@ -543,6 +541,8 @@ fn output(
         Form::Cells {
             sep: (!cli.no_flatten).then(|| cli.flatten_sep.clone()),
             only: (!cli.columns.is_empty()).then(|| cli.columns.clone()),
+            delimiter: if format == Format::Tsv { b'\t' } else { b',' },
+            csv_safe: cli.csv_safe,
         }
     } else {
         let tabular_only = [
@@ -562,7 +562,6 @@ fn output(
     Ok(Output {
         format,
         form,
-        csv_safe: cli.csv_safe,
         resume: cli.resume,
         checkpoint_every: cli.checkpoint_every,
     })

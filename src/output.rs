@@ -7,7 +7,6 @@
 //! the end. A run to standard output streams JSON Lines page by page, and writes the other
 //! formats at the end from an anonymous spool.
 
-use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -71,7 +70,6 @@ impl Format {
 pub struct Sink {
     route: Route,
     format: Format,
-    csv_safe: bool,
 }
 
 enum Route {
@@ -163,7 +161,6 @@ impl Sink {
         Ok(Sink {
             route,
             format: output.format,
-            csv_safe: output.csv_safe,
         })
     }
 
@@ -195,7 +192,9 @@ impl Sink {
                     .and_then(|()| out.out.flush())
                     .map_err(|e| out.failed(e))
             }
-            Route::Spooled { spool, .. } => records.iter().try_for_each(|record| spool.add(record)),
+            Route::Spooled { spool, .. } => records
+                .iter()
+                .try_for_each(|record| spool.add(record.get())),
             Route::File(partial) => partial.page(records, pages, last),
         }
     }
@@ -221,13 +220,13 @@ impl Sink {
     /// in the same directory, synced, then renamed over the target, so readers see either
     /// the old file or the complete new one; then the partial file and checkpoint go.
     pub fn finish(self) -> Result<(), Error> {
-        let (format, csv_safe) = (self.format, self.csv_safe);
+        let format = self.format;
         match self.route {
             Route::Stream { mut out, .. } => out.out.flush().map_err(|e| out.failed(e)),
-            Route::Spooled { spool, mut out } => write(format, csv_safe, *spool, &mut out.out)
+            Route::Spooled { spool, mut out } => write(format, *spool, &mut out.out)
                 .and_then(|()| out.out.flush())
                 .map_err(|e| out.failed(e)),
-            Route::File(partial) => partial.finish(format, csv_safe),
+            Route::File(partial) => partial.finish(format),
         }
     }
 
@@ -366,13 +365,15 @@ impl Partial {
     /// or when `--checkpoint-every` has passed since the last save.
     fn page(&mut self, records: &[&RawValue], pages: &Paginator, last: bool) -> Result<(), Error> {
         for record in records {
-            self.spool.add(record)?;
+            self.spool.add(record.get())?;
         }
         self.checkpoint.position = pages.position().clone();
         self.checkpoint.guard.catch_up(pages.guard());
         self.checkpoint.pages = pages.fetched();
         self.checkpoint.done = last;
-        self.checkpoint.spool = self.spool.mark();
+        self.checkpoint.spool = self.spool.mark().map_err(|e| {
+            Error::output(e, format!("cannot write {}", self.files.partial.display()))
+        })?;
         if last || self.saved_at.elapsed() >= self.every {
             self.save()?;
         }
@@ -399,7 +400,7 @@ impl Partial {
         Ok(())
     }
 
-    fn finish(self, format: Format, csv_safe: bool) -> Result<(), Error> {
+    fn finish(self, format: Format) -> Result<(), Error> {
         let records = self.spool.records();
         let partial = self.files.partial.clone();
         let failed =
@@ -413,7 +414,7 @@ impl Partial {
                 .map_err(failed)
         } else {
             replace(&self.out, |file| {
-                write(format, csv_safe, self.spool, BufWriter::new(file))
+                write(format, self.spool, BufWriter::new(file))
             })
             .map_err(failed)
         };
@@ -496,43 +497,11 @@ pub(crate) fn replace(
 }
 
 /// The whole output from a spool, in `format`.
-fn write(format: Format, csv_safe: bool, spool: Spool, out: impl Write) -> io::Result<()> {
+fn write(format: Format, spool: Spool, out: impl Write) -> io::Result<()> {
     match format {
-        Format::Csv => write_table(spool, b',', csv_safe, out),
-        Format::Tsv => write_table(spool, b'\t', csv_safe, out),
+        Format::Csv | Format::Tsv => spool.write_table(out),
         Format::Json => write_array(spool, out),
         Format::Jsonl => unreachable!("JSON Lines is streamed, or renamed into place as a file"),
-    }
-}
-
-/// A header of every column, then one row per record. No records, no header: an empty file.
-fn write_table(spool: Spool, delimiter: u8, csv_safe: bool, out: impl Write) -> io::Result<()> {
-    // csv buffers on its own, and a buffer bigger than the default 8 KiB means far fewer
-    // writes for an output of many megabytes.
-    let mut table = csv::WriterBuilder::new()
-        .delimiter(delimiter)
-        .buffer_capacity(1 << 16)
-        .from_writer(out);
-    if spool.records() > 0 {
-        let header = spool.columns().iter();
-        table.write_record(header.map(|c| safe_cell(c.as_bytes(), csv_safe)))?;
-    }
-    spool.replay_cells(|row| {
-        table
-            .write_record(row.iter().map(|c| safe_cell(c, csv_safe)))
-            .map_err(io::Error::from)
-    })?;
-    table.flush()
-}
-
-/// With `csv_safe`, a cell that a spreadsheet would run as a formula gets a leading `'`
-/// (the OWASP advice against CSV injection).
-fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
-    match text.first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') if csv_safe => {
-            Cow::Owned([b"'", text].concat())
-        }
-        _ => Cow::Borrowed(text),
     }
 }
 

@@ -373,6 +373,12 @@ impl Cells {
         self.ends.is_empty()
     }
 
+    /// The text of cell `i`.
+    pub fn text(&self, i: usize) -> &str {
+        let column_end = self.ends[i].0;
+        &self.text[column_end..self.ends[i].1]
+    }
+
     /// The (column, text) pairs in document order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         let mut start = 0;
@@ -418,10 +424,10 @@ impl Cells {
 /// The record is read in one pass over its text. It was validated when the page was
 /// parsed, so the reader is a plain scanner rather than a second parser; should the text be
 /// broken anyway, the record is rejected, never half-written.
-pub fn flatten(record: &RawValue, sep: Option<&str>, cells: &mut Cells) -> Result<(), Error> {
+pub fn flatten(record: &str, sep: Option<&str>, cells: &mut Cells) -> Result<(), Error> {
     cells.clear();
     let mut json = Scanner {
-        text: record.get(),
+        text: record,
         at: 0,
     };
     let done = if json.peek() == Some(b'{') && !is_empty_object(&json.text[json.at..]) {
@@ -679,7 +685,7 @@ mod tests {
     fn cells_with(json: &str, sep: Option<&str>) -> Vec<(String, String)> {
         let raw: &RawValue = serde_json::from_str(json).unwrap();
         let mut cells = Cells::default();
-        flatten(raw, sep, &mut cells).unwrap();
+        flatten(raw.get(), sep, &mut cells).unwrap();
         cells
             .iter()
             .map(|(c, t)| (c.to_string(), t.to_string()))
@@ -907,7 +913,7 @@ mod tests {
         let mut cells = Cells::default();
         for json in [r#"{"a": {"b": 1}, "c": "x"}"#, r#"{"d": [2]}"#] {
             let raw: &RawValue = serde_json::from_str(json).unwrap();
-            flatten(raw, Some("_"), &mut cells).unwrap();
+            flatten(raw.get(), Some("_"), &mut cells).unwrap();
         }
         assert_eq!(cells.iter().collect::<Vec<_>>(), [("d", "[2]")]);
     }

@@ -1,22 +1,24 @@
 //! Records held on disk between fetching and writing.
 //!
-//! CSV needs every column before it can write its header, but holding every record in
-//! memory does not scale, so each page is flattened as it arrives and appended to a spool
-//! file in a compact binary form: per record, a count, then (column index, length, bytes)
-//! per cell. Writing the output later is a sequential read with no JSON parsing. For the
-//! JSON formats the spool holds each record's compact JSON text on a line of its own.
+//! CSV needs every column before it can write its header, and holding every record in
+//! memory does not scale. So each record goes to a spool file as it arrives, already in
+//! the form it will have in the output: for CSV and TSV a delimited row of the columns
+//! known so far, for the JSON formats its compact JSON text on a line. New columns only
+//! ever join at the end, so writing the output is the header and then a plain copy of the
+//! spool; only the rows written before the last column appeared (in practice the first
+//! page or so) are read back, to give them the empty cells they lack.
 //!
 //! The spool is append-only and its state at a page boundary is a small [`Mark`], so a
 //! spool on a file that survives the process can be reopened at its last mark and carried
 //! on as if the run had never stopped.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use indexmap::IndexSet;
 use indexmap::set::Slice;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::error::Error;
 use crate::records;
@@ -24,12 +26,16 @@ use crate::records;
 /// How records are held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Form {
-    /// Flattened into named cells, for CSV and TSV.
+    /// Flattened into rows of named cells, for CSV and TSV.
     Cells {
         /// Joins nested keys into column names; `None` keeps nested objects as JSON text.
         sep: Option<String>,
         /// Only these columns, in this order (`--columns`); `None` keeps every column.
         only: Option<Vec<String>>,
+        /// Between cells: `,` for CSV, a tab for TSV.
+        delimiter: u8,
+        /// `--csv-safe`: a cell a spreadsheet would run as a formula gets a leading `'`.
+        csv_safe: bool,
     },
     /// One compact JSON record per line, for JSON Lines and JSON.
     Lines,
@@ -43,59 +49,111 @@ pub struct Mark {
     pub records: u64,
     /// Columns seen so far, in first-seen order (empty for [`Form::Lines`]).
     pub columns: Vec<String>,
+    /// Where the rows of each width begin (empty for [`Form::Lines`]).
+    pub runs: Vec<Run>,
+}
+
+/// Rows of one width: from byte `start` of the spool up to the next run, every row has
+/// `width` cells. Rows only ever widen, so there are at most as many runs as columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub start: u64,
+    pub width: usize,
 }
 
 pub struct Spool {
-    file: BufWriter<File>,
-    len: u64,
     records: u64,
-    columns: IndexSet<String>,
     kind: Kind,
-    scratch: records::Cells,
+}
+
+enum Kind {
+    Rows(Box<Rows>),
+    Lines { file: BufWriter<File>, len: u64 },
+}
+
+/// A spool of delimited rows, and what it takes to turn a record into one.
+struct Rows {
+    table: csv::Writer<Counted>,
+    delimiter: u8,
+    csv_safe: bool,
+    sep: Option<String>,
+    /// With `--columns`, how many of the columns (the first ones, the selection) are
+    /// kept; the others are names seen and dropped.
+    kept: Option<usize>,
+    columns: IndexSet<String>,
+    runs: Vec<Run>,
+    cells: records::Cells,
     /// Per cell position, the column index it had in the previous record: records of one
     /// API mostly share their key order, so a string comparison usually replaces a hash.
     guesses: Vec<usize>,
     /// Per column index, the number (plus one) of the last record that filled it, so a
     /// second cell for the same column within one record is seen without a lookup.
     filled: Vec<u64>,
-    /// The record being appended, encoded: a single write per record is far cheaper than
-    /// one per number and cell.
-    encoded: Vec<u8>,
+    /// Per column of the row being written, the cell that fills it.
+    slots: Vec<usize>,
 }
 
-/// [`Form`] once its column list has moved into the spool.
-enum Kind {
-    /// `kept`: with `--columns`, how many of the spool's columns (the first ones, the
-    /// selection) are kept; the others are names seen and dropped.
-    Cells {
-        sep: Option<String>,
-        kept: Option<usize>,
-    },
-    Lines,
+/// A slot no cell of the record fills.
+const EMPTY: usize = usize::MAX;
+
+/// The spool file, and how many bytes have gone into it: the csv writer buffers on its
+/// own, and a mark needs the length of what it has handed on.
+struct Counted {
+    file: File,
+    len: u64,
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl Spool {
     /// Spools into `file`, which must be empty and open for reading and writing.
     pub fn new(file: File, form: Form) -> Self {
-        let (kind, columns) = match form {
-            Form::Cells { sep, only } => {
-                let columns: IndexSet<String> = only.iter().flatten().cloned().collect();
-                let kept = only.map(|_| columns.len());
-                (Kind::Cells { sep, kept }, columns)
-            }
-            Form::Lines => (Kind::Lines, IndexSet::new()),
+        Spool::at(file, form, 0)
+    }
+
+    /// A spool whose file already holds `len` bytes of complete records.
+    fn at(file: File, form: Form, len: u64) -> Self {
+        let kind = match form {
+            Form::Cells {
+                sep,
+                only,
+                delimiter,
+                csv_safe,
+            } => Kind::Rows(Box::new(Rows {
+                // csv buffers on its own, and a buffer bigger than the default 8 KiB means
+                // far fewer writes for a spool of many megabytes.
+                table: csv::WriterBuilder::new()
+                    .delimiter(delimiter)
+                    .flexible(true)
+                    .buffer_capacity(1 << 16)
+                    .from_writer(Counted { file, len }),
+                delimiter,
+                csv_safe,
+                sep,
+                kept: only.as_ref().map(Vec::len),
+                columns: only.into_iter().flatten().collect(),
+                runs: Vec::new(),
+                cells: records::Cells::default(),
+                guesses: Vec::new(),
+                filled: Vec::new(),
+                slots: Vec::new(),
+            })),
+            Form::Lines => Kind::Lines {
+                file: BufWriter::with_capacity(1 << 16, file),
+                len,
+            },
         };
-        Spool {
-            file: BufWriter::with_capacity(1 << 16, file),
-            len: 0,
-            records: 0,
-            columns,
-            kind,
-            scratch: records::Cells::default(),
-            guesses: Vec::new(),
-            filled: Vec::new(),
-            encoded: Vec::new(),
-        }
+        Spool { records: 0, kind }
     }
 
     /// Carries on a spool left in `file` by an earlier run, dropping whatever that run
@@ -115,30 +173,158 @@ impl Spool {
         check(&file, &form, &mark)?;
         file.set_len(mark.len)?;
         file.seek(SeekFrom::End(0))?;
-        let mut spool = Spool::new(file, form);
-        spool.len = mark.len;
+        let mut spool = Spool::at(file, form, mark.len);
         spool.records = mark.records;
-        spool.columns.extend(mark.columns);
+        if let Kind::Rows(rows) = &mut spool.kind {
+            rows.columns.extend(mark.columns);
+            rows.runs = mark.runs;
+        }
         Ok(spool)
     }
 
-    pub fn add(&mut self, record: &RawValue) -> Result<(), Error> {
-        let written = match &self.kind {
-            Kind::Cells { sep, kept } => {
-                let kept = kept.unwrap_or(usize::MAX);
-                records::flatten(record, sep.as_deref(), &mut self.scratch)?;
-                self.append_cells(kept)
+    /// Appends one record, given as its JSON text (valid JSON, as [`records::Page`] found
+    /// it).
+    pub fn add(&mut self, record: &str) -> Result<(), Error> {
+        let written = match &mut self.kind {
+            Kind::Rows(rows) => rows.append(record, self.records + 1),
+            Kind::Lines { file, len } => {
+                let json = records::compact(record);
+                *len += json.len() as u64 + 1;
+                file.write_all(json.as_bytes())
+                    .and_then(|()| file.write_all(b"\n"))
+                    .map_err(|e| Error::output(e, "cannot spool records to disk"))
             }
-            Kind::Lines => self.append_line(&records::compact(record.get())),
         };
-        written.map_err(|e| Error::output(e, "cannot spool records to disk"))
+        self.records += 1;
+        written
     }
 
-    /// Appends the flattened record, only the cells of the first `kept` columns.
-    fn append_cells(&mut self, kept: usize) -> io::Result<()> {
-        self.guesses.resize(self.scratch.len(), usize::MAX);
-        let stamp = self.records + 1;
-        for ((column, _), guess) in self.scratch.iter().zip(&mut self.guesses) {
+    /// Makes everything added so far durable: written, and synced to the disk.
+    pub fn commit(&mut self) -> io::Result<()> {
+        let file = match &mut self.kind {
+            Kind::Rows(rows) => {
+                rows.table.flush()?;
+                &rows.table.get_ref().file
+            }
+            Kind::Lines { file, .. } => {
+                file.flush()?;
+                file.get_ref()
+            }
+        };
+        file.sync_data()
+    }
+
+    /// The state to reopen the spool at, as of the last record added.
+    pub fn mark(&mut self) -> io::Result<Mark> {
+        let (len, columns, runs) = match &mut self.kind {
+            Kind::Rows(rows) => {
+                rows.table.flush()?;
+                let columns = rows.kept_columns().iter().cloned().collect();
+                (rows.table.get_ref().len, columns, rows.runs.clone())
+            }
+            Kind::Lines { len, .. } => (*len, Vec::new(), Vec::new()),
+        };
+        Ok(Mark {
+            len,
+            records: self.records,
+            columns,
+            runs,
+        })
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Writes the table a spool of rows holds: a header of every column, then one row per
+    /// record, each with a cell for every column. No records, no header: nothing at all.
+    pub fn write_table(self, out: impl Write) -> io::Result<()> {
+        let records = self.records;
+        let Kind::Rows(rows) = self.kind else {
+            return Err(io::Error::other("a spool of JSON lines holds no table"));
+        };
+        let header: Vec<Vec<u8>> = rows
+            .kept_columns()
+            .iter()
+            .map(|c| safe_cell(c.as_bytes(), rows.csv_safe).into_owned())
+            .collect();
+        let (delimiter, runs) = (rows.delimiter, rows.runs);
+        let Counted { file, len } = rows.table.into_inner().map_err(|e| e.into_error())?;
+        if records == 0 {
+            return Ok(());
+        }
+        let mut table = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .buffer_capacity(1 << 16)
+            .from_writer(out);
+        table.write_record(&header)?;
+        // The rows written before the last column appeared are one cell per missing
+        // column short; the rest are copied as they are.
+        let full = runs
+            .iter()
+            .find(|run| run.width >= header.len())
+            .map_or(len, |run| run.start);
+        let mut narrow = reader(&file, delimiter, full)?;
+        let mut row = csv::ByteRecord::new();
+        while narrow.read_byte_record(&mut row)? {
+            while row.len() < header.len() {
+                row.push_field(b"");
+            }
+            table.write_byte_record(&row)?;
+        }
+        let mut out = table.into_inner().map_err(|e| e.into_error())?;
+        let mut file = narrow.into_inner().into_inner();
+        io::copy(&mut Read::by_ref(&mut file).take(len - full), &mut out)?;
+        out.flush()
+    }
+
+    /// Reads the records of a [`Form::Lines`] spool back in order, each as its JSON text.
+    pub fn replay_lines(self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let records = self.records;
+        let Kind::Lines { file, len } = self.kind else {
+            return Err(io::Error::other("a spool of rows holds no JSON lines"));
+        };
+        let mut file = file.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        let mut reader = BufReader::with_capacity(1 << 16, file).take(len);
+        let mut line = Vec::new();
+        for _ in 0..records {
+            line.clear();
+            reader.read_until(b'\n', &mut line)?;
+            match line.strip_suffix(b"\n") {
+                Some(json) => each(json)?,
+                None => return Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The spool file, with everything added written to it.
+    pub fn into_file(self) -> io::Result<File> {
+        match self.kind {
+            Kind::Rows(rows) => Ok(rows.table.into_inner().map_err(|e| e.into_error())?.file),
+            Kind::Lines { file, .. } => file.into_inner().map_err(|e| e.into_error()),
+        }
+    }
+}
+
+impl Rows {
+    /// Every column seen so far, in first-seen order (or the `--columns` order).
+    fn kept_columns(&self) -> &Slice<String> {
+        &self.columns.as_slice()[..self.width()]
+    }
+
+    /// The cells a row written now has.
+    fn width(&self) -> usize {
+        self.kept.unwrap_or(self.columns.len())
+    }
+
+    /// Appends `record` as a row of the columns known once it is read; `stamp` is unique to
+    /// the record.
+    fn append(&mut self, record: &str, stamp: u64) -> Result<(), Error> {
+        records::flatten(record, self.sep.as_deref(), &mut self.cells)?;
+        self.guesses.resize(self.cells.len(), EMPTY);
+        for ((column, _), guess) in self.cells.iter().zip(&mut self.guesses) {
             let mut index = match self.columns.get_index(*guess) {
                 Some(known) if known == column => *guess,
                 _ => column_index(&mut self.columns, column),
@@ -156,244 +342,83 @@ impl Spool {
             self.filled[index] = stamp;
             *guess = index;
         }
-        let cells = self.guesses.iter().filter(|&&i| i < kept).count();
-        self.encoded.clear();
-        push_u32(&mut self.encoded, cells)?;
-        for ((_, text), &index) in self.scratch.iter().zip(&self.guesses) {
-            if index >= kept {
-                continue;
-            }
-            push_u32(&mut self.encoded, index)?;
-            push_u32(&mut self.encoded, text.len())?;
-            self.encoded.extend_from_slice(text.as_bytes());
-        }
-        self.file.write_all(&self.encoded)?;
-        self.len += self.encoded.len() as u64;
-        self.records += 1;
-        Ok(())
-    }
-
-    fn append_line(&mut self, json: &str) -> io::Result<()> {
-        self.file.write_all(json.as_bytes())?;
-        self.file.write_all(b"\n")?;
-        self.len += json.len() as u64 + 1;
-        self.records += 1;
-        Ok(())
-    }
-
-    /// Makes everything added so far durable: written, and synced to the disk.
-    pub fn commit(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        self.file.get_ref().sync_data()
-    }
-
-    /// The state to reopen the spool at, as of the last record added.
-    pub fn mark(&self) -> Mark {
-        Mark {
-            len: self.len,
-            records: self.records,
-            columns: self.columns().iter().cloned().collect(),
-        }
-    }
-
-    pub fn records(&self) -> u64 {
-        self.records
-    }
-
-    /// Every column seen so far, in first-seen order (or the `--columns` order).
-    pub fn columns(&self) -> &Slice<String> {
-        let kept = match self.kind {
-            Kind::Cells {
-                kept: Some(kept), ..
-            } => kept,
-            _ => self.columns.len(),
-        };
-        &self.columns.as_slice()[..kept]
-    }
-
-    /// Reads the records back in order, handing each to `each` as a row with one cell per
-    /// column (missing cells empty).
-    pub fn replay_cells(self, mut each: impl FnMut(&[&[u8]]) -> io::Result<()>) -> io::Result<()> {
-        let width = self.columns().len();
-        let (records, len) = (self.records, self.len);
-        let mut file = self.into_file()?;
-        file.rewind()?;
-        let mut chunks = Chunks::new(file.take(len));
-        let mut record = Record::default();
-        for _ in 0..records {
-            let bytes = record.read(&mut chunks, width)?;
-            let mut row: Vec<&[u8]> = vec![b""; width];
-            for &(column, start, end) in &record.spans {
-                row[column] = &bytes[start..end];
-            }
-            each(&row)?;
-            chunks.consume(record.len);
-        }
-        Ok(())
-    }
-
-    /// Reads the records of a [`Form::Lines`] spool back in order, each as its JSON text.
-    pub fn replay_lines(self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        let (records, len) = (self.records, self.len);
-        let mut reader = self.into_reader()?.take(len);
-        let mut line = Vec::new();
-        for _ in 0..records {
-            line.clear();
-            reader.read_until(b'\n', &mut line)?;
-            match line.strip_suffix(b"\n") {
-                Some(json) => each(json)?,
-                None => return Err(io::ErrorKind::UnexpectedEof.into()),
+        let width = self.width();
+        self.slots.clear();
+        self.slots.resize(width, EMPTY);
+        for (cell, &index) in self.guesses.iter().enumerate() {
+            if index < width {
+                self.slots[index] = cell;
             }
         }
+        self.write_row(width)
+            .map_err(|e| Error::output(e, "cannot spool records to disk"))
+    }
+
+    fn write_row(&mut self, width: usize) -> io::Result<()> {
+        if self.runs.last().map(|run| run.width) != Some(width) {
+            self.table.flush()?;
+            let start = self.table.get_ref().len;
+            self.runs.push(Run { start, width });
+        }
+        let (cells, csv_safe) = (&self.cells, self.csv_safe);
+        self.table
+            .write_record(self.slots.iter().map(|&cell| match cell {
+                EMPTY => Cow::Borrowed(&b""[..]),
+                cell => safe_cell(cells.text(cell).as_bytes(), csv_safe),
+            }))?;
         Ok(())
-    }
-
-    /// The spool file, with everything added written to it.
-    pub fn into_file(self) -> io::Result<File> {
-        self.file.into_inner().map_err(|e| e.into_error())
-    }
-
-    fn into_reader(self) -> io::Result<BufReader<File>> {
-        let mut file = self.into_file()?;
-        file.rewind()?;
-        Ok(BufReader::with_capacity(1 << 16, file))
     }
 }
 
-/// One record of a cells spool as read back: per cell its (column index, start, end) in
-/// the bytes [`Record::read`] returns, and how many bytes of the spool it took.
-#[derive(Default)]
-struct Record {
-    spans: Vec<(usize, usize, usize)>,
-    len: usize,
-}
-
-impl Record {
-    /// Reads the next record from `chunks` and returns the bytes its spans point into; the
-    /// caller consumes `self.len` of them when done with the record.
-    ///
-    /// The spool may be a partial file left by an earlier run and damaged since, so nothing
-    /// read is trusted: a column index outside `width` or a cell running past the end is
-    /// [`io::ErrorKind::InvalidData`], never a panic or a huge allocation.
-    fn read<'c>(
-        &mut self,
-        chunks: &'c mut Chunks<impl Read>,
-        width: usize,
-    ) -> io::Result<&'c [u8]> {
-        self.spans.clear();
-        let mut at = 0;
-        let cells = chunks.u32_at(&mut at)?;
-        for _ in 0..cells {
-            let column = chunks.u32_at(&mut at)?;
-            let len = chunks.u32_at(&mut at)?;
-            if column >= width || len as u64 > chunks.left_after(at) {
-                return Err(damaged());
-            }
-            chunks.fill(at + len)?;
-            self.spans.push((column, at, at + len));
-            at += len;
+/// With `csv_safe`, a cell that a spreadsheet would run as a formula gets a leading `'`
+/// (the OWASP advice against CSV injection).
+fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
+    match text.first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') if csv_safe => {
+            Cow::Owned([b"'", text].concat())
         }
-        self.len = at;
-        Ok(chunks.available())
+        _ => Cow::Borrowed(text),
     }
 }
 
-/// A spool read front to back through a large buffer, so that a record is parsed from a
-/// slice instead of through a `read_exact` per number and cell: reading the spool back
-/// would otherwise cost about as much as writing the table.
-struct Chunks<R> {
-    reader: io::Take<R>,
-    buf: Vec<u8>,
-    /// The unconsumed bytes are `buf[start..end]`.
-    start: usize,
-    end: usize,
-}
-
-impl<R: Read> Chunks<R> {
-    fn new(reader: io::Take<R>) -> Self {
-        Chunks {
-            reader,
-            buf: vec![0; 1 << 16],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// The unconsumed bytes read so far.
-    fn available(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    /// Bytes of the spool past the first `at` unconsumed ones, read or not.
-    fn left_after(&self, at: usize) -> u64 {
-        (self.end - self.start) as u64 + self.reader.limit() - at as u64
-    }
-
-    /// Makes at least `n` unconsumed bytes available: [`io::ErrorKind::UnexpectedEof`] if
-    /// the spool ends first. Callers bound `n` by [`Chunks::left_after`].
-    #[inline]
-    fn fill(&mut self, n: usize) -> io::Result<()> {
-        if self.end - self.start >= n {
-            Ok(())
-        } else {
-            self.refill(n)
-        }
-    }
-
-    /// [`Chunks::fill`] when the buffer runs short: kept out of line, as it is rare.
-    #[cold]
-    fn refill(&mut self, n: usize) -> io::Result<()> {
-        while self.end - self.start < n {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            if self.buf.len() < n {
-                self.buf.resize(n, 0);
-            }
-            match self.reader.read(&mut self.buf[self.end..])? {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                read => self.end += read,
-            }
-        }
-        Ok(())
-    }
-
-    /// The little-endian number at unconsumed offset `*at`, moving `*at` past it.
-    fn u32_at(&mut self, at: &mut usize) -> io::Result<usize> {
-        self.fill(*at + 4)?;
-        let bytes = &self.buf[self.start + *at..self.start + *at + 4];
-        *at += 4;
-        Ok(u32::from_le_bytes(bytes.try_into().expect("four bytes")) as usize)
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-    }
-
-    /// Whether every byte of the spool has been consumed.
-    fn is_done(&self) -> bool {
-        self.start == self.end && self.reader.limit() == 0
-    }
+/// A reader of the first `len` bytes of a spool of rows.
+fn reader(file: &File, delimiter: u8, len: u64) -> io::Result<csv::Reader<io::Take<File>>> {
+    let mut file = file.try_clone()?;
+    file.rewind()?;
+    Ok(csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(file.take(len)))
 }
 
 /// Checks that the first `mark.len` bytes of a spool file hold exactly `mark.records`
 /// well-formed records of `form`.
 fn check(file: &File, form: &Form, mark: &Mark) -> io::Result<()> {
-    let eof_is_damage = |e: io::Error| match e.kind() {
-        io::ErrorKind::UnexpectedEof => damaged(),
-        _ => e,
-    };
     let complete = match form {
-        Form::Cells { .. } => {
-            let mut chunks = Chunks::new(file.take(mark.len));
-            let mut record = Record::default();
-            for _ in 0..mark.records {
-                record
-                    .read(&mut chunks, mark.columns.len())
-                    .map_err(eof_is_damage)?;
-                chunks.consume(record.len);
+        Form::Cells { delimiter, .. } => {
+            let mut rows = reader(file, *delimiter, mark.len)?;
+            let mut row = csv::ByteRecord::new();
+            let mut records = 0u64;
+            let widths_fit = mark.runs.windows(2).all(|w| w[0].start < w[1].start)
+                && mark.runs.iter().all(|run| run.width <= mark.columns.len());
+            while widths_fit && records <= mark.records && rows.read_byte_record(&mut row)? {
+                let start = row.position().map_or(0, |p| p.byte());
+                let run = mark.runs.iter().rev().find(|run| run.start <= start);
+                if run.map(|run| run.width) != Some(row.len()) {
+                    return Err(damaged());
+                }
+                records += 1;
             }
-            chunks.is_done()
+            let ends_a_row = mark.len == 0 || {
+                let mut last = [0];
+                let mut file = rows.into_inner().into_inner();
+                file.seek(SeekFrom::Start(mark.len - 1))?;
+                file.read_exact(&mut last)?;
+                last == *b"\n"
+            };
+            widths_fit && records == mark.records && ends_a_row
         }
         Form::Lines => {
             let mut reader = BufReader::new(file).take(mark.len);
@@ -425,82 +450,93 @@ fn column_index(columns: &mut IndexSet<String>, column: &str) -> usize {
     }
 }
 
-fn push_u32(encoded: &mut Vec<u8>, n: usize) -> io::Result<()> {
-    let n = u32::try_from(n).map_err(|_| io::Error::other("value too large for the spool"))?;
-    encoded.extend_from_slice(&n.to_le_bytes());
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn raw(json: &str) -> Box<RawValue> {
-        RawValue::from_string(json.to_string()).unwrap()
-    }
 
     fn cells(sep: &str, only: Option<&[&str]>) -> Form {
         Form::Cells {
             sep: Some(sep.to_string()),
             only: only.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            delimiter: b',',
+            csv_safe: false,
         }
     }
 
-    fn rows(spool: Spool) -> Vec<Vec<String>> {
-        let mut rows = Vec::new();
-        spool
-            .replay_cells(|row| {
-                rows.push(
-                    row.iter()
-                        .map(|c| String::from_utf8(c.to_vec()).unwrap())
-                        .collect(),
-                );
-                Ok(())
-            })
-            .unwrap();
-        rows
+    fn table(spool: Spool) -> String {
+        let mut out = Vec::new();
+        spool.write_table(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
-    fn replays_rows_under_the_union_of_columns() {
+    fn rows_get_a_cell_for_every_column_seen() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        spool.add(&raw(r#"{"a": 1, "b": {"c": "x"}}"#)).unwrap();
-        spool.add(&raw(r#"{"d": "late", "a": 2}"#)).unwrap();
+        spool.add(r#"{"a": 1, "b": {"c": "x,y"}}"#).unwrap();
+        spool.add(r#"{"d": "late", "a": 2}"#).unwrap();
+        spool
+            .add(r#"{"b": {"c": null}, "d": "\"q\"", "a": 3}"#)
+            .unwrap();
         assert_eq!(
-            spool.columns().iter().collect::<Vec<_>>(),
-            ["a", "b.c", "d"]
+            table(spool),
+            "a,b.c,d\n1,\"x,y\",\n2,,late\n3,,\"\"\"q\"\"\"\n"
         );
-        assert_eq!(rows(spool), [vec!["1", "x", ""], vec!["2", "", "late"]]);
+    }
+
+    #[test]
+    fn a_lone_empty_cell_is_quoted_only_while_it_is_alone() {
+        let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
+        spool.add(r#"{"a": null}"#).unwrap();
+        assert_eq!(table(spool), "a\n\"\"\n");
+        let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
+        spool.add(r#"{"a": null}"#).unwrap();
+        spool.add(r#"{"b": 1}"#).unwrap();
+        assert_eq!(table(spool), "a,b\n,\n,1\n");
+    }
+
+    #[test]
+    fn tsv_and_csv_safe_shape_the_cells_and_the_header() {
+        let form = Form::Cells {
+            sep: Some(".".into()),
+            only: None,
+            delimiter: b'\t',
+            csv_safe: true,
+        };
+        let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
+        spool.add(r#"{"=f": "=1+1", "t": "a\tb"}"#).unwrap();
+        spool.add(r#"{"n": -3}"#).unwrap();
+        assert_eq!(table(spool), "'=f\tt\tn\n'=1+1\t\"a\tb\"\t\n\t\t'-3\n");
     }
 
     #[test]
     fn selected_columns_keep_their_order_and_drop_the_rest() {
         let form = cells(".", Some(&["d", "b.c", "zz"]));
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
-        spool.add(&raw(r#"{"a": 1, "b": {"c": "x"}}"#)).unwrap();
-        spool.add(&raw(r#"{"d": "late", "a": 2}"#)).unwrap();
-        assert_eq!(
-            rows(spool),
-            [vec!["", "x", ""], vec!["late", "", ""]],
-            "columns d, b.c, zz"
-        );
+        spool.add(r#"{"a": 1, "b": {"c": "x"}}"#).unwrap();
+        spool.add(r#"{"d": "late", "a": 2}"#).unwrap();
+        assert_eq!(table(spool), "d,b.c,zz\n,x,\nlate,,\n");
+    }
+
+    #[test]
+    fn no_records_no_header() {
+        let spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
+        assert_eq!(table(spool), "");
     }
 
     #[test]
     fn reopening_at_a_mark_drops_the_unfinished_page() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut spool = Spool::new(file.reopen().unwrap(), cells(".", None));
-        spool.add(&raw(r#"{"a": 1}"#)).unwrap();
+        spool.add(r#"{"a": 1}"#).unwrap();
         spool.commit().unwrap();
-        let mark = spool.mark();
-        spool.add(&raw(r#"{"lost": 2}"#)).unwrap();
+        let mark = spool.mark().unwrap();
+        spool.add(r#"{"lost": 2}"#).unwrap();
         spool.commit().unwrap();
         drop(spool);
 
         let mut spool = Spool::reopen(file.reopen().unwrap(), cells(".", None), mark).unwrap();
-        spool.add(&raw(r#"{"b": 3, "a": 4}"#)).unwrap();
-        assert_eq!(spool.columns().iter().collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(rows(spool), [vec!["1", ""], vec!["4", "3"]]);
+        spool.add(r#"{"b": 3, "a": 4}"#).unwrap();
+        assert_eq!(table(spool), "a,b\n1,\n4,3\n");
     }
 
     #[test]
@@ -509,6 +545,7 @@ mod tests {
             len: 10,
             records: 1,
             columns: vec![],
+            runs: vec![],
         };
         let err = Spool::reopen(tempfile::tempfile().unwrap(), Form::Lines, mark)
             .err()
@@ -516,34 +553,35 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
-    /// Records straddle the read-back buffer's ends, and one cell is larger than it.
+    /// Narrow rows straddle the read-back buffer's ends, and one cell is larger than it.
     #[test]
-    fn replays_records_larger_than_the_read_buffer() {
+    fn pads_rows_larger_than_the_read_buffer() {
         let big = "x".repeat(200_000);
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        let mut expected = Vec::new();
+        let mut expected = String::from("n,s,late\n");
         for i in 0..5000 {
-            let text = if i == 2500 {
-                big.clone()
-            } else {
-                i.to_string()
+            let (json, cell) = match i {
+                2500 => (big.clone(), big.clone()),
+                _ => ("a\\nb".to_string(), "\"a\nb\"".to_string()),
             };
             spool
-                .add(&raw(&format!(r#"{{"n": {i}, "s": "{text}"}}"#)))
+                .add(&format!(r#"{{"n": {i}, "s": "{json}"}}"#))
                 .unwrap();
-            expected.push(vec![i.to_string(), text]);
+            expected.push_str(&format!("{i},{cell},\n"));
         }
-        assert_eq!(rows(spool), expected);
+        spool.add(r#"{"late": 1}"#).unwrap();
+        expected.push_str(",,1\n");
+        assert_eq!(table(spool), expected);
     }
 
     #[test]
     fn lines_hold_compact_json() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), Form::Lines);
         spool
-            .add(&raw("{ \"a\" : [1, 2.50],\n \"s\": \"x y\" }"))
+            .add("{ \"a\" : [1, 2.50],\n \"s\": \"x y\" }")
             .unwrap();
-        spool.add(&raw("7")).unwrap();
-        assert_eq!(spool.mark().len, 25 + 2);
+        spool.add("7").unwrap();
+        assert_eq!(spool.mark().unwrap().len, 25 + 2);
         let mut lines = Vec::new();
         spool
             .replay_lines(|l| {
@@ -557,26 +595,14 @@ mod tests {
     #[test]
     fn a_second_cell_under_one_name_gets_a_column_of_its_own() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
+        spool.add(r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#).unwrap();
         spool
-            .add(&raw(r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#))
+            .add(r#"{"a": {"b": 4}, "c": 5, "c": 6, "c": 7}"#)
             .unwrap();
-        spool
-            .add(&raw(r#"{"a": {"b": 4}, "c": 5, "c": 6, "c": 7}"#))
-            .unwrap();
-        spool
-            .add(&raw(r#"{"a.b#2": "x", "a.b": 8, "a.b": 9}"#))
-            .unwrap();
+        spool.add(r#"{"a.b#2": "x", "a.b": 8, "a.b": 9}"#).unwrap();
         assert_eq!(
-            spool.columns().iter().collect::<Vec<_>>(),
-            ["a.b", "a.b#2", "c", "c#2", "c#3", "a.b#3"]
-        );
-        assert_eq!(
-            rows(spool),
-            [
-                vec!["1", "2", "3", "", "", ""],
-                vec!["4", "", "5", "6", "7", ""],
-                vec!["8", "x", "", "", "", "9"],
-            ]
+            table(spool),
+            "a.b,a.b#2,c,c#2,c#3,a.b#3\n1,2,3,,,\n4,,5,6,7,\n8,x,,,,9\n"
         );
     }
 
@@ -585,19 +611,20 @@ mod tests {
         let form = cells(".", Some(&["c", "a.b#2"]));
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
         spool
-            .add(&raw(r#"{"c": 1, "a.b": 2, "a": {"b": 3}, "c": 4}"#))
+            .add(r#"{"c": 1, "a.b": 2, "a": {"b": 3}, "c": 4}"#)
             .unwrap();
-        assert_eq!(rows(spool), [vec!["1", "3"]]);
+        assert_eq!(table(spool), "c,a.b#2\n1,3\n");
     }
 
-    /// A spool of two records with a mark, and its bytes.
+    /// A spool of three records in two widths with a mark, and its bytes.
     fn written(form: Form) -> (Mark, Vec<u8>) {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut spool = Spool::new(file.reopen().unwrap(), form);
-        spool.add(&raw(r#"{"a": 1, "b": "xy"}"#)).unwrap();
-        spool.add(&raw(r#"{"b": "z"}"#)).unwrap();
+        spool.add(r#"{"a": 1}"#).unwrap();
+        spool.add(r#"{"a": 2, "b": "xy"}"#).unwrap();
+        spool.add(r#"{"b": "z"}"#).unwrap();
         spool.commit().unwrap();
-        let mark = spool.mark();
+        let mark = spool.mark().unwrap();
         drop(spool);
         (mark, std::fs::read(file.path()).unwrap())
     }
@@ -613,20 +640,23 @@ mod tests {
     #[test]
     fn reopening_a_damaged_spool_fails_as_invalid_data() {
         let (mark, bytes) = written(cells(".", None));
+        assert_eq!(bytes, b"1\n2,xy\n,z\n");
         assert!(reopen(cells(".", None), mark.clone(), &bytes).is_ok());
-        let damages: [(&str, Damage); 6] = [
-            ("a column past the last", Box::new(|_, b| b[4] = 2)),
+        let damages: [(&str, Damage); 8] = [
+            ("a cell too many", Box::new(|_, b| b[0] = b',')),
+            ("a row too few", Box::new(|_, b| b[3] = b'-')),
+            ("an open quote", Box::new(|_, b| b[2] = b'"')),
             (
-                "a huge cell",
-                Box::new(|_, b| b[8..12].copy_from_slice(&[0xff; 4])),
+                "no final newline",
+                Box::new(|_, b| *b.last_mut().unwrap() = b'.'),
             ),
-            ("a cell past the end", Box::new(|_, b| b[8] = 50)),
+            ("fewer records", Box::new(|m, _| m.records = 2)),
+            ("more records", Box::new(|m, _| m.records = 4)),
             (
-                "a huge cell count",
-                Box::new(|_, b| b[0..4].copy_from_slice(&[0xff; 4])),
+                "a run past the columns",
+                Box::new(|m, _| m.runs[1].width = 3),
             ),
-            ("fewer records", Box::new(|m, _| m.records = 1)),
-            ("more records", Box::new(|m, _| m.records = 3)),
+            ("runs out of order", Box::new(|m, _| m.runs.swap(0, 1))),
         ];
         for (what, damage) in damages {
             let (mut mark, mut bytes) = (mark.clone(), bytes.clone());
@@ -634,10 +664,6 @@ mod tests {
             let err = reopen(cells(".", None), mark, &bytes).err().expect(what);
             assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{what}: {err}");
         }
-        let mut fewer = mark.clone();
-        fewer.columns.pop();
-        let err = reopen(cells(".", None), fewer, &bytes).err().unwrap();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "fewer columns");
 
         let (mark, mut bytes) = written(Form::Lines);
         assert!(reopen(Form::Lines, mark.clone(), &bytes).is_ok());
@@ -645,18 +671,5 @@ mod tests {
         bytes[last] = b' ';
         let err = reopen(Form::Lines, mark, &bytes).err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "no final newline");
-    }
-
-    #[test]
-    fn replaying_a_damaged_spool_fails_instead_of_panicking() {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        let mut spool = Spool::new(file.reopen().unwrap(), cells(".", None));
-        spool.add(&raw(r#"{"a": 1}"#)).unwrap();
-        spool.commit().unwrap();
-        let mut damaged = file.reopen().unwrap();
-        damaged.write_all(&1u32.to_le_bytes()).unwrap();
-        damaged.write_all(&7u32.to_le_bytes()).unwrap();
-        let err = spool.replay_cells(|_| Ok(())).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }
