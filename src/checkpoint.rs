@@ -21,7 +21,7 @@ use url::{Url, form_urlencoded};
 
 use crate::config::{Config, Target};
 use crate::error::Error;
-use crate::paginate::{Guard, Position};
+use crate::paginate::{Guard, Position, Progress};
 use crate::redact::{self, MASK, Secret, rewrite_query, split_segment};
 use crate::spool::{Form, Mark};
 
@@ -277,6 +277,15 @@ impl Checkpoint {
                 runs: Vec::new(),
             },
         }
+    }
+
+    /// Moves the checkpoint past a page, whose records took the spool to `spool`.
+    pub fn advance(&mut self, progress: Progress, spool: Mark) {
+        self.position = progress.position;
+        self.guard.catch_up(progress.guard);
+        self.pages = progress.pages;
+        self.done = progress.done;
+        self.spool = spool;
     }
 
     /// How long ago the run that began the partial file started, if that is long enough to

@@ -28,6 +28,7 @@ pub mod retry;
 pub mod sim;
 pub mod spool;
 pub mod stats;
+pub mod writer;
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ pub use crate::error::{Error, Exit};
 use crate::http::Fetcher;
 use crate::output::Sink;
 use crate::paginate::{Paginator, Step};
+use crate::writer::Writer;
 
 /// What a successful run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,12 +99,17 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         done = resumed.done;
     }
     if !done {
-        // Stopping at a signal drops `fetch` at one of its waits, between pages.
+        let mut writer = Writer::start(sink);
+        // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
+        // already handed to the writer are still written.
         let fetched = tokio::select! {
-            result = fetch(&fetcher, &mut pages, &config, &mut sink) => result,
+            result = fetch(&fetcher, &mut pages, &config, &mut writer) => result,
             () = interrupt::requested() => Err(Error::Interrupted),
         };
-        if let Err(error) = fetched {
+        // A failure to write is the one to report: the fetch may have stopped because of it.
+        let written = writer.stop().await;
+        sink = writer.into_sink();
+        if let Err(error) = written.and(fetched) {
             return Err(sink.abandon(error));
         }
     }
@@ -138,7 +145,7 @@ async fn fetch(
     fetcher: &Fetcher,
     pages: &mut Paginator,
     config: &Config,
-    sink: &mut Sink,
+    writer: &mut Writer,
 ) -> Result<(), Error> {
     let mut window = ahead::Window::new(fetcher, config.polite.concurrency);
     loop {
@@ -154,8 +161,9 @@ async fn fetch(
         let mut records = page.records(&config.records)?;
         records.truncate(pages.room());
         let step = pages.advance(&response.headers, &page, &records)?;
-        sink.page(&records, pages, step != Step::Continue)?;
-        let (number, total) = (pages.fetched(), sink.records());
+        let progress = pages.progress(step != Step::Continue);
+        writer.page(&response.body, &records, progress).await?;
+        let (number, total) = (pages.fetched(), writer.records());
         info!(
             page = number,
             records = total,

@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 
 use fs4::FileExt;
 use fs4::TryLockError;
-use serde_json::value::RawValue;
 use tracing::{info, warn};
 
 use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
 use crate::error::Error;
-use crate::paginate::{Paginator, Position};
+use crate::paginate::{Position, Progress};
 use crate::spool::Spool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -172,19 +171,14 @@ impl Sink {
         }
     }
 
-    /// Takes the records of one page. `pages` says where the run continues after it,
-    /// `last` that no more pages will come.
-    pub fn page(
-        &mut self,
-        records: &[&RawValue],
-        pages: &Paginator,
-        last: bool,
-    ) -> Result<(), Error> {
+    /// Takes the records of one page, each as its JSON text; `progress` says where the run
+    /// continues after it.
+    pub fn page(&mut self, records: &[&str], progress: Progress) -> Result<(), Error> {
         match &mut self.route {
             Route::Stream { out, records: n } => {
                 let written: io::Result<()> = records.iter().try_for_each(|record| {
                     out.out
-                        .write_all(crate::records::compact(record.get()).as_bytes())?;
+                        .write_all(crate::records::compact(record).as_bytes())?;
                     out.out.write_all(b"\n")
                 });
                 *n += records.len() as u64;
@@ -192,10 +186,8 @@ impl Sink {
                     .and_then(|()| out.out.flush())
                     .map_err(|e| out.failed(e))
             }
-            Route::Spooled { spool, .. } => records
-                .iter()
-                .try_for_each(|record| spool.add(record.get())),
-            Route::File(partial) => partial.page(records, pages, last),
+            Route::Spooled { spool, .. } => records.iter().try_for_each(|record| spool.add(record)),
+            Route::File(partial) => partial.page(records, progress),
         }
     }
 
@@ -363,17 +355,15 @@ impl Partial {
 
     /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
     /// or when `--checkpoint-every` has passed since the last save.
-    fn page(&mut self, records: &[&RawValue], pages: &Paginator, last: bool) -> Result<(), Error> {
+    fn page(&mut self, records: &[&str], progress: Progress) -> Result<(), Error> {
         for record in records {
-            self.spool.add(record.get())?;
+            self.spool.add(record)?;
         }
-        self.checkpoint.position = pages.position().clone();
-        self.checkpoint.guard.catch_up(pages.guard());
-        self.checkpoint.pages = pages.fetched();
-        self.checkpoint.done = last;
-        self.checkpoint.spool = self.spool.mark().map_err(|e| {
+        let mark = self.spool.mark().map_err(|e| {
             Error::output(e, format!("cannot write {}", self.files.partial.display()))
         })?;
+        let last = progress.done;
+        self.checkpoint.advance(progress, mark);
         if last || self.saved_at.elapsed() >= self.every {
             self.save()?;
         }

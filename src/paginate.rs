@@ -131,6 +131,21 @@ pub struct Paginator {
     page_records: u64,
     totals: Totals,
     guard: Guard,
+    /// Entries of the guard already handed out with a [`Progress`].
+    handed: usize,
+}
+
+/// Where the run stands after a page: what a checkpoint saved with that page holds.
+#[derive(Debug)]
+pub struct Progress {
+    /// Where the next request starts.
+    pub position: Position,
+    /// What the loop checks learned from the page (see [`Guard::since`]).
+    pub guard: Guard,
+    /// Pages fetched so far.
+    pub pages: u64,
+    /// No more pages will come.
+    pub done: bool,
 }
 
 impl Paginator {
@@ -179,6 +194,7 @@ impl Paginator {
             page_records: 0,
             totals: Totals::default(),
             guard: Guard::default(),
+            handed: 0,
         }
     }
 
@@ -232,6 +248,7 @@ impl Paginator {
     /// decided again on a later page. `guard` is what the loop checks had seen by then, so
     /// a loop the earlier run stopped at is caught again at once.
     pub fn resume(&mut self, position: Position, fetched: u64, records: u64, guard: Guard) {
+        self.handed = guard.entries();
         self.guard = guard;
         if fetched > 0 {
             self.mode = match &position {
@@ -254,8 +271,17 @@ impl Paginator {
     }
 
     /// What the loop checks have seen so far, to be saved with the position.
-    pub fn guard(&self) -> &Guard {
-        &self.guard
+    /// Where the run stands now, for the checkpoint of the page just fetched; `done` says
+    /// that it was the last.
+    pub fn progress(&mut self, done: bool) -> Progress {
+        let guard = self.guard.since(self.handed);
+        self.handed = self.guard.entries();
+        Progress {
+            position: self.position.clone(),
+            guard,
+            pages: self.fetched,
+            done,
+        }
     }
 
     /// The number of records in the whole result, when the API says so (`--total`,
@@ -926,7 +952,7 @@ mod tests {
             serde_json::from_str(&saved).unwrap(),
             p.fetched(),
             1,
-            p.guard().clone(),
+            p.progress(false).guard,
         );
         assert_eq!((q.style(), q.url()), (Style::Cursor, p.url()));
         assert_eq!(

@@ -421,6 +421,24 @@ impl SlowApi {
 }
 
 /// The partial file and checkpoint beside `out`.
+/// Waits until the checkpoint beside `out` has saved `pages` pages: pages are written and
+/// checkpointed behind the requests, on a thread of their own.
+fn wait_for_checkpoint(out: &Path, pages: u64) {
+    let started = std::time::Instant::now();
+    let saved = || {
+        let text = std::fs::read(&leftovers(out)[1]).ok()?;
+        serde_json::from_slice::<Value>(&text).ok()?["pages"].as_u64()
+    };
+    while saved() != Some(pages) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the checkpoint never saved {pages} pages (it has {:?})",
+            saved()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn leftovers(out: &Path) -> [PathBuf; 2] {
     let with = |suffix: &str| {
         let mut name = out.as_os_str().to_owned();
@@ -460,6 +478,7 @@ fn a_killed_run_resumes_into_the_same_file_an_uninterrupted_run_writes() {
             // Saved after every page, so the resumed run must start at the held page.
             let mut child = api.spawn(&out, Stdio::null(), &["--checkpoint-every", "0"]);
             wait_for_requests(&api.server, before + page as usize);
+            wait_for_checkpoint(&out, page - 1);
             child.kill().unwrap(); // SIGKILL: no chance to clean up
             child.wait().unwrap();
             assert_eq!(std::fs::read(&out).unwrap(), b"previous run\n");
@@ -553,6 +572,7 @@ fn cursor_and_next_url_runs_resume_where_they_stopped_without_saving_the_key() {
             .spawn()
             .unwrap();
         wait_for_requests(&server, before + 3);
+        wait_for_checkpoint(&out, 2);
         child.kill().unwrap();
         child.wait().unwrap();
         let checkpoint = std::fs::read_to_string(&leftovers(&out)[1]).unwrap();
@@ -622,6 +642,7 @@ fn a_second_run_on_the_same_output_is_refused_while_the_first_goes_on() {
     let before = api.server.requests().len();
     let mut first = api.spawn(&out, Stdio::null(), &["--checkpoint-every", "0"]);
     wait_for_requests(&api.server, before + 3);
+    wait_for_checkpoint(&out, 2);
     let read = || leftovers(&out).map(|path| std::fs::read(path).unwrap());
     let saved = read();
     let requests = api.server.requests().len();

@@ -25,13 +25,30 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Brings this copy up to date with `now`, the same run's guard later on. Only what
-    /// was added since is copied, so keeping a copy after every page stays cheap however
-    /// long the run.
-    pub fn catch_up(&mut self, now: &Guard) {
-        let new = now.seen.iter().skip(self.seen.len());
-        self.seen.extend(new.map(|(key, page)| (*key, *page)));
-        self.previous = now.previous;
+    /// How many next URLs and cursors the guard remembers.
+    pub fn entries(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// What a copy that holds this guard's first `known` entries lacks, for
+    /// [`Guard::catch_up`]: handing over only what is new keeps a copy after every page
+    /// cheap however long the run.
+    pub fn since(&self, known: usize) -> Guard {
+        Guard {
+            seen: self
+                .seen
+                .iter()
+                .skip(known)
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+            previous: self.previous,
+        }
+    }
+
+    /// Brings this copy up to date with `news`, what [`Guard::since`] gave.
+    pub fn catch_up(&mut self, news: Guard) {
+        self.seen.extend(news.seen);
+        self.previous = news.previous;
     }
 
     /// Notes that `key` (a URL or a cursor, tagged with its kind) fetched page `page`.
@@ -115,11 +132,12 @@ mod tests {
         let mut copy = Guard::default();
         guard.remember("cursor A", 1);
         guard.remember("cursor B", 2);
-        copy.catch_up(&guard);
+        copy.catch_up(guard.since(copy.entries()));
         assert_eq!(copy, guard);
         guard.remember("cursor C", 3);
         guard.remember("cursor A", 9);
-        copy.catch_up(&guard);
+        assert_eq!(guard.since(copy.entries()).entries(), 1);
+        copy.catch_up(guard.since(copy.entries()));
         assert_eq!(copy, guard);
         let saved: Guard = serde_json::from_str(&serde_json::to_string(&copy).unwrap()).unwrap();
         let err = saved

@@ -1,0 +1,122 @@
+//! The sink on a thread of its own, so that flattening and writing one page overlaps
+//! fetching and parsing the next: a run keeps a second core busy instead of leaving the
+//! network idle while it writes. Pages are handed over in order through a short queue, so
+//! memory stays bounded (a few pages) however far ahead the network gets.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::output::Sink;
+use crate::paginate::Progress;
+
+/// Pages waiting for the writer at most: one being written and one queued keeps both
+/// sides busy.
+const QUEUE: usize = 2;
+
+pub struct Writer {
+    /// Closed (`None`) to tell the writer that no more pages come.
+    pages: Option<mpsc::Sender<Batch>>,
+    thread: Option<JoinHandle<(Sink, Result<(), Error>)>>,
+    /// The sink back from the writer, once it has stopped.
+    stopped: Option<Sink>,
+    /// Records handed over so far, including those of the run being resumed.
+    records: u64,
+}
+
+/// One page for the writer: the response body, where each record's text lies in it, and
+/// where the run stands after the page.
+struct Batch {
+    body: Bytes,
+    records: Vec<Range<usize>>,
+    progress: Progress,
+}
+
+impl Writer {
+    pub fn start(mut sink: Sink) -> Self {
+        let records = sink.records();
+        let (pages, mut queue) = mpsc::channel::<Batch>(QUEUE);
+        let thread = tokio::task::spawn_blocking(move || {
+            while let Some(batch) = queue.blocking_recv() {
+                if let Err(error) = write(&mut sink, batch) {
+                    return (sink, Err(error));
+                }
+            }
+            (sink, Ok(()))
+        });
+        Writer {
+            pages: Some(pages),
+            thread: Some(thread),
+            stopped: None,
+            records,
+        }
+    }
+
+    /// Hands over the records of a page, which are slices of `body`. Waits while the writer
+    /// is a full queue behind; fails with the writer's error if it stopped at one.
+    pub async fn page(
+        &mut self,
+        body: &Bytes,
+        records: &[&RawValue],
+        progress: Progress,
+    ) -> Result<(), Error> {
+        let base = body.as_ptr() as usize;
+        let spans = records.iter().map(|record| {
+            let start = record.get().as_ptr() as usize - base;
+            start..start + record.get().len()
+        });
+        let batch = Batch {
+            body: body.clone(),
+            records: spans.collect(),
+            progress,
+        };
+        self.records += records.len() as u64;
+        let pages = self
+            .pages
+            .as_ref()
+            .expect("no page after the writer stopped");
+        if pages.send(batch).await.is_ok() {
+            return Ok(());
+        }
+        // The writer gave up at an earlier page; its error is what stopped the run.
+        self.stop().await
+    }
+
+    /// Records handed over so far, including those of the run being resumed.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Waits for the writer to take every page handed over, and says how that went.
+    pub async fn stop(&mut self) -> Result<(), Error> {
+        self.pages = None;
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let (sink, result) = match thread.await {
+            Ok(stopped) => stopped,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        self.stopped = Some(sink);
+        result
+    }
+
+    /// The sink, once [`Writer::stop`] has run.
+    pub fn into_sink(self) -> Sink {
+        self.stopped.expect("the writer is stopped first")
+    }
+}
+
+fn write(sink: &mut Sink, batch: Batch) -> Result<(), Error> {
+    let records = batch
+        .records
+        .iter()
+        .map(|span| std::str::from_utf8(&batch.body[span.clone()]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::BadResponse(format!("a record is not UTF-8 text: {e}")))?;
+    sink.page(&records, batch.progress)
+}
