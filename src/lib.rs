@@ -30,6 +30,7 @@ pub mod spool;
 pub mod stats;
 pub mod writer;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -151,18 +152,25 @@ async fn fetch(
     loop {
         let (page_url, response) = window.next(pages).await;
         let response = response?;
-        let page = records::Page::parse(&response.body).map_err(|e| {
+        let not_json = |why: String, body: &[u8]| {
             Error::BadResponse(format!(
-                "{}: the response is not JSON ({e}); it starts with: {}",
+                "{}: the response is not JSON ({why}); it starts with: {}",
                 redact::url(&page_url),
-                http::snippet(&response.body)
+                http::snippet(body)
             ))
-        })?;
+        };
+        // JSON is UTF-8 text: checked once here, the body is then read, and handed to the
+        // writer, as text without checking it again.
+        let body = String::from_utf8(Vec::from(response.body))
+            .map_err(|e| not_json(e.utf8_error().to_string(), e.as_bytes()))?;
+        let body = Arc::new(body);
+        let page =
+            records::Page::parse(&body).map_err(|e| not_json(e.to_string(), body.as_bytes()))?;
         let mut records = page.records(&config.records)?;
         records.truncate(pages.room());
         let step = pages.advance(&response.headers, &page, &records)?;
         let progress = pages.progress(step != Step::Continue);
-        writer.page(&response.body, &records, progress).await?;
+        writer.page(&body, &records, progress).await?;
         let (number, total) = (pages.fetched(), writer.records());
         info!(
             page = number,

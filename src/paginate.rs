@@ -621,7 +621,7 @@ mod tests {
 
     /// Feeds one page body (with `headers`) to the paginator.
     fn feed(p: &mut Paginator, headers: &HeaderMap, json: &str) -> Result<Step, Error> {
-        let page = Page::parse(json.as_bytes()).unwrap();
+        let page = Page::parse(json).unwrap();
         let records = page.records(&records::Select::default()).unwrap();
         p.advance(headers, &page, &records)
     }

@@ -37,7 +37,7 @@ pub struct Select {
 /// One response body, split into its top-level parts but not further.
 pub struct Page<'a> {
     /// The whole body: parsed as one raw value only when it is itself the one record.
-    body: &'a [u8],
+    body: &'a str,
     top: Top<'a>,
 }
 
@@ -84,15 +84,15 @@ impl<'a> Page<'a> {
     /// Validates the whole body and splits its top level (and a top-level object's
     /// arrays) in one pass: a page is megabytes at a time, and each pass over it costs as
     /// much as flattening it.
-    pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
-        let top = match body.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'[') => Top::Array(serde_json::from_slice(body)?),
+    pub fn parse(body: &'a str) -> Result<Self, serde_json::Error> {
+        let top = match body.bytes().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => Top::Array(serde_json::from_str(body)?),
             Some(b'{') => match top_fields(body) {
                 Some(fields) => Top::Object(fields),
                 // Not valid JSON: let serde_json say where and why.
-                None => Top::Scalar(serde_json::from_slice(body)?),
+                None => Top::Scalar(serde_json::from_str(body)?),
             },
-            _ => Top::Scalar(serde_json::from_slice(body)?),
+            _ => Top::Scalar(serde_json::from_str(body)?),
         };
         Ok(Page { body, top })
     }
@@ -150,7 +150,7 @@ impl<'a> Page<'a> {
                 kind(&serde_json::from_str(raw.get()).unwrap_or(Value::Null))
             ))),
             None if select.object_is_record && matches!(self.top, Top::Object(_)) => {
-                let whole = serde_json::from_slice(self.body);
+                let whole = serde_json::from_str(self.body);
                 Ok(vec![whole.map_err(|e| Error::BadResponse(e.to_string()))?])
             }
             None => Err(Error::BadResponse(format!(
@@ -278,11 +278,8 @@ fn child<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
 /// scanner reads the keys and punctuation between values, and serde_json validates each
 /// value as what it is used as, finding its end on the way, so no value is read twice.
 /// `None` if the body is not valid JSON.
-fn top_fields(body: &[u8]) -> Option<Vec<Field<'_>>> {
-    let mut json = Scanner {
-        text: std::str::from_utf8(body).ok()?,
-        at: 0,
-    };
+fn top_fields(body: &str) -> Option<Vec<Field<'_>>> {
+    let mut json = Scanner { text: body, at: 0 };
     let mut fields = Vec::new();
     json.eat(b'{')?;
     if json.peek()? == b'}' {
@@ -600,7 +597,7 @@ impl<'a> Scanner<'a> {
 /// Appends the unescaped text of a JSON string's contents (between its quotes) to `out`.
 /// `None` for an escape JSON does not allow, such as half a surrogate pair.
 fn unescape(mut contents: &str, out: &mut String) -> Option<()> {
-    while let Some(at) = contents.find('\\') {
+    while let Some(at) = memchr::memchr(b'\\', contents.as_bytes()) {
         out.push_str(&contents[..at]);
         let escape = contents.as_bytes().get(at + 1)?;
         contents = &contents[at + 2..];
@@ -693,7 +690,7 @@ mod tests {
     }
 
     fn found(json: &str, select: &Select) -> Result<Vec<String>, String> {
-        Page::parse(json.as_bytes())
+        Page::parse(json)
             .unwrap()
             .records(select)
             .map(|r| r.iter().map(|v| v.get().to_string()).collect())
@@ -756,40 +753,35 @@ mod tests {
 
     #[test]
     fn a_page_is_exactly_one_json_value() {
-        assert!(Page::parse(b" \n{\"data\": [1]}\n").is_ok());
-        assert!(Page::parse(b"\t[1]").is_ok());
+        assert!(Page::parse(" \n{\"data\": [1]}\n").is_ok());
+        assert!(Page::parse("\t[1]").is_ok());
         for bad in [
-            &b"{\"data\": [1]} x"[..],
-            b"[1] [2]",
-            b"{\"a\": [1,]}",
-            b"",
-            b"<html>",
-            b"{\"data\": [1], \"x\": tru}",
-            b"{\"a\" 1}",
-            b"{\"a\": 1,}",
-            b"{\"a\": \"x\\",
-            b"{\"a\": [1, 2}",
-            b"{\"a\": 1} }",
-            b"{\"a\": 1x}",
-            b"{\"a\": {}x}",
-            b"{\"data\": [1]]}",
-            b"{\"data\": [1]\"b\": 2}",
-            b"{\"a\":",
-            b"{\"a\\q\": 1}",
-            b"{\"data\": [\"\xff\"]}",
+            "{\"data\": [1]} x",
+            "[1] [2]",
+            "{\"a\": [1,]}",
+            "",
+            "<html>",
+            "{\"data\": [1], \"x\": tru}",
+            "{\"a\" 1}",
+            "{\"a\": 1,}",
+            "{\"a\": \"x\\",
+            "{\"a\": [1, 2}",
+            "{\"a\": 1} }",
+            "{\"a\": 1x}",
+            "{\"a\": {}x}",
+            "{\"data\": [1]]}",
+            "{\"data\": [1]\"b\": 2}",
+            "{\"a\":",
+            "{\"a\\q\": 1}",
         ] {
-            assert!(
-                Page::parse(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(Page::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_split_page_still_answers_every_pointer() {
         let json =
-            br#" { "data" : [ {"id": 1}, {"id": "two"} ] , "k\u0065y": {"list": [3]}, "n": [] } "#;
+            r#" { "data" : [ {"id": 1}, {"id": "two"} ] , "k\u0065y": {"list": [3]}, "n": [] } "#;
         let page = Page::parse(json).unwrap();
         let ids: Vec<_> = (page.records(&Select::default()).unwrap().iter())
             .map(|r| r.get())
@@ -829,8 +821,8 @@ mod tests {
 
     #[test]
     fn pointers_reach_nested_metadata() {
-        let page = Page::parse(br#"{"meta": {"next": "a/b", "x~y": [10, 20]}, "has_more": true}"#)
-            .unwrap();
+        let page =
+            Page::parse(r#"{"meta": {"next": "a/b", "x~y": [10, 20]}, "has_more": true}"#).unwrap();
         assert_eq!(page.value("/has_more"), Some(Value::Bool(true)));
         assert_eq!(page.value("/meta/next"), Some(Value::String("a/b".into())));
         assert_eq!(

@@ -360,12 +360,17 @@ impl Rows {
             let start = self.table.get_ref().len;
             self.runs.push(Run { start, width });
         }
-        let (cells, csv_safe) = (&self.cells, self.csv_safe);
-        self.table
-            .write_record(self.slots.iter().map(|&cell| match cell {
-                EMPTY => Cow::Borrowed(&b""[..]),
-                cell => safe_cell(cells.text(cell).as_bytes(), csv_safe),
-            }))?;
+        let cells = &self.cells;
+        let row = self.slots.iter().map(|&cell| match cell {
+            EMPTY => &b""[..],
+            cell => cells.text(cell).as_bytes(),
+        });
+        if self.csv_safe {
+            self.table
+                .write_record(row.map(|text| safe_cell(text, true)))?;
+        } else {
+            self.table.write_record(row)?;
+        }
         Ok(())
     }
 }

@@ -4,8 +4,8 @@
 //! memory stays bounded (a few pages) however far ahead the network gets.
 
 use std::ops::Range;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -31,7 +31,7 @@ pub struct Writer {
 /// One page for the writer: the response body, where each record's text lies in it, and
 /// where the run stands after the page.
 struct Batch {
-    body: Bytes,
+    body: Arc<String>,
     records: Vec<Range<usize>>,
     progress: Progress,
 }
@@ -60,7 +60,7 @@ impl Writer {
     /// is a full queue behind; fails with the writer's error if it stopped at one.
     pub async fn page(
         &mut self,
-        body: &Bytes,
+        body: &Arc<String>,
         records: &[&RawValue],
         progress: Progress,
     ) -> Result<(), Error> {
@@ -70,7 +70,7 @@ impl Writer {
             start..start + record.get().len()
         });
         let batch = Batch {
-            body: body.clone(),
+            body: Arc::clone(body),
             records: spans.collect(),
             progress,
         };
@@ -112,11 +112,10 @@ impl Writer {
 }
 
 fn write(sink: &mut Sink, batch: Batch) -> Result<(), Error> {
-    let records = batch
+    let records: Vec<&str> = batch
         .records
         .iter()
-        .map(|span| std::str::from_utf8(&batch.body[span.clone()]))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::BadResponse(format!("a record is not UTF-8 text: {e}")))?;
+        .map(|span| &batch.body[span.clone()])
+        .collect();
     sink.page(&records, batch.progress)
 }

@@ -220,6 +220,24 @@ fn html_instead_of_json_is_a_bad_response() {
 }
 
 #[test]
+fn a_body_that_is_not_utf8_is_a_bad_response() {
+    let server = Server::start(|_| {
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(&b"{\"data\": [{\"name\": \"caf\xe9\"}]}"[..])
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--paginate", "none"])
+        .assert()
+        .code(5)
+        .stdout("")
+        .stderr(predicate::str::contains("not JSON (invalid utf-8"))
+        .stderr(predicate::str::contains("caf\u{fffd}"));
+}
+
+#[test]
 fn an_object_without_records_names_its_keys() {
     let server = Server::start(|_| Reply::json(&json!({"error": "x", "count": 0}))).unwrap();
     apifetch()
