@@ -275,6 +275,7 @@ impl Checkpoint {
                 records: 0,
                 columns: Vec::new(),
                 runs: Vec::new(),
+                header: 0,
             },
         }
     }
@@ -347,10 +348,9 @@ impl Checkpoint {
                 .ok()
                 .map(|url| identity.credentials.mask(&url))
         });
-        crate::output::replace(path, |file| {
-            serde_json::to_writer_pretty(&mut *file, &doc)?;
-            file.write_all(b"\n")
-        })
+        let mut text = serde_json::to_vec_pretty(&doc)?;
+        text.push(b'\n');
+        crate::output::replace(path, |file| file.write_all(&text))
     }
 }
 
@@ -397,6 +397,7 @@ mod tests {
                 crate::spool::Run { start: 0, width: 1 },
                 crate::spool::Run { start: 9, width: 2 },
             ],
+            header: 1,
         };
         checkpoint.save(&path, &identity("a")).unwrap();
         assert_eq!(

@@ -395,11 +395,17 @@ impl Partial {
         let partial = self.files.partial.clone();
         let failed =
             |e: io::Error| Error::output(e, format!("cannot write {}", self.out.display()));
-        let written = if format == Format::Jsonl {
+        let written = if format != Format::Json && self.spool.is_whole() {
             // The partial file already is the output, byte for byte.
             self.spool
                 .into_file()
-                .and_then(|file| file.sync_data())
+                .and_then(|file| {
+                    // The output keeps the mode of the file it replaces, as with `replace`.
+                    if let Ok(old) = fs::metadata(&self.out) {
+                        file.set_permissions(old.permissions())?;
+                    }
+                    file.sync_data()
+                })
                 .and_then(|()| fs::rename(&partial, &self.out))
                 .map_err(failed)
         } else {

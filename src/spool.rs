@@ -3,10 +3,14 @@
 //! CSV needs every column before it can write its header, and holding every record in
 //! memory does not scale. So each record goes to a spool file as it arrives, already in
 //! the form it will have in the output: for CSV and TSV a delimited row of the columns
-//! known so far, for the JSON formats its compact JSON text on a line. New columns only
-//! ever join at the end, so writing the output is the header and then a plain copy of the
-//! spool; only the rows written before the last column appeared (in practice the first
-//! page or so) are read back, to give them the empty cells they lack.
+//! known so far, for the JSON formats its compact JSON text on a line.
+//!
+//! Once the first page is in, a table's spool gets the header of the columns seen so far
+//! and those rows are padded to match; an API's first page nearly always shows every
+//! column it has, so the spool usually already is the output, and finishing is a rename.
+//! A column that appears later only ever joins at the end: the output is then a new header,
+//! the rows written before that column appeared (read back, and given the empty cells they
+//! lack), and a plain copy of the rest.
 //!
 //! The spool is append-only and its state at a page boundary is a small [`Mark`], so a
 //! spool on a file that survives the process can be reopened at its last mark and carried
@@ -15,6 +19,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 
 use indexmap::IndexSet;
 use indexmap::set::Slice;
@@ -51,6 +56,8 @@ pub struct Mark {
     pub columns: Vec<String>,
     /// Where the rows of each width begin (empty for [`Form::Lines`]).
     pub runs: Vec<Run>,
+    /// The columns named by the header line at the start of the spool; 0 before it has one.
+    pub header: usize,
 }
 
 /// Rows of one width: from byte `start` of the spool up to the next run, every row has
@@ -82,6 +89,8 @@ struct Rows {
     kept: Option<usize>,
     columns: IndexSet<String>,
     runs: Vec<Run>,
+    /// The columns in the spool's header line; 0 until the first page is in.
+    header: usize,
     cells: records::Cells,
     /// Per cell position, the column index it had in the previous record: records of one
     /// API mostly share their key order, so a string comparison usually replaces a hash.
@@ -130,19 +139,14 @@ impl Spool {
                 delimiter,
                 csv_safe,
             } => Kind::Rows(Box::new(Rows {
-                // csv buffers on its own, and a buffer bigger than the default 8 KiB means
-                // far fewer writes for a spool of many megabytes.
-                table: csv::WriterBuilder::new()
-                    .delimiter(delimiter)
-                    .flexible(true)
-                    .buffer_capacity(1 << 16)
-                    .from_writer(Counted { file, len }),
+                table: writer(delimiter, Counted { file, len }),
                 delimiter,
                 csv_safe,
                 sep,
                 kept: only.as_ref().map(Vec::len),
                 columns: only.into_iter().flatten().collect(),
                 runs: Vec::new(),
+                header: 0,
                 cells: records::Cells::default(),
                 guesses: Vec::new(),
                 filled: Vec::new(),
@@ -178,6 +182,7 @@ impl Spool {
         if let Kind::Rows(rows) = &mut spool.kind {
             rows.columns.extend(mark.columns);
             rows.runs = mark.runs;
+            rows.header = mark.header;
         }
         Ok(spool)
     }
@@ -214,22 +219,38 @@ impl Spool {
         file.sync_data()
     }
 
-    /// The state to reopen the spool at, as of the last record added.
+    /// The state to reopen the spool at, as of the last record added. Called at the end
+    /// of each page: at the first one, a table's spool gets its header.
     pub fn mark(&mut self) -> io::Result<Mark> {
-        let (len, columns, runs) = match &mut self.kind {
+        let records = self.records;
+        let (len, columns, runs, header) = match &mut self.kind {
             Kind::Rows(rows) => {
+                if rows.header == 0 && records > 0 {
+                    rows.settle()?;
+                }
                 rows.table.flush()?;
                 let columns = rows.kept_columns().iter().cloned().collect();
-                (rows.table.get_ref().len, columns, rows.runs.clone())
+                let len = rows.table.get_ref().len;
+                (len, columns, rows.runs.clone(), rows.header)
             }
-            Kind::Lines { len, .. } => (*len, Vec::new(), Vec::new()),
+            Kind::Lines { len, .. } => (*len, Vec::new(), Vec::new(), 0),
         };
         Ok(Mark {
             len,
-            records: self.records,
+            records,
             columns,
             runs,
+            header,
         })
+    }
+
+    /// Whether the spool file already is the whole output, byte for byte: JSON Lines, or a
+    /// table whose header names every column.
+    pub fn is_whole(&self) -> bool {
+        match &self.kind {
+            Kind::Rows(rows) => self.records == 0 || rows.header == rows.width(),
+            Kind::Lines { .. } => true,
+        }
     }
 
     pub fn records(&self) -> u64 {
@@ -238,43 +259,31 @@ impl Spool {
 
     /// Writes the table a spool of rows holds: a header of every column, then one row per
     /// record, each with a cell for every column. No records, no header: nothing at all.
-    pub fn write_table(self, out: impl Write) -> io::Result<()> {
-        let records = self.records;
+    pub fn write_table(self, mut out: impl Write) -> io::Result<()> {
         let Kind::Rows(rows) = self.kind else {
             return Err(io::Error::other("a spool of JSON lines holds no table"));
         };
-        let header: Vec<Vec<u8>> = rows
-            .kept_columns()
-            .iter()
-            .map(|c| safe_cell(c.as_bytes(), rows.csv_safe).into_owned())
-            .collect();
-        let (delimiter, runs) = (rows.delimiter, rows.runs);
-        let Counted { file, len } = rows.table.into_inner().map_err(|e| e.into_error())?;
-        if records == 0 {
-            return Ok(());
+        let width = rows.width();
+        let header = rows.header_cells();
+        let (delimiter, runs, whole) = (rows.delimiter, rows.runs, rows.header == width);
+        let Counted { mut file, len } = rows.table.into_inner().map_err(|e| e.into_error())?;
+        let mut rest = 0;
+        if self.records > 0 && !whole {
+            // The rows written before the last column appeared are one cell per missing
+            // column short; the rest are copied as they are.
+            let narrow = runs.first().map_or(0, |run| run.start)
+                ..runs
+                    .iter()
+                    .find(|run| run.width >= width)
+                    .map_or(len, |run| run.start);
+            let mut table = writer(delimiter, &mut out);
+            table.write_record(&header)?;
+            pad(reader(&file, delimiter, narrow.clone())?, width, &mut table)?;
+            table.flush()?;
+            rest = narrow.end;
         }
-        let mut table = csv::WriterBuilder::new()
-            .delimiter(delimiter)
-            .buffer_capacity(1 << 16)
-            .from_writer(out);
-        table.write_record(&header)?;
-        // The rows written before the last column appeared are one cell per missing
-        // column short; the rest are copied as they are.
-        let full = runs
-            .iter()
-            .find(|run| run.width >= header.len())
-            .map_or(len, |run| run.start);
-        let mut narrow = reader(&file, delimiter, full)?;
-        let mut row = csv::ByteRecord::new();
-        while narrow.read_byte_record(&mut row)? {
-            while row.len() < header.len() {
-                row.push_field(b"");
-            }
-            table.write_byte_record(&row)?;
-        }
-        let mut out = table.into_inner().map_err(|e| e.into_error())?;
-        let mut file = narrow.into_inner().into_inner();
-        io::copy(&mut Read::by_ref(&mut file).take(len - full), &mut out)?;
+        file.seek(SeekFrom::Start(rest))?;
+        io::copy(&mut file.take(len - rest), &mut out)?;
         out.flush()
     }
 
@@ -309,6 +318,37 @@ impl Spool {
 }
 
 impl Rows {
+    /// The header line's cells: every column, shaped like any other cell.
+    fn header_cells(&self) -> Vec<Vec<u8>> {
+        let columns = self.kept_columns().iter();
+        columns
+            .map(|c| safe_cell(c.as_bytes(), self.csv_safe).into_owned())
+            .collect()
+    }
+
+    /// Puts the header of the columns seen so far at the start of the spool, padding the
+    /// rows already written (the first page's) to match.
+    fn settle(&mut self) -> io::Result<()> {
+        self.table.flush()?;
+        let (width, delimiter) = (self.width(), self.delimiter);
+        let spooled = self.table.get_ref().len;
+        let mut settled = writer(delimiter, Vec::new());
+        settled.write_record(self.header_cells())?;
+        settled.flush()?;
+        let start = settled.get_ref().len() as u64;
+        let mut file = self.table.get_ref().file.try_clone()?;
+        pad(reader(&file, delimiter, 0..spooled)?, width, &mut settled)?;
+        let settled = settled.into_inner().map_err(|e| e.into_error())?;
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(&settled)?;
+        let len = settled.len() as u64;
+        self.table = writer(delimiter, Counted { file, len });
+        self.runs = vec![Run { start, width }];
+        self.header = width;
+        Ok(())
+    }
+
     /// Every column seen so far, in first-seen order (or the `--columns` order).
     fn kept_columns(&self) -> &Slice<String> {
         &self.columns.as_slice()[..self.width()]
@@ -386,16 +426,47 @@ fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
     }
 }
 
-/// A reader of the first `len` bytes of a spool of rows.
-fn reader(file: &File, delimiter: u8, len: u64) -> io::Result<csv::Reader<io::Take<File>>> {
+/// A writer of rows shaped like the spool's.
+fn writer<W: Write>(delimiter: u8, out: W) -> csv::Writer<W> {
+    // csv buffers on its own, and a buffer bigger than the default 8 KiB means far fewer
+    // writes for a table of many megabytes.
+    csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_writer(out)
+}
+
+/// A reader of the rows in `bytes` of a spool.
+fn reader(
+    file: &File,
+    delimiter: u8,
+    bytes: Range<u64>,
+) -> io::Result<csv::Reader<io::Take<File>>> {
     let mut file = file.try_clone()?;
-    file.rewind()?;
+    file.seek(SeekFrom::Start(bytes.start))?;
     Ok(csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(1 << 16)
-        .from_reader(file.take(len)))
+        .from_reader(file.take(bytes.end.saturating_sub(bytes.start))))
+}
+
+/// Copies every row `rows` holds to `table`, with empty cells added up to `width`.
+fn pad<R: Read, W: Write>(
+    mut rows: csv::Reader<R>,
+    width: usize,
+    table: &mut csv::Writer<W>,
+) -> io::Result<()> {
+    let mut row = csv::ByteRecord::new();
+    while rows.read_byte_record(&mut row)? {
+        while row.len() < width {
+            row.push_field(b"");
+        }
+        table.write_byte_record(&row)?;
+    }
+    Ok(())
 }
 
 /// Checks that the first `mark.len` bytes of a spool file hold exactly `mark.records`
@@ -403,11 +474,15 @@ fn reader(file: &File, delimiter: u8, len: u64) -> io::Result<csv::Reader<io::Ta
 fn check(file: &File, form: &Form, mark: &Mark) -> io::Result<()> {
     let complete = match form {
         Form::Cells { delimiter, .. } => {
-            let mut rows = reader(file, *delimiter, mark.len)?;
+            let mut rows = reader(file, *delimiter, 0..mark.len)?;
             let mut row = csv::ByteRecord::new();
             let mut records = 0u64;
             let widths_fit = mark.runs.windows(2).all(|w| w[0].start < w[1].start)
-                && mark.runs.iter().all(|run| run.width <= mark.columns.len());
+                && mark.runs.iter().all(|run| run.width <= mark.columns.len())
+                && mark.header <= mark.columns.len();
+            if mark.header > 0 && (!rows.read_byte_record(&mut row)? || row.len() != mark.header) {
+                return Err(damaged());
+            }
             while widths_fit && records <= mark.records && rows.read_byte_record(&mut row)? {
                 let start = row.position().map_or(0, |p| p.byte());
                 let run = mark.runs.iter().rev().find(|run| run.start <= start);
@@ -551,6 +626,7 @@ mod tests {
             records: 1,
             columns: vec![],
             runs: vec![],
+            header: 0,
         };
         let err = Spool::reopen(tempfile::tempfile().unwrap(), Form::Lines, mark)
             .err()
@@ -621,17 +697,46 @@ mod tests {
         assert_eq!(table(spool), "c,a.b#2\n1,3\n");
     }
 
-    /// A spool of three records in two widths with a mark, and its bytes.
+    /// A spool of three records in two widths, marked after the first and the last, and
+    /// its bytes.
     fn written(form: Form) -> (Mark, Vec<u8>) {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut spool = Spool::new(file.reopen().unwrap(), form);
         spool.add(r#"{"a": 1}"#).unwrap();
+        spool.mark().unwrap();
         spool.add(r#"{"a": 2, "b": "xy"}"#).unwrap();
         spool.add(r#"{"b": "z"}"#).unwrap();
         spool.commit().unwrap();
         let mark = spool.mark().unwrap();
         drop(spool);
         (mark, std::fs::read(file.path()).unwrap())
+    }
+
+    #[test]
+    fn after_the_first_page_the_spool_is_the_table_until_a_column_joins() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut spool = Spool::new(file.reopen().unwrap(), cells(".", None));
+        spool.add(r#"{"a": 1}"#).unwrap();
+        spool.add(r#"{"b": "x,y", "a": 2}"#).unwrap();
+        assert!(!spool.is_whole());
+        let mark = spool.mark().unwrap();
+        assert_eq!(
+            (mark.header, mark.runs),
+            (2, vec![Run { start: 4, width: 2 }])
+        );
+        spool.add(r#"{"b": 3}"#).unwrap();
+        spool.commit().unwrap();
+        assert!(spool.is_whole());
+        let table = "a,b\n1,\n2,\"x,y\"\n,3\n";
+        assert_eq!(std::fs::read_to_string(file.path()).unwrap(), table);
+        spool.add(r#"{"c": 4}"#).unwrap();
+        assert!(!spool.is_whole());
+        let mut out = Vec::new();
+        spool.write_table(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,b,c\n1,,\n2,\"x,y\",\n,3,\n,,4\n"
+        );
     }
 
     fn reopen(form: Form, mark: Mark, bytes: &[u8]) -> io::Result<Spool> {
@@ -645,12 +750,13 @@ mod tests {
     #[test]
     fn reopening_a_damaged_spool_fails_as_invalid_data() {
         let (mark, bytes) = written(cells(".", None));
-        assert_eq!(bytes, b"1\n2,xy\n,z\n");
+        assert_eq!(bytes, b"a\n1\n2,xy\n,z\n");
         assert!(reopen(cells(".", None), mark.clone(), &bytes).is_ok());
-        let damages: [(&str, Damage); 8] = [
-            ("a cell too many", Box::new(|_, b| b[0] = b',')),
-            ("a row too few", Box::new(|_, b| b[3] = b'-')),
-            ("an open quote", Box::new(|_, b| b[2] = b'"')),
+        let damages: [(&str, Damage); 9] = [
+            ("a cell too many", Box::new(|_, b| b[2] = b',')),
+            ("a row too few", Box::new(|_, b| b[5] = b'-')),
+            ("an open quote", Box::new(|_, b| b[4] = b'"')),
+            ("a header too narrow", Box::new(|m, _| m.header = 2)),
             (
                 "no final newline",
                 Box::new(|_, b| *b.last_mut().unwrap() = b'.'),

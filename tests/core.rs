@@ -466,6 +466,23 @@ fn out_file_is_written_whole_and_quiet_is_silent() {
             mode(&ordinary),
             "the output gets the user's usual file mode"
         );
+        let restricted = std::fs::Permissions::from_mode(0o640);
+        for name in ["again.csv", "again.json", "again.jsonl"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "").unwrap();
+            std::fs::set_permissions(&path, restricted.clone()).unwrap();
+            apifetch()
+                .arg(server.url("/"))
+                .arg("--out")
+                .arg(&path)
+                .assert()
+                .success();
+            assert_eq!(
+                mode(&path),
+                0o640,
+                "{name}: a replaced output keeps its mode"
+            );
+        }
     }
 }
 
