@@ -100,7 +100,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         done = resumed.done;
     }
     if !done {
-        let mut writer = Writer::start(sink);
+        let mut writer = Writer::start(sink, &config.output.form);
         // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
         // already handed to the writer are still written.
         let fetched = tokio::select! {

@@ -20,7 +20,7 @@ use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
 use crate::error::Error;
 use crate::paginate::{Position, Progress};
-use crate::spool::Spool;
+use crate::spool::{Records, Spool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -171,11 +171,13 @@ impl Sink {
         }
     }
 
-    /// Takes the records of one page, each as its JSON text; `progress` says where the run
-    /// continues after it.
-    pub fn page(&mut self, records: &[&str], progress: Progress) -> Result<(), Error> {
+    /// Takes the records of one page; `progress` says where the run continues after it.
+    pub fn page(&mut self, records: Records<'_>, progress: Progress) -> Result<(), Error> {
         match &mut self.route {
             Route::Stream { out, records: n } => {
+                let Records::Json(records) = records else {
+                    unreachable!("JSON Lines records are never flattened");
+                };
                 let written: io::Result<()> = records.iter().try_for_each(|record| {
                     out.out
                         .write_all(crate::records::compact(record).as_bytes())?;
@@ -186,7 +188,7 @@ impl Sink {
                     .and_then(|()| out.out.flush())
                     .map_err(|e| out.failed(e))
             }
-            Route::Spooled { spool, .. } => records.iter().try_for_each(|record| spool.add(record)),
+            Route::Spooled { spool, .. } => spool.add_page(records),
             Route::File(partial) => partial.page(records, progress),
         }
     }
@@ -355,10 +357,8 @@ impl Partial {
 
     /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
     /// or when `--checkpoint-every` has passed since the last save.
-    fn page(&mut self, records: &[&str], progress: Progress) -> Result<(), Error> {
-        for record in records {
-            self.spool.add(record)?;
-        }
+    fn page(&mut self, records: Records<'_>, progress: Progress) -> Result<(), Error> {
+        self.spool.add_page(records)?;
         let mark = self.spool.mark().map_err(|e| {
             Error::output(e, format!("cannot write {}", self.files.partial.display()))
         })?;

@@ -349,46 +349,52 @@ fn entries(json: &[u8]) -> Result<Vec<Field<'_>>, serde_json::Error> {
     Ok(fields)
 }
 
-/// The cells of one record as (column, text) pairs, in reused buffers: once warmed up,
-/// flattening a record allocates nothing, which matters at millions of records.
+/// The cells of records as (column, text) pairs, in reused buffers: once warmed up,
+/// flattening a record allocates nothing, which matters at millions of records. One
+/// `Cells` holds a record, or a whole page of them.
 #[derive(Debug, Default)]
 pub struct Cells {
     /// Column names and cell texts, back to back.
     text: String,
     /// Per cell, where its column name ends and where its text ends in `text`.
     ends: Vec<(usize, usize)>,
+    /// Per record, where its cells end in `ends`.
+    records: Vec<usize>,
     /// The column name of the value being read: the keys leading to it, joined.
     path: String,
 }
 
+/// The cells of one record in [`Cells`].
+#[derive(Clone, Copy)]
+pub struct Record<'a> {
+    cells: &'a Cells,
+    /// Its cells are `cells.ends[first..end]`.
+    first: usize,
+    end: usize,
+}
+
 impl Cells {
-    pub fn len(&self) -> usize {
-        self.ends.len()
+    /// A buffer with room for about `bytes` of cells.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Cells {
+            text: String::with_capacity(bytes),
+            ..Cells::default()
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The text of cell `i`.
-    pub fn text(&self, i: usize) -> &str {
-        let column_end = self.ends[i].0;
-        &self.text[column_end..self.ends[i].1]
-    }
-
-    /// The (column, text) pairs in document order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut start = 0;
-        self.ends.iter().map(move |&(column_end, end)| {
-            let cell = (&self.text[start..column_end], &self.text[column_end..end]);
-            start = end;
-            cell
+    /// The records flattened into these cells, in order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = Record<'_>> {
+        (0..self.records.len()).map(|i| Record {
+            cells: self,
+            first: i.checked_sub(1).map_or(0, |before| self.records[before]),
+            end: self.records[i],
         })
     }
 
-    fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.text.clear();
         self.ends.clear();
+        self.records.clear();
         self.path.clear();
     }
 
@@ -410,7 +416,38 @@ impl Cells {
     }
 }
 
-/// Flattens `record` into `cells`, replacing what they held.
+impl<'a> Record<'a> {
+    pub fn len(&self) -> usize {
+        self.end - self.first
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == self.first
+    }
+
+    /// The text of the record's cell `i`.
+    pub fn text(&self, i: usize) -> &'a str {
+        let (column_end, end) = self.cells.ends[self.first + i];
+        &self.cells.text[column_end..end]
+    }
+
+    /// The (column, text) pairs in document order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let text = &self.cells.text;
+        let mut start = match self.first {
+            0 => 0,
+            first => self.cells.ends[first - 1].1,
+        };
+        let ends = &self.cells.ends[self.first..self.end];
+        ends.iter().map(move |&(column_end, end)| {
+            let cell = (&text[start..column_end], &text[column_end..end]);
+            start = end;
+            cell
+        })
+    }
+}
+
+/// Flattens `record` into `cells`, after the records they hold.
 ///
 /// Nested objects become `parent{sep}child` columns so spreadsheets get one value per cell,
 /// or, with no `sep`, one column of compact JSON text; arrays stay compact JSON text
@@ -422,7 +459,8 @@ impl Cells {
 /// parsed, so the reader is a plain scanner rather than a second parser; should the text be
 /// broken anyway, the record is rejected, never half-written.
 pub fn flatten(record: &str, sep: Option<&str>, cells: &mut Cells) -> Result<(), Error> {
-    cells.clear();
+    let (text, ends) = (cells.text.len(), cells.ends.len());
+    cells.path.clear();
     let mut json = Scanner {
         text: record,
         at: 0,
@@ -433,7 +471,13 @@ pub fn flatten(record: &str, sep: Option<&str>, cells: &mut Cells) -> Result<(),
         cells.path.push_str("value");
         json.value(sep, cells)
     };
-    done.ok_or_else(|| Error::BadResponse("a record is not valid JSON".into()))
+    if done.is_none() {
+        cells.text.truncate(text);
+        cells.ends.truncate(ends);
+        return Err(Error::BadResponse("a record is not valid JSON".into()));
+    }
+    cells.records.push(cells.ends.len());
+    Ok(())
 }
 
 /// A cursor over JSON text already known to be valid.
@@ -683,7 +727,8 @@ mod tests {
         let raw: &RawValue = serde_json::from_str(json).unwrap();
         let mut cells = Cells::default();
         flatten(raw.get(), sep, &mut cells).unwrap();
-        cells
+        let record = cells.records().next().unwrap();
+        record
             .iter()
             .map(|(c, t)| (c.to_string(), t.to_string()))
             .collect()
@@ -901,13 +946,21 @@ mod tests {
     }
 
     #[test]
-    fn cells_are_reused_between_records() {
+    fn cells_hold_records_one_after_another_and_never_half_a_record() {
         let mut cells = Cells::default();
         for json in [r#"{"a": {"b": 1}, "c": "x"}"#, r#"{"d": [2]}"#] {
-            let raw: &RawValue = serde_json::from_str(json).unwrap();
-            flatten(raw.get(), Some("_"), &mut cells).unwrap();
+            flatten(json, Some("_"), &mut cells).unwrap();
         }
-        assert_eq!(cells.iter().collect::<Vec<_>>(), [("d", "[2]")]);
+        assert!(flatten(r#"{"e": 3, "f": "broken}"#, Some("_"), &mut cells).is_err());
+        let records: Vec<Vec<_>> = cells.records().map(|r| r.iter().collect()).collect();
+        assert_eq!(
+            records,
+            [vec![("a_b", "1"), ("c", "x")], vec![("d", "[2]")]]
+        );
+        let second = cells.records().nth(1).unwrap();
+        assert_eq!((second.len(), second.text(0)), (1, "[2]"));
+        cells.clear();
+        assert_eq!(cells.records().len(), 0);
     }
 
     #[test]

@@ -2,17 +2,24 @@
 //! fetching and parsing the next: a run keeps a second core busy instead of leaving the
 //! network idle while it writes. Pages are handed over in order through a short queue, so
 //! memory stays bounded (a few pages) however far ahead the network gets.
+//!
+//! Flattening records for a table costs more than fetching and parsing them, so when the
+//! queue is full the fetching side flattens the page itself before waiting: the two
+//! threads share the work instead of one of them idling.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::output::Sink;
 use crate::paginate::Progress;
+use crate::records::{self, Cells};
+use crate::spool::{Form, Records};
 
 /// Pages waiting for the writer at most: one being written and one queued keeps both
 /// sides busy.
@@ -26,6 +33,8 @@ pub struct Writer {
     stopped: Option<Sink>,
     /// Records handed over so far, including those of the run being resumed.
     records: u64,
+    /// How records are flattened for a table (the separator); `None` for the JSON formats.
+    flatten: Option<Option<String>>,
 }
 
 /// One page for the writer: the response body, where each record's text lies in it, and
@@ -33,11 +42,14 @@ pub struct Writer {
 struct Batch {
     body: Arc<String>,
     records: Vec<Range<usize>>,
+    /// The records, already flattened for a table.
+    flat: Option<Cells>,
     progress: Progress,
 }
 
 impl Writer {
-    pub fn start(mut sink: Sink) -> Self {
+    /// Starts writing to `sink` the records of a spool of `form`.
+    pub fn start(mut sink: Sink, form: &Form) -> Self {
         let records = sink.records();
         let (pages, mut queue) = mpsc::channel::<Batch>(QUEUE);
         let thread = tokio::task::spawn_blocking(move || {
@@ -53,6 +65,10 @@ impl Writer {
             thread: Some(thread),
             stopped: None,
             records,
+            flatten: match form {
+                Form::Cells { sep, .. } => Some(sep.clone()),
+                Form::Lines => None,
+            },
         }
     }
 
@@ -72,6 +88,7 @@ impl Writer {
         let batch = Batch {
             body: Arc::clone(body),
             records: spans.collect(),
+            flat: None,
             progress,
         };
         self.records += records.len() as u64;
@@ -79,6 +96,18 @@ impl Writer {
             .pages
             .as_ref()
             .expect("no page after the writer stopped");
+        let batch = match (pages.try_send(batch), &self.flatten) {
+            (Ok(()), _) => return Ok(()),
+            (Err(TrySendError::Full(mut batch)), Some(sep)) => {
+                let mut flat = Cells::with_capacity(body.len());
+                for record in records {
+                    records::flatten(record.get(), sep.as_deref(), &mut flat)?;
+                }
+                batch.flat = Some(flat);
+                batch
+            }
+            (Err(TrySendError::Full(batch) | TrySendError::Closed(batch)), _) => batch,
+        };
         if pages.send(batch).await.is_ok() {
             return Ok(());
         }
@@ -112,10 +141,13 @@ impl Writer {
 }
 
 fn write(sink: &mut Sink, batch: Batch) -> Result<(), Error> {
+    if let Some(flat) = &batch.flat {
+        return sink.page(Records::Flat(flat), batch.progress);
+    }
     let records: Vec<&str> = batch
         .records
         .iter()
         .map(|span| &batch.body[span.clone()])
         .collect();
-    sink.page(&records, batch.progress)
+    sink.page(Records::Json(&records), batch.progress)
 }
