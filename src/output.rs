@@ -10,6 +10,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fs4::FileExt;
@@ -97,7 +98,14 @@ struct Partial {
     saved_at: Instant,
     /// Pages and records as of the checkpoint last saved.
     saved: (u64, u64),
+    /// Bytes of the partial file as of the last sync started ahead, and that sync.
+    synced: u64,
+    syncing: Option<JoinHandle<()>>,
 }
+
+/// Bytes written to the partial file since the last sync beyond which another is started
+/// in the background (see [`Spool::sync_ahead`]).
+const SYNC_AHEAD: u64 = 8 << 20;
 
 /// Standard output, or a device or pipe `--out` named, written front to back.
 struct Pipe {
@@ -352,6 +360,8 @@ impl Partial {
             resumed: false,
             every: output.checkpoint_every,
             saved_at: Instant::now(),
+            synced: 0,
+            syncing: None,
         }
     }
 
@@ -362,8 +372,15 @@ impl Partial {
         let mark = self.spool.mark().map_err(|e| {
             Error::output(e, format!("cannot write {}", self.files.partial.display()))
         })?;
-        let last = progress.done;
+        let (last, len) = (progress.done, mark.len);
         self.checkpoint.advance(progress, mark);
+        if len >= self.synced + SYNC_AHEAD && self.syncing.as_ref().is_none_or(|s| s.is_finished())
+        {
+            self.syncing = Some(self.spool.sync_ahead().map_err(|e| {
+                Error::output(e, format!("cannot write {}", self.files.partial.display()))
+            })?);
+            self.synced = len;
+        }
         if last || self.saved_at.elapsed() >= self.every {
             self.save()?;
         }
