@@ -4,8 +4,8 @@
 //! retry policy; the caller never sees a half-read body.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -40,11 +40,12 @@ const ERROR_BODY_BYTES: u64 = 4 * SNIPPET_CHARS as u64;
 /// Redirects followed in a row at most, as curl and browsers do.
 const MAX_REDIRECTS: usize = 10;
 
-/// The client for a run. The user's headers and credentials are not client defaults:
-/// [`Fetcher`] adds them per request, so that they can be withheld from other origins.
-/// No `Referer` is sent: it would carry the URL, API key parameters and all, to wherever a
-/// redirect points.
-fn client(request: &Request) -> Result<Client, Error> {
+/// A client for a run: for `https://` URLs when `secure`, else for plain HTTP, which
+/// never reads the system's certificates. The user's headers and credentials are not
+/// client defaults: [`Fetcher`] adds them per request, so that they can be withheld from
+/// other origins. No `Referer` is sent: it would carry the URL, API key parameters and
+/// all, to wherever a redirect points.
+fn client(request: &Request, secure: bool) -> Result<Client, Error> {
     let mut builder = Client::builder()
         .user_agent(&request.user_agent)
         .timeout(request.timeout)
@@ -62,6 +63,9 @@ fn client(request: &Request) -> Result<Client, Error> {
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
+    }
+    if !secure {
+        builder = builder.tls_certs_only([]);
     }
     if request.tls.insecure {
         warn!(
@@ -100,7 +104,12 @@ fn proxies(config: &Proxies) -> Result<Vec<Proxy>, Error> {
 /// The client, the retry policy and the run-wide [`Gate`] (pacing, rate-limit holds,
 /// circuit breaker), shared by every request of a run.
 pub struct Fetcher {
-    client: Client,
+    /// For `http://` URLs: reading the system's certificates takes a few milliseconds that
+    /// a plain-HTTP run need not spend.
+    plain: Client,
+    /// For `https://` URLs, set up on first use (or why that failed).
+    secure: OnceLock<Result<Client, String>>,
+    setup: Request,
     auth: Option<Auth>,
     max_body: u64,
     policy: retry::Policy,
@@ -154,7 +163,9 @@ impl Fetcher {
     ) -> Result<Self, Error> {
         let deadline = Deadline::new(started, polite.max_time);
         Ok(Fetcher {
-            client: client(request)?,
+            plain: client(request, false)?,
+            secure: OnceLock::new(),
+            setup: request.clone(),
             auth: request.auth.clone(),
             max_body: request.max_response_size,
             gate: Gate::new(polite.pacing, polite.breaker, policy.max_wait, deadline),
@@ -212,19 +223,27 @@ impl Fetcher {
         self.deadline.bound(&shown, attempts).await
     }
 
-    fn request(&self, url: &Url, trusted: bool) -> RequestBuilder {
-        let request = self.client.get(url.clone());
+    fn request(&self, url: &Url, trusted: bool) -> Result<RequestBuilder, Failure> {
+        let client = match url.scheme() {
+            "https" => self
+                .secure
+                .get_or_init(|| client(&self.setup, true).map_err(|e| e.to_string()))
+                .as_ref()
+                .map_err(|e| Failure::Untrusted(e.clone()))?,
+            _ => &self.plain,
+        };
+        let request = client.get(url.clone());
         if !trusted {
-            return request;
+            return Ok(request);
         }
         let request = request.headers(self.headers.clone());
-        match &self.auth {
+        Ok(match &self.auth {
             Some(Auth::Bearer(token)) => request.bearer_auth(token.expose()),
             Some(Auth::Basic { user, password }) => {
                 request.basic_auth(user, Some(password.expose()))
             }
             None => request,
-        }
+        })
     }
 
     /// One exchange once the gate lets it out, logged at `-v` with the `bytes` it read
@@ -269,7 +288,7 @@ impl Fetcher {
     /// Sends one request (one hop of a redirect chain), logging its answer at `-vv`.
     async fn send(&self, url: &Url, trusted: bool) -> Result<reqwest::Response, Failure> {
         let response =
-            self.request(url, trusted)
+            self.request(url, trusted)?
                 .send()
                 .await
                 .map_err(|e| match untrusted(&e) {
