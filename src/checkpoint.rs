@@ -308,6 +308,12 @@ impl Checkpoint {
             unusable(format!("it is not a checkpoint apifetch can read ({e})"))
         };
         let mut doc: Value = serde_json::from_slice(&text).map_err(not_ours)?;
+        // Before anything else is read: an older layout may lack fields, or mean others.
+        if doc["layout"] != LAYOUT {
+            return Err(unusable(
+                "it was written by an incompatible version of apifetch".into(),
+            ));
+        }
         let restored = rewrite_urls(&mut doc["position"], &|url| {
             identity.credentials.unmask(url)
         });
@@ -318,11 +324,6 @@ impl Checkpoint {
             ));
         }
         let checkpoint: Checkpoint = serde_json::from_value(doc).map_err(not_ours)?;
-        if checkpoint.layout != LAYOUT {
-            return Err(unusable(
-                "it was written by an incompatible version of apifetch".into(),
-            ));
-        }
         if checkpoint.request != identity.parts {
             let changed: Vec<&str> = PARTS
                 .iter()
@@ -415,6 +416,24 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temporary file is left"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_layout_is_refused_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.checkpoint");
+        let checkpoint = Checkpoint::start(&identity("a"), Position::Page { number: 1 });
+        checkpoint.save(&path, &identity("a")).unwrap();
+        let mut older: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        older["layout"] = (LAYOUT - 1).into();
+        older["spool"].as_object_mut().unwrap().remove("runs");
+        std::fs::write(&path, older.to_string()).unwrap();
+        let err = Checkpoint::load(&path, &identity("a")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("written by an incompatible version of apifetch"),
+            "{err}"
         );
     }
 

@@ -2,10 +2,12 @@
 //! the whole run succeeded.
 //!
 //! A run to a file spools every page durably into a partial file beside it and checkpoints
-//! after each page (see [`crate::checkpoint`]), so a run that fails or is interrupted can be
-//! resumed; the file itself is written under a temporary name and renamed into place at
-//! the end. A run to standard output streams JSON Lines page by page, and writes the other
-//! formats at the end from an anonymous spool.
+//! as pages come in (see [`crate::checkpoint`]), so a run that fails or is interrupted can
+//! be resumed. At the end, the partial file is renamed over the output when it already is
+//! the output byte for byte (JSON Lines; a table whose columns all showed on the first
+//! page), or else the output is written under a temporary name and renamed into place.
+//! A run to standard output streams JSON Lines page by page, and writes the other formats
+//! at the end from an anonymous spool.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -218,14 +220,15 @@ impl Sink {
         }
     }
 
-    /// Writes the output once every page is in. A file is written under a temporary name
-    /// in the same directory, synced, then renamed over the target, so readers see either
-    /// the old file or the complete new one; then the partial file and checkpoint go.
+    /// Writes the output once every page is in. A file is synced, then renamed over the
+    /// target (the partial file itself, or the output written under a temporary name in
+    /// the same directory), so readers see either the old file or the complete new one;
+    /// then the partial file and checkpoint go.
     pub fn finish(self) -> Result<(), Error> {
         let format = self.format;
         match self.route {
             Route::Stream { mut out, .. } => out.out.flush().map_err(|e| out.failed(e)),
-            Route::Spooled { spool, mut out } => write(format, *spool, &mut out.out)
+            Route::Spooled { mut spool, mut out } => write(format, &mut spool, &mut out.out)
                 .and_then(|()| out.out.flush())
                 .map_err(|e| out.failed(e)),
             Route::File(partial) => partial.finish(format),
@@ -407,37 +410,44 @@ impl Partial {
         Ok(())
     }
 
-    fn finish(self, format: Format) -> Result<(), Error> {
+    /// Puts the output in place, then removes the partial file and the checkpoint. The
+    /// partial file stays locked until the end, so another run cannot take it over midway.
+    fn finish(mut self, format: Format) -> Result<(), Error> {
         let records = self.spool.records();
-        let partial = self.files.partial.clone();
-        let failed =
-            |e: io::Error| Error::output(e, format!("cannot write {}", self.out.display()));
-        let written = if format != Format::Json && self.spool.is_whole() {
-            // The partial file already is the output, byte for byte.
-            self.spool
-                .into_file()
-                .and_then(|file| {
-                    // The output keeps the mode of the file it replaces, as with `replace`.
-                    if let Ok(old) = fs::metadata(&self.out) {
-                        file.set_permissions(old.permissions())?;
-                    }
-                    file.sync_data()
-                })
-                .and_then(|()| fs::rename(&partial, &self.out))
-                .map_err(failed)
-        } else {
-            replace(&self.out, |file| {
-                write(format, self.spool, BufWriter::new(file))
-            })
-            .map_err(failed)
+        let (partial, out) = (self.files.partial.clone(), self.out.display().to_string());
+        let failed = |e: io::Error| {
+            let error = Error::output(e, format!("cannot write {out}"));
+            kept(error, records, &partial)
         };
-        match written {
-            Ok(()) => self
-                .files
-                .remove()
-                .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display()))),
-            Err(error) => Err(kept(error, records, &partial)),
+        if format != Format::Json && self.spool.is_whole() {
+            return self.rename_into_place().map_err(failed);
         }
+        replace(&self.out, |file| {
+            write(format, &mut self.spool, BufWriter::new(file))
+        })
+        .map_err(failed)?;
+        self.files
+            .remove()
+            .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display())))
+    }
+
+    /// Renames the partial file, the output byte for byte, over the output. The checkpoint
+    /// goes first: one left behind by a crash right after the rename would describe a
+    /// partial file that is no longer there, and every later `--resume` would fail; a crash
+    /// right before it merely starts the next run afresh. A failed rename puts it back.
+    fn rename_into_place(&mut self) -> io::Result<()> {
+        let file = self.spool.file()?;
+        // As with `replace`, the output keeps the mode of the file it replaces.
+        if let Ok(old) = fs::metadata(&self.out) {
+            file.set_permissions(old.permissions())?;
+        }
+        file.sync_all()?;
+        self.files.remove_checkpoint()?;
+        fs::rename(&self.files.partial, &self.out).inspect_err(|_| {
+            if self.checkpoint.save(&self.files.checkpoint, &self.identity).is_err() {
+                tracing::debug!("could not put the checkpoint back");
+            }
+        })
     }
 
     fn keep(mut self, error: Error) -> Error {
@@ -495,14 +505,17 @@ pub(crate) fn replace(
     let mut builder = tempfile::Builder::new();
     builder.prefix(".apifetch-").suffix(".tmp");
     // tempfile creates files only their owner can read; an output file should get the
-    // same mode as any file the user creates (or keep the mode of the file it replaces).
+    // same mode as any file the user creates (the umask applies), or keep exactly the mode
+    // of the file it replaces.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0o666, |m| m.permissions().mode());
-        builder.permissions(std::fs::Permissions::from_mode(mode));
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
     let mut tmp = builder.tempfile_in(dir)?;
+    if let Ok(old) = fs::metadata(path) {
+        tmp.as_file().set_permissions(old.permissions())?;
+    }
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -510,7 +523,7 @@ pub(crate) fn replace(
 }
 
 /// The whole output from a spool, in `format`.
-fn write(format: Format, spool: Spool, out: impl Write) -> io::Result<()> {
+fn write(format: Format, spool: &mut Spool, out: impl Write) -> io::Result<()> {
     match format {
         Format::Csv | Format::Tsv => spool.write_table(out),
         Format::Json => write_array(spool, out),
@@ -519,7 +532,7 @@ fn write(format: Format, spool: Spool, out: impl Write) -> io::Result<()> {
 }
 
 /// One JSON array, a record per line: `[` … `]`, or `[]` without records.
-fn write_array(spool: Spool, mut out: impl Write) -> io::Result<()> {
+fn write_array(spool: &mut Spool, mut out: impl Write) -> io::Result<()> {
     if spool.records() == 0 {
         out.write_all(b"[]\n")?;
         return out.flush();

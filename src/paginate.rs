@@ -270,7 +270,6 @@ impl Paginator {
         self.records = records;
     }
 
-    /// What the loop checks have seen so far, to be saved with the position.
     /// Where the run stands now, for the checkpoint of the page just fetched; `done` says
     /// that it was the last.
     pub fn progress(&mut self, done: bool) -> Progress {

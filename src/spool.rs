@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use indexmap::IndexSet;
@@ -55,19 +56,6 @@ pub enum Records<'a> {
     Flat(&'a records::Cells),
 }
 
-impl Records<'_> {
-    pub fn len(&self) -> usize {
-        match self {
-            Records::Json(texts) => texts.len(),
-            Records::Flat(cells) => cells.records().len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// The spool's state after a complete page: enough to reopen it there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
@@ -92,18 +80,18 @@ pub struct Run {
 
 pub struct Spool {
     records: u64,
+    file: BufWriter<Counted>,
     kind: Kind,
 }
 
 enum Kind {
     Rows(Box<Rows>),
-    Lines { file: BufWriter<File>, len: u64 },
+    Lines,
 }
 
-/// A spool of delimited rows, and what it takes to turn a record into one.
+/// What it takes to turn a record into a delimited row.
 struct Rows {
-    /// The spool file, taking rows encoded in `line`.
-    table: BufWriter<Counted>,
+    /// The row being encoded.
     line: Vec<u8>,
     delimiter: u8,
     csv_safe: bool,
@@ -129,22 +117,23 @@ struct Rows {
 /// A slot no cell of the record fills.
 const EMPTY: usize = usize::MAX;
 
-/// The spool file, and how many bytes have gone into it: the csv writer buffers on its
-/// own, and a mark needs the length of what it has handed on.
+/// The spool file, and how many bytes have gone into it. The file is shared only with a
+/// sync started ahead and never duplicated: where locks are emulated (NFS), closing any
+/// descriptor of a file drops the run's lock on it.
 struct Counted {
-    file: File,
+    file: Arc<File>,
     len: u64,
 }
 
 impl Write for Counted {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = (&*self.file).write(buf)?;
         self.len += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        Ok(())
     }
 }
 
@@ -162,27 +151,36 @@ impl Spool {
                 only,
                 delimiter,
                 csv_safe,
-            } => Kind::Rows(Box::new(Rows {
-                table: BufWriter::with_capacity(1 << 16, Counted { file, len }),
-                line: Vec::new(),
-                delimiter,
-                csv_safe,
-                sep,
-                kept: only.as_ref().map(Vec::len),
-                columns: only.into_iter().flatten().collect(),
-                runs: Vec::new(),
-                header: 0,
-                cells: records::Cells::default(),
-                guesses: Vec::new(),
-                filled: Vec::new(),
-                slots: Vec::new(),
-            })),
-            Form::Lines => Kind::Lines {
-                file: BufWriter::with_capacity(1 << 16, file),
-                len,
-            },
+            } => {
+                let selected = only.is_some();
+                let columns: IndexSet<String> = only.into_iter().flatten().collect();
+                Kind::Rows(Box::new(Rows {
+                    line: Vec::new(),
+                    delimiter,
+                    csv_safe,
+                    sep,
+                    // Counted once repeated names are gone: `--columns id,id` is one column.
+                    kept: selected.then_some(columns.len()),
+                    columns,
+                    runs: Vec::new(),
+                    header: 0,
+                    cells: records::Cells::default(),
+                    guesses: Vec::new(),
+                    filled: Vec::new(),
+                    slots: Vec::new(),
+                }))
+            }
+            Form::Lines => Kind::Lines,
         };
-        Spool { records: 0, kind }
+        let file = Counted {
+            file: Arc::new(file),
+            len,
+        };
+        Spool {
+            records: 0,
+            file: BufWriter::with_capacity(1 << 16, file),
+            kind,
+        }
     }
 
     /// Carries on a spool left in `file` by an earlier run, dropping whatever that run
@@ -214,27 +212,26 @@ impl Spool {
 
     /// Appends one record, given as its JSON text (valid JSON, as [`records::Page`] found
     /// it).
-    pub fn add(&mut self, record: &str) -> Result<(), Error> {
-        let written = match &mut self.kind {
+    fn add(&mut self, record: &str) -> Result<(), Error> {
+        match &mut self.kind {
             Kind::Rows(rows) => {
                 let mut cells = std::mem::take(&mut rows.cells);
                 cells.clear();
                 let sep = rows.sep.as_deref();
                 let written = records::flatten(record, sep, &mut cells)
-                    .and_then(|()| rows.append_all(&cells, self.records));
+                    .and_then(|()| rows.append_all(&cells, self.records, &mut self.file));
                 rows.cells = cells;
-                return written.map(|()| self.records += 1);
+                written?;
             }
-            Kind::Lines { file, len } => {
+            Kind::Lines => {
                 let json = records::compact(record);
-                *len += json.len() as u64 + 1;
-                file.write_all(json.as_bytes())
-                    .and_then(|()| file.write_all(b"\n"))
-                    .map_err(|e| Error::output(e, "cannot spool records to disk"))
+                (self.file.write_all(json.as_bytes()))
+                    .and_then(|()| self.file.write_all(b"\n"))
+                    .map_err(|e| Error::output(e, "cannot spool records to disk"))?;
             }
-        };
+        }
         self.records += 1;
-        written
+        Ok(())
     }
 
     /// Appends a page of records.
@@ -242,11 +239,11 @@ impl Spool {
         match (page, &mut self.kind) {
             (Records::Json(texts), _) => texts.iter().try_for_each(|text| self.add(text)),
             (Records::Flat(cells), Kind::Rows(rows)) => {
-                rows.append_all(cells, self.records)?;
+                rows.append_all(cells, self.records, &mut self.file)?;
                 self.records += cells.records().len() as u64;
                 Ok(())
             }
-            (Records::Flat(_), Kind::Lines { .. }) => {
+            (Records::Flat(_), Kind::Lines) => {
                 unreachable!("only records for a table are flattened ahead")
             }
         }
@@ -254,7 +251,7 @@ impl Spool {
 
     /// Makes everything added so far durable: written, and synced to the disk.
     pub fn commit(&mut self) -> io::Result<()> {
-        self.flushed()?.sync_data()
+        self.file()?.sync_data()
     }
 
     /// Starts syncing everything added so far on a thread of its own, so that the next
@@ -262,40 +259,34 @@ impl Spool {
     /// the end of a run is otherwise a good part of its time. How that sync ends does not
     /// matter; `commit` syncs again, and reports.
     pub fn sync_ahead(&mut self) -> io::Result<JoinHandle<()>> {
-        let file = self.flushed()?.try_clone()?;
+        self.file.flush()?;
+        let file = Arc::clone(&self.file.get_ref().file);
         Ok(std::thread::spawn(move || drop(file.sync_data())))
     }
 
-    /// The spool file, with everything added written to it.
-    fn flushed(&mut self) -> io::Result<&File> {
-        Ok(match &mut self.kind {
-            Kind::Rows(rows) => {
-                rows.table.flush()?;
-                &rows.table.get_ref().file
-            }
-            Kind::Lines { file, .. } => {
-                file.flush()?;
-                file.get_ref()
-            }
-        })
+    /// The spool file, with everything added written to it. It stays locked as long as
+    /// the spool lives.
+    pub fn file(&mut self) -> io::Result<&File> {
+        self.file.flush()?;
+        Ok(&self.file.get_ref().file)
     }
 
     /// The state to reopen the spool at, as of the last record added. Called at the end
     /// of each page: at the first one, a table's spool gets its header.
     pub fn mark(&mut self) -> io::Result<Mark> {
         let records = self.records;
-        let (len, columns, runs, header) = match &mut self.kind {
+        let (columns, runs, header) = match &mut self.kind {
             Kind::Rows(rows) => {
                 if rows.header == 0 && records > 0 {
-                    rows.settle()?;
+                    rows.settle(&mut self.file)?;
                 }
-                rows.table.flush()?;
                 let columns = rows.kept_columns().iter().cloned().collect();
-                let len = rows.table.get_ref().len;
-                (len, columns, rows.runs.clone(), rows.header)
+                (columns, rows.runs.clone(), rows.header)
             }
-            Kind::Lines { len, .. } => (*len, Vec::new(), Vec::new(), 0),
+            Kind::Lines => (Vec::new(), Vec::new(), 0),
         };
+        self.file.flush()?;
+        let len = self.file.get_ref().len;
         Ok(Mark {
             len,
             records,
@@ -310,7 +301,7 @@ impl Spool {
     pub fn is_whole(&self) -> bool {
         match &self.kind {
             Kind::Rows(rows) => self.records == 0 || rows.header == rows.width(),
-            Kind::Lines { .. } => true,
+            Kind::Lines => true,
         }
     }
 
@@ -320,43 +311,48 @@ impl Spool {
 
     /// Writes the table a spool of rows holds: a header of every column, then one row per
     /// record, each with a cell for every column. No records, no header: nothing at all.
-    pub fn write_table(self, mut out: impl Write) -> io::Result<()> {
-        let Kind::Rows(rows) = self.kind else {
+    /// Reading the spool back moves its file's position: nothing is added after this.
+    pub fn write_table(&mut self, mut out: impl Write) -> io::Result<()> {
+        self.file.flush()?;
+        let Kind::Rows(rows) = &self.kind else {
             return Err(io::Error::other("a spool of JSON lines holds no table"));
         };
-        let width = rows.width();
-        let header = rows.header_cells();
-        let (delimiter, runs, whole) = (rows.delimiter, rows.runs, rows.header == width);
-        let Counted { mut file, len } = rows.table.into_inner().map_err(|e| e.into_error())?;
+        let Counted { file, len } = self.file.get_ref();
+        let (file, len, width) = (&**file, *len, rows.width());
         let mut rest = 0;
-        if self.records > 0 && !whole {
+        if self.records > 0 && rows.header != width {
             // The rows written before the last column appeared are one cell per missing
             // column short; the rest are copied as they are.
+            let runs = &rows.runs;
             let narrow = runs.first().map_or(0, |run| run.start)
                 ..runs
                     .iter()
                     .find(|run| run.width >= width)
                     .map_or(len, |run| run.start);
-            let mut table = writer(delimiter, &mut out);
-            table.write_record(&header)?;
-            pad(reader(&file, delimiter, narrow.clone())?, width, &mut table)?;
+            let mut table = writer(rows.delimiter, &mut out);
+            table.write_record(rows.header_cells())?;
+            pad(reader(file, rows.delimiter, narrow.clone())?, width, &mut table)?;
             table.flush()?;
             rest = narrow.end;
         }
+        let mut file = file;
         file.seek(SeekFrom::Start(rest))?;
         io::copy(&mut file.take(len - rest), &mut out)?;
         out.flush()
     }
 
     /// Reads the records of a [`Form::Lines`] spool back in order, each as its JSON text.
-    pub fn replay_lines(self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        let records = self.records;
-        let Kind::Lines { file, len } = self.kind else {
+    /// Reading moves the file's position: nothing is added after this.
+    pub fn replay_lines(&mut self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        if !matches!(self.kind, Kind::Lines) {
             return Err(io::Error::other("a spool of rows holds no JSON lines"));
-        };
-        let mut file = file.into_inner().map_err(|e| e.into_error())?;
+        }
+        let records = self.records;
+        self.file.flush()?;
+        let Counted { file, len } = self.file.get_ref();
+        let mut file = &**file;
         file.rewind()?;
-        let mut reader = BufReader::with_capacity(1 << 16, file).take(len);
+        let mut reader = BufReader::with_capacity(1 << 16, file).take(*len);
         let mut line = Vec::new();
         for _ in 0..records {
             line.clear();
@@ -367,14 +363,6 @@ impl Spool {
             }
         }
         Ok(())
-    }
-
-    /// The spool file, with everything added written to it.
-    pub fn into_file(self) -> io::Result<File> {
-        match self.kind {
-            Kind::Rows(rows) => Ok(rows.table.into_inner().map_err(|e| e.into_error())?.file),
-            Kind::Lines { file, .. } => file.into_inner().map_err(|e| e.into_error()),
-        }
     }
 }
 
@@ -392,22 +380,21 @@ impl Rows {
 
     /// Puts the header of the columns seen so far at the start of the spool, padding the
     /// rows already written (the first page's) to match.
-    fn settle(&mut self) -> io::Result<()> {
-        self.table.flush()?;
+    fn settle(&mut self, spool: &mut BufWriter<Counted>) -> io::Result<()> {
+        spool.flush()?;
         let (width, delimiter) = (self.width(), self.delimiter);
-        let spooled = self.table.get_ref().len;
         let mut settled = writer(delimiter, Vec::new());
         settled.write_record(self.header_cells())?;
         settled.flush()?;
         let start = settled.get_ref().len() as u64;
-        let mut file = self.table.get_ref().file.try_clone()?;
-        pad(reader(&file, delimiter, 0..spooled)?, width, &mut settled)?;
+        let Counted { file, len } = spool.get_mut();
+        pad(reader(file, delimiter, 0..*len)?, width, &mut settled)?;
         let settled = settled.into_inner().map_err(|e| e.into_error())?;
+        let mut file = &**file;
         file.set_len(0)?;
         file.rewind()?;
         file.write_all(&settled)?;
-        let len = settled.len() as u64;
-        self.table = BufWriter::with_capacity(1 << 16, Counted { file, len });
+        *len = settled.len() as u64;
         self.runs = vec![Run { start, width }];
         self.header = width;
         Ok(())
@@ -424,9 +411,14 @@ impl Rows {
     }
 
     /// Appends the flattened records in `cells`; `before` records came before them.
-    fn append_all(&mut self, cells: &records::Cells, before: u64) -> Result<(), Error> {
+    fn append_all(
+        &mut self,
+        cells: &records::Cells,
+        before: u64,
+        spool: &mut BufWriter<Counted>,
+    ) -> Result<(), Error> {
         for (stamp, record) in (before + 1..).zip(cells.records()) {
-            self.append(record, stamp)
+            self.append(record, stamp, spool)
                 .map_err(|e| Error::output(e, "cannot spool records to disk"))?;
         }
         Ok(())
@@ -434,7 +426,12 @@ impl Rows {
 
     /// Appends `record` as a row of the columns known once it is read; `stamp` is unique to
     /// the record.
-    fn append(&mut self, record: records::Record<'_>, stamp: u64) -> io::Result<()> {
+    fn append(
+        &mut self,
+        record: records::Record<'_>,
+        stamp: u64,
+        spool: &mut BufWriter<Counted>,
+    ) -> io::Result<()> {
         self.guesses.resize(record.len(), EMPTY);
         for ((column, _), guess) in record.iter().zip(&mut self.guesses) {
             let mut index = match self.columns.get_index(*guess) {
@@ -462,13 +459,18 @@ impl Rows {
                 self.slots[index] = cell;
             }
         }
-        self.write_row(record, width)
+        self.write_row(record, width, spool)
     }
 
-    fn write_row(&mut self, record: records::Record<'_>, width: usize) -> io::Result<()> {
+    fn write_row(
+        &mut self,
+        record: records::Record<'_>,
+        width: usize,
+        spool: &mut BufWriter<Counted>,
+    ) -> io::Result<()> {
         if self.runs.last().map(|run| run.width) != Some(width) {
-            self.table.flush()?;
-            let start = self.table.get_ref().len;
+            spool.flush()?;
+            let start = spool.get_ref().len;
             self.runs.push(Run { start, width });
         }
         self.line.clear();
@@ -491,7 +493,7 @@ impl Rows {
             self.line.extend_from_slice(b"\"\"");
         }
         self.line.push(b'\n');
-        self.table.write_all(&self.line)
+        spool.write_all(&self.line)
     }
 }
 
@@ -501,6 +503,7 @@ impl Rows {
 /// spool writes its rows itself because csv's cell-by-cell writer was a sixth of the
 /// cost of writing a table.
 fn push_cell(line: &mut Vec<u8>, text: &[u8], delimiter: u8) {
+    debug_assert!(delimiter <= b',', "the quick test below assumes it");
     // Every byte that needs quotes is `,` or below (a tab delimiter too): most bytes of a
     // cell are ruled out by one comparison.
     let special = |b: u8| b == delimiter || matches!(b, b'"' | b'\n' | b'\r');
@@ -538,13 +541,12 @@ fn writer<W: Write>(delimiter: u8, out: W) -> csv::Writer<W> {
         .from_writer(out)
 }
 
-/// A reader of the rows in `bytes` of a spool.
+/// A reader of the rows in `bytes` of a spool. It moves the file's position.
 fn reader(
-    file: &File,
+    mut file: &File,
     delimiter: u8,
     bytes: Range<u64>,
-) -> io::Result<csv::Reader<io::Take<File>>> {
-    let mut file = file.try_clone()?;
+) -> io::Result<csv::Reader<io::Take<&File>>> {
     file.seek(SeekFrom::Start(bytes.start))?;
     Ok(csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -594,7 +596,7 @@ fn check(file: &File, form: &Form, mark: &Mark) -> io::Result<()> {
             }
             let ends_a_row = mark.len == 0 || {
                 let mut last = [0];
-                let mut file = rows.into_inner().into_inner();
+                let mut file = file;
                 file.seek(SeekFrom::Start(mark.len - 1))?;
                 file.read_exact(&mut last)?;
                 last == *b"\n"
@@ -644,7 +646,7 @@ mod tests {
         }
     }
 
-    fn table(spool: Spool) -> String {
+    fn table(mut spool: Spool) -> String {
         let mut out = Vec::new();
         spool.write_table(&mut out).unwrap();
         String::from_utf8(out).unwrap()

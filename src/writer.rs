@@ -21,8 +21,9 @@ use crate::paginate::Progress;
 use crate::records::{self, Cells};
 use crate::spool::{Form, Records};
 
-/// Pages waiting for the writer at most: one being written and one queued keeps both
-/// sides busy.
+/// Pages queued for the writer at most, besides the one it is writing and the one the
+/// fetching side holds: enough to keep both sides busy, with at most four page bodies in
+/// memory.
 const QUEUE: usize = 2;
 
 pub struct Writer {
@@ -83,7 +84,9 @@ impl Writer {
         let base = body.as_ptr() as usize;
         let spans = records.iter().map(|record| {
             let start = record.get().as_ptr() as usize - base;
-            start..start + record.get().len()
+            let span = start..start + record.get().len();
+            debug_assert_eq!(body.get(span.clone()), Some(record.get()));
+            span
         });
         let batch = Batch {
             body: Arc::clone(body),
@@ -123,10 +126,14 @@ impl Writer {
     /// Waits for the writer to take every page handed over, and says how that went.
     pub async fn stop(&mut self) -> Result<(), Error> {
         self.pages = None;
-        let Some(thread) = self.thread.take() else {
+        let Some(thread) = self.thread.as_mut() else {
             return Ok(());
         };
-        let (sink, result) = match thread.await {
+        // The handle is let go only once the sink is back: a stop dropped midway (Ctrl-C)
+        // can be waited for again.
+        let stopped = thread.await;
+        self.thread = None;
+        let (sink, result) = match stopped {
             Ok(stopped) => stopped,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };

@@ -466,11 +466,13 @@ fn out_file_is_written_whole_and_quiet_is_silent() {
             mode(&ordinary),
             "the output gets the user's usual file mode"
         );
-        let restricted = std::fs::Permissions::from_mode(0o640);
+        // Exactly, whether the partial file is renamed into place or the output written
+        // afresh: the umask does not take bits from a mode the user chose.
+        let chosen = std::fs::Permissions::from_mode(0o666);
         for name in ["again.csv", "again.json", "again.jsonl"] {
             let path = dir.path().join(name);
             std::fs::write(&path, "").unwrap();
-            std::fs::set_permissions(&path, restricted.clone()).unwrap();
+            std::fs::set_permissions(&path, chosen.clone()).unwrap();
             apifetch()
                 .arg(server.url("/"))
                 .arg("--out")
@@ -479,7 +481,7 @@ fn out_file_is_written_whole_and_quiet_is_silent() {
                 .success();
             assert_eq!(
                 mode(&path),
-                0o640,
+                0o666,
                 "{name}: a replaced output keeps its mode"
             );
         }

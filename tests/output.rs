@@ -194,6 +194,9 @@ fn columns_select_and_order_and_leave_missing_cells_empty() {
             ["true", "3", "", ""],
         ]
     );
+    // A name given twice is one column.
+    let csv = fetch_both_ways(&server, "out.csv", &["--columns", "id,nested.x.y,id"]);
+    assert_eq!(String::from_utf8(csv).unwrap(), "id,nested.x.y\n1,\n2,-3.50\n3,\n");
 }
 
 #[test]
@@ -420,7 +423,6 @@ impl SlowApi {
     }
 }
 
-/// The partial file and checkpoint beside `out`.
 /// Waits until the checkpoint beside `out` has saved `pages` pages: pages are written and
 /// checkpointed behind the requests, on a thread of their own.
 fn wait_for_checkpoint(out: &Path, pages: u64) {
@@ -439,6 +441,7 @@ fn wait_for_checkpoint(out: &Path, pages: u64) {
     }
 }
 
+/// The partial file and checkpoint beside `out`.
 fn leftovers(out: &Path) -> [PathBuf; 2] {
     let with = |suffix: &str| {
         let mut name = out.as_os_str().to_owned();
