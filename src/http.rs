@@ -406,7 +406,13 @@ async fn read_body(
         return Err(Failure::TooLarge { limit });
     }
     // A Content-Length that lies reserves at most PREALLOCATE_MAX before data arrives.
-    let mut body = BytesMut::with_capacity(announced.min(limit).min(PREALLOCATE_MAX) as usize);
+    // Rounded up to whole 64 KiB: pages of nearly the same size then take blocks of the
+    // same size, which the allocator reuses instead of letting the heap grow page by page.
+    let reserve = announced
+        .min(limit)
+        .min(PREALLOCATE_MAX)
+        .next_multiple_of(64 << 10);
+    let mut body = BytesMut::with_capacity(reserve as usize);
     while let Some(chunk) = response
         .chunk()
         .await

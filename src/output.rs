@@ -444,7 +444,11 @@ impl Partial {
         file.sync_all()?;
         self.files.remove_checkpoint()?;
         fs::rename(&self.files.partial, &self.out).inspect_err(|_| {
-            if self.checkpoint.save(&self.files.checkpoint, &self.identity).is_err() {
+            if self
+                .checkpoint
+                .save(&self.files.checkpoint, &self.identity)
+                .is_err()
+            {
                 tracing::debug!("could not put the checkpoint back");
             }
         })

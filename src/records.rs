@@ -374,14 +374,6 @@ pub struct Record<'a> {
 }
 
 impl Cells {
-    /// A buffer with room for about `bytes` of cells.
-    pub fn with_capacity(bytes: usize) -> Self {
-        Cells {
-            text: String::with_capacity(bytes),
-            ..Cells::default()
-        }
-    }
-
     /// The records flattened into these cells, in order.
     pub fn records(&self) -> impl ExactSizeIterator<Item = Record<'_>> {
         (0..self.records.len()).map(|i| Record {

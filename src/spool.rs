@@ -331,7 +331,11 @@ impl Spool {
                     .map_or(len, |run| run.start);
             let mut table = writer(rows.delimiter, &mut out);
             table.write_record(rows.header_cells())?;
-            pad(reader(file, rows.delimiter, narrow.clone())?, width, &mut table)?;
+            pad(
+                reader(file, rows.delimiter, narrow.clone())?,
+                width,
+                &mut table,
+            )?;
             table.flush()?;
             rest = narrow.end;
         }
@@ -343,7 +347,10 @@ impl Spool {
 
     /// Reads the records of a [`Form::Lines`] spool back in order, each as its JSON text.
     /// Reading moves the file's position: nothing is added after this.
-    pub fn replay_lines(&mut self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    pub fn replay_lines(
+        &mut self,
+        mut each: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
         if !matches!(self.kind, Kind::Lines) {
             return Err(io::Error::other("a spool of rows holds no JSON lines"));
         }

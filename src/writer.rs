@@ -8,7 +8,7 @@
 //! threads share the work instead of one of them idling.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -36,6 +36,10 @@ pub struct Writer {
     records: u64,
     /// How records are flattened for a table (the separator); `None` for the JSON formats.
     flatten: Option<Option<String>>,
+    /// Cells of pages flattened ahead, handed back by the writer to be used again: a page's
+    /// worth of buffers allocated afresh for every page lets the heap creep up over a long
+    /// run.
+    spare: Arc<Mutex<Vec<Cells>>>,
 }
 
 /// One page for the writer: the response body, where each record's text lies in it, and
@@ -53,9 +57,11 @@ impl Writer {
     pub fn start(mut sink: Sink, form: &Form) -> Self {
         let records = sink.records();
         let (pages, mut queue) = mpsc::channel::<Batch>(QUEUE);
+        let spare = Arc::new(Mutex::new(Vec::new()));
+        let handed_back = Arc::clone(&spare);
         let thread = tokio::task::spawn_blocking(move || {
             while let Some(batch) = queue.blocking_recv() {
-                if let Err(error) = write(&mut sink, batch) {
+                if let Err(error) = write(&mut sink, batch, &handed_back) {
                     return (sink, Err(error));
                 }
             }
@@ -70,6 +76,7 @@ impl Writer {
                 Form::Cells { sep, .. } => Some(sep.clone()),
                 Form::Lines => None,
             },
+            spare,
         }
     }
 
@@ -102,7 +109,12 @@ impl Writer {
         let batch = match (pages.try_send(batch), &self.flatten) {
             (Ok(()), _) => return Ok(()),
             (Err(TrySendError::Full(mut batch)), Some(sep)) => {
-                let mut flat = Cells::with_capacity(body.len());
+                let spare = self
+                    .spare
+                    .lock()
+                    .expect("no thread panics holding it")
+                    .pop();
+                let mut flat = spare.unwrap_or_default();
                 for record in records {
                     records::flatten(record.get(), sep.as_deref(), &mut flat)?;
                 }
@@ -147,9 +159,15 @@ impl Writer {
     }
 }
 
-fn write(sink: &mut Sink, batch: Batch) -> Result<(), Error> {
-    if let Some(flat) = &batch.flat {
-        return sink.page(Records::Flat(flat), batch.progress);
+fn write(sink: &mut Sink, batch: Batch, spare: &Mutex<Vec<Cells>>) -> Result<(), Error> {
+    if let Some(mut flat) = batch.flat {
+        sink.page(Records::Flat(&flat), batch.progress)?;
+        flat.clear();
+        spare
+            .lock()
+            .expect("no thread panics holding it")
+            .push(flat);
+        return Ok(());
     }
     let records: Vec<&str> = batch
         .records

@@ -196,7 +196,10 @@ fn columns_select_and_order_and_leave_missing_cells_empty() {
     );
     // A name given twice is one column.
     let csv = fetch_both_ways(&server, "out.csv", &["--columns", "id,nested.x.y,id"]);
-    assert_eq!(String::from_utf8(csv).unwrap(), "id,nested.x.y\n1,\n2,-3.50\n3,\n");
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        "id,nested.x.y\n1,\n2,-3.50\n3,\n"
+    );
 }
 
 #[test]
