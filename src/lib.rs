@@ -130,11 +130,11 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     info!(
         records = summary.records,
         pages = summary.pages,
-        "synced {} records from {} pages in {:.1}s ({} retries) → {}",
-        summary.records,
-        summary.pages,
+        "synced {} from {} in {:.1}s ({}) → {}",
+        counted(summary.records, "record", "records"),
+        counted(summary.pages, "page", "pages"),
         summary.elapsed.as_secs_f64(),
-        summary.retries,
+        counted(summary.retries, "retry", "retries"),
         summary.destination
     );
     Ok(summary)
@@ -176,8 +176,8 @@ async fn fetch(
             page = number,
             records = total,
             expected_records = pages.total_records(),
-            "page {number}: +{} records (total {total})",
-            records.len()
+            "page {number}: +{} (total {total})",
+            counted(records.len() as u64, "record", "records")
         );
         match step {
             Step::Continue => continue,
@@ -193,5 +193,13 @@ async fn fetch(
                 return Ok(());
             }
         }
+    }
+}
+
+/// `n` with its noun, singular or plural as `n` asks: "1 record", "2 records".
+pub(crate) fn counted(n: u64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
     }
 }

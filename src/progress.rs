@@ -82,7 +82,8 @@ impl State {
     }
 
     fn prefix(&self) -> String {
-        format!("page {} · {} retries", self.pages, self.retries)
+        let retries = crate::counted(self.retries, "retry", "retries");
+        format!("page {} · {retries}", self.pages)
     }
 
     fn message(&self) -> String {
@@ -130,14 +131,14 @@ mod tests {
             cause: Some("503".into()),
             ..Fields::default()
         });
-        assert_eq!(state.prefix(), "page 1 · 1 retries");
+        assert_eq!(state.prefix(), "page 1 · 1 retry");
         assert_eq!(state.message(), " · retrying in 4.2s after 503");
         state.observe(&Fields {
             page: Some(2),
             records: Some(200),
             ..Fields::default()
         });
-        assert_eq!(state.prefix(), "page 2 · 1 retries");
+        assert_eq!(state.prefix(), "page 2 · 1 retry");
         assert_eq!(state.message(), "");
         state.observe(&Fields {
             wait_ms: Some(30_000),
@@ -148,7 +149,7 @@ mod tests {
             state.message(),
             " · waiting 30.0s for the circuit breaker's cool-down"
         );
-        assert_eq!(state.prefix(), "page 2 · 1 retries");
+        assert_eq!(state.prefix(), "page 2 · 1 retry");
     }
 
     #[test]

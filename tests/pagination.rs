@@ -305,7 +305,7 @@ fn shapes() -> Vec<Shape> {
                 "--cursor-param",
                 "starting_after",
             ],
-            "page 3: +1 records",
+            "page 3: +1 record (total 7)",
             api(offset_in("starting_after"), |w| {
                 Reply::json(
                     &json!({"object": "list", "url": "/v1/customers", "data": w.records, "has_more": w.next.is_some()}),
@@ -322,7 +322,7 @@ fn shapes() -> Vec<Shape> {
                 "--limit-param",
                 "maxResults",
             ],
-            "page 3: +1 records",
+            "page 3: +1 record (total 7)",
             api(offset_in("startAt"), |w| {
                 Reply::json(
                     &json!({"startAt": w.offset, "maxResults": PER_PAGE, "total": RECORDS, "issues": w.records}),
