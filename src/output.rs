@@ -198,7 +198,14 @@ impl Sink {
                     .and_then(|()| out.out.flush())
                     .map_err(|e| out.failed(e))
             }
-            Route::Spooled { spool, .. } => spool.add_page(records),
+            Route::Spooled { spool, .. } => {
+                spool.add_page(records)?;
+                // Marked like a partial file, so the table settles after the first page.
+                let marked = spool.mark();
+                marked
+                    .map(drop)
+                    .map_err(|e| Error::output(e, "cannot spool records to disk"))
+            }
             Route::File(partial) => partial.page(records, progress),
         }
     }

@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use indexmap::IndexSet;
 use indexmap::set::Slice;
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use crate::error::Error;
 use crate::records;
@@ -404,7 +405,35 @@ impl Rows {
         *len = settled.len() as u64;
         self.runs = vec![Run { start, width }];
         self.header = width;
+        self.warn_of_missing_columns();
         Ok(())
+    }
+
+    /// A `--columns` name that no record of the first page has is most likely misspelled:
+    /// say so, with the names the page does have, rather than write an empty column
+    /// without a word.
+    fn warn_of_missing_columns(&self) {
+        let Some(kept) = self.kept else {
+            return;
+        };
+        let filled = |i: usize| self.filled.get(i).is_some_and(|&stamp| stamp > 0);
+        let missing: Vec<String> = (0..kept)
+            .filter(|&i| !filled(i))
+            .map(|i| format!("`{}`", self.columns[i]))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let others: Vec<&str> = self.columns.iter().skip(kept).map(String::as_str).collect();
+        let hint = match others.is_empty() {
+            true => String::new(),
+            false => format!(" (it has {})", others.join(", ")),
+        };
+        warn!(
+            "--columns: no record of the first page has {}{hint}; the column stays empty \
+             unless later pages have it",
+            missing.join(", ")
+        );
     }
 
     /// Every column seen so far, in first-seen order (or the `--columns` order).

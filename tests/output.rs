@@ -203,6 +203,42 @@ fn columns_select_and_order_and_leave_missing_cells_empty() {
 }
 
 #[test]
+fn a_column_no_record_of_the_first_page_has_is_named_in_a_warning() {
+    let server = Server::start(raw_pages(&[PAGE_1, PAGE_2])).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--columns", "id,nmae,late.deep", "--out"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "WARN --columns: no record of the first page has `nmae`, `late.deep` (it has name, n,",
+        ));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "id,nmae,late.deep\n1,,\n2,,\n3,,true\n"
+    );
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--columns", "id,name", "--out"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("WARN").not());
+    apifetch()
+        .arg(server.url("/"))
+        .args(["--columns", "id,nmae"])
+        .assert()
+        .success()
+        .stdout("id,nmae\n1,\n2,\n3,\n")
+        .stderr(predicate::str::contains(
+            "no record of the first page has `nmae`",
+        ));
+}
+
+#[test]
 fn nested_objects_can_stay_whole_or_join_with_another_separator() {
     let server = Server::start(raw_pages(&[PAGE_1, PAGE_2])).unwrap();
     let whole = table(
