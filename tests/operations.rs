@@ -475,6 +475,12 @@ fn completions_and_man_page_generate_for_every_shell() {
             "{what}: {text}"
         );
     }
+    let man = apifetch().args(["--generate", "man"]).assert().success();
+    let man = String::from_utf8_lossy(&man.get_output().stdout).into_owned();
+    assert!(
+        man.contains(r"\fBAPIFETCH_TOKEN\fR environment variable"),
+        "the man page names the variables: {man}"
+    );
     apifetch()
         .arg("--help")
         .assert()
