@@ -54,7 +54,8 @@ pub enum Error {
     Interrupted,
     /// Any of the above, after pages were saved: the partial output is kept for `--resume`.
     #[error(
-        "{error}; {records} records are kept in {partial}: run the same command with --resume to continue"
+        "{error}; {} kept in {partial}: run the same command with --resume to continue",
+        match records { 1 => "1 record is".to_string(), n => format!("{n} records are") }
     )]
     Kept {
         error: Box<Error>,

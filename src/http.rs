@@ -64,14 +64,15 @@ fn client(request: &Request, secure: bool) -> Result<Client, Error> {
             builder = builder.add_root_certificate(cert);
         }
     }
-    if !secure {
+    // A plain URL still goes over TLS to an https:// proxy.
+    let proxy_tls = [&request.proxies.http, &request.proxies.https]
+        .into_iter()
+        .flatten()
+        .any(|proxy| proxy.expose().starts_with("https://"));
+    if !secure && !proxy_tls {
         builder = builder.tls_certs_only([]);
     }
     if request.tls.insecure {
-        warn!(
-            "--insecure: TLS certificates are NOT verified; anyone on the network path can read \
-             and change this traffic, credentials included"
-        );
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
     // reqwest would read the proxy variables itself, without the loopback rule.
@@ -162,6 +163,12 @@ impl Fetcher {
         started: tokio::time::Instant,
     ) -> Result<Self, Error> {
         let deadline = Deadline::new(started, polite.max_time);
+        if request.tls.insecure {
+            warn!(
+                "--insecure: TLS certificates are NOT verified; anyone on the network path can \
+                 read and change this traffic, credentials included"
+            );
+        }
         Ok(Fetcher {
             plain: client(request, false)?,
             secure: OnceLock::new(),
@@ -408,10 +415,11 @@ async fn read_body(
     // A Content-Length that lies reserves at most PREALLOCATE_MAX before data arrives.
     // Rounded up to whole 64 KiB: pages of nearly the same size then take blocks of the
     // same size, which the allocator reuses instead of letting the heap grow page by page.
-    let reserve = announced
-        .min(limit)
-        .min(PREALLOCATE_MAX)
-        .next_multiple_of(64 << 10);
+    let reserve = announced.min(limit).min(PREALLOCATE_MAX);
+    let reserve = match overflow {
+        Overflow::Refuse => reserve.next_multiple_of(64 << 10),
+        Overflow::Truncate => reserve,
+    };
     let mut body = BytesMut::with_capacity(reserve as usize);
     while let Some(chunk) = response
         .chunk()

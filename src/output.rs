@@ -268,7 +268,7 @@ impl Partial {
             .write(true)
             .open(&files.partial)
         {
-            Ok(file) => Some(lock(file, out)?),
+            Ok(file) => Some(lock(file, &files.partial, out)?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(cannot_write(e)),
         };
@@ -298,7 +298,7 @@ impl Partial {
                     .truncate(false)
                     .open(&files.partial)
                     .map_err(cannot_write)?;
-                lock(created, out)?
+                lock(created, &files.partial, out)?
             }
         };
         // Not truncated on opening: that would have cut a file another run has locked.
@@ -333,9 +333,9 @@ impl Partial {
             },
         )?;
         info!(
-            "resuming after page {}: {} records already in {}",
+            "resuming after page {}: {} already in {}",
             checkpoint.pages,
-            checkpoint.spool.records,
+            crate::counted(checkpoint.spool.records, "record", "records"),
             files.partial.display()
         );
         if let Some(age) = checkpoint.stale() {
@@ -444,6 +444,7 @@ impl Partial {
     /// right before it merely starts the next run afresh. A failed rename puts it back.
     fn rename_into_place(&mut self) -> io::Result<()> {
         let file = self.spool.file()?;
+        let own = file.metadata()?.permissions();
         // As with `replace`, the output keeps the mode of the file it replaces.
         if let Ok(old) = fs::metadata(&self.out) {
             file.set_permissions(old.permissions())?;
@@ -451,12 +452,13 @@ impl Partial {
         file.sync_all()?;
         self.files.remove_checkpoint()?;
         fs::rename(&self.files.partial, &self.out).inspect_err(|_| {
-            if self
-                .checkpoint
-                .save(&self.files.checkpoint, &self.identity)
-                .is_err()
-            {
-                tracing::debug!("could not put the checkpoint back");
+            // Left as it was, so that `--resume` can carry on with it.
+            let restored = file.set_permissions(own).is_ok()
+                && (self.checkpoint)
+                    .save(&self.files.checkpoint, &self.identity)
+                    .is_ok();
+            if !restored {
+                tracing::debug!("could not restore the partial file's mode and checkpoint");
             }
         })
     }
@@ -480,9 +482,15 @@ impl Partial {
 /// Takes an exclusive lock on a partial file, so that two runs writing the same output (a
 /// cron job that outlasts its interval) cannot mix their pages. Where the file system
 /// cannot lock, the run goes on unprotected.
-fn lock(file: File, out: &Path) -> Result<File, Error> {
+fn lock(file: File, partial: &Path, out: &Path) -> Result<File, Error> {
     // Through fs4 rather than `File::try_lock`, which needs Rust 1.89.
     match FileExt::try_lock(&file) {
+        // Between opening and locking, the run that held the file may have finished and
+        // renamed it into place (or removed it): then it is that run's output.
+        Ok(()) if !still_at(&file, partial) => Err(Error::output(
+            anyhow::anyhow!("its partial file was renamed or removed as this run opened it"),
+            format!("another apifetch run was writing {}", out.display()),
+        )),
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(Error::output(
             anyhow::anyhow!("its partial file is locked"),
@@ -493,6 +501,21 @@ fn lock(file: File, out: &Path) -> Result<File, Error> {
             Ok(file)
         }
     }
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => (open.dev(), open.ino()) == (named.dev(), named.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_at(_file: &File, _path: &Path) -> bool {
+    true
 }
 
 fn kept(error: Error, records: u64, partial: &Path) -> Error {

@@ -175,7 +175,8 @@ pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl R
     let tries = policy.retries + 1;
     if attempt >= tries {
         return Decision::GiveUp(format!(
-            "gave up after {tries} attempts; last failure: {}",
+            "gave up after {}; last failure: {}",
+            crate::counted(tries.into(), "attempt", "attempts"),
             failure.describe()
         ));
     }

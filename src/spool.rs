@@ -280,6 +280,7 @@ impl Spool {
             Kind::Rows(rows) => {
                 if rows.header == 0 && records > 0 {
                     rows.settle(&mut self.file)?;
+                    rows.warn_of_missing_columns(records);
                 }
                 let columns = rows.kept_columns().iter().cloned().collect();
                 (columns, rows.runs.clone(), rows.header)
@@ -405,14 +406,13 @@ impl Rows {
         *len = settled.len() as u64;
         self.runs = vec![Run { start, width }];
         self.header = width;
-        self.warn_of_missing_columns();
         Ok(())
     }
 
-    /// A `--columns` name that no record of the first page has is most likely misspelled:
-    /// say so, with the names the page does have, rather than write an empty column
-    /// without a word.
-    fn warn_of_missing_columns(&self) {
+    /// A `--columns` name that no record of the first page (with records) has is most
+    /// likely misspelled: say so, with the names those records do have, rather than write
+    /// an empty column without a word.
+    fn warn_of_missing_columns(&self, records: u64) {
         let Some(kept) = self.kept else {
             return;
         };
@@ -424,14 +424,21 @@ impl Rows {
         if missing.is_empty() {
             return;
         }
-        let others: Vec<&str> = self.columns.iter().skip(kept).map(String::as_str).collect();
+        /// Other names shown at most, so a wide API does not make a huge line.
+        const SHOWN: usize = 12;
+        let mut others: Vec<&str> = self.columns.iter().skip(kept).map(String::as_str).collect();
+        if others.len() > SHOWN {
+            others.truncate(SHOWN);
+            others.push("…");
+        }
         let hint = match others.is_empty() {
             true => String::new(),
-            false => format!(" (it has {})", others.join(", ")),
+            false => format!(" (they have {})", others.join(", ")),
         };
         warn!(
-            "--columns: no record of the first page has {}{hint}; the column stays empty \
-             unless later pages have it",
+            "--columns: none of the first {} has {}{hint}; the column stays empty unless \
+             later records have it",
+            crate::counted(records, "record", "records"),
             missing.join(", ")
         );
     }

@@ -22,8 +22,8 @@ use crate::records::{self, Cells};
 use crate::spool::{Form, Records};
 
 /// Pages queued for the writer at most, besides the one it is writing and the one the
-/// fetching side holds: enough to keep both sides busy, with at most four page bodies in
-/// memory.
+/// fetching side holds: enough to keep both sides busy, with four pages in memory at most
+/// (plus those `--concurrency` fetches ahead).
 const QUEUE: usize = 2;
 
 pub struct Writer {
@@ -42,14 +42,20 @@ pub struct Writer {
     spare: Arc<Mutex<Vec<Cells>>>,
 }
 
-/// One page for the writer: the response body, where each record's text lies in it, and
-/// where the run stands after the page.
+/// One page for the writer: its records, and where the run stands after the page.
 struct Batch {
-    body: Arc<String>,
-    records: Vec<Range<usize>>,
-    /// The records, already flattened for a table.
-    flat: Option<Cells>,
+    records: Load,
     progress: Progress,
+}
+
+enum Load {
+    /// The response body, and where each record's text lies in it.
+    Json {
+        body: Arc<String>,
+        spans: Vec<Range<usize>>,
+    },
+    /// The records flattened already, for a table; the body is let go.
+    Flat(Cells),
 }
 
 impl Writer {
@@ -96,9 +102,10 @@ impl Writer {
             span
         });
         let batch = Batch {
-            body: Arc::clone(body),
-            records: spans.collect(),
-            flat: None,
+            records: Load::Json {
+                body: Arc::clone(body),
+                spans: spans.collect(),
+            },
             progress,
         };
         self.records += records.len() as u64;
@@ -118,7 +125,7 @@ impl Writer {
                 for record in records {
                     records::flatten(record.get(), sep.as_deref(), &mut flat)?;
                 }
-                batch.flat = Some(flat);
+                batch.records = Load::Flat(flat);
                 batch
             }
             (Err(TrySendError::Full(batch) | TrySendError::Closed(batch)), _) => batch,
@@ -160,19 +167,19 @@ impl Writer {
 }
 
 fn write(sink: &mut Sink, batch: Batch, spare: &Mutex<Vec<Cells>>) -> Result<(), Error> {
-    if let Some(mut flat) = batch.flat {
-        sink.page(Records::Flat(&flat), batch.progress)?;
-        flat.clear();
-        spare
-            .lock()
-            .expect("no thread panics holding it")
-            .push(flat);
-        return Ok(());
+    match batch.records {
+        Load::Json { body, spans } => {
+            let records: Vec<&str> = spans.into_iter().map(|span| &body[span]).collect();
+            sink.page(Records::Json(&records), batch.progress)
+        }
+        Load::Flat(mut flat) => {
+            sink.page(Records::Flat(&flat), batch.progress)?;
+            flat.clear();
+            spare
+                .lock()
+                .expect("no thread panics holding it")
+                .push(flat);
+            Ok(())
+        }
     }
-    let records: Vec<&str> = batch
-        .records
-        .iter()
-        .map(|span| &batch.body[span.clone()])
-        .collect();
-    sink.page(Records::Json(&records), batch.progress)
 }

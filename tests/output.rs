@@ -214,7 +214,7 @@ fn a_column_no_record_of_the_first_page_has_is_named_in_a_warning() {
         .assert()
         .success()
         .stderr(predicate::str::contains(
-            "WARN --columns: no record of the first page has `nmae`, `late.deep` (it has name, n,",
+            "WARN --columns: none of the first 2 records has `nmae`, `late.deep` (they have name, n,",
         ));
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
@@ -234,7 +234,7 @@ fn a_column_no_record_of_the_first_page_has_is_named_in_a_warning() {
         .success()
         .stdout("id,nmae\n1,\n2,\n3,\n")
         .stderr(predicate::str::contains(
-            "no record of the first page has `nmae`",
+            "none of the first 2 records has `nmae`",
         ));
 }
 
