@@ -651,6 +651,30 @@ fn tls_is_verified_unless_the_ca_is_given_or_insecure_is_asked() {
             "TLS certificates are NOT verified",
         ));
     assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert_eq!(
+        stderr.matches("NOT verified").count(),
+        1,
+        "warned once: {stderr}"
+    );
+}
+
+#[test]
+fn a_plain_url_goes_through_an_https_proxy_the_system_trusts() {
+    let (ca_pem, identity) = private_ca();
+    // The proxy answers for a host that does not exist, so only a proxied request succeeds.
+    let proxy = Server::start_tls(identity, paged(records(3))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let out = apifetch()
+        .arg("http://api.invalid/items")
+        .env("HTTP_PROXY", proxy.url(""))
+        .env("SSL_CERT_FILE", &ca)
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    assert_eq!(proxy.requests()[0].header("host"), Some("api.invalid"));
 }
 
 #[test]
