@@ -188,11 +188,8 @@ impl Sink {
                 let Records::Json(records) = records else {
                     unreachable!("JSON Lines records are never flattened");
                 };
-                let written: io::Result<()> = records.iter().try_for_each(|record| {
-                    out.out
-                        .write_all(crate::records::compact(record).as_bytes())?;
-                    out.out.write_all(b"\n")
-                });
+                let written: io::Result<()> = (records.iter())
+                    .try_for_each(|record| crate::records::write_line(&mut out.out, record));
                 *n += records.len() as u64;
                 written
                     .and_then(|()| out.out.flush())
@@ -379,16 +376,12 @@ impl Partial {
     /// or when `--checkpoint-every` has passed since the last save.
     fn page(&mut self, records: Records<'_>, progress: Progress) -> Result<(), Error> {
         self.spool.add_page(records)?;
-        let mark = self.spool.mark().map_err(|e| {
-            Error::output(e, format!("cannot write {}", self.files.partial.display()))
-        })?;
+        let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
         let (last, len) = (progress.done, mark.len);
         self.checkpoint.advance(progress, mark);
         if len >= self.synced + SYNC_AHEAD && self.syncing.as_ref().is_none_or(|s| s.is_finished())
         {
-            self.syncing = Some(self.spool.sync_ahead().map_err(|e| {
-                Error::output(e, format!("cannot write {}", self.files.partial.display()))
-            })?);
+            self.syncing = Some(self.spool.sync_ahead().map_err(|e| self.partial_error(e))?);
             self.synced = len;
         }
         if last || self.saved_at.elapsed() >= self.every {
@@ -397,13 +390,16 @@ impl Partial {
         Ok(())
     }
 
+    /// A failure to write the partial file, named.
+    fn partial_error(&self, e: io::Error) -> Error {
+        Error::output(e, format!("cannot write {}", self.files.partial.display()))
+    }
+
     /// Syncs the partial file, then replaces the checkpoint: a crash at any point leaves a
     /// checkpoint that describes only pages wholly on disk. Syncing is what costs, so it
     /// happens at most once per `--checkpoint-every` while pages stream in.
     fn save(&mut self) -> Result<(), Error> {
-        self.spool.commit().map_err(|e| {
-            Error::output(e, format!("cannot write {}", self.files.partial.display()))
-        })?;
+        self.spool.commit().map_err(|e| self.partial_error(e))?;
         self.checkpoint
             .save(&self.files.checkpoint, &self.identity)
             .map_err(|e| {

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::{self, Write};
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
@@ -674,19 +675,32 @@ fn is_empty_object(text: &str) -> bool {
     text[1..].trim_start().starts_with('}')
 }
 
-/// JSON text without the whitespace between tokens (strings untouched), so an array cell
-/// reads the same however the API indented it.
-pub fn compact(text: &str) -> String {
+/// Writes a record's JSON text, compact, on a line of its own (JSON Lines).
+pub fn write_line(out: &mut impl Write, text: &str) -> io::Result<()> {
+    out.write_all(compact(text).as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// JSON text without the whitespace between tokens (strings untouched), so a record or an
+/// array cell reads the same however the API indented it. Most APIs send it compact
+/// already: that text is taken as it is.
+fn compact(text: &str) -> Cow<'_, str> {
+    if is_compact(text) {
+        return Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len());
     compact_into(text, &mut out);
-    out
+    Cow::Owned(out)
+}
+
+fn is_compact(text: &str) -> bool {
+    !text
+        .bytes()
+        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
 }
 
 fn compact_into(text: &str, out: &mut String) {
-    if !text
-        .bytes()
-        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-    {
+    if is_compact(text) {
         out.push_str(text);
         return;
     }

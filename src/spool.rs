@@ -104,6 +104,7 @@ struct Rows {
     runs: Vec<Run>,
     /// The columns in the spool's header line; 0 until the first page is in.
     header: usize,
+    /// Pages given as JSON text are flattened here, a buffer used again for every page.
     cells: records::Cells,
     /// Per cell position, the column index it had in the previous record: records of one
     /// API mostly share their key order, so a string comparison usually replaces a hash.
@@ -211,43 +212,41 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Appends one record, given as its JSON text (valid JSON, as [`records::Page`] found
-    /// it).
-    fn add(&mut self, record: &str) -> Result<(), Error> {
-        match &mut self.kind {
-            Kind::Rows(rows) => {
-                let mut cells = std::mem::take(&mut rows.cells);
-                cells.clear();
-                let sep = rows.sep.as_deref();
-                let written = records::flatten(record, sep, &mut cells)
-                    .and_then(|()| rows.append_all(&cells, self.records, &mut self.file));
-                rows.cells = cells;
-                written?;
-            }
-            Kind::Lines => {
-                let json = records::compact(record);
-                (self.file.write_all(json.as_bytes()))
-                    .and_then(|()| self.file.write_all(b"\n"))
-                    .map_err(|e| Error::output(e, "cannot spool records to disk"))?;
-            }
-        }
-        self.records += 1;
-        Ok(())
-    }
-
-    /// Appends a page of records.
+    /// Appends a page of records. Records given as JSON text are valid JSON, as
+    /// [`records::Page`] found them; for a table they are flattened first, like a page
+    /// flattened ahead.
     pub fn add_page(&mut self, page: Records<'_>) -> Result<(), Error> {
-        match (page, &mut self.kind) {
-            (Records::Json(texts), _) => texts.iter().try_for_each(|text| self.add(text)),
-            (Records::Flat(cells), Kind::Rows(rows)) => {
-                rows.append_all(cells, self.records, &mut self.file)?;
-                self.records += cells.records().len() as u64;
-                Ok(())
+        let added = match (&mut self.kind, page) {
+            (Kind::Lines, Records::Json(texts)) => {
+                (texts.iter())
+                    .try_for_each(|text| records::write_line(&mut self.file, text))
+                    .map_err(|e| Error::output(e, "cannot spool records to disk"))?;
+                texts.len()
             }
-            (Records::Flat(_), Kind::Lines) => {
+            (Kind::Lines, Records::Flat(_)) => {
                 unreachable!("only records for a table are flattened ahead")
             }
-        }
+            (Kind::Rows(rows), page) => {
+                let mut flattened = std::mem::take(&mut rows.cells);
+                let cells = match page {
+                    Records::Flat(cells) => cells,
+                    Records::Json(texts) => {
+                        flattened.clear();
+                        let sep = rows.sep.as_deref();
+                        (texts.iter())
+                            .try_for_each(|text| records::flatten(text, sep, &mut flattened))?;
+                        &flattened
+                    }
+                };
+                let added = cells.records().len();
+                let written = rows.append_all(cells, self.records, &mut self.file);
+                rows.cells = flattened;
+                written?;
+                added
+            }
+        };
+        self.records += added as u64;
+        Ok(())
     }
 
     /// Makes everything added so far durable: written, and synced to the disk.
@@ -380,10 +379,7 @@ impl Rows {
     fn header_cells(&self) -> Vec<Vec<u8>> {
         let columns = self.kept_columns().iter();
         columns
-            .map(|c| match self.csv_safe {
-                true => safe_cell(c.as_bytes()).into_owned(),
-                false => c.as_bytes().to_vec(),
-            })
+            .map(|c| safe_cell(c.as_bytes(), self.csv_safe).into_owned())
             .collect()
     }
 
@@ -524,12 +520,8 @@ impl Rows {
             if cell == EMPTY {
                 continue;
             }
-            let text = record.text(cell).as_bytes();
-            if self.csv_safe {
-                push_cell(&mut self.line, &safe_cell(text), self.delimiter);
-            } else {
-                push_cell(&mut self.line, text, self.delimiter);
-            }
+            let text = safe_cell(record.text(cell).as_bytes(), self.csv_safe);
+            push_cell(&mut self.line, &text, self.delimiter);
         }
         if self.line.is_empty() {
             // A row of one empty cell, quoted as csv does, so it is not an empty line.
@@ -564,9 +556,13 @@ fn push_cell(line: &mut Vec<u8>, text: &[u8], delimiter: u8) {
     line.push(b'"');
 }
 
-/// A cell that a spreadsheet would run as a formula gets a leading `'` (`--csv-safe`, the
-/// OWASP advice against CSV injection).
-fn safe_cell(text: &[u8]) -> Cow<'_, [u8]> {
+/// With `csv_safe`, a cell that a spreadsheet would run as a formula gets a leading `'`
+/// (the OWASP advice against CSV injection).
+#[inline]
+fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
+    if !csv_safe {
+        return Cow::Borrowed(text);
+    }
     match text.first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned([b"'", text].concat()),
         _ => Cow::Borrowed(text),
@@ -689,6 +685,10 @@ mod tests {
         }
     }
 
+    fn add(spool: &mut Spool, record: &str) -> Result<(), Error> {
+        spool.add_page(Records::Json(&[record]))
+    }
+
     fn table(mut spool: Spool) -> String {
         let mut out = Vec::new();
         spool.write_table(&mut out).unwrap();
@@ -698,11 +698,9 @@ mod tests {
     #[test]
     fn rows_get_a_cell_for_every_column_seen() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        spool.add(r#"{"a": 1, "b": {"c": "x,y"}}"#).unwrap();
-        spool.add(r#"{"d": "late", "a": 2}"#).unwrap();
-        spool
-            .add(r#"{"b": {"c": null}, "d": "\"q\"", "a": 3}"#)
-            .unwrap();
+        add(&mut spool, r#"{"a": 1, "b": {"c": "x,y"}}"#).unwrap();
+        add(&mut spool, r#"{"d": "late", "a": 2}"#).unwrap();
+        add(&mut spool, r#"{"b": {"c": null}, "d": "\"q\"", "a": 3}"#).unwrap();
         assert_eq!(
             table(spool),
             "a,b.c,d\n1,\"x,y\",\n2,,late\n3,,\"\"\"q\"\"\"\n"
@@ -774,11 +772,11 @@ mod tests {
     #[test]
     fn a_lone_empty_cell_is_quoted_only_while_it_is_alone() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        spool.add(r#"{"a": null}"#).unwrap();
+        add(&mut spool, r#"{"a": null}"#).unwrap();
         assert_eq!(table(spool), "a\n\"\"\n");
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        spool.add(r#"{"a": null}"#).unwrap();
-        spool.add(r#"{"b": 1}"#).unwrap();
+        add(&mut spool, r#"{"a": null}"#).unwrap();
+        add(&mut spool, r#"{"b": 1}"#).unwrap();
         assert_eq!(table(spool), "a,b\n,\n,1\n");
     }
 
@@ -791,8 +789,8 @@ mod tests {
             csv_safe: true,
         };
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
-        spool.add(r#"{"=f": "=1+1", "t": "a\tb"}"#).unwrap();
-        spool.add(r#"{"n": -3}"#).unwrap();
+        add(&mut spool, r#"{"=f": "=1+1", "t": "a\tb"}"#).unwrap();
+        add(&mut spool, r#"{"n": -3}"#).unwrap();
         assert_eq!(table(spool), "'=f\tt\tn\n'=1+1\t\"a\tb\"\t\n\t\t'-3\n");
     }
 
@@ -800,8 +798,8 @@ mod tests {
     fn selected_columns_keep_their_order_and_drop_the_rest() {
         let form = cells(".", Some(&["d", "b.c", "zz"]));
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
-        spool.add(r#"{"a": 1, "b": {"c": "x"}}"#).unwrap();
-        spool.add(r#"{"d": "late", "a": 2}"#).unwrap();
+        add(&mut spool, r#"{"a": 1, "b": {"c": "x"}}"#).unwrap();
+        add(&mut spool, r#"{"d": "late", "a": 2}"#).unwrap();
         assert_eq!(table(spool), "d,b.c,zz\n,x,\nlate,,\n");
     }
 
@@ -815,15 +813,15 @@ mod tests {
     fn reopening_at_a_mark_drops_the_unfinished_page() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut spool = Spool::new(file.reopen().unwrap(), cells(".", None));
-        spool.add(r#"{"a": 1}"#).unwrap();
+        add(&mut spool, r#"{"a": 1}"#).unwrap();
         spool.commit().unwrap();
         let mark = spool.mark().unwrap();
-        spool.add(r#"{"lost": 2}"#).unwrap();
+        add(&mut spool, r#"{"lost": 2}"#).unwrap();
         spool.commit().unwrap();
         drop(spool);
 
         let mut spool = Spool::reopen(file.reopen().unwrap(), cells(".", None), mark).unwrap();
-        spool.add(r#"{"b": 3, "a": 4}"#).unwrap();
+        add(&mut spool, r#"{"b": 3, "a": 4}"#).unwrap();
         assert_eq!(table(spool), "a,b\n1,\n4,3\n");
     }
 
@@ -853,12 +851,10 @@ mod tests {
                 2500 => (big.clone(), big.clone()),
                 _ => ("a\\nb".to_string(), "\"a\nb\"".to_string()),
             };
-            spool
-                .add(&format!(r#"{{"n": {i}, "s": "{json}"}}"#))
-                .unwrap();
+            add(&mut spool, &format!(r#"{{"n": {i}, "s": "{json}"}}"#)).unwrap();
             expected.push_str(&format!("{i},{cell},\n"));
         }
-        spool.add(r#"{"late": 1}"#).unwrap();
+        add(&mut spool, r#"{"late": 1}"#).unwrap();
         expected.push_str(",,1\n");
         assert_eq!(table(spool), expected);
     }
@@ -866,10 +862,8 @@ mod tests {
     #[test]
     fn lines_hold_compact_json() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), Form::Lines);
-        spool
-            .add("{ \"a\" : [1, 2.50],\n \"s\": \"x y\" }")
-            .unwrap();
-        spool.add("7").unwrap();
+        add(&mut spool, "{ \"a\" : [1, 2.50],\n \"s\": \"x y\" }").unwrap();
+        add(&mut spool, "7").unwrap();
         assert_eq!(spool.mark().unwrap().len, 25 + 2);
         let mut lines = Vec::new();
         spool
@@ -884,11 +878,9 @@ mod tests {
     #[test]
     fn a_second_cell_under_one_name_gets_a_column_of_its_own() {
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        spool.add(r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#).unwrap();
-        spool
-            .add(r#"{"a": {"b": 4}, "c": 5, "c": 6, "c": 7}"#)
-            .unwrap();
-        spool.add(r#"{"a.b#2": "x", "a.b": 8, "a.b": 9}"#).unwrap();
+        add(&mut spool, r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#).unwrap();
+        add(&mut spool, r#"{"a": {"b": 4}, "c": 5, "c": 6, "c": 7}"#).unwrap();
+        add(&mut spool, r#"{"a.b#2": "x", "a.b": 8, "a.b": 9}"#).unwrap();
         assert_eq!(
             table(spool),
             "a.b,a.b#2,c,c#2,c#3,a.b#3\n1,2,3,,,\n4,,5,6,7,\n8,x,,,,9\n"
@@ -899,9 +891,7 @@ mod tests {
     fn second_cells_are_numbered_the_same_with_or_without_selected_columns() {
         let form = cells(".", Some(&["c", "a.b#2"]));
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
-        spool
-            .add(r#"{"c": 1, "a.b": 2, "a": {"b": 3}, "c": 4}"#)
-            .unwrap();
+        add(&mut spool, r#"{"c": 1, "a.b": 2, "a": {"b": 3}, "c": 4}"#).unwrap();
         assert_eq!(table(spool), "c,a.b#2\n1,3\n");
     }
 
@@ -910,10 +900,10 @@ mod tests {
     fn written(form: Form) -> (Mark, Vec<u8>) {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut spool = Spool::new(file.reopen().unwrap(), form);
-        spool.add(r#"{"a": 1}"#).unwrap();
+        add(&mut spool, r#"{"a": 1}"#).unwrap();
         spool.mark().unwrap();
-        spool.add(r#"{"a": 2, "b": "xy"}"#).unwrap();
-        spool.add(r#"{"b": "z"}"#).unwrap();
+        add(&mut spool, r#"{"a": 2, "b": "xy"}"#).unwrap();
+        add(&mut spool, r#"{"b": "z"}"#).unwrap();
         spool.commit().unwrap();
         let mark = spool.mark().unwrap();
         drop(spool);
@@ -924,20 +914,20 @@ mod tests {
     fn after_the_first_page_the_spool_is_the_table_until_a_column_joins() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut spool = Spool::new(file.reopen().unwrap(), cells(".", None));
-        spool.add(r#"{"a": 1}"#).unwrap();
-        spool.add(r#"{"b": "x,y", "a": 2}"#).unwrap();
+        add(&mut spool, r#"{"a": 1}"#).unwrap();
+        add(&mut spool, r#"{"b": "x,y", "a": 2}"#).unwrap();
         assert!(!spool.is_whole());
         let mark = spool.mark().unwrap();
         assert_eq!(
             (mark.header, mark.runs),
             (2, vec![Run { start: 4, width: 2 }])
         );
-        spool.add(r#"{"b": 3}"#).unwrap();
+        add(&mut spool, r#"{"b": 3}"#).unwrap();
         spool.commit().unwrap();
         assert!(spool.is_whole());
         let table = "a,b\n1,\n2,\"x,y\"\n,3\n";
         assert_eq!(std::fs::read_to_string(file.path()).unwrap(), table);
-        spool.add(r#"{"c": 4}"#).unwrap();
+        add(&mut spool, r#"{"c": 4}"#).unwrap();
         assert!(!spool.is_whole());
         let mut out = Vec::new();
         spool.write_table(&mut out).unwrap();
