@@ -25,6 +25,8 @@ pub mod ratelimit;
 pub mod records;
 pub mod redact;
 pub mod retry;
+pub mod rows;
+pub mod scan;
 pub mod sim;
 pub mod spool;
 pub mod stats;
@@ -100,7 +102,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         done = resumed.done;
     }
     if !done {
-        let mut writer = Writer::start(sink, &config.output.form);
+        let mut writer = Writer::start(sink);
         // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
         // already handed to the writer are still written.
         let fetched = tokio::select! {

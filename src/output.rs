@@ -23,7 +23,7 @@ use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
 use crate::error::Error;
 use crate::paginate::{Position, Progress};
-use crate::spool::{Records, Spool};
+use crate::spool::Spool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -182,12 +182,9 @@ impl Sink {
     }
 
     /// Takes the records of one page; `progress` says where the run continues after it.
-    pub fn page(&mut self, records: Records<'_>, progress: Progress) -> Result<(), Error> {
+    pub fn page(&mut self, records: &[&str], progress: Progress) -> Result<(), Error> {
         match &mut self.route {
             Route::Stream { out, records: n } => {
-                let Records::Json(records) = records else {
-                    unreachable!("JSON Lines records are never flattened");
-                };
                 let written: io::Result<()> = (records.iter())
                     .try_for_each(|record| crate::records::write_line(&mut out.out, record));
                 *n += records.len() as u64;
@@ -374,7 +371,7 @@ impl Partial {
 
     /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
     /// or when `--checkpoint-every` has passed since the last save.
-    fn page(&mut self, records: Records<'_>, progress: Progress) -> Result<(), Error> {
+    fn page(&mut self, records: &[&str], progress: Progress) -> Result<(), Error> {
         self.spool.add_page(records)?;
         let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
         let (last, len) = (progress.done, mark.len);

@@ -14,6 +14,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::Error;
+use crate::scan;
 
 /// Where APIs commonly put the records of a page, tried in order after a top-level array,
 /// at the top level and then one level down (`/data/items`).
@@ -350,127 +351,94 @@ fn entries(json: &[u8]) -> Result<Vec<Field<'_>>, serde_json::Error> {
     Ok(fields)
 }
 
-/// The cells of records as (column, text) pairs, in reused buffers: once warmed up,
-/// flattening a record allocates nothing, which matters at millions of records. One
-/// `Cells` holds a record, or a whole page of them.
-#[derive(Debug, Default)]
-pub struct Cells {
-    /// Column names and cell texts, back to back.
-    text: String,
-    /// Per cell, where its column name ends and where its text ends in `text`.
-    ends: Vec<(usize, usize)>,
-    /// Per record, where its cells end in `ends`.
-    records: Vec<usize>,
-    /// The column name of the value being read: the keys leading to it, joined.
-    path: String,
+/// One value of a record as flattening meets it, still as the page's text: whoever takes
+/// it turns it into a cell's text, so a row encoder copies most values once, straight from
+/// the page.
+#[derive(Debug, Clone, Copy)]
+pub enum Cell<'a> {
+    /// A string's contents between its quotes; `escaped` if they hold backslash escapes.
+    Str { raw: &'a str, escaped: bool },
+    /// A number, `true` or `false`, exactly as sent.
+    Verbatim(&'a str),
+    /// `null`: an empty cell.
+    Null,
+    /// An array, or an object kept whole: its JSON text as sent.
+    Json(&'a str),
 }
 
-/// The cells of one record in [`Cells`].
-#[derive(Clone, Copy)]
-pub struct Record<'a> {
-    cells: &'a Cells,
-    /// Its cells are `cells.ends[first..end]`.
-    first: usize,
-    end: usize,
-}
-
-impl Cells {
-    /// The records flattened into these cells, in order.
-    pub fn records(&self) -> impl ExactSizeIterator<Item = Record<'_>> {
-        (0..self.records.len()).map(|i| Record {
-            cells: self,
-            first: i.checked_sub(1).map_or(0, |before| self.records[before]),
-            end: self.records[i],
-        })
-    }
-
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.ends.clear();
-        self.records.clear();
-        self.path.clear();
-    }
-
-    /// Starts a cell under the current path; its text is appended next.
-    fn begin(&mut self) {
-        self.text.push_str(&self.path);
-        self.ends.push((self.text.len(), 0));
-    }
-
-    fn end(&mut self) {
-        let last = self.ends.len() - 1;
-        self.ends[last].1 = self.text.len();
-    }
-
-    fn push(&mut self, text: &str) {
-        self.begin();
-        self.text.push_str(text);
-        self.end();
+impl Cell<'_> {
+    /// Appends the cell's text: a string unescaped, JSON compacted. `None` for an escape
+    /// JSON does not allow.
+    pub fn text_into(self, out: &mut String) -> Option<()> {
+        match self {
+            Cell::Str { raw, escaped: true } => return unescape(raw, out),
+            Cell::Str { raw: text, .. } | Cell::Verbatim(text) => out.push_str(text),
+            Cell::Null => {}
+            Cell::Json(text) => compact_into(text, out),
+        }
+        Some(())
     }
 }
 
-impl<'a> Record<'a> {
-    pub fn len(&self) -> usize {
-        self.end - self.first
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.end == self.first
-    }
-
-    /// The text of the record's cell `i`.
-    pub fn text(&self, i: usize) -> &'a str {
-        let (column_end, end) = self.cells.ends[self.first + i];
-        &self.cells.text[column_end..end]
-    }
-
-    /// The (column, text) pairs in document order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
-        let text = &self.cells.text;
-        let mut start = match self.first {
-            0 => 0,
-            first => self.cells.ends[first - 1].1,
-        };
-        let ends = &self.cells.ends[self.first..self.end];
-        ends.iter().map(move |&(column_end, end)| {
-            let cell = (&text[start..column_end], &text[column_end..end]);
-            start = end;
-            cell
-        })
-    }
-}
-
-/// Flattens `record` into `cells`, after the records they hold.
+/// Turns records into named cells.
 ///
 /// Nested objects become `parent{sep}child` columns so spreadsheets get one value per cell,
 /// or, with no `sep`, one column of compact JSON text; arrays stay compact JSON text
 /// because their length varies from record to record; numbers keep the exact text the API
 /// sent; `null` is an empty cell. A record that is not an object is one column named
 /// `value`.
-///
-/// The record is read in one pass over its text. It was validated when the page was
-/// parsed, so the reader is a plain scanner rather than a second parser; should the text be
-/// broken anyway, the record is rejected, never half-written.
-pub fn flatten(record: &str, sep: Option<&str>, cells: &mut Cells) -> Result<(), Error> {
-    let (text, ends) = (cells.text.len(), cells.ends.len());
-    cells.path.clear();
-    let mut json = Scanner {
-        text: record,
-        at: 0,
-    };
-    let done = if json.peek() == Some(b'{') && !is_empty_object(&json.text[json.at..]) {
-        json.object(sep, cells)
-    } else {
-        cells.path.push_str("value");
-        json.value(sep, cells)
-    };
-    if done.is_none() {
-        cells.text.truncate(text);
-        cells.ends.truncate(ends);
-        return Err(Error::BadResponse("a record is not valid JSON".into()));
+#[derive(Debug, Default)]
+pub struct Flattener {
+    sep: Option<String>,
+    /// The column name of the value being read: the keys leading to it, joined. Kept
+    /// between records so that flattening allocates nothing once warmed up.
+    path: String,
+}
+
+impl Flattener {
+    pub fn new(sep: Option<String>) -> Self {
+        Flattener {
+            sep,
+            path: String::new(),
+        }
     }
-    cells.records.push(cells.ends.len());
-    Ok(())
+
+    /// Hands each cell of `record` to `cell` with its column name, in document order.
+    ///
+    /// The record is read in one pass over its text. It was validated when the page was
+    /// parsed, so the reader is a plain scanner rather than a second parser; should the
+    /// text be broken anyway (or `cell` refuse a value), the record is an error, and the
+    /// cells handed over before are the caller's to drop.
+    pub fn record(
+        &mut self,
+        record: &str,
+        mut cell: impl FnMut(&str, Cell<'_>) -> Option<()>,
+    ) -> Result<(), Error> {
+        self.path.clear();
+        let mut json = Scanner {
+            text: record,
+            at: 0,
+        };
+        let mut to = Cells {
+            sep: self.sep.as_deref(),
+            path: &mut self.path,
+            cell: &mut cell,
+        };
+        let done = if json.peek() == Some(b'{') && !is_empty_object(&json.text[json.at..]) {
+            json.object(&mut to)
+        } else {
+            to.path.push_str("value");
+            json.value(&mut to)
+        };
+        done.ok_or_else(|| Error::BadResponse("a record is not valid JSON".into()))
+    }
+}
+
+/// Where the scanner sends a record's cells.
+struct Cells<'f, F> {
+    sep: Option<&'f str>,
+    path: &'f mut String,
+    cell: &'f mut F,
 }
 
 /// A cursor over JSON text already known to be valid.
@@ -499,17 +467,20 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads an object's fields into cells, each named `path{sep}key`.
-    fn object(&mut self, sep: Option<&str>, cells: &mut Cells) -> Option<()> {
+    fn object<F: FnMut(&str, Cell<'_>) -> Option<()>>(
+        &mut self,
+        to: &mut Cells<'_, F>,
+    ) -> Option<()> {
         self.eat(b'{')?;
-        let base = cells.path.len();
+        let base = to.path.len();
         loop {
-            cells.path.truncate(base);
-            if let (true, Some(sep)) = (base > 0, sep) {
-                cells.path.push_str(sep);
+            to.path.truncate(base);
+            if let (true, Some(sep)) = (base > 0, to.sep) {
+                to.path.push_str(sep);
             }
-            self.string(&mut cells.path)?;
+            self.string(to.path)?;
             self.eat(b':')?;
-            self.value(sep, cells)?;
+            self.value(to)?;
             match self.peek()? {
                 b',' => self.at += 1,
                 b'}' => break,
@@ -517,40 +488,36 @@ impl<'a> Scanner<'a> {
             }
         }
         self.at += 1;
-        cells.path.truncate(base);
+        to.path.truncate(base);
         Some(())
     }
 
     /// Reads one value into a cell named by the current path (or cells, for an object).
-    fn value(&mut self, sep: Option<&str>, cells: &mut Cells) -> Option<()> {
-        match self.peek()? {
-            b'{' if sep.is_some() && !is_empty_object(&self.text[self.at..]) => {
-                self.object(sep, cells)
+    fn value<F: FnMut(&str, Cell<'_>) -> Option<()>>(
+        &mut self,
+        to: &mut Cells<'_, F>,
+    ) -> Option<()> {
+        let cell = match self.peek()? {
+            b'{' if to.sep.is_some() && !is_empty_object(&self.text[self.at..]) => {
+                return self.object(to);
             }
-            b'{' | b'[' => {
-                let nested = self.nested()?;
-                cells.begin();
-                compact_into(nested, &mut cells.text);
-                cells.end();
-                Some(())
-            }
+            b'{' | b'[' => Cell::Json(self.nested()?),
             b'"' => {
-                cells.begin();
-                self.string(&mut cells.text)?;
-                cells.end();
-                Some(())
+                self.at += 1;
+                let start = self.at;
+                let escaped = self.string_end()?;
+                Cell::Str {
+                    raw: &self.text[start..self.at - 1],
+                    escaped,
+                }
             }
             b'n' => {
                 self.at += "null".len();
-                cells.push("");
-                Some(())
+                Cell::Null
             }
-            _ => {
-                let scalar = self.span(Scanner::skip_scalar)?;
-                cells.push(scalar);
-                Some(())
-            }
-        }
+            _ => Cell::Verbatim(self.span(Scanner::skip_scalar)?),
+        };
+        (to.cell)(to.path, cell)
     }
 
     /// The text that `skip` moves the cursor over.
@@ -620,7 +587,7 @@ impl<'a> Scanner<'a> {
     fn string_end(&mut self) -> Option<bool> {
         let mut escaped = false;
         loop {
-            self.at += memchr::memchr2(b'"', b'\\', self.bytes().get(self.at..)?)?;
+            self.at += scan::find(self.bytes().get(self.at..)?, [b'"', b'\\'])?;
             if self.bytes()[self.at] == b'"' {
                 self.at += 1;
                 return Some(escaped);
@@ -731,13 +698,19 @@ mod tests {
 
     fn cells_with(json: &str, sep: Option<&str>) -> Vec<(String, String)> {
         let raw: &RawValue = serde_json::from_str(json).unwrap();
-        let mut cells = Cells::default();
-        flatten(raw.get(), sep, &mut cells).unwrap();
-        let record = cells.records().next().unwrap();
-        record
-            .iter()
-            .map(|(c, t)| (c.to_string(), t.to_string()))
-            .collect()
+        let mut cells = Vec::new();
+        let mut flattener = Flattener::new(sep.map(str::to_string));
+        flattener.record(raw.get(), collect(&mut cells)).unwrap();
+        cells
+    }
+
+    fn collect(cells: &mut Vec<(String, String)>) -> impl FnMut(&str, Cell<'_>) -> Option<()> {
+        |column, cell| {
+            let mut text = String::new();
+            cell.text_into(&mut text)?;
+            cells.push((column.to_string(), text));
+            Some(())
+        }
     }
 
     fn found(json: &str, select: &Select) -> Result<Vec<String>, String> {
@@ -952,21 +925,26 @@ mod tests {
     }
 
     #[test]
-    fn cells_hold_records_one_after_another_and_never_half_a_record() {
-        let mut cells = Cells::default();
+    fn one_flattener_reads_record_after_record_and_says_when_one_is_broken() {
+        let mut flattener = Flattener::new(Some("_".into()));
+        let mut cells = Vec::new();
         for json in [r#"{"a": {"b": 1}, "c": "x"}"#, r#"{"d": [2]}"#] {
-            flatten(json, Some("_"), &mut cells).unwrap();
+            flattener.record(json, collect(&mut cells)).unwrap();
         }
-        assert!(flatten(r#"{"e": 3, "f": "broken}"#, Some("_"), &mut cells).is_err());
-        let records: Vec<Vec<_>> = cells.records().map(|r| r.iter().collect()).collect();
-        assert_eq!(
-            records,
-            [vec![("a_b", "1"), ("c", "x")], vec![("d", "[2]")]]
-        );
-        let second = cells.records().nth(1).unwrap();
-        assert_eq!((second.len(), second.text(0)), (1, "[2]"));
-        cells.clear();
-        assert_eq!(cells.records().len(), 0);
+        let pairs = |cells: &[(String, String)]| {
+            (cells.iter())
+                .map(|(c, t)| format!("{c}={t}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&cells), ["a_b=1", "c=x", "d=[2]"]);
+        let broken = [r#"{"e": 3, "f": "broken}"#, r#"{"g": "\q"}"#, r#"{"h" 1}"#];
+        for json in broken {
+            assert!(
+                flattener.record(json, collect(&mut cells)).is_err(),
+                "{json}"
+            );
+        }
+        assert_eq!(pairs(&cells[3..]), ["e=3"]);
     }
 
     #[test]

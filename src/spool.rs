@@ -16,7 +16,6 @@
 //! spool on a file that survives the process can be reopened at its last mark and carried
 //! on as if the run had never stopped.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -30,6 +29,7 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::records;
+use crate::rows::{Columns, Encoder};
 
 /// How records are held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,14 +47,6 @@ pub enum Form {
     },
     /// One compact JSON record per line, for JSON Lines and JSON.
     Lines,
-}
-
-/// A page's records as the spool takes them.
-pub enum Records<'a> {
-    /// Each record's JSON text.
-    Json(&'a [&'a str]),
-    /// Flattened already, off the thread that writes (only for a table).
-    Flat(&'a records::Cells),
 }
 
 /// The spool's state after a complete page: enough to reopen it there.
@@ -90,13 +82,11 @@ enum Kind {
     Lines,
 }
 
-/// What it takes to turn a record into a delimited row.
+/// A table's columns and the rows written so far.
 struct Rows {
-    /// The row being encoded.
+    encoder: Encoder,
+    /// The rows of a page, encoded.
     line: Vec<u8>,
-    delimiter: u8,
-    csv_safe: bool,
-    sep: Option<String>,
     /// With `--columns`, how many of the columns (the first ones, the selection) are
     /// kept; the others are names seen and dropped.
     kept: Option<usize>,
@@ -104,20 +94,7 @@ struct Rows {
     runs: Vec<Run>,
     /// The columns in the spool's header line; 0 until the first page is in.
     header: usize,
-    /// Pages given as JSON text are flattened here, a buffer used again for every page.
-    cells: records::Cells,
-    /// Per cell position, the column index it had in the previous record: records of one
-    /// API mostly share their key order, so a string comparison usually replaces a hash.
-    guesses: Vec<usize>,
-    /// Per column index, the number (plus one) of the last record that filled it, so a
-    /// second cell for the same column within one record is seen without a lookup.
-    filled: Vec<u64>,
-    /// Per column of the row being written, the cell that fills it.
-    slots: Vec<usize>,
 }
-
-/// A slot no cell of the record fills.
-const EMPTY: usize = usize::MAX;
 
 /// The spool file, and how many bytes have gone into it. The file is shared only with a
 /// sync started ahead and never duplicated: where locks are emulated (NFS), closing any
@@ -147,32 +124,24 @@ impl Spool {
 
     /// A spool whose file already holds `len` bytes of complete records.
     fn at(file: File, form: Form, len: u64) -> Self {
-        let kind = match form {
-            Form::Cells {
-                sep,
-                only,
-                delimiter,
-                csv_safe,
-            } => {
+        let kind = match Encoder::new(&form) {
+            Some(encoder) => {
+                let Form::Cells { only, .. } = form else {
+                    unreachable!("an encoder is for a table")
+                };
                 let selected = only.is_some();
                 let columns: IndexSet<String> = only.into_iter().flatten().collect();
                 Kind::Rows(Box::new(Rows {
+                    encoder,
                     line: Vec::new(),
-                    delimiter,
-                    csv_safe,
-                    sep,
                     // Counted once repeated names are gone: `--columns id,id` is one column.
                     kept: selected.then_some(columns.len()),
                     columns,
                     runs: Vec::new(),
                     header: 0,
-                    cells: records::Cells::default(),
-                    guesses: Vec::new(),
-                    filled: Vec::new(),
-                    slots: Vec::new(),
                 }))
             }
-            Form::Lines => Kind::Lines,
+            None => Kind::Lines,
         };
         let file = Counted {
             file: Arc::new(file),
@@ -212,40 +181,16 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Appends a page of records. Records given as JSON text are valid JSON, as
-    /// [`records::Page`] found them; for a table they are flattened first, like a page
-    /// flattened ahead.
-    pub fn add_page(&mut self, page: Records<'_>) -> Result<(), Error> {
-        let added = match (&mut self.kind, page) {
-            (Kind::Lines, Records::Json(texts)) => {
-                (texts.iter())
-                    .try_for_each(|text| records::write_line(&mut self.file, text))
-                    .map_err(|e| Error::output(e, "cannot spool records to disk"))?;
-                texts.len()
-            }
-            (Kind::Lines, Records::Flat(_)) => {
-                unreachable!("only records for a table are flattened ahead")
-            }
-            (Kind::Rows(rows), page) => {
-                let mut flattened = std::mem::take(&mut rows.cells);
-                let cells = match page {
-                    Records::Flat(cells) => cells,
-                    Records::Json(texts) => {
-                        flattened.clear();
-                        let sep = rows.sep.as_deref();
-                        (texts.iter())
-                            .try_for_each(|text| records::flatten(text, sep, &mut flattened))?;
-                        &flattened
-                    }
-                };
-                let added = cells.records().len();
-                let written = rows.append_all(cells, self.records, &mut self.file);
-                rows.cells = flattened;
-                written?;
-                added
-            }
-        };
-        self.records += added as u64;
+    /// Appends a page of records, each given as its JSON text, valid as [`records::Page`]
+    /// found it.
+    pub fn add_page(&mut self, records: &[&str]) -> Result<(), Error> {
+        match &mut self.kind {
+            Kind::Lines => (records.iter())
+                .try_for_each(|text| records::write_line(&mut self.file, text))
+                .map_err(|e| Error::output(e, "cannot spool records to disk"))?,
+            Kind::Rows(rows) => rows.append_all(records, &mut self.file)?,
+        }
+        self.records += records.len() as u64;
         Ok(())
     }
 
@@ -330,10 +275,10 @@ impl Spool {
                     .iter()
                     .find(|run| run.width >= width)
                     .map_or(len, |run| run.start);
-            let mut table = writer(rows.delimiter, &mut out);
+            let mut table = writer(rows.encoder.delimiter(), &mut out);
             table.write_record(rows.header_cells())?;
             pad(
-                reader(file, rows.delimiter, narrow.clone())?,
+                reader(file, rows.encoder.delimiter(), narrow.clone())?,
                 width,
                 &mut table,
             )?;
@@ -377,17 +322,14 @@ impl Spool {
 impl Rows {
     /// The header line's cells: every column, shaped like any other cell.
     fn header_cells(&self) -> Vec<Vec<u8>> {
-        let columns = self.kept_columns().iter();
-        columns
-            .map(|c| safe_cell(c.as_bytes(), self.csv_safe).into_owned())
-            .collect()
+        self.encoder.header(self.kept_columns())
     }
 
     /// Puts the header of the columns seen so far at the start of the spool, padding the
     /// rows already written (the first page's) to match.
     fn settle(&mut self, spool: &mut BufWriter<Counted>) -> io::Result<()> {
         spool.flush()?;
-        let (width, delimiter) = (self.width(), self.delimiter);
+        let (width, delimiter) = (self.width(), self.encoder.delimiter());
         let mut settled = writer(delimiter, Vec::new());
         settled.write_record(self.header_cells())?;
         settled.flush()?;
@@ -412,9 +354,8 @@ impl Rows {
         let Some(kept) = self.kept else {
             return;
         };
-        let filled = |i: usize| self.filled.get(i).is_some_and(|&stamp| stamp > 0);
         let missing: Vec<String> = (0..kept)
-            .filter(|&i| !filled(i))
+            .filter(|&i| !self.encoder.ever_filled(i))
             .map(|i| format!("`{}`", self.columns[i]))
             .collect();
         if missing.is_empty() {
@@ -449,123 +390,28 @@ impl Rows {
         self.kept.unwrap_or(self.columns.len())
     }
 
-    /// Appends the flattened records in `cells`; `before` records came before them.
+    /// Appends `records` as rows, a page at a time.
     fn append_all(
         &mut self,
-        cells: &records::Cells,
-        before: u64,
+        records: &[&str],
         spool: &mut BufWriter<Counted>,
     ) -> Result<(), Error> {
-        for (stamp, record) in (before + 1..).zip(cells.records()) {
-            self.append(record, stamp, spool)
-                .map_err(|e| Error::output(e, "cannot spool records to disk"))?;
-        }
-        Ok(())
-    }
-
-    /// Appends `record` as a row of the columns known once it is read; `stamp` is unique to
-    /// the record.
-    fn append(
-        &mut self,
-        record: records::Record<'_>,
-        stamp: u64,
-        spool: &mut BufWriter<Counted>,
-    ) -> io::Result<()> {
-        self.guesses.resize(record.len(), EMPTY);
-        for ((column, _), guess) in record.iter().zip(&mut self.guesses) {
-            let mut index = match self.columns.get_index(*guess) {
-                Some(known) if known == column => *guess,
-                _ => column_index(&mut self.columns, column),
-            };
-            // Two cells of one record under one name (`{"a.b":1,"a":{"b":2}}`, or a key
-            // given twice): the later ones go to `a.b#2`, `a.b#3`, ... so no value is lost.
-            let mut n = 1;
-            while self.filled.get(index) == Some(&stamp) {
-                n += 1;
-                index = column_index(&mut self.columns, &format!("{column}#{n}"));
-            }
-            if self.filled.len() <= index {
-                self.filled.resize(index + 1, 0);
-            }
-            self.filled[index] = stamp;
-            *guess = index;
-        }
-        let width = self.width();
-        self.slots.clear();
-        self.slots.resize(width, EMPTY);
-        for (cell, &index) in self.guesses.iter().enumerate() {
-            if index < width {
-                self.slots[index] = cell;
-            }
-        }
-        self.write_row(record, width, spool)
-    }
-
-    fn write_row(
-        &mut self,
-        record: records::Record<'_>,
-        width: usize,
-        spool: &mut BufWriter<Counted>,
-    ) -> io::Result<()> {
-        if self.runs.last().map(|run| run.width) != Some(width) {
-            spool.flush()?;
-            let start = spool.get_ref().len;
-            self.runs.push(Run { start, width });
-        }
+        let spooled = |e| Error::output(e, "cannot spool records to disk");
         self.line.clear();
-        for (i, &cell) in self.slots.iter().enumerate() {
-            if i > 0 {
-                self.line.push(self.delimiter);
+        for record in records {
+            self.encoder
+                .read(record, &mut Columns::Growing(&mut self.columns))?;
+            let width = self.width();
+            if self.runs.last().map(|run| run.width) != Some(width) {
+                spool.write_all(&self.line).map_err(spooled)?;
+                self.line.clear();
+                spool.flush().map_err(spooled)?;
+                let start = spool.get_ref().len;
+                self.runs.push(Run { start, width });
             }
-            if cell == EMPTY {
-                continue;
-            }
-            let text = safe_cell(record.text(cell).as_bytes(), self.csv_safe);
-            push_cell(&mut self.line, &text, self.delimiter);
+            self.encoder.row(width, &mut self.line);
         }
-        if self.line.is_empty() {
-            // A row of one empty cell, quoted as csv does, so it is not an empty line.
-            self.line.extend_from_slice(b"\"\"");
-        }
-        self.line.push(b'\n');
-        spool.write_all(&self.line)
-    }
-}
-
-/// Appends `text` as a cell of a row, quoted exactly as the csv crate quotes a cell (only
-/// when it holds the delimiter, a quote or a line break; quotes doubled), so that rows
-/// written here and rows csv writes (the header, padded rows) match byte for byte. The
-/// spool writes its rows itself because csv's cell-by-cell writer was a sixth of the
-/// cost of writing a table.
-fn push_cell(line: &mut Vec<u8>, text: &[u8], delimiter: u8) {
-    debug_assert!(delimiter <= b',', "the quick test below assumes it");
-    // Every byte that needs quotes is `,` or below (a tab delimiter too): most bytes of a
-    // cell are ruled out by one comparison.
-    let special = |b: u8| b == delimiter || matches!(b, b'"' | b'\n' | b'\r');
-    if !text.iter().any(|&b| b <= b',' && special(b)) {
-        line.extend_from_slice(text);
-        return;
-    }
-    line.push(b'"');
-    for (i, part) in text.split(|&b| b == b'"').enumerate() {
-        if i > 0 {
-            line.extend_from_slice(b"\"\"");
-        }
-        line.extend_from_slice(part);
-    }
-    line.push(b'"');
-}
-
-/// With `csv_safe`, a cell that a spreadsheet would run as a formula gets a leading `'`
-/// (the OWASP advice against CSV injection).
-#[inline]
-fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
-    if !csv_safe {
-        return Cow::Borrowed(text);
-    }
-    match text.first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned([b"'", text].concat()),
-        _ => Cow::Borrowed(text),
+        spool.write_all(&self.line).map_err(spooled)
     }
 }
 
@@ -664,14 +510,6 @@ fn damaged() -> io::Error {
     )
 }
 
-/// The index of `column`, added to the columns if it is new.
-fn column_index(columns: &mut IndexSet<String>, column: &str) -> usize {
-    match columns.get_index_of(column) {
-        Some(index) => index,
-        None => columns.insert_full(column.to_string()).0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,7 +524,7 @@ mod tests {
     }
 
     fn add(spool: &mut Spool, record: &str) -> Result<(), Error> {
-        spool.add_page(Records::Json(&[record]))
+        spool.add_page(&[record])
     }
 
     fn table(mut spool: Spool) -> String {
@@ -705,68 +543,6 @@ mod tests {
             table(spool),
             "a,b.c,d\n1,\"x,y\",\n2,,late\n3,,\"\"\"q\"\"\"\n"
         );
-    }
-
-    #[test]
-    fn cells_are_quoted_exactly_as_csv_quotes_them() {
-        let cells: [&[u8]; 12] = [
-            b"",
-            b"plain",
-            b"a,b",
-            b"a\tb",
-            b"say \"hi\"",
-            b"\"",
-            b"line\nbreak",
-            b"cr\r",
-            b" spaced ",
-            b"'=1",
-            "Zürich 🚀".as_bytes(),
-            b"#comment",
-        ];
-        for delimiter in [b',', b'\t'] {
-            for a in cells {
-                for b in cells {
-                    let mut ours = Vec::new();
-                    push_cell(&mut ours, a, delimiter);
-                    ours.push(delimiter);
-                    push_cell(&mut ours, b, delimiter);
-                    ours.push(b'\n');
-                    let mut theirs = writer(delimiter, Vec::new());
-                    theirs.write_record([a, b]).unwrap();
-                    assert_eq!(
-                        String::from_utf8_lossy(&ours),
-                        String::from_utf8_lossy(&theirs.into_inner().unwrap()),
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn pages_flattened_ahead_make_the_same_table() {
-        let pages: [&[&str]; 3] = [
-            &[r#"{"a": 1, "b": {"c": "x"}}"#, r#"{"a": 2, "a": 3}"#],
-            &[r#"{"d": "late", "a": 4}"#, r#"{"b": {"c": null}}"#],
-            &[r#"{"a": 5, "e": [1, 2]}"#],
-        ];
-        let mut each = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        let mut ahead = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
-        for (i, page) in pages.into_iter().enumerate() {
-            each.add_page(Records::Json(page)).unwrap();
-            if i == 1 {
-                let mut flat = records::Cells::default();
-                for record in page {
-                    records::flatten(record, Some("."), &mut flat).unwrap();
-                }
-                ahead.add_page(Records::Flat(&flat)).unwrap();
-            } else {
-                ahead.add_page(Records::Json(page)).unwrap();
-            }
-        }
-        assert_eq!(ahead.records(), 5);
-        let expected = "a,b.c,a#2,d,e\n1,x,,,\n2,,3,,\n4,,,late,\n,,,,\n5,,,,\"[1,2]\"\n";
-        assert_eq!(table(each), expected);
-        assert_eq!(table(ahead), expected);
     }
 
     #[test]

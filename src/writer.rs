@@ -2,24 +2,17 @@
 //! fetching and parsing the next: a run keeps a second core busy instead of leaving the
 //! network idle while it writes. Pages are handed over in order through a short queue, so
 //! memory stays bounded (a few pages) however far ahead the network gets.
-//!
-//! Flattening records for a table costs more than fetching and parsing them, so when the
-//! queue is full the fetching side flattens the page itself before waiting: the two
-//! threads share the work instead of one of them idling.
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::output::Sink;
 use crate::paginate::Progress;
-use crate::records::{self, Cells};
-use crate::spool::{Form, Records};
 
 /// Pages queued for the writer at most, besides the one it is writing and the one the
 /// fetching side holds: enough to keep both sides busy, with four pages in memory at most
@@ -34,40 +27,27 @@ pub struct Writer {
     stopped: Option<Sink>,
     /// Records handed over so far, including those of the run being resumed.
     records: u64,
-    /// How records are flattened for a table (the separator); `None` for the JSON formats.
-    flatten: Option<Option<String>>,
-    /// Cells of pages flattened ahead, handed back by the writer to be used again: a page's
-    /// worth of buffers allocated afresh for every page lets the heap creep up over a long
-    /// run.
-    spare: Arc<Mutex<Vec<Cells>>>,
 }
 
-/// One page for the writer: its records, and where the run stands after the page.
+/// One page for the writer: the response body, where each record's text lies in it, and
+/// where the run stands after the page.
 struct Batch {
-    records: Load,
+    body: Arc<String>,
+    records: Vec<Range<usize>>,
     progress: Progress,
 }
 
-enum Load {
-    /// The response body, and where each record's text lies in it.
-    Json {
-        body: Arc<String>,
-        spans: Vec<Range<usize>>,
-    },
-    /// The records flattened already, for a table; the body is let go.
-    Flat(Cells),
-}
-
 impl Writer {
-    /// Starts writing to `sink` the records of a spool of `form`.
-    pub fn start(mut sink: Sink, form: &Form) -> Self {
+    /// Starts writing to `sink`.
+    pub fn start(mut sink: Sink) -> Self {
         let records = sink.records();
         let (pages, mut queue) = mpsc::channel::<Batch>(QUEUE);
-        let spare = Arc::new(Mutex::new(Vec::new()));
-        let handed_back = Arc::clone(&spare);
         let thread = tokio::task::spawn_blocking(move || {
             while let Some(batch) = queue.blocking_recv() {
-                if let Err(error) = write(&mut sink, batch, &handed_back) {
+                let records: Vec<&str> = (batch.records.into_iter())
+                    .map(|span| &batch.body[span])
+                    .collect();
+                if let Err(error) = sink.page(&records, batch.progress) {
                     return (sink, Err(error));
                 }
             }
@@ -78,11 +58,6 @@ impl Writer {
             thread: Some(thread),
             stopped: None,
             records,
-            flatten: match form {
-                Form::Cells { sep, .. } => Some(sep.clone()),
-                Form::Lines => None,
-            },
-            spare,
         }
     }
 
@@ -102,10 +77,8 @@ impl Writer {
             span
         });
         let batch = Batch {
-            records: Load::Json {
-                body: Arc::clone(body),
-                spans: spans.collect(),
-            },
+            body: Arc::clone(body),
+            records: spans.collect(),
             progress,
         };
         self.records += records.len() as u64;
@@ -113,23 +86,6 @@ impl Writer {
             .pages
             .as_ref()
             .expect("no page after the writer stopped");
-        let batch = match (pages.try_send(batch), &self.flatten) {
-            (Ok(()), _) => return Ok(()),
-            (Err(TrySendError::Full(mut batch)), Some(sep)) => {
-                let spare = self
-                    .spare
-                    .lock()
-                    .expect("no thread panics holding it")
-                    .pop();
-                let mut flat = spare.unwrap_or_default();
-                for record in records {
-                    records::flatten(record.get(), sep.as_deref(), &mut flat)?;
-                }
-                batch.records = Load::Flat(flat);
-                batch
-            }
-            (Err(TrySendError::Full(batch) | TrySendError::Closed(batch)), _) => batch,
-        };
         if pages.send(batch).await.is_ok() {
             return Ok(());
         }
@@ -163,23 +119,5 @@ impl Writer {
     /// The sink, once [`Writer::stop`] has run.
     pub fn into_sink(self) -> Sink {
         self.stopped.expect("the writer is stopped first")
-    }
-}
-
-fn write(sink: &mut Sink, batch: Batch, spare: &Mutex<Vec<Cells>>) -> Result<(), Error> {
-    match batch.records {
-        Load::Json { body, spans } => {
-            let records: Vec<&str> = spans.into_iter().map(|span| &body[span]).collect();
-            sink.page(Records::Json(&records), batch.progress)
-        }
-        Load::Flat(mut flat) => {
-            sink.page(Records::Flat(&flat), batch.progress)?;
-            flat.clear();
-            spare
-                .lock()
-                .expect("no thread panics holding it")
-                .push(flat);
-            Ok(())
-        }
     }
 }

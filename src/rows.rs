@@ -1,0 +1,275 @@
+//! Turning records into delimited rows (CSV, TSV).
+//!
+//! A record's cells go under named columns; a row has a cell for every column, in the
+//! columns' order, whatever order the record's keys came in. Each value is read from the
+//! page's text and encoded once, straight from it.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use indexmap::IndexSet;
+
+use crate::error::Error;
+use crate::records::{Cell, Flattener};
+use crate::scan;
+use crate::spool::Form;
+
+/// Reads records into rows. The thread that writes has one, and so does the fetching side,
+/// to encode a page ahead when the writer is behind.
+#[derive(Debug)]
+pub struct Encoder {
+    delimiter: u8,
+    /// `--csv-safe`: a cell a spreadsheet would run as a formula gets a leading `'`.
+    csv_safe: bool,
+    flattener: Flattener,
+    /// Records read so far; each record's number stamps the columns it fills.
+    stamp: u64,
+    /// Per cell position, the column index it had in the previous record: records of one
+    /// API mostly share their key order, so a string comparison usually replaces a hash.
+    guesses: Vec<usize>,
+    /// Per column index, the stamp of the last record that filled it: whether the record
+    /// being read has a cell there, and a second cell for one column is seen at once.
+    filled: Vec<u64>,
+    /// The cells of the record being read, encoded, in the order they came.
+    cells: Vec<u8>,
+    /// Per column index, where its cell lies in `cells` (if `filled` says there is one):
+    /// cells come in the record's order, and go out in the columns'.
+    spans: Vec<Range<usize>>,
+    /// A cell's text, when it is not the page's text as it stands (escapes, indented JSON).
+    text: String,
+}
+
+/// The columns a record's cells go under.
+pub enum Columns<'a> {
+    /// A column not seen before joins at the end.
+    Growing(&'a mut IndexSet<String>),
+    /// Only these: a record with another column does not fit.
+    Fixed(&'a IndexSet<String>),
+}
+
+/// A guess that no column matches.
+const NONE: usize = usize::MAX;
+
+impl Encoder {
+    /// An encoder for rows of `form`; `None` if `form` is not a table.
+    pub fn new(form: &Form) -> Option<Self> {
+        let Form::Cells {
+            sep,
+            delimiter,
+            csv_safe,
+            ..
+        } = form
+        else {
+            return None;
+        };
+        Some(Encoder {
+            delimiter: *delimiter,
+            csv_safe: *csv_safe,
+            flattener: Flattener::new(sep.clone()),
+            stamp: 0,
+            guesses: Vec::new(),
+            filled: Vec::new(),
+            cells: Vec::new(),
+            spans: Vec::new(),
+            text: String::new(),
+        })
+    }
+
+    /// Reads `record`'s cells, each under the index of its column. `Ok(false)` if a cell
+    /// has no column among [`Columns::Fixed`]. An error if the record is not valid JSON;
+    /// columns it named before that may have joined, and the run stops at it.
+    pub fn read(&mut self, record: &str, columns: &mut Columns<'_>) -> Result<bool, Error> {
+        self.stamp += 1;
+        let Encoder {
+            delimiter,
+            csv_safe,
+            flattener,
+            stamp,
+            guesses,
+            filled,
+            cells,
+            spans,
+            text,
+        } = self;
+        cells.clear();
+        let (mut position, mut fits) = (0, true);
+        let read = flattener.record(record, |column, cell| {
+            if guesses.len() == position {
+                guesses.push(NONE);
+            }
+            let guess = &mut guesses[position];
+            position += 1;
+            let mut index = match columns.get(*guess) {
+                Some(known) if known == column => Some(*guess),
+                _ => columns.index(column),
+            };
+            // Two cells of one record under one name (`{"a.b":1,"a":{"b":2}}`, or a key
+            // given twice): the later ones go to `a.b#2`, `a.b#3`, ... so no value is lost.
+            let mut n = 1;
+            while index.is_some_and(|i| filled.get(i) == Some(stamp)) {
+                n += 1;
+                index = columns.index(&format!("{column}#{n}"));
+            }
+            let Some(index) = index else {
+                fits = false;
+                return None;
+            };
+            if filled.len() <= index {
+                filled.resize(index + 1, 0);
+                spans.resize(index + 1, 0..0);
+            }
+            filled[index] = *stamp;
+            *guess = index;
+            let start = cells.len();
+            let cell = match cell {
+                Cell::Null => b"".as_slice(),
+                Cell::Str {
+                    raw,
+                    escaped: false,
+                } => raw.as_bytes(),
+                Cell::Verbatim(raw) => raw.as_bytes(),
+                cell => {
+                    text.clear();
+                    cell.text_into(text)?;
+                    text.as_bytes()
+                }
+            };
+            push_cell(cells, &safe_cell(cell, *csv_safe), *delimiter);
+            spans[index] = start..cells.len();
+            Some(())
+        });
+        match read {
+            Err(_) if !fits => Ok(false),
+            read => read.map(|()| true),
+        }
+    }
+
+    /// Appends the record last read as a row of the first `width` columns.
+    pub fn row(&self, width: usize, line: &mut Vec<u8>) {
+        let start = line.len();
+        for index in 0..width {
+            if index > 0 {
+                line.push(self.delimiter);
+            }
+            if self.filled.get(index) == Some(&self.stamp) {
+                line.extend_from_slice(&self.cells[self.spans[index].clone()]);
+            }
+        }
+        if line.len() == start {
+            // A row of one empty cell, quoted as csv does, so it is not an empty line.
+            line.extend_from_slice(b"\"\"");
+        }
+        line.push(b'\n');
+    }
+
+    /// Whether any record read so far had a cell under column `index`.
+    pub fn ever_filled(&self, index: usize) -> bool {
+        self.filled.get(index).is_some_and(|&stamp| stamp > 0)
+    }
+
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
+    /// The header line's cells: `columns`, shaped like any other cell.
+    pub fn header<'c>(&self, columns: impl IntoIterator<Item = &'c String>) -> Vec<Vec<u8>> {
+        (columns.into_iter())
+            .map(|c| safe_cell(c.as_bytes(), self.csv_safe).into_owned())
+            .collect()
+    }
+}
+
+impl Columns<'_> {
+    fn get(&self, index: usize) -> Option<&String> {
+        match self {
+            Columns::Growing(columns) => columns.get_index(index),
+            Columns::Fixed(columns) => columns.get_index(index),
+        }
+    }
+
+    /// The index of `column`; a growing set takes it in if it is new.
+    fn index(&mut self, column: &str) -> Option<usize> {
+        match self {
+            Columns::Growing(columns) => Some(match columns.get_index_of(column) {
+                Some(index) => index,
+                None => columns.insert_full(column.to_string()).0,
+            }),
+            Columns::Fixed(columns) => columns.get_index_of(column),
+        }
+    }
+}
+
+/// Appends `text` as a cell of a row, quoted exactly as the csv crate quotes a cell (only
+/// when it holds the delimiter, a quote or a line break; quotes doubled), so that rows
+/// encoded here and rows csv writes (the header, padded rows) match byte for byte. Rows
+/// are encoded here because csv's cell-by-cell writer was a sixth of the cost of writing a
+/// table.
+fn push_cell(line: &mut Vec<u8>, text: &[u8], delimiter: u8) {
+    if scan::find(text, [delimiter, b'"', b'\n', b'\r']).is_none() {
+        line.extend_from_slice(text);
+        return;
+    }
+    line.push(b'"');
+    for (i, part) in text.split(|&b| b == b'"').enumerate() {
+        if i > 0 {
+            line.extend_from_slice(b"\"\"");
+        }
+        line.extend_from_slice(part);
+    }
+    line.push(b'"');
+}
+
+/// With `csv_safe`, a cell that a spreadsheet would run as a formula gets a leading `'`
+/// (the OWASP advice against CSV injection).
+#[inline]
+fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
+    if !csv_safe {
+        return Cow::Borrowed(text);
+    }
+    match text.first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned([b"'", text].concat()),
+        _ => Cow::Borrowed(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_quoted_exactly_as_csv_quotes_them() {
+        let cells: [&[u8]; 12] = [
+            b"",
+            b"plain",
+            b"a,b",
+            b"a\tb",
+            b"say \"hi\"",
+            b"\"",
+            b"line\nbreak",
+            b"cr\r",
+            b" spaced ",
+            b"'=1",
+            "Zürich 🚀".as_bytes(),
+            b"#comment",
+        ];
+        for delimiter in [b',', b'\t'] {
+            for a in cells {
+                for b in cells {
+                    let mut ours = Vec::new();
+                    push_cell(&mut ours, a, delimiter);
+                    ours.push(delimiter);
+                    push_cell(&mut ours, b, delimiter);
+                    ours.push(b'\n');
+                    let mut theirs = csv::WriterBuilder::new()
+                        .delimiter(delimiter)
+                        .from_writer(Vec::new());
+                    theirs.write_record([a, b]).unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&ours),
+                        String::from_utf8_lossy(&theirs.into_inner().unwrap()),
+                    );
+                }
+            }
+        }
+    }
+}
