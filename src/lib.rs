@@ -15,6 +15,7 @@ pub mod gate;
 pub mod generate;
 pub mod http;
 pub mod interrupt;
+pub mod json;
 pub mod logging;
 pub mod outcome;
 pub mod output;
@@ -102,7 +103,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         done = resumed.done;
     }
     if !done {
-        let mut writer = Writer::start(sink);
+        let mut writer = Writer::start(sink, &config.output.form);
         // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
         // already handed to the writer are still written.
         let fetched = tokio::select! {

@@ -23,6 +23,7 @@ use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
 use crate::error::Error;
 use crate::paginate::{Position, Progress};
+use crate::rows::{Encoded, Layout};
 use crate::spool::Spool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -181,8 +182,14 @@ impl Sink {
         }
     }
 
-    /// Takes the records of one page; `progress` says where the run continues after it.
-    pub fn page(&mut self, records: &[&str], progress: Progress) -> Result<(), Error> {
+    /// Takes the records of one page, and their rows if they were `encoded` ahead;
+    /// `progress` says where the run continues after it.
+    pub fn page(
+        &mut self,
+        records: &[&str],
+        encoded: Option<&Encoded>,
+        progress: Progress,
+    ) -> Result<(), Error> {
         match &mut self.route {
             Route::Stream { out, records: n } => {
                 let written: io::Result<()> = (records.iter())
@@ -193,14 +200,23 @@ impl Sink {
                     .map_err(|e| out.failed(e))
             }
             Route::Spooled { spool, .. } => {
-                spool.add_page(records)?;
+                spool.add_page(records, encoded)?;
                 // Marked like a partial file, so the table settles after the first page.
                 let marked = spool.mark();
                 marked
                     .map(drop)
                     .map_err(|e| Error::output(e, "cannot spool records to disk"))
             }
-            Route::File(partial) => partial.page(records, progress),
+            Route::File(partial) => partial.page(records, encoded, progress),
+        }
+    }
+
+    /// The columns of a table's rows now, to encode rows ahead with.
+    pub fn layout(&self) -> Option<Layout> {
+        match &self.route {
+            Route::Stream { .. } => None,
+            Route::Spooled { spool, .. } => spool.layout(),
+            Route::File(partial) => partial.spool.layout(),
         }
     }
 
@@ -371,8 +387,13 @@ impl Partial {
 
     /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
     /// or when `--checkpoint-every` has passed since the last save.
-    fn page(&mut self, records: &[&str], progress: Progress) -> Result<(), Error> {
-        self.spool.add_page(records)?;
+    fn page(
+        &mut self,
+        records: &[&str],
+        encoded: Option<&Encoded>,
+        progress: Progress,
+    ) -> Result<(), Error> {
+        self.spool.add_page(records, encoded)?;
         let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
         let (last, len) = (progress.done, mark.len);
         self.checkpoint.advance(progress, mark);

@@ -14,7 +14,6 @@ mod link;
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use tracing::warn;
 use url::Url;
 
@@ -366,7 +365,7 @@ impl Paginator {
         &mut self,
         headers: &HeaderMap,
         page: &Page,
-        records: &[&RawValue],
+        records: &[&str],
     ) -> Result<Step, Error> {
         let url = self.url();
         self.fetched += 1;
@@ -399,7 +398,7 @@ impl Paginator {
         &mut self,
         headers: &HeaderMap,
         page: &Page,
-        records: &[&RawValue],
+        records: &[&str],
         url: &Url,
     ) -> Result<Step, Error> {
         if detect::has_more(&self.pages, page) == Some(false) {

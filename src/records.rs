@@ -14,7 +14,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::Error;
-use crate::scan;
+use crate::{json, scan};
 
 /// Where APIs commonly put the records of a page, tried in order after a top-level array,
 /// at the top level and then one level down (`/data/items`).
@@ -44,7 +44,7 @@ pub struct Page<'a> {
 }
 
 enum Top<'a> {
-    Array(Vec<&'a RawValue>),
+    Array(Vec<&'a str>),
     Object(Vec<Field<'a>>),
     Scalar(Value),
 }
@@ -60,7 +60,7 @@ struct Field<'a> {
 enum Part<'a> {
     /// A top-level array, kept as its text and its elements: the records array is most of
     /// a page, and holding it as one raw value would mean validating it again to split it.
-    Array(&'a str, Vec<&'a RawValue>),
+    Array(&'a str, Vec<&'a str>),
     Raw(&'a RawValue),
 }
 
@@ -88,7 +88,10 @@ impl<'a> Page<'a> {
     /// much as flattening it.
     pub fn parse(body: &'a str) -> Result<Self, serde_json::Error> {
         let top = match body.bytes().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'[') => Top::Array(serde_json::from_str(body)?),
+            Some(b'[') => Top::Array(match json::split_array(body.trim_start()) {
+                Some((items, len)) if body.trim_start()[len..].trim_start().is_empty() => items,
+                _ => raw_items(body)?,
+            }),
             Some(b'{') => match top_fields(body) {
                 Some(fields) => Top::Object(fields),
                 // Not valid JSON: let serde_json say where and why.
@@ -110,7 +113,7 @@ impl<'a> Page<'a> {
         let first = tokens.next()?;
         let current = match &self.top {
             Top::Object(fields) => field(fields, &first)?,
-            Top::Array(items) => Part::Raw(items.get(first.parse::<usize>().ok()?)?),
+            Top::Array(items) => Part::Raw(raw(items.get(first.parse::<usize>().ok()?)?)?),
             Top::Scalar(_) => return None,
         };
         let mut tokens = tokens.peekable();
@@ -128,7 +131,7 @@ impl<'a> Page<'a> {
     /// The records of the page: the array at `--records`, or else a top-level array, the
     /// array at a common key (at the top or one level down), or the only array-valued
     /// top-level field.
-    pub fn records(&self, select: &Select) -> Result<Vec<&'a RawValue>, Error> {
+    pub fn records(&self, select: &Select) -> Result<Vec<&'a str>, Error> {
         if let (None, Top::Array(items)) = (&select.pointer, &self.top) {
             return Ok(items.clone());
         }
@@ -144,7 +147,7 @@ impl<'a> Page<'a> {
         match found {
             Some(Part::Array(_, items)) => Ok(items),
             Some(Part::Raw(raw)) if raw.get().starts_with('[') => {
-                serde_json::from_str(raw.get()).map_err(|e| Error::BadResponse(e.to_string()))
+                raw_items(raw.get()).map_err(|e| Error::BadResponse(e.to_string()))
             }
             Some(Part::Raw(raw)) => Err(Error::BadResponse(format!(
                 "--records {}: that is a JSON {}, not an array",
@@ -152,8 +155,10 @@ impl<'a> Page<'a> {
                 kind(&serde_json::from_str(raw.get()).unwrap_or(Value::Null))
             ))),
             None if select.object_is_record && matches!(self.top, Top::Object(_)) => {
-                let whole = serde_json::from_str(self.body);
-                Ok(vec![whole.map_err(|e| Error::BadResponse(e.to_string()))?])
+                let whole = serde_json::from_str::<&RawValue>(self.body);
+                Ok(vec![
+                    whole.map_err(|e| Error::BadResponse(e.to_string()))?.get(),
+                ])
             }
             None => Err(Error::BadResponse(format!(
                 "no records array in the response (looked for a top-level array, {} one level \
@@ -215,15 +220,27 @@ impl<'a> Page<'a> {
     }
 }
 
-/// The raw value at a JSON Pointer inside one raw value (a field of a record).
-pub fn lookup<'a>(raw: &'a RawValue, pointer: &str) -> Option<&'a RawValue> {
+/// The raw value at a JSON Pointer inside a record.
+pub fn lookup<'a>(record: &'a str, pointer: &str) -> Option<&'a RawValue> {
+    let record = raw(record)?;
     if pointer.is_empty() {
-        return Some(raw);
+        return Some(record);
     }
     walk(
-        raw,
+        record,
         pointer.strip_prefix('/')?.split('/').map(unescape_token),
     )
+}
+
+/// Valid JSON text as a raw value (checked again: serde_json makes raw values only so).
+fn raw(text: &str) -> Option<&RawValue> {
+    serde_json::from_str(text).ok()
+}
+
+/// The elements of an array, each as its text, by serde_json.
+fn raw_items(text: &str) -> Result<Vec<&str>, serde_json::Error> {
+    let items: Vec<&RawValue> = serde_json::from_str(text)?;
+    Ok(items.into_iter().map(RawValue::get).collect())
 }
 
 fn walk<'a, 't>(
@@ -316,11 +333,15 @@ fn top_fields(body: &str) -> Option<Vec<Field<'_>>> {
 /// as it validates it: finding the end first would mean reading the records array, most of
 /// the page, twice.
 fn top_value(text: &str) -> Option<(Part<'_>, usize)> {
+    if let Some((items, len)) = json::split_array(text) {
+        return Some((Part::Array(&text[..len], items), len));
+    }
     let read = serde_json::Deserializer::from_str(text);
     if text.starts_with('[') {
         let mut values = read.into_iter::<Vec<&RawValue>>();
         let items = values.next()?.ok()?;
         let len = values.byte_offset();
+        let items = items.into_iter().map(RawValue::get).collect();
         Some((Part::Array(&text[..len], items), len))
     } else {
         let raw = read.into_iter::<&RawValue>().next()?.ok()?;
@@ -717,7 +738,7 @@ mod tests {
         Page::parse(json)
             .unwrap()
             .records(select)
-            .map(|r| r.iter().map(|v| v.get().to_string()).collect())
+            .map(|r| r.iter().map(|v| v.to_string()).collect())
             .map_err(|e| e.to_string())
     }
 
@@ -807,9 +828,7 @@ mod tests {
         let json =
             r#" { "data" : [ {"id": 1}, {"id": "two"} ] , "k\u0065y": {"list": [3]}, "n": [] } "#;
         let page = Page::parse(json).unwrap();
-        let ids: Vec<_> = (page.records(&Select::default()).unwrap().iter())
-            .map(|r| r.get())
-            .collect();
+        let ids = page.records(&Select::default()).unwrap();
         assert_eq!(ids, [r#"{"id": 1}"#, r#"{"id": "two"}"#]);
         assert_eq!(page.raw("/data/1/id").unwrap().get(), r#""two""#);
         assert_eq!(
@@ -822,7 +841,7 @@ mod tests {
             pointer: Some("/key/list".into()),
             object_is_record: false,
         };
-        assert_eq!(page.records(&list).unwrap()[0].get(), "3");
+        assert_eq!(page.records(&list).unwrap()[0], "3");
     }
 
     #[test]
@@ -837,7 +856,7 @@ mod tests {
 
     #[test]
     fn lookup_reaches_into_a_record() {
-        let raw: &RawValue = serde_json::from_str(r#"{"id": "cus_1", "a": {"b": [5]}}"#).unwrap();
+        let raw = r#"{"id": "cus_1", "a": {"b": [5]}}"#;
         assert_eq!(lookup(raw, "/id").unwrap().get(), r#""cus_1""#);
         assert_eq!(lookup(raw, "/a/b/0").unwrap().get(), "5");
         assert!(lookup(raw, "/nope").is_none());

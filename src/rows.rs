@@ -47,6 +47,20 @@ pub enum Columns<'a> {
     Fixed(&'a IndexSet<String>),
 }
 
+/// A table's columns at some point of a run, to encode rows away from the spool.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub columns: IndexSet<String>,
+    /// The columns a row has: the first ones (all but those `--columns` drops).
+    pub width: usize,
+}
+
+/// Rows encoded ahead, against the first `columns` columns.
+pub struct Encoded {
+    pub rows: Vec<u8>,
+    pub columns: usize,
+}
+
 /// A guess that no column matches.
 const NONE: usize = usize::MAX;
 
@@ -144,6 +158,23 @@ impl Encoder {
         }
     }
 
+    /// Encodes `records` as rows of `layout`, after what `out` holds. `Ok(false)` as soon
+    /// as a record has a column that `layout` has not.
+    pub fn encode(
+        &mut self,
+        records: &[&str],
+        layout: &Layout,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, Error> {
+        for record in records {
+            if !self.read(record, &mut Columns::Fixed(&layout.columns))? {
+                return Ok(false);
+            }
+            self.row(layout.width, out);
+        }
+        Ok(true)
+    }
+
     /// Appends the record last read as a row of the first `width` columns.
     pub fn row(&self, width: usize, line: &mut Vec<u8>) {
         let start = line.len();
@@ -235,6 +266,56 @@ fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn form() -> Form {
+        Form::Cells {
+            sep: Some(".".into()),
+            only: None,
+            delimiter: b',',
+            csv_safe: false,
+        }
+    }
+
+    fn layout(columns: &[&str], width: usize) -> Layout {
+        let columns = columns.iter().map(|c| c.to_string()).collect();
+        Layout { columns, width }
+    }
+
+    #[test]
+    fn encodes_rows_of_fixed_columns_in_their_order() {
+        let mut encoder = Encoder::new(&form()).unwrap();
+        let records = [
+            r#"{"a": 1, "b": {"c": "x,y"}}"#,
+            r#"{"b": {"c": null}, "a": "say \"hi\""}"#,
+            r#"{"b": {"c": [1, 2]}}"#,
+            r#"{"a": 1, "a": 2}"#,
+        ];
+        let mut rows = Vec::new();
+        let fixed = layout(&["a", "b.c", "a#2"], 3);
+        assert!(encoder.encode(&records, &fixed, &mut rows).unwrap());
+        let want = "1,\"x,y\",\n\"say \"\"hi\"\"\",,\n,\"[1,2]\",\n1,,2\n";
+        assert_eq!(String::from_utf8(rows).unwrap(), want);
+        // Only the first `width` columns make the row.
+        let mut rows = Vec::new();
+        assert!(
+            encoder
+                .encode(&records[..1], &layout(&["b.c", "a"], 1), &mut rows)
+                .unwrap()
+        );
+        assert_eq!(rows, b"\"x,y\"\n");
+    }
+
+    #[test]
+    fn a_record_with_a_column_fixed_columns_lack_does_not_fit() {
+        let mut encoder = Encoder::new(&form()).unwrap();
+        let fixed = layout(&["a"], 1);
+        for record in [r#"{"a": 1, "d": 2}"#, r#"{"a": 1, "a": 2}"#] {
+            assert!(!encoder.encode(&[record], &fixed, &mut Vec::new()).unwrap());
+        }
+        let broken = encoder.encode(&[r#"{"a": "\q"}"#], &fixed, &mut Vec::new());
+        assert!(broken.is_err());
+        assert!(Encoder::new(&Form::Lines).is_none());
+    }
 
     #[test]
     fn cells_are_quoted_exactly_as_csv_quotes_them() {

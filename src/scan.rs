@@ -7,21 +7,32 @@
 /// Where the first byte that is one of `needles` is in `text`.
 #[inline]
 pub fn find<const N: usize>(text: &[u8], needles: [u8; N]) -> Option<usize> {
+    find_or_below(text, needles, 0)
+}
+
+/// Where the first byte that is one of `needles`, or below `below` (at most 0x80), is in
+/// `text`.
+#[inline]
+pub fn find_or_below<const N: usize>(text: &[u8], needles: [u8; N], below: u8) -> Option<usize> {
+    debug_assert!(
+        below <= 0x80,
+        "bytes from 0x80 up look alike to the word test"
+    );
     let mut words = text.chunks_exact(8);
     let mut at = 0;
     for word in &mut words {
         let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        let found = needles
-            .iter()
-            .fold(0, |found, &b| found | zero_bytes(word ^ spread(b)));
+        let found = (needles.iter()).fold(under(word, below), |found, &b| {
+            found | under(word ^ spread(b), 1)
+        });
         if found != 0 {
             return Some(at + found.trailing_zeros() as usize / 8);
         }
         at += 8;
     }
     let rest = words.remainder();
-    rest.iter()
-        .position(|b| needles.contains(b))
+    (rest.iter())
+        .position(|&b| b < below || needles.contains(&b))
         .map(|i| at + i)
 }
 
@@ -34,11 +45,11 @@ fn spread(byte: u8) -> u64 {
     ONES * u64::from(byte)
 }
 
-/// A word with the high bit set in the lowest zero byte of `word` (and maybe in some
-/// above it, which the caller's `trailing_zeros` never looks at).
+/// A word with the high bit set in the lowest byte of `word` below `limit` (and maybe in
+/// some above it, which the caller's `trailing_zeros` never looks at); 0 if none is.
 #[inline]
-fn zero_bytes(word: u64) -> u64 {
-    word.wrapping_sub(ONES) & !word & HIGHS
+fn under(word: u64, limit: u8) -> u64 {
+    word.wrapping_sub(spread(limit)) & !word & HIGHS
 }
 
 #[cfg(test)]
@@ -67,5 +78,27 @@ mod tests {
         assert_eq!(find(b"x\"\\", [b'\\']), Some(2));
         assert_eq!(find("é\u{1}".as_bytes(), [1]), Some(2));
         assert_eq!(find(b"", [b',']), None);
+    }
+
+    #[test]
+    fn finds_the_first_byte_below_a_limit_too() {
+        for len in 0..24 {
+            for at in 0..len {
+                for low in [0x00, 0x01, 0x1f] {
+                    let mut text: Vec<u8> =
+                        (0..len).map(|i| [b' ', b'~', 0x80, 0xff][i % 4]).collect();
+                    text[at] = low;
+                    assert_eq!(
+                        find_or_below(&text, [b'"'], 0x20),
+                        Some(at),
+                        "{len} {at} {low}"
+                    );
+                    text[at] = b'"';
+                    assert_eq!(find_or_below(&text, [b'"'], 0x20), Some(at), "{len} {at}");
+                }
+            }
+            let clean: Vec<u8> = (0..len).map(|i| [b' ', b'~', 0x80, 0xff][i % 4]).collect();
+            assert_eq!(find_or_below(&clean, [b'"', b'\\'], 0x20), None, "{len}");
+        }
     }
 }

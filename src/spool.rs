@@ -29,7 +29,7 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::records;
-use crate::rows::{Columns, Encoder};
+use crate::rows::{Columns, Encoded, Encoder, Layout};
 
 /// How records are held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,16 +182,35 @@ impl Spool {
     }
 
     /// Appends a page of records, each given as its JSON text, valid as [`records::Page`]
-    /// found it.
-    pub fn add_page(&mut self, records: &[&str]) -> Result<(), Error> {
+    /// found it. Rows `encoded` ahead are taken as they are if no column joined since
+    /// their layout was taken.
+    pub fn add_page(&mut self, records: &[&str], encoded: Option<&Encoded>) -> Result<(), Error> {
+        let spooled = |e| Error::output(e, "cannot spool records to disk");
         match &mut self.kind {
             Kind::Lines => (records.iter())
                 .try_for_each(|text| records::write_line(&mut self.file, text))
-                .map_err(|e| Error::output(e, "cannot spool records to disk"))?,
-            Kind::Rows(rows) => rows.append_all(records, &mut self.file)?,
+                .map_err(spooled)?,
+            Kind::Rows(rows) => match encoded {
+                Some(ahead) if rows.header > 0 && ahead.columns == rows.columns.len() => {
+                    self.file.write_all(&ahead.rows).map_err(spooled)?;
+                }
+                _ => rows.append_all(records, &mut self.file)?,
+            },
         }
         self.records += records.len() as u64;
         Ok(())
+    }
+
+    /// The columns rows are written with now, once the header is settled; `None` for JSON
+    /// lines.
+    pub fn layout(&self) -> Option<Layout> {
+        match &self.kind {
+            Kind::Rows(rows) if rows.header > 0 => Some(Layout {
+                columns: rows.columns.clone(),
+                width: rows.width(),
+            }),
+            _ => None,
+        }
     }
 
     /// Makes everything added so far durable: written, and synced to the disk.
@@ -513,6 +532,7 @@ fn damaged() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::Encoded;
 
     fn cells(sep: &str, only: Option<&[&str]>) -> Form {
         Form::Cells {
@@ -524,7 +544,7 @@ mod tests {
     }
 
     fn add(spool: &mut Spool, record: &str) -> Result<(), Error> {
-        spool.add_page(&[record])
+        spool.add_page(&[record], None)
     }
 
     fn table(mut spool: Spool) -> String {
@@ -543,6 +563,31 @@ mod tests {
             table(spool),
             "a,b.c,d\n1,\"x,y\",\n2,,late\n3,,\"\"\"q\"\"\"\n"
         );
+    }
+
+    #[test]
+    fn rows_encoded_ahead_are_taken_only_while_no_column_joined() {
+        let mut spool = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
+        // Stand-ins for rows encoded ahead, to see which ones the spool takes.
+        let ahead = |columns| Encoded {
+            rows: b"ahead\n".to_vec(),
+            columns,
+        };
+        spool.add_page(&[r#"{"a": 1}"#], Some(&ahead(1))).unwrap();
+        assert!(
+            spool.layout().is_none(),
+            "the header is not settled before a mark"
+        );
+        spool.mark().unwrap();
+        let layout = spool.layout().unwrap();
+        assert_eq!((layout.columns.len(), layout.width), (1, 1));
+        spool.add_page(&[r#"{"a": 2}"#], Some(&ahead(1))).unwrap();
+        spool.add_page(&[r#"{"b": 3}"#], None).unwrap();
+        // Encoded while there was one column: a column joined since.
+        spool.add_page(&[r#"{"a": 4}"#], Some(&ahead(1))).unwrap();
+        spool.add_page(&[r#"{"a": 5}"#], Some(&ahead(2))).unwrap();
+        assert_eq!(spool.records(), 5);
+        assert_eq!(table(spool), "a,b\n1,\nahead,\n,3\n4,\nahead\n");
     }
 
     #[test]

@@ -2,17 +2,23 @@
 //! fetching and parsing the next: a run keeps a second core busy instead of leaving the
 //! network idle while it writes. Pages are handed over in order through a short queue, so
 //! memory stays bounded (a few pages) however far ahead the network gets.
+//!
+//! Encoding a table's rows costs more than fetching and parsing them, so when the queue is
+//! full the fetching side encodes its page itself, with the columns the writer last
+//! reported, before it waits: the two threads share the work instead of one of them
+//! idling. The writer takes those rows as they are unless a column joined meanwhile.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::output::Sink;
 use crate::paginate::Progress;
+use crate::rows::{Encoded, Encoder, Layout};
+use crate::spool::Form;
 
 /// Pages queued for the writer at most, besides the one it is writing and the one the
 /// fetching side holds: enough to keep both sides busy, with four pages in memory at most
@@ -27,28 +33,54 @@ pub struct Writer {
     stopped: Option<Sink>,
     /// Records handed over so far, including those of the run being resumed.
     records: u64,
+    /// For a table, what the fetching side needs to encode rows ahead.
+    ahead: Option<Ahead>,
 }
 
-/// One page for the writer: the response body, where each record's text lies in it, and
-/// where the run stands after the page.
+struct Ahead {
+    encoder: Encoder,
+    /// The columns as the writer last reported them; `None` until the header is settled.
+    layout: Arc<Mutex<Option<Arc<Layout>>>>,
+    /// Buffers of rows the writer is done with, to be used again: a page's worth allocated
+    /// afresh for every page lets the heap creep up over a long run.
+    spare: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+/// One page for the writer: the response body, where each record's text lies in it, its
+/// rows if they were encoded ahead, and where the run stands after the page.
 struct Batch {
     body: Arc<String>,
     records: Vec<Range<usize>>,
+    encoded: Option<Encoded>,
     progress: Progress,
 }
 
 impl Writer {
-    /// Starts writing to `sink`.
-    pub fn start(mut sink: Sink) -> Self {
+    /// Starts writing to `sink` records of `form`.
+    pub fn start(mut sink: Sink, form: &Form) -> Self {
         let records = sink.records();
         let (pages, mut queue) = mpsc::channel::<Batch>(QUEUE);
+        let ahead = Encoder::new(form).map(|encoder| Ahead {
+            encoder,
+            layout: Arc::default(),
+            spare: Arc::default(),
+        });
+        let shared = ahead
+            .as_ref()
+            .map(|a| (Arc::clone(&a.layout), Arc::clone(&a.spare)));
         let thread = tokio::task::spawn_blocking(move || {
             while let Some(batch) = queue.blocking_recv() {
-                let records: Vec<&str> = (batch.records.into_iter())
-                    .map(|span| &batch.body[span])
+                let records: Vec<&str> = (batch.records.iter())
+                    .map(|span| &batch.body[span.clone()])
                     .collect();
-                if let Err(error) = sink.page(&records, batch.progress) {
+                if let Err(error) = sink.page(&records, batch.encoded.as_ref(), batch.progress) {
                     return (sink, Err(error));
+                }
+                if let Some((layout, spare)) = &shared {
+                    *lock(layout) = sink.layout().map(Arc::new);
+                    if let Some(encoded) = batch.encoded {
+                        lock(spare).push(encoded.rows);
+                    }
                 }
             }
             (sink, Ok(()))
@@ -58,6 +90,7 @@ impl Writer {
             thread: Some(thread),
             stopped: None,
             records,
+            ahead,
         }
     }
 
@@ -66,19 +99,20 @@ impl Writer {
     pub async fn page(
         &mut self,
         body: &Arc<String>,
-        records: &[&RawValue],
+        records: &[&str],
         progress: Progress,
     ) -> Result<(), Error> {
         let base = body.as_ptr() as usize;
         let spans = records.iter().map(|record| {
-            let start = record.get().as_ptr() as usize - base;
-            let span = start..start + record.get().len();
-            debug_assert_eq!(body.get(span.clone()), Some(record.get()));
+            let start = record.as_ptr() as usize - base;
+            let span = start..start + record.len();
+            debug_assert_eq!(body.get(span.clone()), Some(*record));
             span
         });
         let batch = Batch {
             body: Arc::clone(body),
             records: spans.collect(),
+            encoded: None,
             progress,
         };
         self.records += records.len() as u64;
@@ -86,6 +120,11 @@ impl Writer {
             .pages
             .as_ref()
             .expect("no page after the writer stopped");
+        let mut batch = batch;
+        // A page waiting already means the writer is behind: encode this one here.
+        if let (Some(ahead), true) = (&mut self.ahead, pages.capacity() < QUEUE) {
+            batch.encoded = ahead.encode(records)?;
+        }
         if pages.send(batch).await.is_ok() {
             return Ok(());
         }
@@ -120,4 +159,25 @@ impl Writer {
     pub fn into_sink(self) -> Sink {
         self.stopped.expect("the writer is stopped first")
     }
+}
+
+impl Ahead {
+    /// The page's rows, if the columns the writer reported fit every record.
+    fn encode(&mut self, records: &[&str]) -> Result<Option<Encoded>, Error> {
+        let Some(layout) = lock(&self.layout).clone() else {
+            return Ok(None);
+        };
+        let mut rows = lock(&self.spare).pop().unwrap_or_default();
+        rows.clear();
+        if self.encoder.encode(records, &layout, &mut rows)? {
+            let columns = layout.columns.len();
+            return Ok(Some(Encoded { rows, columns }));
+        }
+        lock(&self.spare).push(rows);
+        Ok(None)
+    }
+}
+
+fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared.lock().expect("no thread panics holding it")
 }

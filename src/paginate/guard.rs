@@ -8,7 +8,6 @@ use foldhash::fast::FixedState;
 use indexmap::IndexMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::error::Error;
 
@@ -76,7 +75,7 @@ impl Guard {
     /// the message with what to do about it.
     pub(super) fn check_page(
         &mut self,
-        records: &[&RawValue],
+        records: &[&str],
         page: u64,
         hint: impl FnOnce() -> String,
     ) -> Result<(), Error> {
@@ -114,10 +113,10 @@ fn hash(value: impl Hash) -> u64 {
 }
 
 /// Identifies a page by its records' exact text.
-fn fingerprint(records: &[&RawValue]) -> u64 {
+fn fingerprint(records: &[&str]) -> u64 {
     let mut hasher = hasher();
     for record in records {
-        record.get().hash(&mut hasher);
+        record.hash(&mut hasher);
     }
     hasher.finish()
 }
