@@ -377,8 +377,13 @@ fn entries(json: &[u8]) -> Result<Vec<Field<'_>>, serde_json::Error> {
 /// the page.
 #[derive(Debug, Clone, Copy)]
 pub enum Cell<'a> {
-    /// A string's contents between its quotes; `escaped` if they hold backslash escapes.
-    Str { raw: &'a str, escaped: bool },
+    /// A string's contents between its quotes; `escaped` if they hold backslash escapes,
+    /// `marked` if they hold the flattener's mark byte.
+    Str {
+        raw: &'a str,
+        escaped: bool,
+        marked: bool,
+    },
     /// A number, `true` or `false`, exactly as sent.
     Verbatim(&'a str),
     /// `null`: an empty cell.
@@ -392,7 +397,9 @@ impl Cell<'_> {
     /// JSON does not allow.
     pub fn text_into(self, out: &mut String) -> Option<()> {
         match self {
-            Cell::Str { raw, escaped: true } => return unescape(raw, out),
+            Cell::Str {
+                raw, escaped: true, ..
+            } => return unescape(raw, out),
             Cell::Str { raw: text, .. } | Cell::Verbatim(text) => out.push_str(text),
             Cell::Null => {}
             Cell::Json(text) => compact_into(text, out),
@@ -411,15 +418,19 @@ impl Cell<'_> {
 #[derive(Debug, Default)]
 pub struct Flattener {
     sep: Option<String>,
+    /// A byte each string value is checked for on the way ([`Cell::Str`]'s `marked`): a
+    /// row encoder's delimiter, so it need not look at most cells again.
+    mark: u8,
     /// The column name of the value being read: the keys leading to it, joined. Kept
     /// between records so that flattening allocates nothing once warmed up.
     path: String,
 }
 
 impl Flattener {
-    pub fn new(sep: Option<String>) -> Self {
+    pub fn new(sep: Option<String>, mark: u8) -> Self {
         Flattener {
             sep,
+            mark,
             path: String::new(),
         }
     }
@@ -442,6 +453,7 @@ impl Flattener {
         };
         let mut to = Cells {
             sep: self.sep.as_deref(),
+            mark: self.mark,
             path: &mut self.path,
             cell: &mut cell,
         };
@@ -449,7 +461,7 @@ impl Flattener {
             json.object(&mut to)
         } else {
             to.path.push_str("value");
-            json.value(&mut to)
+            json.value(None, &mut to)
         };
         done.ok_or_else(|| Error::BadResponse("a record is not valid JSON".into()))
     }
@@ -458,6 +470,7 @@ impl Flattener {
 /// Where the scanner sends a record's cells.
 struct Cells<'f, F> {
     sep: Option<&'f str>,
+    mark: u8,
     path: &'f mut String,
     cell: &'f mut F,
 }
@@ -495,13 +508,25 @@ impl<'a> Scanner<'a> {
         self.eat(b'{')?;
         let base = to.path.len();
         loop {
-            to.path.truncate(base);
-            if let (true, Some(sep)) = (base > 0, to.sep) {
-                to.path.push_str(sep);
-            }
-            self.string(to.path)?;
+            self.eat(b'"')?;
+            let start = self.at;
+            let (escaped, _) = self.string_end(b'"')?;
+            let key = &self.text[start..self.at - 1];
             self.eat(b':')?;
-            self.value(to)?;
+            if base == 0 && !escaped && !self.flattens(to.sep) {
+                // A top-level key is its column's name as it stands.
+                self.value(Some(key), to)?;
+            } else {
+                to.path.truncate(base);
+                if let (true, Some(sep)) = (base > 0, to.sep) {
+                    to.path.push_str(sep);
+                }
+                match escaped {
+                    true => unescape(key, to.path)?,
+                    false => to.path.push_str(key),
+                }
+                self.value(None, to)?;
+            }
             match self.peek()? {
                 b',' => self.at += 1,
                 b'}' => break,
@@ -513,23 +538,31 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// Reads one value into a cell named by the current path (or cells, for an object).
+    /// Whether the value at the cursor is an object whose fields become columns.
+    fn flattens(&mut self, sep: Option<&str>) -> bool {
+        sep.is_some() && self.peek() == Some(b'{') && !is_empty_object(&self.text[self.at..])
+    }
+
+    /// Reads one value into a cell named `key`, or else by the current path (or into
+    /// cells, for an object that [`Scanner::flattens`]).
     fn value<F: FnMut(&str, Cell<'_>) -> Option<()>>(
         &mut self,
+        key: Option<&str>,
         to: &mut Cells<'_, F>,
     ) -> Option<()> {
+        if self.flattens(to.sep) {
+            return self.object(to);
+        }
         let cell = match self.peek()? {
-            b'{' if to.sep.is_some() && !is_empty_object(&self.text[self.at..]) => {
-                return self.object(to);
-            }
             b'{' | b'[' => Cell::Json(self.nested()?),
             b'"' => {
                 self.at += 1;
                 let start = self.at;
-                let escaped = self.string_end()?;
+                let (escaped, marked) = self.string_end(to.mark)?;
                 Cell::Str {
                     raw: &self.text[start..self.at - 1],
                     escaped,
+                    marked,
                 }
             }
             b'n' => {
@@ -538,7 +571,7 @@ impl<'a> Scanner<'a> {
             }
             _ => Cell::Verbatim(self.span(Scanner::skip_scalar)?),
         };
-        (to.cell)(to.path, cell)
+        (to.cell)(key.unwrap_or(to.path), cell)
     }
 
     /// The text that `skip` moves the cursor over.
@@ -550,7 +583,7 @@ impl<'a> Scanner<'a> {
 
     fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
-        self.string_end().map(drop)
+        self.string_end(b'"').map(drop)
     }
 
     /// Moves past a number, `true`, `false` or `null`.
@@ -564,20 +597,6 @@ impl<'a> Scanner<'a> {
         (len > 0).then_some(())
     }
 
-    /// Appends a string's unescaped contents to `out`.
-    fn string(&mut self, out: &mut String) -> Option<()> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let escaped = self.string_end()?;
-        let contents = &self.text[start..self.at - 1];
-        if escaped {
-            unescape(contents, out)
-        } else {
-            out.push_str(contents);
-            Some(())
-        }
-    }
-
     /// Skips an array or object, returning its text.
     fn nested(&mut self) -> Option<&'a str> {
         let start = self.at;
@@ -586,7 +605,7 @@ impl<'a> Scanner<'a> {
             match self.bytes().get(self.at)? {
                 b'"' => {
                     self.at += 1;
-                    self.string_end()?;
+                    self.string_end(b'"')?;
                     continue;
                 }
                 b'[' | b'{' => depth += 1,
@@ -604,17 +623,25 @@ impl<'a> Scanner<'a> {
     }
 
     /// Moves past the closing quote of the string that starts at the cursor (just after
-    /// its opening quote); whether the string has escapes.
-    fn string_end(&mut self) -> Option<bool> {
-        let mut escaped = false;
+    /// its opening quote); whether the string has escapes, and whether it holds `mark`.
+    fn string_end(&mut self, mark: u8) -> Option<(bool, bool)> {
+        let (mut escaped, mut marked) = (false, false);
         loop {
-            self.at += scan::find(self.bytes().get(self.at..)?, [b'"', b'\\'])?;
-            if self.bytes()[self.at] == b'"' {
-                self.at += 1;
-                return Some(escaped);
+            self.at += scan::find(self.bytes().get(self.at..)?, [b'"', b'\\', mark])?;
+            match self.bytes()[self.at] {
+                b'"' => {
+                    self.at += 1;
+                    return Some((escaped, marked));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.at += 2;
+                }
+                _ => {
+                    marked = true;
+                    self.at += 1;
+                }
             }
-            escaped = true;
-            self.at += 2;
         }
     }
 }
@@ -720,7 +747,7 @@ mod tests {
     fn cells_with(json: &str, sep: Option<&str>) -> Vec<(String, String)> {
         let raw: &RawValue = serde_json::from_str(json).unwrap();
         let mut cells = Vec::new();
-        let mut flattener = Flattener::new(sep.map(str::to_string));
+        let mut flattener = Flattener::new(sep.map(str::to_string), b',');
         flattener.record(raw.get(), collect(&mut cells)).unwrap();
         cells
     }
@@ -945,7 +972,7 @@ mod tests {
 
     #[test]
     fn one_flattener_reads_record_after_record_and_says_when_one_is_broken() {
-        let mut flattener = Flattener::new(Some("_".into()));
+        let mut flattener = Flattener::new(Some("_".into()), b',');
         let mut cells = Vec::new();
         for json in [r#"{"a": {"b": 1}, "c": "x"}"#, r#"{"d": [2]}"#] {
             flattener.record(json, collect(&mut cells)).unwrap();

@@ -30,7 +30,9 @@ pub struct Encoder {
     /// Per column index, the stamp of the last record that filled it: whether the record
     /// being read has a cell there, and a second cell for one column is seen at once.
     filled: Vec<u64>,
-    /// The cells of the record being read, encoded, in the order they came.
+    /// The cells of the record being read, encoded, in the order they came, each followed
+    /// by the delimiter: cells that are next to each other in the row and here too are
+    /// copied into the row at once.
     cells: Vec<u8>,
     /// Per column index, where its cell lies in `cells` (if `filled` says there is one):
     /// cells come in the record's order, and go out in the columns'.
@@ -79,7 +81,7 @@ impl Encoder {
         Some(Encoder {
             delimiter: *delimiter,
             csv_safe: *csv_safe,
-            flattener: Flattener::new(sep.clone()),
+            flattener: Flattener::new(sep.clone(), *delimiter),
             stamp: 0,
             guesses: Vec::new(),
             filled: Vec::new(),
@@ -135,21 +137,26 @@ impl Encoder {
             filled[index] = *stamp;
             *guess = index;
             let start = cells.len();
-            let cell = match cell {
-                Cell::Null => b"".as_slice(),
+            match cell {
+                Cell::Null => {}
+                // Valid JSON has no quote or line break in a string without escapes, and
+                // none in a number: only a delimiter (the mark) would need quotes.
                 Cell::Str {
                     raw,
                     escaped: false,
-                } => raw.as_bytes(),
-                Cell::Verbatim(raw) => raw.as_bytes(),
+                    marked: false,
+                }
+                | Cell::Verbatim(raw) => {
+                    cells.extend_from_slice(&safe_cell(raw.as_bytes(), *csv_safe));
+                }
                 cell => {
                     text.clear();
                     cell.text_into(text)?;
-                    text.as_bytes()
+                    push_cell(cells, &safe_cell(text.as_bytes(), *csv_safe), *delimiter);
                 }
-            };
-            push_cell(cells, &safe_cell(cell, *csv_safe), *delimiter);
+            }
             spans[index] = start..cells.len();
+            cells.push(*delimiter);
             Some(())
         });
         match read {
@@ -178,13 +185,26 @@ impl Encoder {
     /// Appends the record last read as a row of the first `width` columns.
     pub fn row(&self, width: usize, line: &mut Vec<u8>) {
         let start = line.len();
+        // Each column adds its cell and a delimiter, and the last delimiter goes again.
+        // Cells that follow each other in `cells` as in the row are copied at once.
+        let mut run = 0..0;
         for index in 0..width {
-            if index > 0 {
+            if self.filled.get(index) != Some(&self.stamp) {
+                line.extend_from_slice(&self.cells[run]);
+                run = 0..0;
                 line.push(self.delimiter);
+                continue;
             }
-            if self.filled.get(index) == Some(&self.stamp) {
-                line.extend_from_slice(&self.cells[self.spans[index].clone()]);
+            let cell = &self.spans[index];
+            if run.end != cell.start {
+                line.extend_from_slice(&self.cells[run]);
+                run = cell.start..cell.start;
             }
+            run.end = cell.end + 1;
+        }
+        line.extend_from_slice(&self.cells[run]);
+        if width > 0 {
+            line.pop();
         }
         if line.len() == start {
             // A row of one empty cell, quoted as csv does, so it is not an empty line.
