@@ -40,7 +40,9 @@ fn fetch(config: Config) -> Result<(), Error> {
     rustls::crypto::ring::default_provider()
         .install_default()
         .map_err(|_| Error::Usage("cannot install the TLS provider".into()))?;
-    let runtime = tokio::runtime::Runtime::new()
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(apifetch::run(config)).map(drop)
 }
