@@ -14,180 +14,152 @@ const DEPTH: u32 = 128;
 /// The elements of the JSON array at the start of `text`, each as its text, and the
 /// array's length in bytes; `None` unless the array is valid JSON.
 pub fn split_array(text: &str) -> Option<(Vec<&str>, usize)> {
-    let mut json = Checker {
-        bytes: text.as_bytes(),
-        at: 0,
-    };
+    let bytes = text.as_bytes();
     let mut items = Vec::new();
-    json.eat(b'[')?;
-    json.space();
-    if json.peek()? == b']' {
-        return Some((items, json.at + 1));
+    if bytes.first() != Some(&b'[') {
+        return None;
+    }
+    let mut at = space(bytes, 1);
+    if *bytes.get(at)? == b']' {
+        return Some((items, at + 1));
     }
     loop {
-        json.space();
-        let start = json.at;
-        json.value(1)?;
-        items.push(&text[start..json.at]);
-        json.space();
-        match json.next()? {
-            b',' => {}
-            b']' => return Some((items, json.at)),
+        let end = value_end(bytes, at)?;
+        items.push(&text[at..end]);
+        at = space(bytes, end);
+        match *bytes.get(at)? {
+            b',' => at = space(bytes, at + 1),
+            b']' => return Some((items, at + 1)),
             _ => return None,
         }
     }
 }
 
-struct Checker<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Checker<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let b = self.peek()?;
-        self.at += 1;
-        Some(b)
-    }
-
-    fn eat(&mut self, expected: u8) -> Option<()> {
-        (self.next()? == expected).then_some(())
-    }
-
-    fn space(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.at += 1;
-        }
-    }
-
-    fn value(&mut self, depth: u32) -> Option<()> {
-        match self.peek()? {
-            b'"' => self.string(),
-            b'{' if depth < DEPTH => self.object(depth + 1),
-            b'[' if depth < DEPTH => self.array(depth + 1),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => None,
-        }
-    }
-
-    fn array(&mut self, depth: u32) -> Option<()> {
-        self.at += 1;
-        self.space();
-        if self.peek()? == b']' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            self.space();
-            self.value(depth)?;
-            self.space();
-            match self.next()? {
-                b',' => {}
-                b']' => return Some(()),
-                _ => return None,
-            }
-        }
-    }
-
-    fn object(&mut self, depth: u32) -> Option<()> {
-        self.at += 1;
-        self.space();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            self.space();
-            if self.peek()? != b'"' {
-                return None;
-            }
-            self.string()?;
-            self.space();
-            self.eat(b':')?;
-            self.space();
-            self.value(depth)?;
-            self.space();
-            match self.next()? {
-                b',' => {}
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
-    }
-
-    /// A string, from its opening quote: no control characters, only JSON's escapes.
-    fn string(&mut self) -> Option<()> {
-        self.at += 1;
-        loop {
-            self.at += scan::find_or_below(self.bytes.get(self.at..)?, [b'"', b'\\'], 0x20)?;
-            match self.next()? {
-                b'"' => return Some(()),
-                b'\\' => match self.next()? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                    b'u' => {
-                        let hex = self.bytes.get(self.at..self.at + 4)?;
-                        if !hex.iter().all(u8::is_ascii_hexdigit) {
-                            return None;
-                        }
-                        self.at += 4;
+/// Where the valid JSON value that starts at `at` ends. One loop with a stack of the
+/// arrays and objects it is in, rather than a call per value: pages are mostly small
+/// values, for which calls would cost more than the checking.
+fn value_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    // Per open array or object, whether it is an object.
+    let mut objects = [false; DEPTH as usize];
+    let mut depth = 0;
+    loop {
+        // A value starts at `at`.
+        match *bytes.get(at)? {
+            b'"' => at = string_end(bytes, at + 1)?,
+            open @ (b'[' | b'{') => {
+                at = space(bytes, at + 1);
+                let object = open == b'{';
+                if *bytes.get(at)? == if object { b'}' } else { b']' } {
+                    at += 1;
+                } else {
+                    *objects.get_mut(depth)? = object;
+                    depth += 1;
+                    if object {
+                        at = key(bytes, at)?;
                     }
-                    _ => return None,
-                },
-                _ => return None,
+                    continue;
+                }
             }
-        }
-    }
-
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self) -> Option<()> {
-        if self.peek() == Some(b'-') {
-            self.at += 1;
-        }
-        match self.next()? {
-            b'0' => {}
-            b'1'..=b'9' => self.digits(),
+            b't' => at = literal(bytes, at, b"true")?,
+            b'f' => at = literal(bytes, at, b"false")?,
+            b'n' => at = literal(bytes, at, b"null")?,
+            b'-' | b'0'..=b'9' => at = number_end(bytes, at)?,
             _ => return None,
         }
-        if self.peek() == Some(b'.') {
-            self.at += 1;
-            self.some_digits()?;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.at += 1;
+        // A value ended: the next one in the array or object it is in, or the end of that.
+        loop {
+            if depth == 0 {
+                return Some(at);
             }
-            self.some_digits()?;
+            at = space(bytes, at);
+            let object = objects[depth - 1];
+            match *bytes.get(at)? {
+                b',' => {
+                    at = space(bytes, at + 1);
+                    if object {
+                        at = key(bytes, at)?;
+                    }
+                    break;
+                }
+                b']' if !object => {}
+                b'}' if object => {}
+                _ => return None,
+            }
+            at += 1;
+            depth -= 1;
         }
-        Some(())
     }
+}
 
-    fn digits(&mut self) {
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            self.at += 1;
+/// Past an object's key, its colon and the space after, from the key's opening quote.
+fn key(bytes: &[u8], at: usize) -> Option<usize> {
+    if *bytes.get(at)? != b'"' {
+        return None;
+    }
+    let at = space(bytes, string_end(bytes, at + 1)?);
+    (*bytes.get(at)? == b':').then(|| space(bytes, at + 1))
+}
+
+fn space(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// Past the closing quote of a string, from just after its opening quote: no control
+/// characters on the way, only JSON's escapes.
+#[inline(always)]
+fn string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        at += scan::find_or_below(bytes.get(at..)?, [b'"', b'\\'], 0x20)?;
+        match bytes[at] {
+            b'"' => return Some(at + 1),
+            b'\\' => match *bytes.get(at + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
+                b'u' if bytes.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => at += 6,
+                _ => return None,
+            },
+            _ => return None,
         }
     }
+}
 
-    fn some_digits(&mut self) -> Option<()> {
-        let start = self.at;
-        self.digits();
-        (self.at > start).then_some(())
+/// Past a number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+fn number_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    if bytes[at] == b'-' {
+        at += 1;
     }
-
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        if !self.bytes.get(self.at..)?.starts_with(word) {
-            return None;
+    at = match *bytes.get(at)? {
+        b'0' => at + 1,
+        b'1'..=b'9' => digits(bytes, at + 1),
+        _ => return None,
+    };
+    if bytes.get(at) == Some(&b'.') {
+        at = some_digits(bytes, at + 1)?;
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
         }
-        self.at += word.len();
-        Some(())
+        at = some_digits(bytes, at)?;
     }
+    Some(at)
+}
+
+fn digits(bytes: &[u8], at: usize) -> usize {
+    let rest = &bytes[at.min(bytes.len())..];
+    at + rest.iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
+fn some_digits(bytes: &[u8], at: usize) -> Option<usize> {
+    let end = digits(bytes, at);
+    (end > at).then_some(end)
+}
+
+fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    bytes[at..].starts_with(word).then_some(at + word.len())
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ struct Partial {
 
 /// Bytes written to the partial file since the last sync beyond which another is started
 /// in the background (see [`Spool::sync_ahead`]).
-const SYNC_AHEAD: u64 = 8 << 20;
+const SYNC_AHEAD: u64 = 2 << 20;
 
 /// Standard output, or a device or pipe `--out` named, written front to back.
 struct Pipe {
