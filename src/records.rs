@@ -457,11 +457,13 @@ impl Flattener {
             path: &mut self.path,
             cell: &mut cell,
         };
-        let done = if json.peek() == Some(b'{') && !is_empty_object(&json.text[json.at..]) {
-            json.object(&mut to)
-        } else {
-            to.path.push_str("value");
-            json.value(None, &mut to)
+        let done = match json.peek() {
+            Some(b'{') if !is_empty_object(&json.text[json.at..]) => json.object(&mut to),
+            Some(first) => {
+                to.path.push_str("value");
+                json.cell(first, None, &mut to)
+            }
+            None => None,
         };
         done.ok_or_else(|| Error::BadResponse("a record is not valid JSON".into()))
     }
@@ -513,9 +515,12 @@ impl<'a> Scanner<'a> {
             let (escaped, _) = self.string_end(b'"')?;
             let key = &self.text[start..self.at - 1];
             self.eat(b':')?;
-            if base == 0 && !escaped && !self.flattens(to.sep) {
+            let first = self.peek()?;
+            let flattens =
+                first == b'{' && to.sep.is_some() && !is_empty_object(&self.text[self.at..]);
+            if base == 0 && !escaped && !flattens {
                 // A top-level key is its column's name as it stands.
-                self.value(Some(key), to)?;
+                self.cell(first, Some(key), to)?;
             } else {
                 to.path.truncate(base);
                 if let (true, Some(sep)) = (base > 0, to.sep) {
@@ -525,7 +530,10 @@ impl<'a> Scanner<'a> {
                     true => unescape(key, to.path)?,
                     false => to.path.push_str(key),
                 }
-                self.value(None, to)?;
+                match flattens {
+                    true => self.object(to)?,
+                    false => self.cell(first, None, to)?,
+                }
             }
             match self.peek()? {
                 b',' => self.at += 1,
@@ -538,22 +546,16 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// Whether the value at the cursor is an object whose fields become columns.
-    fn flattens(&mut self, sep: Option<&str>) -> bool {
-        sep.is_some() && self.peek() == Some(b'{') && !is_empty_object(&self.text[self.at..])
-    }
-
-    /// Reads one value into a cell named `key`, or else by the current path (or into
-    /// cells, for an object that [`Scanner::flattens`]).
-    fn value<F: FnMut(&str, Cell<'_>) -> Option<()>>(
+    /// Reads the value at the cursor, which starts with `first`, into one cell named `key`,
+    /// or else by the current path.
+    #[inline(always)]
+    fn cell<F: FnMut(&str, Cell<'_>) -> Option<()>>(
         &mut self,
+        first: u8,
         key: Option<&str>,
         to: &mut Cells<'_, F>,
     ) -> Option<()> {
-        if self.flattens(to.sep) {
-            return self.object(to);
-        }
-        let cell = match self.peek()? {
+        let cell = match first {
             b'{' | b'[' => Cell::Json(self.nested()?),
             b'"' => {
                 self.at += 1;
@@ -586,13 +588,11 @@ impl<'a> Scanner<'a> {
         self.string_end(b'"').map(drop)
     }
 
-    /// Moves past a number, `true`, `false` or `null`.
+    /// Moves past a number, `true` or `false`: up to what may follow a value (a comma, a
+    /// closing bracket, or space, which is below `!`).
     fn skip_scalar(&mut self) -> Option<()> {
         let rest = &self.bytes()[self.at..];
-        let len = rest
-            .iter()
-            .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
-            .unwrap_or(rest.len());
+        let len = scan::find_or_below(rest, [b',', b'}', b']'], b'!').unwrap_or(rest.len());
         self.at += len;
         (len > 0).then_some(())
     }
@@ -624,6 +624,7 @@ impl<'a> Scanner<'a> {
 
     /// Moves past the closing quote of the string that starts at the cursor (just after
     /// its opening quote); whether the string has escapes, and whether it holds `mark`.
+    #[inline(always)]
     fn string_end(&mut self, mark: u8) -> Option<(bool, bool)> {
         let (mut escaped, mut marked) = (false, false);
         loop {

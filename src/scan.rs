@@ -13,7 +13,7 @@ pub fn find<const N: usize>(text: &[u8], needles: [u8; N]) -> Option<usize> {
 
 /// Where the first byte that is one of `needles`, or below `below` (at most 0x80), is in
 /// `text`.
-#[inline]
+#[inline(always)]
 pub fn find_or_below<const N: usize>(text: &[u8], needles: [u8; N], below: u8) -> Option<usize> {
     debug_assert!(
         below <= 0x80,
@@ -38,7 +38,7 @@ mod sse2 {
     };
 
     /// [`super::find_or_below`] in a block of 16 bytes.
-    #[inline]
+    #[inline(always)]
     pub fn find<const N: usize>(block: &[u8], needles: [u8; N], below: u8) -> Option<usize> {
         assert_eq!(block.len(), 16);
         // SAFETY: SSE2 is part of every x86-64 CPU, and the load reads the block's 16
