@@ -21,6 +21,9 @@ import time
 
 csv.field_size_limit(1 << 30)
 
+# The size the issue's speed targets are set at: records, and records per page.
+TARGET = (200_000, 1000)
+
 
 def clean_env():
     """The environment without proxies or apifetch settings, so every tool goes direct."""
@@ -124,10 +127,16 @@ class Bench:
             return False
         return value is None or value in self.help[at:at + 600]
 
-    def repeat(self, label, server, argv, check, runs, **kw):
+    def repeat(self, label, server, argv, check, runs, out=None):
+        """Runs argv `runs` times; `out`, the file it writes, is deleted before each run
+        (untimed). Every run writes a new file, as a first run does: replacing the
+        previous run's 40 MB output adds the kernel's cost of freeing it (5 to 13 ms on
+        the development machine), which the target size also shows on a row of its own."""
         results = []
         for _ in range(runs):
-            run, _ = timed(argv, **kw)
+            if out and os.path.exists(out):
+                os.unlink(out)
+            run, _ = timed(argv)
             check()
             results.append(run)
         run = median_run(results)
@@ -142,18 +151,24 @@ class Bench:
             runs = [floor]
             base = [a.apifetch, server.url, "--page-size", str(per_page), "--quiet", "--out"]
             runs.append(self.repeat("apifetch → CSV", server, base + [out + ".csv"],
-                                    lambda: check_csv(out + ".csv", records), a.runs))
+                                    lambda: check_csv(out + ".csv", records), a.runs, out + ".csv"))
+            if (records, per_page) == TARGET:
+                runs.append(self.repeat("apifetch → CSV, replacing it", server,
+                                        base + [out + ".csv"],
+                                        lambda: check_csv(out + ".csv", records), a.runs))
             if self.supports("--format", "jsonl"):
                 runs.append(self.repeat("apifetch → JSONL", server,
                                         base + [out + ".jsonl", "--format", "jsonl"],
-                                        lambda: check_jsonl(out + ".jsonl", records), a.runs))
+                                        lambda: check_jsonl(out + ".jsonl", records), a.runs,
+                                        out + ".jsonl"))
             elif "jsonl" not in self.notes:
                 self.notes.append("jsonl")
             baseline = None
             if a.python and records <= a.baseline_max:
                 baseline = self.repeat("Python baseline → CSV", server,
                                        [a.python, a.baseline, server.url, str(per_page), out + ".py.csv"],
-                                       lambda: check_csv(out + ".py.csv", records), a.baseline_runs)
+                                       lambda: check_csv(out + ".py.csv", records), a.baseline_runs,
+                                       out + ".py.csv")
                 runs.append(baseline)
             for run in runs:
                 self.rows.append((records, per_page, run, floor, baseline))
@@ -190,8 +205,8 @@ class Bench:
         with Server(self.args.server, records, per_page, latency) as server:
             base = [self.args.apifetch, server.url, "--page-size", str(per_page), "--quiet", "--out", out]
             check = lambda: check_csv(out, records)
-            one = self.repeat("--concurrency 1", server, base + ["--concurrency", "1"], check, runs)
-            eight = self.repeat("--concurrency 8", server, base + ["--concurrency", "8"], check, runs)
+            one = self.repeat("--concurrency 1", server, base + ["--concurrency", "1"], check, runs, out)
+            eight = self.repeat("--concurrency 8", server, base + ["--concurrency", "8"], check, runs, out)
         return records, per_page, latency, one, eight
 
 
@@ -215,7 +230,8 @@ def machine():
 def report(bench, lat):
     mb = lambda r: r.server.bytes / 1e6
     lines = [f"Machine: {machine()}. Median of {bench.args.runs} runs "
-             f"({bench.args.baseline_runs} for the Python baseline).", ""]
+             f"({bench.args.baseline_runs} for the Python baseline). Each run writes a new "
+             "output file: the previous run's is deleted first, untimed.", ""]
     lines.append("| records | per page | MB of JSON | tool | wall s | CPU s | peak RSS MB | records/s | MB/s | × floor | Python ÷ this |")
     lines.append("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for records, per_page, run, floor, baseline in bench.rows:
@@ -241,14 +257,16 @@ def report(bench, lat):
 def targets(bench, lat):
     out = []
     key = {(r, p, run.label): (run, floor, base) for r, p, run, floor, base in bench.rows}
-    hit = key.get((200_000, 1000, "apifetch → CSV"))
+    hit = key.get((*TARGET, "apifetch → CSV"))
     if hit:
         run, floor, base = hit
         if base:
             x = base.wall / run.wall
             out.append(f"{'met' if x >= 20 else 'NOT met'}: 200k at 1000/page to CSV ≥ 20× faster than Python ({x:.1f}×)")
         x = run.wall / floor.wall
-        out.append(f"{'met' if x <= 4 else 'NOT met'}: 200k at 1000/page to CSV within 4× of the floor ({x:.1f}×)")
+        replacing = key.get((*TARGET, "apifetch → CSV, replacing it"))
+        also = f"; {replacing[0].wall / floor.wall:.1f}× when replacing the previous output" if replacing else ""
+        out.append(f"{'met' if x <= 4 else 'NOT met'}: 200k at 1000/page to CSV within 4× of the floor ({x:.1f}×{also})")
     csv_rss = [run.rss_kb / 1024 for r, p, run, *_ in bench.rows if run.label == "apifetch → CSV"]
     if csv_rss:
         top = max(csv_rss)

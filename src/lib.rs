@@ -164,7 +164,7 @@ async fn fetch(
         };
         // JSON is UTF-8 text: checked once here, the body is then read, and handed to the
         // writer, as text without checking it again.
-        let body = String::from_utf8(Vec::from(response.body))
+        let body = json::text(Vec::from(response.body))
             .map_err(|e| not_json(e.utf8_error().to_string(), e.as_bytes()))?;
         let body = Arc::new(body);
         let page =

@@ -477,6 +477,19 @@ struct Cells<'f, F> {
     cell: &'f mut F,
 }
 
+/// The bytes of a number, `true` or `false`, looked up rather than compared one by one:
+/// most values of a record are short, and this is most of the work of reading them.
+const SCALAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = b"0123456789+-.eEtrufals";
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// A cursor over JSON text already known to be valid.
 struct Scanner<'a> {
     text: &'a str,
@@ -588,11 +601,13 @@ impl<'a> Scanner<'a> {
         self.string_end(b'"').map(drop)
     }
 
-    /// Moves past a number, `true` or `false`: up to what may follow a value (a comma, a
-    /// closing bracket, or space, which is below `!`).
+    /// Moves past a number, `true` or `false`.
     fn skip_scalar(&mut self) -> Option<()> {
         let rest = &self.bytes()[self.at..];
-        let len = scan::find_or_below(rest, [b',', b'}', b']'], b'!').unwrap_or(rest.len());
+        let len = rest
+            .iter()
+            .position(|&b| !SCALAR[usize::from(b)])
+            .unwrap_or(rest.len());
         self.at += len;
         (len > 0).then_some(())
     }
@@ -650,7 +665,7 @@ impl<'a> Scanner<'a> {
 /// Appends the unescaped text of a JSON string's contents (between its quotes) to `out`.
 /// `None` for an escape JSON does not allow, such as half a surrogate pair.
 fn unescape(mut contents: &str, out: &mut String) -> Option<()> {
-    while let Some(at) = memchr::memchr(b'\\', contents.as_bytes()) {
+    while let Some(at) = scan::find(contents.as_bytes(), [b'\\']) {
         out.push_str(&contents[..at]);
         let escape = contents.as_bytes().get(at + 1)?;
         contents = &contents[at + 2..];
