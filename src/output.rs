@@ -213,10 +213,19 @@ impl Sink {
 
     /// The columns of a table's rows now, to encode rows ahead with.
     pub fn layout(&self) -> Option<Layout> {
+        self.spool()?.layout()
+    }
+
+    /// How many columns a table has now (see [`Spool::columns`]).
+    pub fn columns(&self) -> Option<usize> {
+        self.spool()?.columns()
+    }
+
+    fn spool(&self) -> Option<&Spool> {
         match &self.route {
             Route::Stream { .. } => None,
-            Route::Spooled { spool, .. } => spool.layout(),
-            Route::File(partial) => partial.spool.layout(),
+            Route::Spooled { spool, .. } => Some(spool),
+            Route::File(partial) => Some(&partial.spool),
         }
     }
 

@@ -87,9 +87,10 @@ impl<'a> Page<'a> {
     /// arrays) in one pass: a page is megabytes at a time, and each pass over it costs as
     /// much as flattening it.
     pub fn parse(body: &'a str) -> Result<Self, serde_json::Error> {
-        let top = match body.bytes().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'[') => Top::Array(match json::split_array(body.trim_start()) {
-                Some((items, len)) if body.trim_start()[len..].trim_start().is_empty() => items,
+        let text = json::trim_start(body);
+        let top = match text.bytes().next() {
+            Some(b'[') => Top::Array(match json::split_array(text) {
+                Some((items, len)) if json::trim_start(&text[len..]).is_empty() => items,
                 _ => raw_items(body)?,
             }),
             Some(b'{') => match top_fields(body) {
@@ -453,6 +454,7 @@ impl Flattener {
         };
         let mut to = Cells {
             sep: self.sep.as_deref(),
+            depth: 0,
             mark: self.mark,
             path: &mut self.path,
             cell: &mut cell,
@@ -469,9 +471,16 @@ impl Flattener {
     }
 }
 
+/// Objects nested deeper than this in a record are kept whole, as one cell of JSON text,
+/// rather than flattened: no real column is named by so many keys, and reading each level
+/// takes a stack frame, so thousands of levels would overflow the stack.
+const FLATTEN_DEPTH: usize = 64;
+
 /// Where the scanner sends a record's cells.
 struct Cells<'f, F> {
     sep: Option<&'f str>,
+    /// Objects the value being read is in.
+    depth: usize,
     mark: u8,
     path: &'f mut String,
     cell: &'f mut F,
@@ -522,6 +531,7 @@ impl<'a> Scanner<'a> {
     ) -> Option<()> {
         self.eat(b'{')?;
         let base = to.path.len();
+        to.depth += 1;
         loop {
             self.eat(b'"')?;
             let start = self.at;
@@ -529,8 +539,10 @@ impl<'a> Scanner<'a> {
             let key = &self.text[start..self.at - 1];
             self.eat(b':')?;
             let first = self.peek()?;
-            let flattens =
-                first == b'{' && to.sep.is_some() && !is_empty_object(&self.text[self.at..]);
+            let flattens = first == b'{'
+                && to.sep.is_some()
+                && to.depth < FLATTEN_DEPTH
+                && !is_empty_object(&self.text[self.at..]);
             if base == 0 && !escaped && !flattens {
                 // A top-level key is its column's name as it stands.
                 self.cell(first, Some(key), to)?;
@@ -556,6 +568,7 @@ impl<'a> Scanner<'a> {
         }
         self.at += 1;
         to.path.truncate(base);
+        to.depth -= 1;
         Some(())
     }
 
@@ -703,7 +716,7 @@ fn unescape(mut contents: &str, out: &mut String) -> Option<()> {
 }
 
 fn is_empty_object(text: &str) -> bool {
-    text[1..].trim_start().starts_with('}')
+    json::trim_start(&text[1..]).starts_with('}')
 }
 
 /// Writes a record's JSON text, compact, on a line of its own (JSON Lines).
@@ -745,7 +758,7 @@ fn compact_into(text: &str, out: &mut String) {
                 '"' => in_string = false,
                 _ => {}
             }
-        } else if !c.is_ascii_whitespace() {
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
             in_string = c == '"';
             out.push(c);
         }
@@ -861,6 +874,13 @@ mod tests {
             "{\"data\": [1]\"b\": 2}",
             "{\"a\":",
             "{\"a\\q\": 1}",
+            // Space is only what JSON calls space: not a form feed, a vertical tab, NBSP.
+            "\u{c}[1]",
+            "[1]\u{c}",
+            "\u{b}[1]",
+            "[1]\u{a0}",
+            "[1]\u{2028}",
+            "{\"data\": [1]}\u{a0}",
         ] {
             assert!(Page::parse(bad).is_err(), "{bad}");
         }
@@ -949,6 +969,22 @@ mod tests {
             cells_with(json, Some("_"))[0],
             ("a_b_c".to_string(), "1E2".to_string())
         );
+    }
+
+    #[test]
+    fn objects_nested_past_a_limit_stay_json_and_deep_records_do_not_overflow() {
+        let deep = |n: usize| format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+        let got = cells(&deep(FLATTEN_DEPTH + 1));
+        let column = vec!["a"; FLATTEN_DEPTH].join(".");
+        assert_eq!(got, [(column, r#"{"a":1}"#.to_string())]);
+        assert_eq!(cells(&deep(FLATTEN_DEPTH))[0].1, "1");
+        // Read on a thread with a small stack, as a writer's could be.
+        let deepest = deep(100_000);
+        let flat = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || cells(&deepest).len())
+            .unwrap();
+        assert_eq!(flat.join().unwrap(), 1);
     }
 
     #[test]

@@ -19,14 +19,19 @@ pub fn find_or_below<const N: usize>(text: &[u8], needles: [u8; N], below: u8) -
         below <= 0x80,
         "bytes from 0x80 up look alike to the word test"
     );
-    let mut at = 0;
     #[cfg(target_arch = "x86_64")]
-    for block in text.chunks_exact(16) {
-        if let Some(i) = sse2::find(block, needles, below) {
-            return Some(at + i);
+    let at = {
+        let mut at = 0;
+        for block in text.chunks_exact(16) {
+            if let Some(i) = sse2::find(block, needles, below) {
+                return Some(at + i);
+            }
+            at += 16;
         }
-        at += 16;
-    }
+        at
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let at = 0;
     find_in_words(&text[at..], needles, below).map(|i| at + i)
 }
 

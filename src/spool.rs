@@ -124,24 +124,20 @@ impl Spool {
 
     /// A spool whose file already holds `len` bytes of complete records.
     fn at(file: File, form: Form, len: u64) -> Self {
-        let kind = match Encoder::new(&form) {
-            Some(encoder) => {
-                let Form::Cells { only, .. } = form else {
-                    unreachable!("an encoder is for a table")
-                };
-                let selected = only.is_some();
-                let columns: IndexSet<String> = only.into_iter().flatten().collect();
+        let kind = match &form {
+            Form::Cells { only, .. } => {
+                let columns: IndexSet<String> = only.iter().flatten().cloned().collect();
                 Kind::Rows(Box::new(Rows {
-                    encoder,
+                    encoder: Encoder::new(&form).expect("a table has an encoder"),
                     line: Vec::new(),
                     // Counted once repeated names are gone: `--columns id,id` is one column.
-                    kept: selected.then_some(columns.len()),
+                    kept: only.is_some().then_some(columns.len()),
                     columns,
                     runs: Vec::new(),
                     header: 0,
                 }))
             }
-            None => Kind::Lines,
+            Form::Lines => Kind::Lines,
         };
         let file = Counted {
             file: Arc::new(file),
@@ -199,6 +195,15 @@ impl Spool {
         }
         self.records += records.len() as u64;
         Ok(())
+    }
+
+    /// How many columns the table has now, once the header is settled: a layout taken at
+    /// a count still holds while the count does, as columns only ever join.
+    pub fn columns(&self) -> Option<usize> {
+        match &self.kind {
+            Kind::Rows(rows) if rows.header > 0 => Some(rows.columns.len()),
+            _ => None,
+        }
     }
 
     /// The columns rows are written with now, once the header is settled; `None` for JSON

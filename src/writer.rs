@@ -3,10 +3,10 @@
 //! network idle while it writes. Pages are handed over in order through a short queue, so
 //! memory stays bounded (a few pages) however far ahead the network gets.
 //!
-//! Encoding a table's rows costs more than fetching and parsing them, so when the queue is
-//! full the fetching side encodes its page itself, with the columns the writer last
-//! reported, before it waits: the two threads share the work instead of one of them
-//! idling. The writer takes those rows as they are unless a column joined meanwhile.
+//! Encoding a table's rows costs more than fetching and parsing them, so when a page is
+//! already waiting in the queue the fetching side encodes the next one itself, with the
+//! columns the writer last reported: the two threads share the work instead of one of
+//! them idling. The writer takes those rows as they are unless a column joined meanwhile.
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -21,8 +21,8 @@ use crate::rows::{Encoded, Encoder, Layout};
 use crate::spool::Form;
 
 /// Pages queued for the writer at most, besides the one it is writing and the one the
-/// fetching side holds: enough to keep both sides busy, with four pages in memory at most
-/// (plus those `--concurrency` fetches ahead).
+/// fetching side holds: enough to keep both sides busy, with four pages in memory at most,
+/// some with their rows too (plus those `--concurrency` fetches ahead).
 const QUEUE: usize = 2;
 
 pub struct Writer {
@@ -69,6 +69,7 @@ impl Writer {
             .as_ref()
             .map(|a| (Arc::clone(&a.layout), Arc::clone(&a.spare)));
         let thread = tokio::task::spawn_blocking(move || {
+            let mut reported = None;
             while let Some(batch) = queue.blocking_recv() {
                 let records: Vec<&str> = (batch.records.iter())
                     .map(|span| &batch.body[span.clone()])
@@ -77,7 +78,10 @@ impl Writer {
                     return (sink, Err(error));
                 }
                 if let Some((layout, spare)) = &shared {
-                    *lock(layout) = sink.layout().map(Arc::new);
+                    if sink.columns() != reported {
+                        reported = sink.columns();
+                        *lock(layout) = sink.layout().map(Arc::new);
+                    }
                     if let Some(encoded) = batch.encoded {
                         lock(spare).push(encoded.rows);
                     }
