@@ -727,9 +727,9 @@ pub fn write_line(out: &mut impl Write, text: &str) -> io::Result<()> {
 
 /// JSON text without the whitespace between tokens (strings untouched), so a record or an
 /// array cell reads the same however the API indented it. Most APIs send it compact
-/// already: that text is taken as it is.
+/// already (spaces inside strings aside): that text is taken as it is.
 fn compact(text: &str) -> Cow<'_, str> {
-    if is_compact(text) {
+    if space_between_tokens(text, 0).is_none() {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -737,30 +737,34 @@ fn compact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn is_compact(text: &str) -> bool {
-    !text
-        .bytes()
-        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+fn compact_into(text: &str, out: &mut String) {
+    let (mut kept, mut at) = (0, 0);
+    while let Some(space) = space_between_tokens(text, at) {
+        out.push_str(&text[kept..space]);
+        at = text.len() - json::trim_start(&text[space..]).len();
+        kept = at;
+    }
+    out.push_str(&text[kept..]);
 }
 
-fn compact_into(text: &str, out: &mut String) {
-    if is_compact(text) {
-        out.push_str(text);
-        return;
-    }
-    let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
-        if in_string {
-            out.push(c);
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
+/// Where the first space between tokens of valid JSON `text` is, from `at` on, skipping
+/// strings: both searched for sixteen bytes at a time.
+fn space_between_tokens(text: &str, mut at: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    loop {
+        at += scan::find(&bytes[at..], [b'"', b' ', b'\n', b'\r', b'\t'])?;
+        if bytes[at] != b'"' {
+            return Some(at);
+        }
+        // Past the string: its closing quote is the first one no backslash escapes.
+        at += 1;
+        loop {
+            at += scan::find(&bytes[at..], [b'"', b'\\'])?;
+            if bytes[at] == b'"' {
+                at += 1;
+                break;
             }
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            in_string = c == '"';
-            out.push(c);
+            at += 2;
         }
     }
 }
@@ -1071,6 +1075,25 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[test]
+    fn compact_drops_only_the_space_between_tokens() {
+        for (json, want) in [
+            (r#"{"a":"x y","b":[1,2]}"#, r#"{"a":"x y","b":[1,2]}"#),
+            (
+                "{ \"a\\\\\" : \"\\\" }\" ,\r\n\t\"b\" : [ ] }",
+                r#"{"a\\":"\" }","b":[]}"#,
+            ),
+            ("[ \"é 🚀\" , { } , -1.5e3 ]\n", r#"["é 🚀",{},-1.5e3]"#),
+            ("[\"\\\\\", \"\\\\ \\\"\"]", r#"["\\","\\ \""]"#),
+        ] {
+            assert_eq!(compact(json), want, "{json}");
+            let mut out = String::from("kept ");
+            compact_into(json, &mut out);
+            assert_eq!(out, format!("kept {want}"));
+        }
+        assert!(matches!(compact(r#"{"a":"x y"}"#), Cow::Borrowed(_)));
     }
 
     #[test]
