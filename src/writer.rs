@@ -113,22 +113,22 @@ impl Writer {
             debug_assert_eq!(body.get(span.clone()), Some(*record));
             span
         });
-        let batch = Batch {
-            body: Arc::clone(body),
-            records: spans.collect(),
-            encoded: None,
-            progress,
-        };
-        self.records += records.len() as u64;
         let pages = self
             .pages
             .as_ref()
             .expect("no page after the writer stopped");
-        let mut batch = batch;
         // A page waiting already means the writer is behind: encode this one here.
-        if let (Some(ahead), true) = (&mut self.ahead, pages.capacity() < QUEUE) {
-            batch.encoded = ahead.encode(records)?;
-        }
+        let encoded = match (&mut self.ahead, pages.capacity() < QUEUE) {
+            (Some(ahead), true) => ahead.encode(records)?,
+            _ => None,
+        };
+        let batch = Batch {
+            body: Arc::clone(body),
+            records: spans.collect(),
+            encoded,
+            progress,
+        };
+        self.records += records.len() as u64;
         if pages.send(batch).await.is_ok() {
             return Ok(());
         }
