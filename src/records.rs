@@ -1,7 +1,8 @@
-//! Reading a page: finding its records, and turning one record into named cells.
+//! Reading a page: finding its records, and turning a record into named cells.
 //!
-//! A page is parsed only as deep as needed: the top level into raw JSON slices, records
-//! one at a time straight into cells. Working on the raw text is what keeps every number
+//! A page is parsed only as deep as needed: the top level into raw JSON slices, the
+//! records array into each record's text, and a record, when it is written, straight into
+//! cells. Working on the raw text is what keeps every number
 //! exactly as the API sent it (`1E21`, `0.10`, 30-digit integers): a parsed
 //! `serde_json::Value` would normalise them.
 
@@ -295,9 +296,10 @@ fn child<'a>(raw: &'a RawValue, token: &str) -> Option<&'a RawValue> {
 }
 
 /// The fields of an object page, validated, each array split into its elements: the
-/// scanner reads the keys and punctuation between values, and serde_json validates each
-/// value as what it is used as, finding its end on the way, so no value is read twice.
-/// `None` if the body is not valid JSON.
+/// scanner reads the keys and punctuation between values, and each value is validated as
+/// what it is used as (an array by [`json::split_array`], anything else by serde_json),
+/// finding its end on the way, so no value is read twice. `None` if the body is not valid
+/// JSON.
 fn top_fields(body: &str) -> Option<Vec<Field<'_>>> {
     let mut json = Scanner { text: body, at: 0 };
     let mut fields = Vec::new();
