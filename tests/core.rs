@@ -238,6 +238,58 @@ fn a_body_that_is_not_utf8_is_a_bad_response() {
 }
 
 #[test]
+fn space_json_does_not_allow_around_a_page_makes_it_not_json() {
+    for body in [
+        "[{\"id\": 1}]\u{c}",
+        "\u{c}[{\"id\": 1}]",
+        "[{\"id\": 1}]\u{a0}",
+    ] {
+        let server = Server::start(move |_| {
+            Reply::status(200)
+                .header("content-type", "application/json")
+                .body(body)
+        })
+        .unwrap();
+        apifetch()
+            .arg(server.url("/"))
+            .args(["--paginate", "none"])
+            .assert()
+            .code(5)
+            .stdout("")
+            .stderr(predicate::str::contains("the response is not JSON"));
+    }
+}
+
+#[test]
+fn a_record_nested_a_hundred_thousand_deep_is_written_not_a_crash() {
+    let depth = 100_000;
+    let record = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+    let body = format!(r#"[{{"id":1}},{record}]"#);
+    let server = Server::start(move |_| {
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(body.clone())
+    })
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/"))
+        .args(["--paginate", "none"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    // Flattened 64 levels down; the rest is one cell of JSON text.
+    let column = vec!["a"; 64].join(".");
+    assert!(
+        text.starts_with(&format!("id,{column}\n1,\n,\"{{\"\"a\"\":")),
+        "{}",
+        &text[..200]
+    );
+}
+
+#[test]
 fn an_object_without_records_names_its_keys() {
     let server = Server::start(|_| Reply::json(&json!({"error": "x", "count": 0}))).unwrap();
     apifetch()
