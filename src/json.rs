@@ -28,7 +28,7 @@ pub fn text(body: Vec<u8>) -> Result<String, FromUtf8Error> {
 /// `text` without the space JSON allows before a value: only space, tab and line breaks,
 /// not the rest of what Unicode or ASCII calls white space.
 pub fn trim_start(text: &str) -> &str {
-    text.trim_start_matches([' ', '\t', '\n', '\r'])
+    &text[space(text.as_bytes(), 0)..]
 }
 
 /// The elements of the JSON array at the start of `text`, each as its text, and the
@@ -120,7 +120,8 @@ fn key(bytes: &[u8], at: usize) -> Option<usize> {
     (*bytes.get(at)? == b':').then(|| space(bytes, at + 1))
 }
 
-fn space(bytes: &[u8], mut at: usize) -> usize {
+/// Past the space JSON allows between tokens, from `at`.
+pub fn space(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
         at += 1;
     }

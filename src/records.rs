@@ -513,13 +513,8 @@ impl<'a> Scanner<'a> {
     }
 
     fn peek(&mut self) -> Option<u8> {
-        while let Some(&b) = self.bytes().get(self.at) {
-            if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-                return Some(b);
-            }
-            self.at += 1;
-        }
-        None
+        self.at = json::space(self.bytes(), self.at);
+        self.bytes().get(self.at).copied()
     }
 
     fn eat(&mut self, expected: u8) -> Option<()> {
@@ -751,23 +746,15 @@ fn compact_into(text: &str, out: &mut String) {
 
 /// Where the first space between tokens of valid JSON `text` is, from `at` on, skipping
 /// strings: both searched for sixteen bytes at a time.
-fn space_between_tokens(text: &str, mut at: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
+fn space_between_tokens(text: &str, at: usize) -> Option<usize> {
+    let mut json = Scanner { text, at };
     loop {
-        at += scan::find(&bytes[at..], [b'"', b' ', b'\n', b'\r', b'\t'])?;
-        if bytes[at] != b'"' {
-            return Some(at);
+        json.at += scan::find(&json.bytes()[json.at..], [b'"', b' ', b'\n', b'\r', b'\t'])?;
+        if json.bytes()[json.at] != b'"' {
+            return Some(json.at);
         }
-        // Past the string: its closing quote is the first one no backslash escapes.
-        at += 1;
-        loop {
-            at += scan::find(&bytes[at..], [b'"', b'\\'])?;
-            if bytes[at] == b'"' {
-                at += 1;
-                break;
-            }
-            at += 2;
-        }
+        json.at += 1;
+        json.string_end(b'"')?;
     }
 }
 

@@ -78,8 +78,9 @@ impl Writer {
                     return (sink, Err(error));
                 }
                 if let Some((layout, spare)) = &shared {
-                    if sink.columns() != reported {
-                        reported = sink.columns();
+                    let columns = sink.columns();
+                    if columns != reported {
+                        reported = columns;
                         *lock(layout) = sink.layout().map(Arc::new);
                     }
                     if let Some(encoded) = batch.encoded {
