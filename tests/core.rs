@@ -4,6 +4,8 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
+use assert_cmd::assert::Assert;
+use bytes::Bytes;
 use common::*;
 use predicates::prelude::*;
 use serde_json::json;
@@ -219,18 +221,24 @@ fn html_instead_of_json_is_a_bad_response() {
         .stderr(predicate::str::contains("<html>"));
 }
 
-#[test]
-fn a_body_that_is_not_utf8_is_a_bad_response() {
-    let server = Server::start(|_| {
+/// Fetches, as one page, a server's answer of `body` labelled as JSON.
+fn fetch_one_page(body: impl Into<Bytes>) -> Assert {
+    let body = body.into();
+    let server = Server::start(move |_| {
         Reply::status(200)
             .header("content-type", "application/json")
-            .body(&b"{\"data\": [{\"name\": \"caf\xe9\"}]}"[..])
+            .body(body.clone())
     })
     .unwrap();
     apifetch()
         .arg(server.url("/"))
         .args(["--paginate", "none"])
         .assert()
+}
+
+#[test]
+fn a_body_that_is_not_utf8_is_a_bad_response() {
+    fetch_one_page(&b"{\"data\": [{\"name\": \"caf\xe9\"}]}"[..])
         .code(5)
         .stdout("")
         .stderr(predicate::str::contains("not JSON (invalid utf-8"))
@@ -244,16 +252,7 @@ fn space_json_does_not_allow_around_a_page_makes_it_not_json() {
         "\u{c}[{\"id\": 1}]",
         "[{\"id\": 1}]\u{a0}",
     ] {
-        let server = Server::start(move |_| {
-            Reply::status(200)
-                .header("content-type", "application/json")
-                .body(body)
-        })
-        .unwrap();
-        apifetch()
-            .arg(server.url("/"))
-            .args(["--paginate", "none"])
-            .assert()
+        fetch_one_page(body)
             .code(5)
             .stdout("")
             .stderr(predicate::str::contains("the response is not JSON"));
@@ -264,17 +263,7 @@ fn space_json_does_not_allow_around_a_page_makes_it_not_json() {
 fn a_record_nested_a_hundred_thousand_deep_is_written_not_a_crash() {
     let depth = 100_000;
     let record = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
-    let body = format!(r#"[{{"id":1}},{record}]"#);
-    let server = Server::start(move |_| {
-        Reply::status(200)
-            .header("content-type", "application/json")
-            .body(body.clone())
-    })
-    .unwrap();
-    let out = apifetch()
-        .arg(server.url("/"))
-        .args(["--paginate", "none"])
-        .assert()
+    let out = fetch_one_page(format!(r#"[{{"id":1}},{record}]"#))
         .code(0)
         .get_output()
         .stdout
