@@ -182,16 +182,13 @@ impl Spool {
     /// their layout was taken.
     pub fn add_page(&mut self, records: &[&str], encoded: Option<&Encoded>) -> Result<(), Error> {
         let spooled = |e| Error::output(e, "cannot spool records to disk");
-        match &mut self.kind {
-            Kind::Lines => (records.iter())
+        let still_holds = encoded.filter(|ahead| self.columns() == Some(ahead.columns));
+        match (&mut self.kind, still_holds) {
+            (Kind::Lines, _) => (records.iter())
                 .try_for_each(|text| records::write_line(&mut self.file, text))
                 .map_err(spooled)?,
-            Kind::Rows(rows) => match encoded {
-                Some(ahead) if rows.header > 0 && ahead.columns == rows.columns.len() => {
-                    self.file.write_all(&ahead.rows).map_err(spooled)?;
-                }
-                _ => rows.append_all(records, &mut self.file)?,
-            },
+            (Kind::Rows(_), Some(ahead)) => self.file.write_all(&ahead.rows).map_err(spooled)?,
+            (Kind::Rows(rows), None) => rows.append_all(records, &mut self.file)?,
         }
         self.records += records.len() as u64;
         Ok(())
