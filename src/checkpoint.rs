@@ -388,7 +388,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.checkpoint");
         assert_eq!(Checkpoint::load(&path, &identity("a")).unwrap(), None);
-        let mut checkpoint = Checkpoint::start(&identity("a"), Position::Page { number: 7 });
+        let mut checkpoint = Checkpoint::start(
+            &identity("a"),
+            Position::Page {
+                number: 7,
+                param: "page".into(),
+                first: Some(1),
+            },
+        );
         checkpoint.pages = 6;
         checkpoint.spool = Mark {
             len: 12345678901234,
@@ -423,7 +430,14 @@ mod tests {
     fn a_checkpoint_of_another_layout_is_refused_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.checkpoint");
-        let checkpoint = Checkpoint::start(&identity("a"), Position::Page { number: 1 });
+        let checkpoint = Checkpoint::start(
+            &identity("a"),
+            Position::Page {
+                number: 1,
+                param: "page".into(),
+                first: Some(1),
+            },
+        );
         checkpoint.save(&path, &identity("a")).unwrap();
         let mut older: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         older["layout"] = (LAYOUT - 1).into();
@@ -439,7 +453,14 @@ mod tests {
 
     #[test]
     fn a_checkpoint_is_stale_a_day_after_its_run_began() {
-        let mut checkpoint = Checkpoint::start(&identity("a"), Position::Page { number: 1 });
+        let mut checkpoint = Checkpoint::start(
+            &identity("a"),
+            Position::Page {
+                number: 1,
+                param: "page".into(),
+                first: Some(1),
+            },
+        );
         assert_eq!(checkpoint.stale(), None);
         checkpoint.started -= 23 * 3600;
         assert_eq!(checkpoint.stale(), None);

@@ -33,8 +33,11 @@ pub struct Pages {
     pub style: Style,
     pub page_param: String,
     pub size_param: String,
-    pub page_size: u64,
-    pub start_page: u64,
+    /// `--page-size`: sent only when given.
+    pub page_size: Option<u64>,
+    /// `--start-page`: sent only when given; otherwise the URL's own page number, if any,
+    /// or what the API shows, tells where the run starts.
+    pub start_page: Option<u64>,
     pub max_pages: Option<u64>,
     pub offset_param: String,
     pub limit_param: String,
@@ -210,15 +213,6 @@ impl TryFrom<Cli> for Config {
         let stderr_is_terminal = std::io::stderr().is_terminal();
         let secrets = collect_secrets(&target, &params, &headers, auth.as_ref());
         let proxies = Proxies::from_env(|name| std::env::var(name).ok());
-        let page_size = cli
-            .page_size
-            .or(asked(&cli.size_param, &target, &params).filter(|n| *n > 0))
-            .or(asked(&cli.limit_param, &target, &params).filter(|n| *n > 0))
-            .unwrap_or(100);
-        let start_page = cli
-            .start_page
-            .or(asked(&cli.page_param, &target, &params))
-            .unwrap_or(1);
         let (out, stream) = resolve_out(cli.out)?;
         let output = output(
             &cli.output,
@@ -234,8 +228,8 @@ impl TryFrom<Cli> for Config {
                 style,
                 page_param: cli.page_param,
                 size_param: cli.size_param,
-                page_size,
-                start_page,
+                page_size: cli.page_size,
+                start_page: cli.start_page,
                 max_pages: cli.max_pages,
                 offset_param: cli.offset_param,
                 limit_param: cli.limit_param,
@@ -454,25 +448,6 @@ fn parse_user(raw: &Secret) -> Result<Auth, Error> {
         user: user.to_string(),
         password: Secret::new(password),
     })
-}
-
-/// The number the URL (or a `--param`, which wins) already asks for in query parameter
-/// `name`, so `…/orders?page=3&per_page=50` means what it says rather than being silently
-/// reset to page 1 of 100 when the flags are not given.
-fn asked(name: &str, target: &Target, params: &[(String, String)]) -> Option<u64> {
-    let given = params
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone());
-    let in_url = || match target {
-        Target::Url(url) => url
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned()),
-        Target::Demo => None,
-    };
-    given.or_else(in_url)?.parse().ok()
 }
 
 /// Sorts `--out` by what is at that path now, as (file, stream): a symlink is followed,

@@ -169,10 +169,22 @@ async fn fetch(
         let body = Arc::new(body);
         let page =
             records::Page::parse(&body).map_err(|e| not_json(e.to_string(), body.as_bytes()))?;
-        let mut records = page.records(&config.records)?;
-        records.truncate(pages.room());
-        let step = pages.advance(&response.headers, &page, &records)?;
-        let progress = pages.progress(step != Step::Continue);
+        let mut records = page.records(&config.records).map_err(|e| {
+            match (&config.records.pointer, pages.fetched()) {
+                // A flag that names nothing in the first response is the user's to fix.
+                (Some(pointer), 0) => {
+                    paginate::absent("--records", pointer, &page, &response.headers)
+                }
+                _ => e,
+            }
+        })?;
+        let step = pages.advance(&response.headers, &page, &mut records)?;
+        let shortfall = match step {
+            Step::Continue => None,
+            _ => pages.shortfall(&step),
+        };
+        // A run short of what the API announced is not done: resuming asks again.
+        let progress = pages.progress(step != Step::Continue && shortfall.is_none());
         writer.page(&body, &records, progress).await?;
         let (number, total) = (pages.fetched(), writer.records());
         info!(
@@ -182,6 +194,9 @@ async fn fetch(
             "page {number}: +{} (total {total})",
             counted(records.len() as u64, "record", "records")
         );
+        if let Some(error) = shortfall {
+            return Err(error);
+        }
         match step {
             Step::Continue => continue,
             Step::Done(reason) => {

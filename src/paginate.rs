@@ -1,26 +1,31 @@
 //! Where the next page comes from, and when there are no more.
 //!
-//! Real APIs paginate in half a dozen ways ([`Style`]). With `--paginate auto` the first
-//! response decides: a `Link: rel="next"` header, a next-page URL or a cursor at a path
-//! well-known APIs use, an echoed numeric `offset`, or else page numbers. Whatever the
-//! style, a run that would go round in circles (a URL or cursor seen before, a page
-//! identical to the one before it) stops with [`Error::BadResponse`] instead of looping
-//! until `--max-pages`.
+//! Real APIs paginate in half a dozen ways ([`Style`]). The first request is the URL as
+//! given (with only what the user's flags add); its response decides the rest
+//! ([`detect`]): a `Link: rel="next"` header, a next-page URL or a cursor where well-known
+//! APIs put them, an echoed page number or offset, or, where the response only says that
+//! more follows, page numbers whose base (0 or 1) is found out by asking. Whatever the
+//! style, a run that would go round in circles stops with [`Error::BadResponse`] instead
+//! of looping until `--max-pages`, and a run that ends with fewer records than the API
+//! announced fails instead of passing as complete.
 
 mod detect;
 mod guard;
 mod link;
+mod totals;
 
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tracing::warn;
+use tracing::{info, warn};
 use url::Url;
 
 use crate::config::Pages;
 use crate::error::Error;
 use crate::records::{self, Page};
+pub use detect::absent;
 pub use guard::Guard;
+use totals::{Stated, Totals};
 
 /// How an API hands out its pages (`--paginate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -65,18 +70,22 @@ pub enum Step {
 }
 
 /// Where the next request starts: everything needed to continue a run later, given the
-/// same configuration. Styles decided by `--paginate auto` are recorded here too (a
-/// cursor's parameter and source, a next URL's pointer), so a resumed run does not have
-/// to detect them again.
+/// same configuration. What the first response decided (a parameter's name, a cursor's
+/// source, a next URL's pointer) is recorded here too, so a resumed run does not have to
+/// detect it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Position {
-    /// Page-number pagination: the number of the next page.
-    Page { number: u64 },
-    /// Offset pagination: the offset of the next page's first record.
-    Offset { offset: u64 },
-    /// The first request of a style whose later requests come from the responses (cursor,
-    /// next URL, link, none): the URL as given.
+    /// Page-number pagination: the number of the next page in `param`; `first` is the
+    /// number of the first page (0 or 1), which page totals count from.
+    Page {
+        number: u64,
+        param: String,
+        first: Option<u64>,
+    },
+    /// Offset pagination: the offset of the next page's first record in `param`.
+    Offset { offset: u64, param: String },
+    /// The first request: the URL as given.
     First,
     /// The first request's URL with `param=value`.
     Cursor {
@@ -93,13 +102,11 @@ pub enum Position {
 /// The style once decided, with what it needs to find the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
-    /// Not decided yet: the first response picks among this style's candidates (`Auto`:
-    /// all of them; `Cursor`/`Next`: the common paths of that style).
+    /// Not decided yet: the first response picks among this style's candidates.
     Detect(Style),
     Page,
     Offset,
     Cursor {
-        param: String,
         from: CursorSource,
     },
     Next {
@@ -109,26 +116,31 @@ enum Mode {
     Once,
 }
 
-/// What the API said about the size of the whole result.
-#[derive(Debug, Default)]
-struct Totals {
-    records: Option<u64>,
-    /// Counted from `--start-page`.
-    pages: Option<u64>,
-}
-
 #[derive(Debug)]
 pub struct Paginator {
+    /// The first request: the user's URL with `--param` and the page size and start page
+    /// the user asked for. Later page numbers, offsets and cursors are set on it.
     base: Url,
     pages: Pages,
     mode: Mode,
     position: Position,
+    /// Other names for the parameter in `position`, to try in turn if the API turns out
+    /// to ignore it; empty when the name came from the user.
+    untried: Vec<String>,
+    /// The page just fetched asked for page 1 to learn whether the first page, fetched
+    /// without a number, was page 0 or page 1.
+    probing: bool,
+    /// The first page's records, hashed, while that is being learned: page 1 sharing any
+    /// of them is the first page again (a record or two may have moved in between).
+    first_page: Vec<u64>,
     fetched: u64,
     /// Records kept so far, including those of the run being resumed.
     records: u64,
     /// The largest page seen: the page size the server actually grants.
     page_records: u64,
     totals: Totals,
+    /// The last page said more records follow (`has_more`, or a total not yet reached).
+    said_more: bool,
     guard: Guard,
     /// Entries of the guard already handed out with a [`Progress`].
     handed: usize,
@@ -148,50 +160,46 @@ pub struct Progress {
 }
 
 impl Paginator {
-    /// `base` is the user's URL; `params` are the `--param` extras added to every request
-    /// built from it (next URLs from the API are followed as given).
+    /// `base` is the user's URL; `params` are the `--param` extras added to it, as are the
+    /// page size and start page when the user gave them. Nothing else is added before the
+    /// API has shown how it paginates.
     pub fn new(base: &Url, params: &[(String, String)], pages: &Pages) -> Self {
         let mut base = base.clone();
-        set_query(&mut base, &[]);
-        if !params.is_empty() {
-            base.query_pairs_mut().extend_pairs(params);
+        let mut added: Vec<(&str, String)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        if let Some(size) = pages.page_size {
+            let name = match pages.style {
+                Style::Offset => &pages.limit_param,
+                _ => &pages.size_param,
+            };
+            added.push((name, size.to_string()));
         }
-        let mode = match pages.style {
-            Style::Auto => Mode::Detect(Style::Auto),
-            Style::Page => Mode::Page,
-            Style::Offset => Mode::Offset,
-            Style::Cursor => match &pages.cursor {
-                Some(from) => Mode::Cursor {
-                    param: detect::cursor_param(pages, from),
-                    from: from.clone(),
-                },
-                None => Mode::Detect(Style::Cursor),
+        if let Some(start) = pages.start_page {
+            added.push((&pages.page_param, start.to_string()));
+        }
+        set_query(&mut base, &added);
+        let mode = match (pages.style, &pages.cursor, &pages.next_path) {
+            (Style::Cursor, Some(from), _) => Mode::Cursor { from: from.clone() },
+            (Style::Next, _, Some(pointer)) => Mode::Next {
+                pointer: pointer.clone(),
             },
-            Style::Next => match &pages.next_path {
-                Some(pointer) => Mode::Next {
-                    pointer: pointer.clone(),
-                },
-                None => Mode::Detect(Style::Next),
-            },
-            Style::Link => Mode::Link,
-            Style::None => Mode::Once,
-        };
-        let position = match pages.style {
-            Style::Auto | Style::Page => Position::Page {
-                number: pages.start_page,
-            },
-            Style::Offset => Position::Offset { offset: 0 },
-            _ => Position::First,
+            (style, _, _) => Mode::Detect(style),
         };
         Paginator {
             base,
             pages: pages.clone(),
             mode,
-            position,
+            position: Position::First,
+            untried: Vec::new(),
+            probing: false,
+            first_page: Vec::new(),
             fetched: 0,
             records: 0,
             page_records: 0,
             totals: Totals::default(),
+            said_more: false,
             guard: Guard::default(),
             handed: 0,
         }
@@ -204,17 +212,16 @@ impl Paginator {
 
     /// The URL of the page at `position` (for fetching pages ahead, see [`Self::upcoming`]).
     pub fn url_at(&self, position: &Position) -> Url {
+        let with = |param: &str, value: &str| {
+            let mut url = self.base.clone();
+            set_query(&mut url, &[(param, value.to_string())]);
+            url
+        };
         match position {
-            Position::Page { number } => self.page_url(*number),
-            Position::Offset { offset } => {
-                self.sized(&self.pages.offset_param, *offset, &self.pages.limit_param)
-            }
-            Position::First => self.first_url(),
-            Position::Cursor { value, param, .. } => {
-                let mut url = self.first_url();
-                set_query(&mut url, &[(param, value)]);
-                url
-            }
+            Position::Page { number, param, .. } => with(param, &number.to_string()),
+            Position::Offset { offset, param } => with(param, &offset.to_string()),
+            Position::First => self.base.clone(),
+            Position::Cursor { value, param, .. } => with(param, value),
             Position::Next { url, .. } | Position::Link { url } => url.clone(),
         }
     }
@@ -243,27 +250,22 @@ impl Paginator {
     }
 
     /// Continues from where an earlier run stopped after `fetched` pages and `records`
-    /// records. A position past the first page also settles the style, so `auto` is not
+    /// records. A position past the first page also settles the style, so it is not
     /// decided again on a later page. `guard` is what the loop checks had seen by then, so
     /// a loop the earlier run stopped at is caught again at once.
     pub fn resume(&mut self, position: Position, fetched: u64, records: u64, guard: Guard) {
         self.handed = guard.entries();
         self.guard = guard;
-        if fetched > 0 {
-            self.mode = match &position {
-                Position::Page { .. } => Mode::Page,
-                Position::Offset { .. } => Mode::Offset,
-                Position::Cursor { param, from, .. } => Mode::Cursor {
-                    param: param.clone(),
-                    from: from.clone(),
-                },
-                Position::Next { pointer, .. } => Mode::Next {
-                    pointer: pointer.clone(),
-                },
-                Position::Link { .. } => Mode::Link,
-                Position::First => self.mode.clone(),
-            };
-        }
+        self.mode = match &position {
+            Position::Page { .. } => Mode::Page,
+            Position::Offset { .. } => Mode::Offset,
+            Position::Cursor { from, .. } => Mode::Cursor { from: from.clone() },
+            Position::Next { pointer, .. } => Mode::Next {
+                pointer: pointer.clone(),
+            },
+            Position::Link { .. } => Mode::Link,
+            Position::First => self.mode.clone(),
+        };
         self.position = position;
         self.fetched = fetched;
         self.records = records;
@@ -285,17 +287,17 @@ impl Paginator {
     /// The number of records in the whole result, when the API says so (`--total`,
     /// `total`, `total_count`, `X-Total-Count`, …). Known once a page is in.
     pub fn total_records(&self) -> Option<u64> {
-        self.totals.records
+        self.totals.records.as_ref().map(|s| s.count)
     }
 
-    /// The number of pages in the whole run, counted from the first page, for page
-    /// numbers and offsets: from `total_pages` or `Link rel="last"`, or the record total
-    /// divided by the largest page seen so far (the page size the server grants, which
-    /// may be less than `--page-size`). `None` until a page is in, when the API gives no
-    /// total, and for styles whose next page comes from the previous response.
+    /// The number of pages in the whole run, for page numbers and offsets: from a page
+    /// count the API states, or the record total divided by the largest page seen so far
+    /// (the page size the server grants, which may be less than `--page-size`). `None`
+    /// until a page is in, when the API gives no total, and for styles whose next page
+    /// comes from the previous response.
     pub fn total_pages(&self) -> Option<u64> {
         let from_records = || {
-            let records = self.totals.records?;
+            let records = self.total_records()?;
             (self.page_records > 0).then(|| records.div_ceil(self.page_records))
         };
         match self.mode {
@@ -308,8 +310,8 @@ impl Paginator {
     /// Up to `n` positions that can be fetched now without waiting for a response,
     /// starting with [`Self::position`] itself, within the known total, `--max-pages` and
     /// the pages `--max-records` still needs (at the page size seen so far).
-    /// Empty when the later positions depend on responses (cursor, next URL, link) or no
-    /// total is known.
+    /// Empty when the later positions depend on responses (cursor, next URL, link), no
+    /// total is known, or a page's parameter is still being tried out.
     ///
     /// For concurrent fetching: fetch them in parallel with [`Self::url_at`], then
     /// [`Self::advance`] over the responses in order. Offsets are predicted assuming full
@@ -320,6 +322,9 @@ impl Paginator {
         let Some(total_pages) = self.total_pages() else {
             return Vec::new();
         };
+        if self.probing || !self.untried.is_empty() {
+            return Vec::new();
+        }
         let left_by_cap = self
             .pages
             .max_pages
@@ -331,20 +336,31 @@ impl Paginator {
         let left = left_by_cap.min(left_by_records);
         let take = n.min(usize::try_from(left).unwrap_or(usize::MAX));
         match &self.position {
-            Position::Page { number } => {
-                let last = self.pages.start_page.saturating_add(total_pages);
+            Position::Page {
+                number,
+                param,
+                first: Some(first),
+            } => {
+                let last = first.saturating_add(total_pages);
                 (*number..last)
                     .take(take)
-                    .map(|number| Position::Page { number })
+                    .map(|number| Position::Page {
+                        number,
+                        param: param.clone(),
+                        first: Some(*first),
+                    })
                     .collect()
             }
-            Position::Offset { offset } => {
-                let total = self.totals.records.unwrap_or(0);
+            Position::Offset { offset, param } => {
+                let total = self.total_records().unwrap_or(0);
                 (0..)
-                    .map(|k| offset + k * self.page_records)
+                    .map_while(|k: u64| offset.checked_add(k.checked_mul(self.page_records)?))
                     .take_while(|o| *o < total)
                     .take(take)
-                    .map(|offset| Position::Offset { offset })
+                    .map(|offset| Position::Offset {
+                        offset,
+                        param: param.clone(),
+                    })
                     .collect()
             }
             _ => Vec::new(),
@@ -359,32 +375,75 @@ impl Paginator {
         })
     }
 
-    /// Moves past a page that came with these headers, this body and these records (as
-    /// kept, after [`Self::room`]). Fails when the API is paginating in a loop.
+    /// Moves past a page that came with these headers, this body and these records, and
+    /// leaves in `records` those to write: cut to [`Self::room`], and none when the page is
+    /// not to be written:
+    /// a page 1 that proved to be the first page again, or a page that showed the API
+    /// ignores the parameter it was asked with (it is asked for again with another
+    /// name). Fails when the API is paginating in a loop, when a flag names something the
+    /// first response does not have, and when the API announced more records than arrived.
     pub fn advance(
         &mut self,
         headers: &HeaderMap,
         page: &Page,
-        records: &[&str],
+        records: &mut Vec<&str>,
     ) -> Result<Step, Error> {
         let url = self.url();
+        let first = self.fetched == 0;
+        if first {
+            detect::check_pointers(&self.pages, page, headers)?;
+        }
+        let more = detect::more(&self.pages, page);
+        let stated = totals::read(
+            self.pages.total.as_deref(),
+            headers,
+            page,
+            &url,
+            records.len() as u64,
+            more == Some(true),
+        );
+        self.note(stated);
+        if let Mode::Detect(style) = self.mode {
+            let more_stated = more == Some(true)
+                || self
+                    .total_records()
+                    .is_some_and(|t| t > records.len() as u64)
+                || self.totals.pages.is_some_and(|p| p > 1);
+            let decision = detect::style(
+                style,
+                &self.pages,
+                headers,
+                page,
+                records,
+                &url,
+                more_stated,
+            )?;
+            info!("pagination: {}", decision.why);
+            self.settle(decision.found);
+        } else if first {
+            self.settle_given(page, headers, records)?;
+        }
+        if !first && self.learn(records) != Learned::Nothing {
+            // Nothing new arrived: the same position is asked for again, or the next one.
+            records.clear();
+            return Ok(Step::Continue);
+        }
+        if first && self.probing {
+            self.first_page = records.iter().map(guard::hash).collect();
+        }
+        records.truncate(self.room());
         self.fetched += 1;
         self.records += records.len() as u64;
         self.page_records = self.page_records.max(records.len() as u64);
-        if let Mode::Detect(style) = self.mode {
-            self.mode = detect::style(style, &self.pages, headers, page, &url, |next| {
-                self.is_page_url(next)
-            });
-        }
-        let totals = detect::totals(&self.pages, headers, page, &url);
-        self.totals = Totals {
-            records: totals.records.or(self.totals.records),
-            pages: totals.pages.or(self.totals.pages),
-        };
         self.guard.check_page(records, self.fetched, || {
-            repeated_page_hint(&self.mode, &self.pages)
+            repeated_page_hint(&self.mode, &self.position)
         })?;
-        let step = self.step(headers, page, records, &url)?;
+        let step = self.step(headers, page, records, &url, more)?;
+        // An empty page is the end, not news about what follows it.
+        if !records.is_empty() {
+            self.said_more =
+                more == Some(true) || self.total_records().is_some_and(|t| self.records < t);
+        }
         Ok(match step {
             Step::Continue if self.room() == 0 => Step::Done("--max-records reached"),
             Step::Continue if self.pages.max_pages.is_some_and(|m| self.fetched >= m) => {
@@ -394,53 +453,233 @@ impl Paginator {
         })
     }
 
+    /// What the run lost that the API said it had, once the last page is in: fewer
+    /// records than its total, or an empty page where the page before said more follow.
+    /// `None` when the run is complete, or stopped early on the user's limits.
+    pub fn shortfall(&self, step: &Step) -> Option<Error> {
+        if *step == Step::Capped || self.room() == 0 {
+            return None;
+        }
+        let advice = "what arrived is kept; run again later (the API may have been changing), \
+                      or pass --max-records or --max-pages if part of the result is enough";
+        if let Some(Stated { count, source }) = &self.totals.records {
+            if self.records < *count {
+                return Some(Error::BadResponse(format!(
+                    "the API announced {count} records ({source}), {} arrived; {advice}",
+                    self.records
+                )));
+            }
+            if self.records > *count {
+                warn!(
+                    "{} records arrived, more than the {count} the API announced ({source})",
+                    self.records
+                );
+            }
+        }
+        if *step == Step::Done("empty page") && self.said_more {
+            return Some(Error::BadResponse(format!(
+                "page {} was empty although the page before said more records follow \
+                 ({} arrived); {advice}",
+                self.fetched, self.records
+            )));
+        }
+        None
+    }
+
+    /// Takes the totals a page states; a total that changes mid-run is worth a warning
+    /// (records were added or removed while the run went on), and the latest one counts.
+    fn note(&mut self, stated: Totals) {
+        if let (Some(old), Some(new)) = (&self.totals.records, &stated.records) {
+            if old.count != new.count {
+                warn!(
+                    "the API's total changed from {} to {} records during the run",
+                    old.count, new.count
+                );
+            }
+        }
+        self.totals = Totals {
+            records: stated.records.or(self.totals.records.take()),
+            pages: stated.pages.or(self.totals.pages),
+        };
+    }
+
+    /// Acts on what the first response showed: the position of the page just read, from
+    /// which [`Self::step`] moves on.
+    fn settle(&mut self, found: detect::Found) {
+        let mut names = |params: Vec<String>| {
+            let mut params = params.into_iter();
+            let param = params.next().unwrap_or_default();
+            self.untried = params.collect();
+            param
+        };
+        let (mode, position) = match found {
+            detect::Found::Link => (Mode::Link, Position::First),
+            detect::Found::Next { pointer } => (Mode::Next { pointer }, Position::First),
+            detect::Found::Cursor { from, params } => {
+                let param = names(params);
+                let position = Position::Cursor {
+                    value: String::new(),
+                    param,
+                    from: from.clone(),
+                };
+                (Mode::Cursor { from }, position)
+            }
+            detect::Found::Page { params, current } => {
+                let param = names(params);
+                // Not knowing the first page's number, call it 0 and ask for page 1: the
+                // answer tells whether that was the first page again.
+                self.probing = current.is_none();
+                let number = current.unwrap_or(0);
+                let first = current.filter(|n| *n <= 1);
+                (
+                    Mode::Page,
+                    Position::Page {
+                        number,
+                        param,
+                        first,
+                    },
+                )
+            }
+            detect::Found::Offset { params, start } => {
+                let param = names(params);
+                (
+                    Mode::Offset,
+                    Position::Offset {
+                        offset: start,
+                        param,
+                    },
+                )
+            }
+            detect::Found::Once => (Mode::Once, Position::First),
+        };
+        self.mode = mode;
+        self.position = position;
+    }
+
+    /// For a cursor the flags named (`--cursor-path`, `--cursor-from-record`): the
+    /// parameter it goes back in, and a check that the last record has it.
+    fn settle_given(
+        &mut self,
+        page: &Page,
+        headers: &HeaderMap,
+        records: &[&str],
+    ) -> Result<(), Error> {
+        let Mode::Cursor { from } = &self.mode else {
+            return Ok(());
+        };
+        if let (CursorSource::LastRecord(pointer), Some(last)) = (from, records.last()) {
+            if records::lookup(last, pointer).is_none() {
+                return Err(absent("--cursor-from-record", pointer, page, headers));
+            }
+        }
+        let mut params = detect::cursor_params(&self.pages, from).into_iter();
+        self.position = Position::Cursor {
+            value: String::new(),
+            param: params.next().unwrap_or_default(),
+            from: from.clone(),
+        };
+        self.untried = params.collect();
+        Ok(())
+    }
+
+    /// What a page other than the first taught, before it is written: that page 1 is
+    /// the first page again (numbers start at 1), or that the API ignored the parameter's
+    /// name, which is then swapped for the next one to try.
+    fn learn(&mut self, records: &[&str]) -> Learned {
+        let repeated = self.guard.repeats(records);
+        if std::mem::take(&mut self.probing) {
+            let first_page = std::mem::take(&mut self.first_page);
+            let again = records.iter().any(|r| first_page.contains(&guard::hash(r)));
+            if let Position::Page { number, first, .. } = &mut self.position {
+                *first = Some(if again { 1 } else { 0 });
+                if again {
+                    info!("pagination: page 1 is the first page again, so pages count from 1");
+                    *number = 2;
+                    return Learned::FirstAgain;
+                }
+            }
+        }
+        let ignored = repeated || (records.is_empty() && self.said_more);
+        if !ignored || self.untried.is_empty() {
+            return Learned::Nothing;
+        }
+        let next = self.untried.remove(0);
+        let param = match &mut self.position {
+            Position::Page { param, .. }
+            | Position::Offset { param, .. }
+            | Position::Cursor { param, .. } => param,
+            _ => return Learned::Nothing,
+        };
+        let what = if repeated {
+            "repeated the page before"
+        } else {
+            "was empty"
+        };
+        info!(
+            "pagination: the API seems to ignore `{param}` (the page asked with it {what}); \
+             trying `{next}`"
+        );
+        *param = next;
+        Learned::Renamed
+    }
+
     fn step(
         &mut self,
         headers: &HeaderMap,
         page: &Page,
         records: &[&str],
         url: &Url,
+        more: Option<bool>,
     ) -> Result<Step, Error> {
-        if detect::has_more(&self.pages, page) == Some(false) {
+        if more == Some(false) {
             return Ok(Step::Done("has_more is false"));
         }
+        let total_reached =
+            more != Some(true) && self.total_records().is_some_and(|t| self.records >= t);
         match self.mode.clone() {
             Mode::Page | Mode::Offset if records.is_empty() => Ok(Step::Done("empty page")),
             Mode::Page => {
-                let number = match self.position {
-                    Position::Page { number } => number,
-                    _ => self.pages.start_page,
+                let Position::Page {
+                    number,
+                    param,
+                    first,
+                } = self.position.clone()
+                else {
+                    unreachable!("page numbers keep a page position");
                 };
-                // The last page is `start_page + n - 1`; compared as `number + 1 >= start_page
-                // + n` so that `--start-page 0` with `total_pages: 0` cannot underflow, and
-                // saturating so that a made-up total cannot overflow.
-                let after = number.saturating_add(1);
-                let past = |n: u64| self.pages.start_page.saturating_add(n);
-                if self.totals.pages.is_some_and(|n| after >= past(n)) {
-                    return Ok(Step::Done("last page of total_pages"));
+                let next = number
+                    .checked_add(1)
+                    .ok_or_else(|| overflow("page number"))?;
+                let past = first
+                    .zip(self.totals.pages)
+                    .map(|(f, n)| f.saturating_add(n));
+                if more != Some(true) && past.is_some_and(|past| next >= past) {
+                    return Ok(Step::Done("last page of the page count"));
                 }
-                if self.totals.records.is_some_and(|t| self.records >= t) {
+                if total_reached {
                     return Ok(Step::Done("all records of the total fetched"));
                 }
-                if link::any(headers) && link::find(headers, "next", url).is_none() {
-                    return Ok(Step::Done("no next link"));
-                }
-                self.position = Position::Page { number: number + 1 };
+                self.position = Position::Page {
+                    number: next,
+                    param,
+                    first,
+                };
                 Ok(Step::Continue)
             }
             Mode::Offset => {
-                // Auto detection turns the first page (asked for by number) into offset 0.
-                let offset = match self.position {
-                    Position::Offset { offset } => offset,
-                    _ => 0,
-                } + records.len() as u64;
-                self.position = Position::Offset { offset };
-                if self.totals.records.is_some_and(|t| offset >= t) {
+                let Position::Offset { offset, param } = self.position.clone() else {
+                    unreachable!("offsets keep an offset position");
+                };
+                let offset = offset
+                    .checked_add(records.len() as u64)
+                    .ok_or_else(|| overflow("offset"))?;
+                self.position = Position::Offset { offset, param };
+                if total_reached {
                     return Ok(Step::Done("all records of the total fetched"));
                 }
                 Ok(Step::Continue)
             }
-            Mode::Cursor { param, from } => {
+            Mode::Cursor { from } => {
                 let value = match &from {
                     CursorSource::Body(pointer) => page.raw(pointer).and_then(detect::cursor_text),
                     CursorSource::LastRecord(pointer) => records
@@ -451,7 +690,15 @@ impl Paginator {
                 let Some(value) = value else {
                     return Ok(Step::Done("no next cursor"));
                 };
-                if let Position::Cursor { value: current, .. } = &self.position {
+                let Position::Cursor {
+                    value: current,
+                    param,
+                    ..
+                } = self.position.clone()
+                else {
+                    unreachable!("cursors keep a cursor position");
+                };
+                if !current.is_empty() {
                     self.guard
                         .remember(&format!("cursor {current}"), self.fetched);
                 }
@@ -476,16 +723,9 @@ impl Paginator {
             }
             Mode::Link => match link::find(headers, "next", url) {
                 Some(next) => self.follow(url, next, |url| Position::Link { url }),
-                None => {
-                    if self.fetched == 1 && !link::any(headers) {
-                        warn!(
-                            "pagination: the response has no Link header; stopping after one page"
-                        );
-                    }
-                    Ok(Step::Done("no next link"))
-                }
+                None => Ok(Step::Done("no next link")),
             },
-            Mode::Once => Ok(Step::Done("--paginate none makes one request")),
+            Mode::Once => Ok(Step::Done("one request")),
             Mode::Detect(_) => unreachable!("the first page decides the style"),
         }
     }
@@ -505,58 +745,37 @@ impl Paginator {
         self.position = position(next);
         Ok(Step::Continue)
     }
+}
 
-    /// Whether `next` is this run's own URL for the following page number.
-    fn is_page_url(&self, next: &Url) -> bool {
-        let Position::Page { number } = self.position else {
-            return false;
-        };
-        let expected = self.page_url(number + 1);
-        let sorted = |url: &Url| {
-            let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-            pairs.sort();
-            (url.origin(), url.path().to_string(), pairs)
-        };
-        sorted(next) == sorted(&expected)
-    }
+/// What a page taught about the API's parameters.
+#[derive(Debug, PartialEq, Eq)]
+enum Learned {
+    Nothing,
+    /// Page 1 was the first page again.
+    FirstAgain,
+    /// The parameter's name was ignored; another is tried.
+    Renamed,
+}
 
-    fn page_url(&self, number: u64) -> Url {
-        self.sized(&self.pages.page_param, number, &self.pages.size_param)
-    }
-
-    /// The user's URL with `param=value` and the page size in `size_param`.
-    fn sized(&self, param: &str, value: u64, size_param: &str) -> Url {
-        let mut url = self.base.clone();
-        let size = self.pages.page_size.to_string();
-        set_query(
-            &mut url,
-            &[(param, &value.to_string()), (size_param, &size)],
-        );
-        url
-    }
-
-    /// The URL of the first request. Under `auto` it asks for the first page by number, so
-    /// a page-numbered API is paged from the start; a cursor found in its response is then
-    /// sent with that same URL.
-    fn first_url(&self) -> Url {
-        match self.pages.style {
-            Style::Auto => self.page_url(self.pages.start_page),
-            _ => self.base.clone(),
-        }
-    }
+fn overflow(what: &str) -> Error {
+    Error::BadResponse(format!(
+        "the {what} would pass the largest number apifetch can send; stopping"
+    ))
 }
 
 /// What to do about a page that repeats the one before, in the style's terms.
-fn repeated_page_hint(mode: &Mode, pages: &Pages) -> String {
-    match mode {
-        Mode::Page => format!(
-            "; the API seems to ignore `{}`: if it is not paginated pass --paginate none, \
-             otherwise name its style with --paginate offset, cursor or next",
-            pages.page_param
+fn repeated_page_hint(mode: &Mode, position: &Position) -> String {
+    match (mode, position) {
+        (Mode::Page, Position::Page { param, .. }) => format!(
+            "; the API seems to ignore `{param}`: if it is not paginated pass --paginate none, \
+             otherwise name its page parameter with --page-param or its style with \
+             --paginate offset, cursor or next"
         ),
-        Mode::Offset => format!(
-            "; the API seems to ignore `{}`: check --offset-param and --limit-param",
-            pages.offset_param
+        (Mode::Offset, Position::Offset { param, .. }) => {
+            format!("; the API seems to ignore `{param}`: name its parameter with --offset-param")
+        }
+        (Mode::Cursor { .. }, Position::Cursor { param, .. }) => format!(
+            "; the API seems to ignore `{param}`: name its cursor parameter with --cursor-param"
         ),
         _ => String::new(),
     }
@@ -571,22 +790,37 @@ fn shorten(text: &str) -> String {
 }
 
 /// Sets each (name, value) in the query, replacing any values the URL already had for
-/// that name and keeping every other parameter in its place. A URL left with an empty
-/// query loses its `?`.
-fn set_query(url: &mut Url, set: &[(&str, &str)]) {
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| !set.iter().any(|(name, _)| k == name))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    if kept.is_empty() && set.is_empty() {
-        url.set_query(None);
+/// that name. Every other parameter is kept as it was written, so the API gets back
+/// exactly the text the user gave (`$skip`, `page[size]`, `+` for a space).
+fn set_query(url: &mut Url, set: &[(&str, String)]) {
+    if set.is_empty() {
         return;
     }
-    url.query_pairs_mut()
-        .clear()
-        .extend_pairs(kept)
-        .extend_pairs(set.iter().copied());
+    let names: Vec<&str> = set.iter().map(|(name, _)| *name).collect();
+    let kept: Vec<String> = url
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|piece| !piece.is_empty())
+        .filter(|piece| {
+            let name = piece.split('=').next().unwrap_or_default();
+            let decoded = url::form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            !names.contains(&decoded.as_str())
+        })
+        .map(str::to_string)
+        .collect();
+    let added = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(set.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let query = kept
+        .into_iter()
+        .chain([added])
+        .collect::<Vec<_>>()
+        .join("&");
+    url.set_query(Some(&query));
 }
 
 #[cfg(test)]
@@ -599,8 +833,8 @@ mod tests {
             style,
             page_param: "page".into(),
             size_param: "per_page".into(),
-            page_size: 50,
-            start_page: 1,
+            page_size: None,
+            start_page: None,
             max_pages: None,
             offset_param: "offset".into(),
             limit_param: "limit".into(),
@@ -617,11 +851,25 @@ mod tests {
         Url::parse("http://h/x").unwrap()
     }
 
-    /// Feeds one page body (with `headers`) to the paginator.
-    fn feed(p: &mut Paginator, headers: &HeaderMap, json: &str) -> Result<Step, Error> {
+    fn auto() -> Paginator {
+        Paginator::new(&base(), &[], &pages(Style::Auto))
+    }
+
+    /// Feeds one page body (with `headers`) to the paginator; returns the step and the
+    /// records it kept.
+    fn feed_kept(
+        p: &mut Paginator,
+        headers: &HeaderMap,
+        json: &str,
+    ) -> Result<(Step, usize), Error> {
         let page = Page::parse(json).unwrap();
-        let records = page.records(&records::Select::default()).unwrap();
-        p.advance(headers, &page, &records)
+        let mut records = page.records(&records::Select::default()).unwrap();
+        let step = p.advance(headers, &page, &mut records)?;
+        Ok((step, records.len()))
+    }
+
+    fn feed(p: &mut Paginator, headers: &HeaderMap, json: &str) -> Result<Step, Error> {
+        feed_kept(p, headers, json).map(|(step, _)| step)
     }
 
     fn body(p: &mut Paginator, json: &str) -> Step {
@@ -634,32 +882,236 @@ mod tests {
         h
     }
 
-    #[test]
-    fn keeps_existing_query_and_replaces_page_params() {
-        let base = Url::parse("http://h/x?status=open&page=9").unwrap();
-        let p = Paginator::new(&base, &[("sort".into(), "id".into())], &pages(Style::Auto));
-        assert_eq!(
-            p.url().as_str(),
-            "http://h/x?status=open&sort=id&page=1&per_page=50"
-        );
+    fn at_page(number: u64, first: Option<u64>) -> Position {
+        Position::Page {
+            number,
+            param: "page".into(),
+            first,
+        }
     }
 
     #[test]
-    fn stops_on_empty_page_and_has_more_false_but_not_on_short_pages() {
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
-        assert_eq!(body(&mut p, "[1]"), Step::Continue);
-        assert_eq!(p.style(), Style::Page);
-        assert_eq!(p.position(), &Position::Page { number: 2 });
+    fn the_first_request_is_the_url_as_given_with_only_what_the_flags_add() {
+        let raw = "http://h/x?status=open&page%5Bsize%5D=5&$skip=0&q=a+b";
+        let p = Paginator::new(&Url::parse(raw).unwrap(), &[], &pages(Style::Auto));
+        assert_eq!(p.url().as_str(), raw);
+        let mut sized = pages(Style::Auto);
+        sized.page_size = Some(50);
+        let p = Paginator::new(
+            &Url::parse(raw).unwrap(),
+            &[("sort".into(), "id".into())],
+            &sized,
+        );
+        assert_eq!(p.url().as_str(), format!("{raw}&sort=id&per_page=50"));
+        let mut start = pages(Style::Offset);
+        start.page_size = Some(50);
+        let p = Paginator::new(&base(), &[], &start);
+        assert_eq!(p.url().as_str(), "http://h/x?limit=50");
+    }
+
+    #[test]
+    fn echoed_page_numbers_name_the_parameter_and_the_base() {
+        let cases = [
+            (
+                r#"{"data": [1], "page": 1, "total_pages": 3}"#,
+                "http://h/x?page=2",
+            ),
+            (
+                r#"{"content": [1], "number": 0, "totalPages": 3}"#,
+                "http://h/x?page=1",
+            ),
+            (
+                r#"{"_embedded": {"o": [1]}, "page": {"number": 0, "totalPages": 3}}"#,
+                "http://h/x?page=1",
+            ),
+            (
+                r#"{"data": [1], "meta": {"current_page": 1, "last_page": 3}}"#,
+                "http://h/x?page=2",
+            ),
+            (r#"{"items": [1], "next_page": 2}"#, "http://h/x?page=2"),
+            (
+                r#"{"issues": [1], "startAt": 0, "maxResults": 1, "total": 3}"#,
+                "http://h/x?startAt=1",
+            ),
+            (
+                r#"{"data": [1], "skip": 0, "limit": 1, "total": 3}"#,
+                "http://h/x?skip=1",
+            ),
+        ];
+        for (json, next) in cases {
+            let mut p = auto();
+            assert_eq!(body(&mut p, json), Step::Continue, "{json}");
+            assert_eq!(p.url().as_str(), next, "{json}");
+        }
+    }
+
+    #[test]
+    fn without_an_echo_page_one_tells_whether_pages_count_from_one() {
+        // 1-based: page 1 repeats the first page, which is not written again.
+        let mut p = auto();
         assert_eq!(
-            body(&mut p, r#"{"data": [2], "has_more": true}"#),
+            body(&mut p, r#"{"data": [1, 2], "has_more": true}"#),
             Step::Continue
         );
+        assert_eq!(p.url().as_str(), "http://h/x?page=1");
+        let again = feed_kept(
+            &mut p,
+            &HeaderMap::new(),
+            r#"{"data": [1, 2], "has_more": true}"#,
+        );
+        assert_eq!(again.unwrap(), (Step::Continue, 0));
+        assert_eq!(p.url().as_str(), "http://h/x?page=2");
         assert_eq!(
             body(&mut p, r#"{"data": [3], "has_more": false}"#),
             Step::Done("has_more is false")
         );
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        assert_eq!(p.fetched(), 2);
+        // 0-based: page 1 is the second page.
+        let mut p = auto();
+        body(&mut p, r#"{"data": [1, 2], "total": 4}"#);
+        let second = feed_kept(&mut p, &HeaderMap::new(), r#"{"data": [3, 4], "total": 4}"#);
+        assert_eq!(
+            second.unwrap(),
+            (Step::Done("all records of the total fetched"), 2)
+        );
+    }
+
+    #[test]
+    fn a_response_with_no_sign_of_more_is_the_whole_result() {
+        let mut p = auto();
+        assert_eq!(
+            body(&mut p, r#"{"data": [1, 2]}"#),
+            Step::Done("one request")
+        );
+        let mut p = auto();
+        assert_eq!(body(&mut p, "[1, 2]"), Step::Done("one request"));
+        assert!(p.shortfall(&Step::Done("one request")).is_none());
+    }
+
+    #[test]
+    fn a_page_number_in_the_url_is_paged_on_until_an_empty_page() {
+        let mut p = Paginator::new(
+            &Url::parse("http://h/x?page=3").unwrap(),
+            &[],
+            &pages(Style::Auto),
+        );
+        assert_eq!(body(&mut p, "[1]"), Step::Continue);
+        assert_eq!(p.url().as_str(), "http://h/x?page=4");
         assert_eq!(body(&mut p, "[]"), Step::Done("empty page"));
+    }
+
+    #[test]
+    fn fewer_records_than_the_total_is_a_shortfall() {
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Offset));
+        assert_eq!(
+            body(&mut p, r#"{"items": [1, 2, 3], "total": 5}"#),
+            Step::Continue
+        );
+        let step = body(&mut p, r#"{"items": [], "total": 5}"#);
+        let err = p.shortfall(&step).unwrap().to_string();
+        assert!(
+            err.contains("the API announced 5 records (`/total` in the body), 3 arrived"),
+            "{err}"
+        );
+        // An empty page after one that said more is a shortfall even without a total.
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Page));
+        body(&mut p, r#"{"data": [1], "page": 1, "has_more": true}"#);
+        let step = body(&mut p, r#"{"data": [], "page": 2}"#);
+        assert!(
+            p.shortfall(&step)
+                .unwrap()
+                .to_string()
+                .contains("page 2 was empty")
+        );
+        // --max-records and --max-pages stop short on purpose.
+        let mut capped = pages(Style::Offset);
+        capped.max_records = Some(2);
+        let mut p = Paginator::new(&base(), &[], &capped);
+        let (step, kept) = {
+            let page = Page::parse(r#"{"items": [1, 2, 3], "total": 5}"#).unwrap();
+            let mut records = page.records(&records::Select::default()).unwrap();
+            records.truncate(p.room());
+            (
+                p.advance(&HeaderMap::new(), &page, &mut records).unwrap(),
+                records.len(),
+            )
+        };
+        assert_eq!((&step, kept), (&Step::Done("--max-records reached"), 2));
+        assert!(p.shortfall(&step).is_none());
+    }
+
+    #[test]
+    fn flags_that_point_at_nothing_are_usage_errors_naming_what_is_there() {
+        for (flag, set) in [
+            (
+                "--cursor-path",
+                (|p: &mut Pages| p.cursor = Some(CursorSource::Body("/nope".into())))
+                    as fn(&mut Pages),
+            ),
+            ("--next-path", |p| p.next_path = Some("/nope".into())),
+            ("--has-more", |p| p.has_more = Some("/nope".into())),
+            ("--total", |p| p.total = Some("/nope".into())),
+        ] {
+            let mut flags = pages(Style::Auto);
+            set(&mut flags);
+            flags.style = match flag {
+                "--cursor-path" => Style::Cursor,
+                "--next-path" => Style::Next,
+                _ => Style::Auto,
+            };
+            let mut p = Paginator::new(&base(), &[], &flags);
+            let err = feed(
+                &mut p,
+                &HeaderMap::new(),
+                r#"{"data": [1], "meta": {"nxt": "abc"}}"#,
+            )
+            .unwrap_err();
+            assert!(matches!(err, Error::Usage(_)), "{flag}: {err}");
+            let err = err.to_string();
+            assert!(
+                err.contains(&format!(
+                    "{flag} /nope: the first response has nothing there"
+                )),
+                "{err}"
+            );
+            assert!(err.contains("/meta/nxt = \"abc\""), "{err}");
+        }
+        for style in [Style::Next, Style::Cursor, Style::Link] {
+            let mut p = Paginator::new(&base(), &[], &pages(style));
+            let err = feed(&mut p, &HeaderMap::new(), r#"{"data": [1]}"#).unwrap_err();
+            assert!(matches!(err, Error::Usage(_)), "{style:?}: {err}");
+        }
+        // Present and null: the last page.
+        let mut given = pages(Style::Cursor);
+        given.cursor = Some(CursorSource::Body("/meta/next".into()));
+        let mut p = Paginator::new(&base(), &[], &given);
+        assert_eq!(
+            body(&mut p, r#"{"data": [1], "meta": {"next": null}}"#),
+            Step::Done("no next cursor")
+        );
+    }
+
+    #[test]
+    fn a_cursor_name_the_api_ignores_is_swapped_for_the_next_known_one() {
+        let mut p = auto();
+        assert_eq!(
+            body(&mut p, r#"{"items": [1], "nextPageToken": "t2"}"#),
+            Step::Continue
+        );
+        assert_eq!(p.url().as_str(), "http://h/x?pageToken=t2");
+        let (step, kept) = feed_kept(
+            &mut p,
+            &HeaderMap::new(),
+            r#"{"items": [1], "nextPageToken": "t2"}"#,
+        )
+        .unwrap();
+        assert_eq!((step, kept), (Step::Continue, 0));
+        assert_eq!(p.url().as_str(), "http://h/x?nextPageToken=t2");
+        assert_eq!(
+            body(&mut p, r#"{"items": [2]}"#),
+            Step::Done("no next cursor")
+        );
+        assert_eq!(p.fetched(), 2);
     }
 
     #[test]
@@ -667,8 +1119,8 @@ mod tests {
         let mut capped = pages(Style::Page);
         capped.max_pages = Some(2);
         let mut p = Paginator::new(&base(), &[], &capped);
-        assert_eq!(body(&mut p, "[1]"), Step::Continue);
-        assert_eq!(body(&mut p, "[2]"), Step::Capped);
+        assert_eq!(body(&mut p, r#"{"data": [1], "page": 1}"#), Step::Continue);
+        assert_eq!(body(&mut p, r#"{"data": [2], "page": 2}"#), Step::Capped);
         capped.max_pages = Some(1);
         let mut p = Paginator::new(&base(), &[], &capped);
         assert_eq!(
@@ -678,25 +1130,14 @@ mod tests {
     }
 
     #[test]
-    fn max_records_leaves_room_for_the_rest_and_then_stops() {
-        let mut limited = pages(Style::Page);
-        limited.max_records = Some(3);
-        let mut p = Paginator::new(&base(), &[], &limited);
-        assert_eq!(p.room(), 3);
-        assert_eq!(body(&mut p, "[1, 2]"), Step::Continue);
-        assert_eq!(p.room(), 1);
-        assert_eq!(body(&mut p, "[3]"), Step::Done("--max-records reached"));
-    }
-
-    #[test]
     fn offsets_advance_by_records_received_and_stop_at_the_total() {
         let mut p = Paginator::new(&base(), &[], &pages(Style::Offset));
-        assert_eq!(p.url().as_str(), "http://h/x?offset=0&limit=50");
+        assert_eq!(p.url().as_str(), "http://h/x");
         assert_eq!(
             body(&mut p, r#"{"items": [1, 2, 3], "total": 5}"#),
             Step::Continue
         );
-        assert_eq!(p.url().as_str(), "http://h/x?offset=3&limit=50");
+        assert_eq!(p.url().as_str(), "http://h/x?offset=3");
         assert_eq!(p.total_records(), Some(5));
         assert_eq!(p.total_pages(), Some(2));
         assert_eq!(
@@ -706,84 +1147,47 @@ mod tests {
     }
 
     #[test]
-    fn upcoming_pages_stop_at_what_max_records_still_needs() {
-        let mut limited = pages(Style::Page);
-        limited.max_records = Some(5);
-        let mut p = Paginator::new(&base(), &[], &limited);
-        assert_eq!(
-            body(&mut p, r#"{"data": [1, 2], "total_pages": 10}"#),
-            Step::Continue
-        );
-        assert_eq!(
-            p.upcoming(8),
-            [2, 3].map(|number| Position::Page { number }).to_vec()
-        );
-    }
-
-    #[test]
-    fn totals_at_the_ends_of_the_number_range_do_not_overflow() {
-        let mut from_zero = pages(Style::Page);
-        from_zero.start_page = 0;
-        let mut p = Paginator::new(&base(), &[], &from_zero);
-        assert_eq!(
-            body(&mut p, r#"{"data": [1], "total_pages": 0}"#),
-            Step::Done("last page of total_pages")
-        );
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Page));
-        let huge = r#"{"data": [1], "total_pages": 18446744073709551615}"#;
-        assert_eq!(body(&mut p, huge), Step::Continue);
-        assert_eq!(
-            p.upcoming(2),
-            [2, 3].map(|number| Position::Page { number }).to_vec()
-        );
-    }
-
-    #[test]
-    fn totals_predict_upcoming_pages() {
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+    fn totals_predict_upcoming_pages_once_the_numbering_is_known() {
+        let mut p = auto();
         assert_eq!(p.upcoming(4), []);
         assert_eq!(
-            body(&mut p, r#"{"data": [1, 2], "total_pages": 4}"#),
+            body(&mut p, r#"{"data": [1, 2], "page": 1, "total_pages": 4}"#),
             Step::Continue
         );
         assert_eq!(p.total_pages(), Some(4));
         let ahead = p.upcoming(10);
-        assert_eq!(
-            ahead,
-            [2, 3, 4].map(|number| Position::Page { number }).to_vec()
-        );
-        assert_eq!(
-            p.url_at(&ahead[2]).as_str(),
-            "http://h/x?page=4&per_page=50"
-        );
-        assert_eq!(p.upcoming(1).len(), 1);
-
+        assert_eq!(ahead, [2, 3, 4].map(|n| at_page(n, Some(1))).to_vec());
+        assert_eq!(p.url_at(&ahead[2]).as_str(), "http://h/x?page=4");
+        // Not while page 1 is being tried.
+        let mut p = auto();
+        body(&mut p, r#"{"data": [1, 2], "total_pages": 4}"#);
+        assert_eq!(p.upcoming(4), []);
         let mut p = Paginator::new(&base(), &[], &pages(Style::Offset));
         let mut h = HeaderMap::new();
         h.insert("x-total-count", HeaderValue::from_static("7"));
         assert_eq!(feed(&mut p, &h, "[1, 2, 3]").unwrap(), Step::Continue);
-        assert_eq!(
-            p.upcoming(5),
-            [3, 6].map(|offset| Position::Offset { offset }).to_vec()
-        );
+        let offsets: Vec<_> = p
+            .upcoming(5)
+            .iter()
+            .map(|position| p.url_at(position).to_string())
+            .collect();
+        assert_eq!(offsets, ["http://h/x?offset=3", "http://h/x?offset=6"]);
     }
 
     #[test]
-    fn page_number_links_are_paged_by_number_with_the_last_link_as_total() {
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
-        let h = links(
-            r#"<http://h/x?per_page=50&page=2>; rel="next", <http://h/x?page=3&per_page=50>; rel="last""#,
+    fn numbers_at_the_end_of_the_range_do_not_wrap() {
+        let mut p = Paginator::new(
+            &Url::parse("http://h/x?page=18446744073709551615").unwrap(),
+            &[],
+            &pages(Style::Page),
         );
-        assert_eq!(feed(&mut p, &h, "[1]").unwrap(), Step::Continue);
-        assert_eq!(p.style(), Style::Page);
-        assert_eq!(p.total_pages(), Some(3));
-        let h = links(r#"<http://h/x?page=1&per_page=50>; rel="first""#);
-        assert_eq!(feed(&mut p, &h, "[2]").unwrap(), Step::Done("no next link"));
+        let err = feed(&mut p, &HeaderMap::new(), "[1]").unwrap_err();
+        assert!(err.to_string().contains("largest number"), "{err}");
     }
 
     #[test]
-    fn other_links_are_followed_as_given() {
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+    fn links_are_followed_as_given() {
+        let mut p = auto();
         let h = links(r#"</x?page_info=abc>; rel="next""#);
         assert_eq!(feed(&mut p, &h, "[1]").unwrap(), Step::Continue);
         assert_eq!(p.style(), Style::Link);
@@ -825,38 +1229,73 @@ mod tests {
                 "http://h/x?after=7",
             ),
             (
+                r#"{"count": 9, "next": "http://h/x?page=2", "previous": null, "results": [1]}"#,
+                Style::Next,
+                "http://h/x?page=2",
+            ),
+            (
+                r#"{"rows": [[1]], "columns": ["id"], "next": "a1", "next_url": "/x?_next=a1"}"#,
+                Style::Next,
+                "http://h/x?_next=a1",
+            ),
+            (
+                r#"{"data": [1], "next_page_url": "http://h/x?page=2", "current_page": 1}"#,
+                Style::Next,
+                "http://h/x?page=2",
+            ),
+            (
                 r#"{"results": [1], "next_cursor": "c2"}"#,
                 Style::Cursor,
-                "http://h/x?page=1&per_page=50&cursor=c2",
+                "http://h/x?cursor=c2",
+            ),
+            (
+                r#"{"object": "list", "results": [1], "next_cursor": "c2", "has_more": true}"#,
+                Style::Cursor,
+                "http://h/x?start_cursor=c2",
             ),
             (
                 r#"{"members": [1], "response_metadata": {"next_cursor": "dXNlcg=="}}"#,
                 Style::Cursor,
-                "http://h/x?page=1&per_page=50&cursor=dXNlcg%3D%3D",
+                "http://h/x?cursor=dXNlcg%3D%3D",
+            ),
+            (
+                r#"{"members": [1], "next_cursor": "dXNlcg%3D%3D"}"#,
+                Style::Cursor,
+                "http://h/x?cursor=dXNlcg%3D%3D",
             ),
             (
                 r#"{"items": [1], "nextPageToken": "t2"}"#,
                 Style::Cursor,
-                "http://h/x?page=1&per_page=50&pageToken=t2",
+                "http://h/x?pageToken=t2",
+            ),
+            (
+                r#"{"data": [1], "meta": {"next_token": "t2"}}"#,
+                Style::Cursor,
+                "http://h/x?pagination_token=t2",
             ),
             (
                 r#"{"records": [1], "offset": "itr/rec"}"#,
                 Style::Cursor,
-                "http://h/x?page=1&per_page=50&offset=itr%2Frec",
+                "http://h/x?offset=itr%2Frec",
+            ),
+            (
+                r#"{"object": "list", "data": [{"id": "cus_1"}], "has_more": true}"#,
+                Style::Cursor,
+                "http://h/x?starting_after=cus_1",
             ),
             (
                 r#"{"items": [1], "offset": 0, "limit": 1, "total": 9}"#,
                 Style::Offset,
-                "http://h/x?offset=1&limit=50",
+                "http://h/x?offset=1",
             ),
             (
                 r#"{"data": [1], "has_more": true}"#,
                 Style::Page,
-                "http://h/x?page=2&per_page=50",
+                "http://h/x?page=1",
             ),
         ];
         for (json, style, next) in cases {
-            let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+            let mut p = auto();
             assert_eq!(body(&mut p, json), Step::Continue, "{json}");
             assert_eq!((p.style(), p.url().as_str()), (style, next), "{json}");
         }
@@ -869,7 +1308,7 @@ mod tests {
             r#"{"results": [1], "next_cursor": ""}"#,
             r#"{"results": [1], "next_cursor": null}"#,
         ] {
-            let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+            let mut p = auto();
             assert!(matches!(body(&mut p, json), Step::Done(_)), "{json}");
         }
     }
@@ -890,7 +1329,7 @@ mod tests {
 
     #[test]
     fn loops_are_caught_and_named() {
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        let mut p = auto();
         body(&mut p, r#"{"data": [1], "next_cursor": "A"}"#);
         body(&mut p, r#"{"data": [2], "next_cursor": "B"}"#);
         let err = feed(
@@ -905,21 +1344,18 @@ mod tests {
             "{err}"
         );
 
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        let mut p = auto();
         body(&mut p, r#"{"data": [1], "next": "/x?n=2"}"#);
-        let err = feed(
-            &mut p,
-            &HeaderMap::new(),
-            r#"{"data": [2], "next": "/x?page=1&per_page=50"}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("next URL http://h/x?page=1&per_page=50 again"),
-            "{err}"
-        );
+        let err = feed(&mut p, &HeaderMap::new(), r#"{"data": [2], "next": "/x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("next URL http://h/x again"), "{err}");
 
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        let mut p = Paginator::new(
+            &Url::parse("http://h/x?page=1").unwrap(),
+            &[],
+            &pages(Style::Auto),
+        );
         body(&mut p, r#"{"data": [1, 2], "has_more": true}"#);
         let err = feed(
             &mut p,
@@ -938,14 +1374,14 @@ mod tests {
 
     #[test]
     fn resuming_settles_the_style_from_the_position() {
-        let mut p = Paginator::new(&base(), &[], &pages(Style::Auto));
+        let mut p = auto();
         body(&mut p, r#"{"items": [1], "nextPageToken": "t2"}"#);
         let saved = serde_json::to_string(p.position()).unwrap();
         assert_eq!(
             saved,
             r#"{"kind":"cursor","value":"t2","param":"pageToken","from":{"in":"body","pointer":"/nextPageToken"}}"#
         );
-        let mut q = Paginator::new(&base(), &[], &pages(Style::Auto));
+        let mut q = auto();
         q.resume(
             serde_json::from_str(&saved).unwrap(),
             p.fetched(),

@@ -205,6 +205,39 @@ impl<'a> Page<'a> {
             .or_else(|| only_array(fields))
     }
 
+    /// The scalar fields of an object response, down to two levels below the top, as
+    /// (pointer, value): what a message about pagination fields can point at. Arrays are
+    /// left out; they are records, not pagination.
+    pub fn outline(&self) -> Vec<(String, Value)> {
+        fn walk(prefix: &str, value: Value, depth: u8, out: &mut Vec<(String, Value)>) {
+            match value {
+                Value::Object(map) if depth < 3 => {
+                    for (key, value) in map {
+                        let pointer =
+                            format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1"));
+                        walk(&pointer, value, depth + 1, out);
+                    }
+                }
+                Value::Array(_) | Value::Object(_) => {}
+                scalar => out.push((prefix.to_string(), scalar)),
+            }
+        }
+        let mut out = Vec::new();
+        if let Top::Object(fields) = &self.top {
+            for field in fields.iter().filter(|f| !f.value.is_array()) {
+                if let Some(value) = field
+                    .value
+                    .raw()
+                    .and_then(|r| serde_json::from_str(r.get()).ok())
+                {
+                    let pointer = format!("/{}", field.key.replace('~', "~0").replace('/', "~1"));
+                    walk(&pointer, value, 1, &mut out);
+                }
+            }
+        }
+        out
+    }
+
     /// The top-level keys, for messages about a response that is not what was expected.
     fn keys(&self) -> String {
         match &self.top {

@@ -333,7 +333,7 @@ fn json_logs_are_one_object_per_line_with_stable_fields() {
     assert_eq!(retry["status"], 503);
     assert!(retry["wait_ms"].is_u64(), "{retry}");
     let url = retry["url"].as_str().unwrap();
-    assert!(url.contains("secret=***&page=1"), "{url}");
+    assert!(url.ends_with("secret=***&per_page=2"), "{url}");
     assert!(!stderr.contains("s3cr3t-value"));
 }
 

@@ -58,6 +58,11 @@ fn page_in(param: &'static str) -> impl Fn(&Recorded) -> usize + Send + Sync + '
     }
 }
 
+/// The offset of page number `param`, counted from 0.
+fn page_from_0(param: &'static str) -> impl Fn(&Recorded) -> usize + Send + Sync + 'static {
+    move |req| req.param(param).and_then(|v| v.parse().ok()).unwrap_or(0) * PER_PAGE
+}
+
 /// The offset in the digits of an opaque cursor like `c3` (0 when absent).
 fn cursor_in(param: &'static str) -> impl Fn(&Recorded) -> usize + Send + Sync + 'static {
     move |req| {
@@ -83,6 +88,9 @@ struct Shape {
     name: &'static str,
     flags: &'static [&'static str],
     log: &'static str,
+    /// Requests the run makes: one per page, unless the API's first page leaves something
+    /// to find out (whether pages count from 0 or 1, which name a parameter has).
+    requests: usize,
     api: Box<dyn Fn(&Recorded) -> Reply + Send + Sync>,
 }
 
@@ -96,7 +104,15 @@ fn shape(
         name,
         flags,
         log,
+        requests: 3,
         api: Box::new(api),
+    }
+}
+
+impl Shape {
+    fn requests(mut self, n: usize) -> Self {
+        self.requests = n;
+        self
     }
 }
 
@@ -105,15 +121,125 @@ fn shapes() -> Vec<Shape> {
         shape(
             "has_more",
             &[],
-            "pagination: page numbers",
+            "pagination: page numbers in `page`: the response says more records follow",
             api(page_in("page"), |w| {
                 Reply::json(&json!({"data": w.records, "has_more": w.next.is_some()}))
+            }),
+        )
+        .requests(4),
+        shape(
+            "0-based, nothing echoed",
+            &[],
+            "pagination: page numbers in `page`: the response says more records follow",
+            api(page_from_0("page"), |w| {
+                Reply::json(&json!({"data": w.records, "has_more": w.next.is_some()}))
+            }),
+        ),
+        shape(
+            "spring data (0-based)",
+            &[],
+            "pagination: page numbers in `page`, as /number echoes (this was page 0)",
+            api(page_from_0("page"), |w| {
+                Reply::json(
+                    &json!({"content": w.records, "number": w.offset / PER_PAGE, "size": PER_PAGE, "totalElements": RECORDS, "totalPages": 3, "last": w.next.is_none()}),
+                )
+            }),
+        ),
+        shape(
+            "spring data rest hal (0-based, no links)",
+            &[],
+            "pagination: page numbers in `page`, as /page/number echoes (this was page 0)",
+            api(page_from_0("page"), |w| {
+                Reply::json(
+                    &json!({"_embedded": {"orders": w.records}, "page": {"size": PER_PAGE, "totalElements": RECORDS, "totalPages": 3, "number": w.offset / PER_PAGE}}),
+                )
+            }),
+        ),
+        shape(
+            "fastapi-pagination",
+            &[],
+            "pagination: page numbers in `page`, as /page echoes (this was page 1)",
+            api(page_in("page"), |w| {
+                Reply::json(
+                    &json!({"items": w.records, "total": RECORDS, "page": w.offset / PER_PAGE + 1, "size": PER_PAGE, "pages": 3}),
+                )
+            }),
+        ),
+        shape(
+            "laravel",
+            &[],
+            "pagination: next URL at /next_page_url",
+            api(page_in("page"), |w| {
+                let next = w
+                    .next
+                    .map(|n| format!("{}/items?page={}", w.origin, n / PER_PAGE + 1));
+                Reply::json(
+                    &json!({"current_page": w.offset / PER_PAGE + 1, "data": w.records, "next_page_url": next, "per_page": PER_PAGE, "total": RECORDS}),
+                )
+            }),
+        ),
+        shape(
+            "django rest framework",
+            &[],
+            "pagination: next URL at /next",
+            api(page_in("page"), |w| {
+                let next = w
+                    .next
+                    .map(|n| format!("{}/items/?page={}", w.origin, n / PER_PAGE + 1));
+                Reply::json(
+                    &json!({"count": RECORDS, "next": next, "previous": null, "results": w.records}),
+                )
+            }),
+        ),
+        shape(
+            "feathers (plain parameters are filters)",
+            &[],
+            "trying `$skip`",
+            |req: &Recorded| {
+                // Feathers reads `$skip`; any other parameter filters the records by field.
+                let all = records(RECORDS);
+                if req.query.iter().any(|(k, _)| !k.starts_with('$')) {
+                    return Reply::json(
+                        &json!({"total": 0, "limit": PER_PAGE, "skip": 0, "data": []}),
+                    );
+                }
+                let skip: usize = req.param("$skip").map_or(0, |s| s.parse().unwrap());
+                let page = &all[skip.min(RECORDS)..(skip + PER_PAGE).min(RECORDS)];
+                Reply::json(
+                    &json!({"total": RECORDS, "limit": PER_PAGE, "skip": skip, "data": page}),
+                )
+            },
+        )
+        .requests(4),
+        shape(
+            "jira nextPageToken",
+            &[],
+            "trying `nextPageToken`",
+            api(cursor_in("nextPageToken"), |w| {
+                let mut body = json!({"issues": w.records, "isLast": w.next.is_none()});
+                if let Some(n) = w.next {
+                    body["nextPageToken"] = json!(format!("c{n}"));
+                }
+                Reply::json(&body)
+            }),
+        )
+        .requests(4),
+        shape(
+            "twitter v2",
+            &[],
+            "sent back as `pagination_token`",
+            api(cursor_in("pagination_token"), |w| {
+                let mut meta = json!({"result_count": w.records.len()});
+                if let Some(n) = w.next {
+                    meta["next_token"] = json!(format!("c{n}"));
+                }
+                Reply::json(&json!({"data": w.records, "meta": meta}))
             }),
         ),
         shape(
             "github",
             &[],
-            "pagination: link header with page numbers in `page`",
+            "pagination: Link header",
             api(page_in("page"), |w| {
                 let page = w.offset / PER_PAGE + 1;
                 let link = |p: usize, rel: &str| {
@@ -131,7 +257,7 @@ fn shapes() -> Vec<Shape> {
         shape(
             "shopify",
             &[],
-            "pagination: link header",
+            "pagination: Link header",
             api(cursor_in("page_info"), |w| {
                 let reply = Reply::json(&json!({"products": w.records}));
                 match w.next {
@@ -289,7 +415,7 @@ fn shapes() -> Vec<Shape> {
         ),
         shape(
             "notion",
-            &["--cursor-param", "start_cursor"],
+            &[],
             "sent back as `start_cursor`",
             api(cursor_in("start_cursor"), |w| {
                 Reply::json(
@@ -299,13 +425,8 @@ fn shapes() -> Vec<Shape> {
         ),
         shape(
             "stripe",
-            &[
-                "--cursor-from-record",
-                "/id",
-                "--cursor-param",
-                "starting_after",
-            ],
-            "page 3: +1 record (total 7)",
+            &[],
+            "a list object with has_more: the last record's /id, sent as `starting_after`",
             api(offset_in("starting_after"), |w| {
                 Reply::json(
                     &json!({"object": "list", "url": "/v1/customers", "data": w.records, "has_more": w.next.is_some()}),
@@ -314,15 +435,8 @@ fn shapes() -> Vec<Shape> {
         ),
         shape(
             "jira",
-            &[
-                "--paginate",
-                "offset",
-                "--offset-param",
-                "startAt",
-                "--limit-param",
-                "maxResults",
-            ],
-            "page 3: +1 record (total 7)",
+            &[],
+            "pagination: offsets in `startAt`, as /startAt echoes",
             api(offset_in("startAt"), |w| {
                 Reply::json(
                     &json!({"startAt": w.offset, "maxResults": PER_PAGE, "total": RECORDS, "issues": w.records}),
@@ -350,7 +464,14 @@ fn real_api_shapes_yield_every_record_once_in_as_few_requests_as_pages() {
             shape.name
         );
         assert!(stderr.contains(shape.log), "{}: {stderr}", shape.name);
-        assert_eq!(server.requests().len(), 3, "{}: {stderr}", shape.name);
+        let requests = server.requests();
+        assert_eq!(requests.len(), shape.requests, "{}: {stderr}", shape.name);
+        assert_eq!(
+            (requests[0].path.as_str(), requests[0].query.len()),
+            ("/items", 0),
+            "{}: the first request is the URL as given",
+            shape.name
+        );
     }
 }
 
@@ -392,12 +513,12 @@ fn offsets_advance_by_what_a_capping_server_returns() {
         .iter()
         .map(|r| {
             (
-                r.param("offset").unwrap().to_string(),
+                r.param("offset").unwrap_or("-").to_string(),
                 r.param("limit").unwrap().to_string(),
             )
         })
         .collect();
-    let want = [("0", "5"), ("3", "5"), ("6", "5")].map(|(o, l)| (o.to_string(), l.to_string()));
+    let want = [("-", "5"), ("3", "5"), ("6", "5")].map(|(o, l)| (o.to_string(), l.to_string()));
     assert_eq!(asked, want);
 }
 
@@ -412,7 +533,8 @@ fn has_more_and_total_pointers_override_the_defaults() {
         .args(["--has-more", "/meta/more"])
         .assert()
         .success();
-    assert_eq!(server.requests().len(), 3);
+    // The first page, page 1 again to learn that pages count from 1, then pages 2 and 3.
+    assert_eq!(server.requests().len(), 4);
 
     let server = Server::start(api(page_in("page"), |w| {
         Reply::json(&json!({"data": w.records, "count": {"all": RECORDS}}))
@@ -423,7 +545,8 @@ fn has_more_and_total_pointers_override_the_defaults() {
         .args(["--total", "/count/all"])
         .assert()
         .success();
-    assert_eq!(server.requests().len(), 3);
+    // The first page, page 1 again to learn that pages count from 1, then pages 2 and 3.
+    assert_eq!(server.requests().len(), 4);
 }
 
 #[test]
@@ -438,7 +561,8 @@ fn max_records_cuts_the_last_page() {
         .assert()
         .success();
     assert_eq!(ids(&out.get_output().stdout), expected_ids(5));
-    assert_eq!(server.requests().len(), 2);
+    // The first page, page 1 again (all of it compared, not only what fits), page 2.
+    assert_eq!(server.requests().len(), 3);
 }
 
 #[test]
@@ -508,19 +632,35 @@ fn a_repeated_page_that_always_has_more_is_a_bad_response() {
 
 #[test]
 fn a_server_ignoring_the_page_parameter_is_a_bad_response() {
-    let server = Server::start(|_| Reply::json(&json!(records(4)))).unwrap();
+    let server =
+        Server::start(|_| Reply::json(&json!({"data": records(4), "has_more": true}))).unwrap();
     apifetch()
         .arg(server.url("/"))
         .assert()
         .code(5)
         .stderr(predicate::str::contains("the API seems to ignore `page`"))
         .stderr(predicate::str::contains("--paginate none"));
-    assert_eq!(server.requests().len(), 2);
+    // The first page, page 1 (the same: pages count from 1), page 2 (the same again).
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn a_response_with_no_sign_of_more_pages_is_fetched_once() {
+    let server = Server::start(|_| Reply::json(&json!(records(4)))).unwrap();
+    let out = apifetch()
+        .arg(server.url("/items?q=x"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("taken as the whole result"));
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(4));
+    let reqs = server.requests();
+    assert_eq!((reqs.len(), reqs[0].query.len()), (1, 1));
 }
 
 #[test]
 fn a_resumed_run_still_knows_the_loop_it_stopped_at() {
-    let pager = Server::start(|_| Reply::json(&json!(records(4)))).unwrap();
+    let pager =
+        Server::start(|_| Reply::json(&json!({"data": records(4), "has_more": true}))).unwrap();
     let cycler = Server::start(|req| {
         let (id, next) = match req.param("cursor") {
             None => (1, "A"),

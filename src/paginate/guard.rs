@@ -71,6 +71,11 @@ impl Guard {
         }
     }
 
+    /// Whether `records` are exactly the previous page's.
+    pub(super) fn repeats(&self, records: &[&str]) -> bool {
+        !records.is_empty() && self.previous == Some(fingerprint(records))
+    }
+
     /// Fails if page `page` holds exactly the records of the page before it; `hint` ends
     /// the message with what to do about it.
     pub(super) fn check_page(
@@ -106,7 +111,7 @@ fn hasher() -> impl Hasher {
     FixedState::with_seed(0).build_hasher()
 }
 
-fn hash(value: impl Hash) -> u64 {
+pub(super) fn hash(value: impl Hash) -> u64 {
     let mut hasher = hasher();
     value.hash(&mut hasher);
     hasher.finish()

@@ -51,9 +51,14 @@ pub fn records(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The page number a request asks for: `page`, or 1 when it names none.
+pub fn page_number(req: &Recorded) -> usize {
+    req.param("page").and_then(|p| p.parse().ok()).unwrap_or(1)
+}
+
 /// The requested page of `records`, as `(records, has_more)`, from `page`/`per_page`.
 pub fn page_of<'a>(records: &'a [Value], req: &Recorded) -> (&'a [Value], bool) {
-    let page: usize = req.param("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let page = page_number(req);
     let per_page: usize = req
         .param("per_page")
         .and_then(|p| p.parse().ok())
@@ -63,11 +68,12 @@ pub fn page_of<'a>(records: &'a [Value], req: &Recorded) -> (&'a [Value], bool) 
     (&records[start..end], end < records.len())
 }
 
-/// A well-behaved page-numbered API: `{"data": [...], "has_more": bool}`.
+/// A well-behaved page-numbered API that echoes the page it served, as Flask-SQLAlchemy
+/// and fastapi-pagination do: `{"data": [...], "page": n, "has_more": bool}`.
 pub fn paged(records: Vec<Value>) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
     move |req| {
         let (page, has_more) = page_of(&records, req);
-        Reply::json(&json!({"data": page, "has_more": has_more}))
+        Reply::json(&json!({"data": page, "page": page_number(req), "has_more": has_more}))
     }
 }
 
@@ -79,7 +85,9 @@ pub fn paged_with_total(
     let total = records.len();
     move |req| {
         let (page, has_more) = page_of(&records, req);
-        Reply::json(&json!({"data": page, "has_more": has_more, "total": total}))
+        Reply::json(
+            &json!({"data": page, "page": page_number(req), "has_more": has_more, "total": total}),
+        )
     }
 }
 
@@ -110,7 +118,7 @@ pub fn expected_ids(n: usize) -> Vec<String> {
 pub fn hits_per_page(requests: &[Recorded]) -> Vec<(String, usize)> {
     let mut hits: Vec<(String, usize)> = Vec::new();
     for req in requests {
-        let page = req.param("page").unwrap_or("").to_string();
+        let page = page_number(req).to_string();
         match hits.iter_mut().find(|(p, _)| *p == page) {
             Some((_, n)) => *n += 1,
             None => hits.push((page, 1)),
@@ -128,7 +136,7 @@ pub fn flaky(
     let seen = Mutex::new(HashMap::<String, usize>::new());
     let serve = paged(records);
     move |req| {
-        let page = req.param("page").unwrap_or("1").to_string();
+        let page = page_number(req).to_string();
         let mut seen = seen.lock().unwrap();
         let n = seen.entry(page).or_default();
         *n += 1;
