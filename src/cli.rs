@@ -16,14 +16,16 @@ use crate::retry::Jitter;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0    success (also: zero records, or --max-pages reached)
-  2    usage error: bad flags or values
+  0    success: every record the API has (also: zero records, or --max-pages or
+       --max-records reached)
+  2    usage error: bad flags or values, or a flag that names nothing in the first
+       response
   3    permanent failure, not retried: an HTTP error such as 401, 403, 404, 501, a TLS
        certificate that does not verify, a redirect that would carry credentials elsewhere
   4    gave up: retries exhausted, the server asked to wait longer than --retry-max-wait,
        or --max-time would have been passed
-  5    bad response: not JSON, no records array, a pagination loop, or a body over
-       --max-response-size
+  5    bad response: not JSON, no records array, a pagination loop, fewer records than
+       the API announced, or a body over --max-response-size
   6    output error: the output file could not be written
   130  interrupted (Ctrl-C, SIGTERM)
 
@@ -72,7 +74,7 @@ pub struct Cli {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// Query parameter that carries the page number.
+    /// Query parameter that carries the page number, where the API does not show its own.
     #[arg(
         long,
         value_name = "NAME",
@@ -83,7 +85,7 @@ pub struct Cli {
     )]
     pub page_param: String,
 
-    /// Query parameter that carries the page size.
+    /// Query parameter that carries --page-size.
     #[arg(
         long,
         value_name = "NAME",
@@ -94,12 +96,13 @@ pub struct Cli {
     )]
     pub size_param: String,
 
-    /// Records to ask for per page. The API may send fewer; that alone never ends the run
-    /// [default: the URL's --size-param value, else 100]
+    /// Records to ask for per page, sent only when given. The API may send fewer; that
+    /// alone never ends the run [default: the API's own]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_PAGE_SIZE", hide_env_values = true)]
     pub page_size: Option<u64>,
 
-    /// Number of the first page [default: the URL's --page-param value, else 1]
+    /// Number of the first page, sent only when given [default: the URL's --page-param
+    /// value, else the first page the API serves]
     #[arg(
         long,
         value_name = "N",
@@ -114,9 +117,10 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_MAX_PAGES", hide_env_values = true)]
     pub max_pages: Option<u64>,
 
-    /// How the API hands out pages: auto decides from the first response (and logs what it
-    /// chose); page numbers, offsets, a cursor in the body, a next URL in the body, a Link
-    /// header, or none (one request).
+    /// How the API hands out pages: auto decides from the first response, which is the URL
+    /// as given (and logs what it chose); page numbers, offsets, a cursor in the body, a
+    /// next URL in the body, a Link header, or none (one request). A style that finds
+    /// nothing in the first response is an error, not a fallback.
     #[arg(long, value_name = "STYLE", value_enum, default_value_t = Style::Auto, help_heading = "Pagination", env = "APIFETCH_PAGINATE", hide_env_values = true)]
     pub paginate: Style,
 

@@ -187,13 +187,17 @@ async fn fetch(
         let progress = pages.progress(step != Step::Continue && shortfall.is_none());
         writer.page(&body, &records, progress).await?;
         let (number, total) = (pages.fetched(), writer.records());
-        info!(
-            page = number,
-            records = total,
-            expected_records = pages.total_records(),
-            "page {number}: +{} (total {total})",
-            counted(records.len() as u64, "record", "records")
-        );
+        // A page that only taught the paginator something is not news.
+        let learned = records.is_empty() && step == Step::Continue;
+        if !learned {
+            info!(
+                page = number,
+                records = total,
+                expected_records = pages.total_records(),
+                "page {number}: +{} (total {total})",
+                counted(records.len() as u64, "record", "records")
+            );
+        }
         if let Some(error) = shortfall {
             return Err(error);
         }

@@ -130,6 +130,9 @@ pub struct Paginator {
     /// The page just fetched asked for page 1 to learn whether the first page, fetched
     /// without a number, was page 0 or page 1.
     probing: bool,
+    /// The offset parameter to switch to if page numbers that were only a guess turn out
+    /// to be ignored.
+    fallback: Option<String>,
     /// The first page's records, hashed, while that is being learned: page 1 sharing any
     /// of them is the first page again (a record or two may have moved in between).
     first_page: Vec<u64>,
@@ -194,6 +197,7 @@ impl Paginator {
             position: Position::First,
             untried: Vec::new(),
             probing: false,
+            fallback: None,
             first_page: Vec::new(),
             fetched: 0,
             records: 0,
@@ -423,13 +427,16 @@ impl Paginator {
         } else if first {
             self.settle_given(page, headers, records)?;
         }
-        if !first && self.learn(records) != Learned::Nothing {
+        if !first && self.learn(records)? != Learned::Nothing {
             // Nothing new arrived: the same position is asked for again, or the next one.
             records.clear();
             return Ok(Step::Continue);
         }
-        if first && self.probing {
-            self.first_page = records.iter().map(guard::hash).collect();
+        if first {
+            self.guard.note_first(records);
+            if self.probing {
+                self.first_page = records.iter().map(guard::hash).collect();
+            }
         }
         records.truncate(self.room());
         self.fetched += 1;
@@ -526,19 +533,11 @@ impl Paginator {
             }
             detect::Found::Page { params, current } => {
                 let param = names(params);
-                // Not knowing the first page's number, call it 0 and ask for page 1: the
-                // answer tells whether that was the first page again.
-                self.probing = current.is_none();
-                let number = current.unwrap_or(0);
-                let first = current.filter(|n| *n <= 1);
-                (
-                    Mode::Page,
-                    Position::Page {
-                        number,
-                        param,
-                        first,
-                    },
-                )
+                (Mode::Page, self.page_position(param, current))
+            }
+            detect::Found::Guess { page, offset } => {
+                self.fallback = Some(offset);
+                (Mode::Page, self.page_position(page, None))
             }
             detect::Found::Offset { params, start } => {
                 let param = names(params);
@@ -554,6 +553,17 @@ impl Paginator {
         };
         self.mode = mode;
         self.position = position;
+    }
+
+    /// The position of a page with number `current`. Not knowing the first page's number,
+    /// call it 0 and ask for page 1: the answer tells whether that was the first page again.
+    fn page_position(&mut self, param: String, current: Option<u64>) -> Position {
+        self.probing = current.is_none();
+        Position::Page {
+            number: current.unwrap_or(0),
+            param,
+            first: current.filter(|n| *n <= 1),
+        }
     }
 
     /// For a cursor the flags named (`--cursor-path`, `--cursor-from-record`): the
@@ -585,8 +595,7 @@ impl Paginator {
     /// What a page other than the first taught, before it is written: that page 1 is
     /// the first page again (numbers start at 1), or that the API ignored the parameter's
     /// name, which is then swapped for the next one to try.
-    fn learn(&mut self, records: &[&str]) -> Learned {
-        let repeated = self.guard.repeats(records);
+    fn learn(&mut self, records: &[&str]) -> Result<Learned, Error> {
         if std::mem::take(&mut self.probing) {
             let first_page = std::mem::take(&mut self.first_page);
             let again = records.iter().any(|r| first_page.contains(&guard::hash(r)));
@@ -595,32 +604,58 @@ impl Paginator {
                 if again {
                     info!("pagination: page 1 is the first page again, so pages count from 1");
                     *number = 2;
-                    return Learned::FirstAgain;
+                    return Ok(Learned::FirstAgain);
                 }
             }
         }
-        let ignored = repeated || (records.is_empty() && self.said_more);
-        if !ignored || self.untried.is_empty() {
-            return Learned::Nothing;
+        // An API that ignores a parameter answers with the first page (or, for a name
+        // it takes as a filter, with nothing although more was announced).
+        let first_again = self.guard.is_first(records);
+        let repeated = first_again || self.guard.repeats(records);
+        if repeated && self.untried.is_empty() {
+            if let Some(param) = self.fallback.take() {
+                info!(
+                    "pagination: the API seems to ignore page numbers; trying offsets in `{param}`"
+                );
+                self.mode = Mode::Offset;
+                self.position = Position::Offset {
+                    offset: self.records,
+                    param,
+                };
+                return Ok(Learned::Renamed);
+            }
         }
-        let next = self.untried.remove(0);
-        let param = match &mut self.position {
-            Position::Page { param, .. }
-            | Position::Offset { param, .. }
-            | Position::Cursor { param, .. } => param,
-            _ => return Learned::Nothing,
-        };
-        let what = if repeated {
-            "repeated the page before"
-        } else {
-            "was empty"
-        };
-        info!(
-            "pagination: the API seems to ignore `{param}` (the page asked with it {what}); \
-             trying `{next}`"
-        );
-        *param = next;
-        Learned::Renamed
+        let ignored = repeated || (records.is_empty() && self.said_more);
+        if ignored && !self.untried.is_empty() {
+            if let Some(param) = match &mut self.position {
+                Position::Page { param, .. }
+                | Position::Offset { param, .. }
+                | Position::Cursor { param, .. } => Some(param),
+                _ => None,
+            } {
+                let next = self.untried.remove(0);
+                let what = if repeated {
+                    "repeated a page"
+                } else {
+                    "was empty"
+                };
+                info!(
+                    "pagination: the API seems to ignore `{param}` (the page asked with it \
+                     {what}); trying `{next}`"
+                );
+                *param = next;
+                return Ok(Learned::Renamed);
+            }
+        }
+        if first_again {
+            return Err(Error::BadResponse(format!(
+                "pagination loop: page {} repeated the {} records of page 1{}",
+                self.fetched + 1,
+                records.len(),
+                repeated_page_hint(&self.mode, &self.position)
+            )));
+        }
+        Ok(Learned::Nothing)
     }
 
     fn step(
@@ -765,20 +800,16 @@ fn overflow(what: &str) -> Error {
 
 /// What to do about a page that repeats the one before, in the style's terms.
 fn repeated_page_hint(mode: &Mode, position: &Position) -> String {
-    match (mode, position) {
-        (Mode::Page, Position::Page { param, .. }) => format!(
-            "; the API seems to ignore `{param}`: if it is not paginated pass --paginate none, \
-             otherwise name its page parameter with --page-param or its style with \
-             --paginate offset, cursor or next"
-        ),
-        (Mode::Offset, Position::Offset { param, .. }) => {
-            format!("; the API seems to ignore `{param}`: name its parameter with --offset-param")
-        }
-        (Mode::Cursor { .. }, Position::Cursor { param, .. }) => format!(
-            "; the API seems to ignore `{param}`: name its cursor parameter with --cursor-param"
-        ),
-        _ => String::new(),
-    }
+    let (param, flag) = match (mode, position) {
+        (Mode::Page, Position::Page { param, .. }) => (param, "--page-param"),
+        (Mode::Offset, Position::Offset { param, .. }) => (param, "--offset-param"),
+        (Mode::Cursor { .. }, Position::Cursor { param, .. }) => (param, "--cursor-param"),
+        _ => return String::new(),
+    };
+    format!(
+        "; the API seems to ignore `{param}`: if it is not paginated pass --paginate none, \
+         otherwise name its parameter with {flag} or its style with --paginate"
+    )
 }
 
 /// A cursor short enough for a log line.
@@ -1279,7 +1310,7 @@ mod tests {
                 "http://h/x?offset=itr%2Frec",
             ),
             (
-                r#"{"object": "list", "data": [{"id": "cus_1"}], "has_more": true}"#,
+                r#"{"object": "list", "url": "/v1/c", "data": [{"id": "cus_1"}], "has_more": true}"#,
                 Style::Cursor,
                 "http://h/x?starting_after=cus_1",
             ),

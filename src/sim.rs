@@ -403,7 +403,13 @@ pub fn demo() -> io::Result<Server> {
         let orders: Vec<Value> = (start..(start + per_page).min(DEMO_RECORDS))
             .map(demo_order)
             .collect();
-        Reply::json(&json!({"data": orders, "has_more": start + per_page < DEMO_RECORDS}))
+        Reply::json(&json!({
+            "data": orders,
+            "page": page,
+            "per_page": per_page,
+            "total": DEMO_RECORDS,
+            "has_more": start + per_page < DEMO_RECORDS,
+        }))
     })
 }
 

@@ -121,7 +121,7 @@ fn shapes() -> Vec<Shape> {
         shape(
             "has_more",
             &[],
-            "pagination: page numbers in `page`: the response says more records follow",
+            "pagination: page numbers in `page` (or else offsets in `offset`): the response says more",
             api(page_in("page"), |w| {
                 Reply::json(&json!({"data": w.records, "has_more": w.next.is_some()}))
             }),
@@ -130,7 +130,7 @@ fn shapes() -> Vec<Shape> {
         shape(
             "0-based, nothing echoed",
             &[],
-            "pagination: page numbers in `page`: the response says more records follow",
+            "pagination: page numbers in `page` (or else offsets in `offset`): the response says more",
             api(page_from_0("page"), |w| {
                 Reply::json(&json!({"data": w.records, "has_more": w.next.is_some()}))
             }),
@@ -211,6 +211,41 @@ fn shapes() -> Vec<Shape> {
             },
         )
         .requests(4),
+        shape(
+            "express-paginate (a list object without Stripe's url)",
+            &[],
+            "pagination: page numbers in `page`",
+            api(page_in("page"), |w| {
+                Reply::json(
+                    &json!({"object": "list", "has_more": w.next.is_some(), "data": w.records}),
+                )
+            }),
+        )
+        .requests(4),
+        shape(
+            "django ninja limit/offset (page is ignored)",
+            &[],
+            "trying offsets in `offset`",
+            api(offset_in("offset"), |w| {
+                Reply::json(&json!({"items": w.records, "count": RECORDS}))
+            }),
+        )
+        .requests(5),
+        shape(
+            "fastapi with unknown parameters refused",
+            &[],
+            "as /page echoes",
+            |req: &Recorded| {
+                if req.query.iter().any(|(k, _)| k != "page" && k != "size") {
+                    return Reply::json(&json!({"detail": "extra_forbidden"})).with_status(400);
+                }
+                api(page_in("page"), |w| {
+                    Reply::json(
+                        &json!({"items": w.records, "total": RECORDS, "page": w.offset / PER_PAGE + 1, "size": PER_PAGE, "pages": 3}),
+                    )
+                })(req)
+            },
+        ),
         shape(
             "jira nextPageToken",
             &[],
@@ -638,10 +673,14 @@ fn a_server_ignoring_the_page_parameter_is_a_bad_response() {
         .arg(server.url("/"))
         .assert()
         .code(5)
-        .stderr(predicate::str::contains("the API seems to ignore `page`"))
+        .stderr(predicate::str::contains("trying offsets in `offset`"))
+        .stderr(predicate::str::contains(
+            "pagination loop: page 2 repeated the 4 records of page 1; the API seems to ignore `offset`",
+        ))
         .stderr(predicate::str::contains("--paginate none"));
-    // The first page, page 1 (the same: pages count from 1), page 2 (the same again).
-    assert_eq!(server.requests().len(), 3);
+    // The first page; page 1 (the same: pages count from 1?); page 2 (the same again: page
+    // numbers are ignored); offset 4 (the same again).
+    assert_eq!(server.requests().len(), 4);
 }
 
 #[test]
@@ -811,4 +850,168 @@ fn a_next_link_cycle_is_a_bad_response() {
             server.url("/a")
         )));
     assert_eq!(server.requests().len(), 2);
+}
+
+/// An API of 7 records, 3 a page, that states `total` in its body (or, with `header`, in
+/// `X-Total-Count`) but delivers only `delivered` of them.
+fn short_api(total: usize, delivered: usize, header: bool) -> Server {
+    Server::start(move |req| {
+        let offset = page_in("page")(req).min(delivered);
+        let end = (offset + PER_PAGE).min(delivered);
+        let page = (offset / PER_PAGE + 1) as u64;
+        let records = &records(RECORDS)[offset..end];
+        match header {
+            true => Reply::json(&json!({"data": records, "page": page}))
+                .header("x-total-count", total.to_string()),
+            false => Reply::json(&json!({"data": records, "page": page, "total": total})),
+        }
+    })
+    .unwrap()
+}
+
+#[test]
+fn fewer_records_than_the_api_announced_fail_and_keep_what_arrived() {
+    for (header, source) in [
+        (false, "`/total` in the body"),
+        (true, "the x-total-count header"),
+    ] {
+        let server = short_api(RECORDS, 5, header);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.csv");
+        apifetch()
+            .arg(server.url("/items"))
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .code(5)
+            .stderr(predicate::str::contains(format!(
+                "the API announced 7 records ({source}), 5 arrived"
+            )))
+            .stderr(predicate::str::contains("--resume"));
+        assert!(!out.exists(), "no output file claims to be complete");
+        let partial = std::fs::read(dir.path().join("out.csv.partial")).unwrap();
+        assert_eq!(ids(&partial), expected_ids(5));
+    }
+}
+
+#[test]
+fn an_empty_first_page_under_a_total_above_zero_fails() {
+    let server = short_api(RECORDS, 0, false);
+    apifetch()
+        .arg(server.url("/items"))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "the API announced 7 records (`/total` in the body), 0 arrived",
+        ));
+}
+
+#[test]
+fn a_total_that_grows_during_the_run_is_a_warning() {
+    let server = Server::start(move |req| {
+        let page = page_number(req);
+        let all = records(RECORDS);
+        let start = ((page - 1) * PER_PAGE).min(RECORDS);
+        let end = (start + PER_PAGE).min(RECORDS);
+        let total = if page == 1 { RECORDS - 1 } else { RECORDS };
+        Reply::json(&json!({"data": &all[start..end], "page": page, "total": total}))
+    })
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/items"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "the API's total changed from 6 to 7 records",
+        ));
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(RECORDS));
+}
+
+#[test]
+fn max_records_and_max_pages_stop_short_of_the_total_on_purpose() {
+    for flags in [["--max-records", "4"], ["--max-pages", "1"]] {
+        let server = short_api(RECORDS, RECORDS, false);
+        apifetch()
+            .arg(server.url("/items"))
+            .args(flags)
+            .assert()
+            .success();
+    }
+}
+
+#[test]
+fn flags_that_point_at_nothing_stop_before_anything_is_written() {
+    let server = Server::start(|_| {
+        Reply::json(&json!({"data": records(2), "meta": {"next": "c2", "more": true}, "total": 9}))
+    })
+    .unwrap();
+    for flags in [
+        &["--cursor-path", "/nope"][..],
+        &["--next-path", "/links/nxt"],
+        &["--has-more", "/nope"],
+        &["--total", "/nope"],
+        &["--records", "/nope"],
+        &["--cursor-from-record", "/nope"],
+        &["--paginate", "next"],
+        &["--paginate", "link"],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.csv");
+        let assert = apifetch()
+            .arg(server.url("/items"))
+            .args(flags)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr);
+        assert!(
+            stderr.contains("the first response has nothing"),
+            "{flags:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("/meta/next = \"c2\""),
+            "{flags:?}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{flags:?}: nothing written"
+        );
+    }
+    // Present, and null: the last page.
+    let server =
+        Server::start(|_| Reply::json(&json!({"data": records(2), "meta": {"next": null}})))
+            .unwrap();
+    let out = apifetch()
+        .arg(server.url("/items"))
+        .args(["--cursor-path", "/meta/next"])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(2));
+}
+
+#[test]
+fn the_page_size_is_sent_only_when_given() {
+    let server = Server::start(paged(records(RECORDS))).unwrap();
+    apifetch().arg(server.url("/items")).assert().success();
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.param("per_page").is_none()),
+        "no page size was asked for"
+    );
+    let server = Server::start(paged(records(RECORDS))).unwrap();
+    apifetch()
+        .arg(server.url("/items"))
+        .args(["--page-size", "4"])
+        .assert()
+        .success();
+    let sizes: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.param("per_page").map(str::to_string))
+        .collect();
+    assert_eq!(sizes, [Some("4".to_string()), Some("4".to_string())]);
 }

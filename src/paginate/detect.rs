@@ -153,6 +153,9 @@ pub enum Found {
     },
     /// Record offsets: `start` is the offset of the page just read.
     Offset { params: Vec<String>, start: u64 },
+    /// More follows, but nothing says how to ask for it: page numbers in `page`, and if
+    /// the API ignores them, offsets in `offset`.
+    Guess { page: String, offset: String },
     /// The response shows no way to a next page and no sign that there is one.
     Once,
 }
@@ -240,13 +243,17 @@ fn auto(
         return offsets(pages, page, url);
     }
     if more_stated {
-        let mut decision = page_numbers(pages, page, url);
-        decision.why = format!(
-            "page numbers in `{}`: the response says more records follow but names no \
-             next page, cursor or page number",
-            pages.page_param
+        return decided(
+            Found::Guess {
+                page: pages.page_param.clone(),
+                offset: pages.offset_param.clone(),
+            },
+            format!(
+                "page numbers in `{}` (or else offsets in `{}`): the response says more \
+                 records follow but names no next page, cursor, page number or offset",
+                pages.page_param, pages.offset_param
+            ),
         );
-        return decision;
     }
     decided(
         Found::Once,
@@ -298,8 +305,10 @@ fn cursor(pages: &Pages, page: &Page) -> Option<Decision> {
 }
 
 /// Stripe's list object: `has_more`, and the last record's `id` sent as `starting_after`.
+/// Its `url` tells it from look-alikes that page by number (express-paginate).
 fn stripe(page: &Page, records: &[&str]) -> Option<Decision> {
-    let list = page.value("/object") == Some(Value::String("list".into()));
+    let list = page.value("/object") == Some(Value::String("list".into()))
+        && matches!(page.value("/url"), Some(Value::String(_)));
     let last_id = records.last().and_then(|r| records::lookup(r, "/id"));
     (list && boolean(page, "/has_more").is_some() && last_id.is_some()).then(|| {
         decided(

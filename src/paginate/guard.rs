@@ -21,6 +21,10 @@ pub struct Guard {
     seen: IndexMap<u64, u64>,
     /// Fingerprint of the previous page's records.
     previous: Option<u64>,
+    /// Fingerprint of the first page's records: an API that ignores the parameter it is
+    /// paged with answers every page with them.
+    #[serde(default)]
+    first: Option<u64>,
 }
 
 impl Guard {
@@ -41,6 +45,7 @@ impl Guard {
                 .map(|(k, v)| (*k, *v))
                 .collect(),
             previous: self.previous,
+            first: self.first,
         }
     }
 
@@ -48,6 +53,7 @@ impl Guard {
     pub fn catch_up(&mut self, news: Guard) {
         self.seen.extend(news.seen);
         self.previous = news.previous;
+        self.first = news.first;
     }
 
     /// Notes that `key` (a URL or a cursor, tagged with its kind) fetched page `page`.
@@ -69,6 +75,16 @@ impl Guard {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Remembers the first page's records.
+    pub(super) fn note_first(&mut self, records: &[&str]) {
+        self.first = (!records.is_empty()).then(|| fingerprint(records));
+    }
+
+    /// Whether `records` are exactly the first page's.
+    pub(super) fn is_first(&self, records: &[&str]) -> bool {
+        !records.is_empty() && self.first == Some(fingerprint(records))
     }
 
     /// Whether `records` are exactly the previous page's.
