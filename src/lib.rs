@@ -154,30 +154,42 @@ async fn fetch(
     let mut window = ahead::Window::new(fetcher, config.polite.concurrency);
     loop {
         let (page_url, response) = window.next(pages).await;
-        let response = response?;
-        let not_json = |why: String, body: &[u8]| {
-            Error::BadResponse(format!(
-                "{}: the response is not JSON ({why}); it starts with: {}",
-                redact::url(&page_url),
-                http::snippet(body)
-            ))
-        };
+        let response = response.map_err(|mut error| {
+            if let Error::Permanent {
+                status: 400 | 422,
+                body,
+                ..
+            } = &mut error
+            {
+                if let Some(note) = pages.blame(&page_url, body) {
+                    body.push_str(&format!(" ({note})"));
+                }
+            }
+            error
+        })?;
         // JSON is UTF-8 text: checked once here, the body is then read, and handed to the
         // writer, as text without checking it again.
         let body = json::text(Vec::from(response.body))
-            .map_err(|e| not_json(e.utf8_error().to_string(), e.as_bytes()))?;
+            .map_err(|e| not_json(&page_url, e.utf8_error().to_string(), e.as_bytes()))?;
         let body = Arc::new(body);
-        let page =
-            records::Page::parse(&body).map_err(|e| not_json(e.to_string(), body.as_bytes()))?;
-        let mut records = page.records(&config.records).map_err(|e| {
-            match (&config.records.pointer, pages.fetched()) {
-                // A flag that names nothing in the first response is the user's to fix.
-                (Some(pointer), 0) => {
-                    paginate::absent("--records", pointer, &page, &response.headers)
-                }
-                _ => e,
+        let read = |body| {
+            read(
+                body,
+                &page_url,
+                &response.headers,
+                config,
+                pages.fetched() == 0,
+            )
+        };
+        let (page, records) = read(&body)?;
+        let zipped = records::zipped(&page, &records, &body).map(Arc::new);
+        let (body, page, mut records) = match &zipped {
+            Some(zipped) => {
+                let (page, records) = read(zipped)?;
+                (zipped, page, records)
             }
-        })?;
+            None => (&body, page, records),
+        };
         let step = pages.advance(&response.headers, &page, &mut records)?;
         let shortfall = match step {
             Step::Continue => None,
@@ -185,7 +197,7 @@ async fn fetch(
         };
         // A run short of what the API announced is not done: resuming asks again.
         let progress = pages.progress(step != Step::Continue && shortfall.is_none());
-        writer.page(&body, &records, progress).await?;
+        writer.page(body, &records, progress).await?;
         let (number, total) = (pages.fetched(), writer.records());
         // A page that only taught the paginator something is not news.
         let learned = records.is_empty() && step == Step::Continue;
@@ -216,6 +228,34 @@ async fn fetch(
             }
         }
     }
+}
+
+/// Reads a page's body and finds its records. A `--records` pointer that names nothing in
+/// the first response is the user's to fix (a usage error), not a bad response.
+fn read<'a>(
+    body: &'a str,
+    url: &url::Url,
+    headers: &reqwest::header::HeaderMap,
+    config: &Config,
+    first: bool,
+) -> Result<(records::Page<'a>, Vec<&'a str>), Error> {
+    let page =
+        records::Page::parse(body).map_err(|e| not_json(url, e.to_string(), body.as_bytes()))?;
+    let records =
+        page.records(&config.records)
+            .map_err(|e| match (&config.records.pointer, first) {
+                (Some(pointer), true) => paginate::absent("--records", pointer, &page, headers),
+                _ => e,
+            })?;
+    Ok((page, records))
+}
+
+fn not_json(url: &url::Url, why: String, body: &[u8]) -> Error {
+    Error::BadResponse(format!(
+        "{}: the response is not JSON ({why}); it starts with: {}",
+        redact::url(url),
+        http::snippet(body)
+    ))
 }
 
 /// `n` with its noun, singular or plural as `n` asks: "1 record", "2 records".

@@ -493,6 +493,26 @@ impl Paginator {
         None
     }
 
+    /// For a refusal of `url` (a 400 or 422) whose body names one of its parameters:
+    /// whether apifetch added that parameter or the user gave it, so the message says
+    /// whose mistake to fix.
+    pub fn blame(&self, url: &Url, body: &str) -> Option<String> {
+        let names =
+            |u: &Url| -> Vec<String> { u.query_pairs().map(|(k, _)| k.into_owned()).collect() };
+        let given = names(&self.base);
+        let named = |name: &&String| body.contains(name.as_str());
+        if let Some(added) = names(url).iter().filter(|n| !given.contains(n)).find(named) {
+            return Some(format!(
+                "apifetch added `{added}` to page the API as it understood the first response; \
+                 if the API pages another way, name its style with --paginate and its \
+                 parameter with --page-param, --offset-param or --cursor-param"
+            ));
+        }
+        given.iter().find(named).map(|theirs| {
+            format!("`{theirs}` is in the URL or the flags you gave, not added by apifetch")
+        })
+    }
+
     /// Takes the totals a page states; a total that changes mid-run is worth a warning
     /// (records were added or removed while the run went on), and the latest one counts.
     fn note(&mut self, stated: Totals) {

@@ -255,6 +255,61 @@ impl<'a> Page<'a> {
     }
 }
 
+/// Where APIs that send each record as an array of values put the column names.
+const COLUMN_KEYS: &[&str] = &["/columns", "/fields", "/column_names", "/headers"];
+
+/// `body` rewritten with each record as an object, when the records are arrays of values
+/// beside a list of column names (Datasette, pandas' `split` orient, SQL-over-HTTP APIs):
+/// every record is zipped with the names, and the rest of the body stays as it was, byte
+/// for byte. `None` when the records are not arrays or no list of names fits every one.
+pub fn zipped(page: &Page, records: &[&str], body: &str) -> Option<String> {
+    let (first, last) = (records.first()?, records.last()?);
+    if !records.iter().all(|r| r.starts_with('[')) {
+        return None;
+    }
+    let names: Vec<String> = COLUMN_KEYS.iter().find_map(|key| {
+        let Value::Array(columns) = page.value(key)? else {
+            return None;
+        };
+        columns
+            .into_iter()
+            .map(|c| match c {
+                Value::String(name) => Some(name),
+                Value::Object(mut o) => match o.remove("name") {
+                    Some(Value::String(name)) => Some(name),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    })?;
+    let keys: Vec<String> = names
+        .iter()
+        .map(|n| Value::from(n.as_str()).to_string())
+        .collect();
+    let mut objects = Vec::with_capacity(records.len());
+    for record in records {
+        let values: Vec<&RawValue> = serde_json::from_str(record).ok()?;
+        if values.len() != keys.len() {
+            return None;
+        }
+        let fields: Vec<String> = keys
+            .iter()
+            .zip(values)
+            .map(|(k, v)| format!("{k}:{}", v.get()))
+            .collect();
+        objects.push(format!("{{{}}}", fields.join(",")));
+    }
+    let start = first.as_ptr() as usize - body.as_ptr() as usize;
+    let end = last.as_ptr() as usize - body.as_ptr() as usize + last.len();
+    Some(format!(
+        "{}{}{}",
+        &body[..start],
+        objects.join(","),
+        &body[end..]
+    ))
+}
+
 /// The raw value at a JSON Pointer inside a record.
 pub fn lookup<'a>(record: &'a str, pointer: &str) -> Option<&'a RawValue> {
     let record = raw(record)?;
@@ -1124,5 +1179,33 @@ mod tests {
             compact("[ \"a b\" , {\"k\" : \"\\\" x\"} ]"),
             r#"["a b",{"k":"\" x"}]"#
         );
+    }
+
+    #[test]
+    fn rows_of_values_are_zipped_with_their_column_names() {
+        let body = r#"{"columns": ["id", "n\"ame", "big"], "rows": [[1, "a", 1E400], [2, null, [3]]], "next": "x"}"#;
+        let page = Page::parse(body).unwrap();
+        let records = page.records(&Select::default()).unwrap();
+        assert_eq!(
+            zipped(&page, &records, body).unwrap(),
+            r#"{"columns": ["id", "n\"ame", "big"], "rows": [{"id":1,"n\"ame":"a","big":1E400},{"id":2,"n\"ame":null,"big":[3]}], "next": "x"}"#
+        );
+        let named = r#"{"fields": [{"name": "id"}], "data": [[1]]}"#;
+        let page = Page::parse(named).unwrap();
+        let records = page.records(&Select::default()).unwrap();
+        assert!(
+            zipped(&page, &records, named)
+                .unwrap()
+                .contains(r#"[{"id":1}]"#)
+        );
+        for unfit in [
+            r#"{"columns": ["id"], "rows": [[1, 2]]}"#,
+            r#"{"rows": [[1]]}"#,
+            r#"{"columns": ["id"], "rows": [{"id": 1}]}"#,
+        ] {
+            let page = Page::parse(unfit).unwrap();
+            let records = page.records(&Select::default()).unwrap();
+            assert_eq!(zipped(&page, &records, unfit), None, "{unfit}");
+        }
     }
 }

@@ -247,6 +247,23 @@ fn shapes() -> Vec<Shape> {
             },
         ),
         shape(
+            "datasette (rows as arrays beside the column names)",
+            &[],
+            "pagination: next URL at /next_url",
+            api(cursor_in("_next"), |w| {
+                let rows: Vec<Value> = w
+                    .records
+                    .iter()
+                    .map(|r| json!([r["id"], r["name"], r["meta"]]))
+                    .collect();
+                let next = w.next.map(|n| format!("c{n}"));
+                let next_url = next.as_ref().map(|n| format!("{}/items?_next={n}", w.origin));
+                Reply::json(
+                    &json!({"database": "db", "table": "items", "columns": ["id", "name", "meta"], "rows": rows, "next": next, "next_url": next_url}),
+                )
+            }),
+        ),
+        shape(
             "jira nextPageToken",
             &[],
             "trying `nextPageToken`",
@@ -1014,4 +1031,30 @@ fn the_page_size_is_sent_only_when_given() {
         .map(|r| r.param("per_page").map(str::to_string))
         .collect();
     assert_eq!(sizes, [Some("4".to_string()), Some("4".to_string())]);
+}
+
+#[test]
+fn a_refused_parameter_is_blamed_on_whoever_added_it() {
+    // Says there is more, but refuses every parameter it does not know, naming it.
+    let server = Server::start(|req| match req.query.iter().find(|(k, _)| k != "q") {
+        Some((name, _)) => {
+            Reply::json(&json!({"error": format!("unknown parameter: {name}")})).with_status(400)
+        }
+        None => Reply::json(&json!({"data": records(2), "has_more": true})),
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url("/items?q=1"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("unknown parameter: page"))
+        .stderr(predicate::str::contains("apifetch added `page`"));
+    apifetch()
+        .arg(server.url("/items?q=1"))
+        .args(["--param", "sort=id"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "`sort` is in the URL or the flags you gave, not added by apifetch",
+        ));
 }

@@ -281,8 +281,10 @@ fn serve(stream: TcpStream, pages: &Pages, latency: Duration) -> io::Result<()> 
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }
+        // No page asked for is the first page, as real APIs answer.
         let answer = page
-            .and_then(|p| p.checked_sub(1))
+            .unwrap_or(1)
+            .checked_sub(1)
             .and_then(|i| pages.bodies.get(i as usize))
             .unwrap_or(&pages.empty);
         writer.write_all(&answer.bytes)?;
