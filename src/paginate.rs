@@ -396,6 +396,7 @@ impl Paginator {
         let first = self.fetched == 0;
         if first {
             detect::check_pointers(&self.pages, page, headers)?;
+            detect::check_size(&self.pages, page)?;
         }
         let more = detect::more(&self.pages, page);
         let stated = totals::read(
@@ -448,8 +449,9 @@ impl Paginator {
         let step = self.step(headers, page, records, &url, more)?;
         // An empty page is the end, not news about what follows it.
         if !records.is_empty() {
-            self.said_more =
-                more == Some(true) || self.total_records().is_some_and(|t| self.records < t);
+            self.said_more = more == Some(true)
+                || self.total_records().is_some_and(|t| self.records < t)
+                || self.pages_left();
         }
         Ok(match step {
             Step::Continue if self.room() == 0 => Step::Done("--max-records reached"),
@@ -458,6 +460,23 @@ impl Paginator {
             }
             step => step,
         })
+    }
+
+    /// Whether the page count the API stated says the page at the current position
+    /// exists (page numbers only).
+    fn pages_left(&self) -> bool {
+        match (&self.mode, &self.position, self.totals.pages) {
+            (
+                Mode::Page,
+                Position::Page {
+                    number,
+                    first: Some(first),
+                    ..
+                },
+                Some(count),
+            ) => *number < first.saturating_add(count),
+            _ => false,
+        }
     }
 
     /// What the run lost that the API said it had, once the last page is in: fewer
@@ -485,7 +504,7 @@ impl Paginator {
         }
         if *step == Step::Done("empty page") && self.said_more {
             return Some(Error::BadResponse(format!(
-                "page {} was empty although the page before said more records follow \
+                "page {} was empty although the API said more records follow \
                  ({} arrived); {advice}",
                 self.fetched, self.records
             )));
@@ -1074,6 +1093,16 @@ mod tests {
                 .to_string()
                 .contains("page 2 was empty")
         );
+        // And so is an empty page within the page count the API stated.
+        let mut p = Paginator::new(&base(), &[], &pages(Style::Page));
+        body(&mut p, r#"{"data": [1], "page": 1, "total_pages": 3}"#);
+        let step = body(&mut p, r#"{"data": [], "page": 2, "total_pages": 3}"#);
+        assert!(
+            p.shortfall(&step)
+                .unwrap()
+                .to_string()
+                .contains("page 2 was empty")
+        );
         // --max-records and --max-pages stop short on purpose.
         let mut capped = pages(Style::Offset);
         capped.max_records = Some(2);
@@ -1139,6 +1168,34 @@ mod tests {
         assert_eq!(
             body(&mut p, r#"{"data": [1], "meta": {"next": null}}"#),
             Step::Done("no next cursor")
+        );
+    }
+
+    #[test]
+    fn a_page_size_the_api_did_not_read_is_a_usage_error() {
+        let mut sized = pages(Style::Auto);
+        sized.page_size = Some(20);
+        let mut p = Paginator::new(&base(), &[], &sized);
+        let err = feed(
+            &mut p,
+            &HeaderMap::new(),
+            r#"{"data": [], "limit": 10, "total": 0}"#,
+        );
+        let err = err.unwrap_err();
+        assert!(matches!(err, Error::Usage(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("went out as `per_page`, but the API answered with /limit = 10"),
+            "{err}"
+        );
+        // The same name with a smaller size is the API's cap.
+        let mut p = Paginator::new(&base(), &[], &sized);
+        assert_eq!(
+            body(
+                &mut p,
+                r#"{"data": [1], "page": 1, "per_page": 10, "has_more": false}"#
+            ),
+            Step::Done("has_more is false")
         );
     }
 

@@ -479,6 +479,58 @@ pub fn check_pointers(pages: &Pages, page: &Page, headers: &HeaderMap) -> Result
     Ok(())
 }
 
+/// Where APIs echo the page size they served; the last part of the pointer is the name
+/// they read it from.
+const SIZE_POINTERS: &[&str] = &[
+    "/per_page",
+    "/perPage",
+    "/page_size",
+    "/pageSize",
+    "/size",
+    "/limit",
+    "/maxResults",
+    "/page/size",
+    "/meta/per_page",
+    "/meta/page_size",
+    "/meta/pagination/per_page",
+    "/meta/pagination/pageSize",
+    "/pagination/per_page",
+    "/pagination/page_size",
+    "/pagination/limit",
+];
+
+/// Checks that `--page-size` reached the API: a first response that echoes another size
+/// under another name shows the size went out in a parameter the API does not read (or,
+/// worse, read as a filter). An echo under the same name is the API's cap, worth a warning.
+pub fn check_size(pages: &Pages, page: &Page) -> Result<(), Error> {
+    let Some(asked) = pages.page_size else {
+        return Ok(());
+    };
+    let sent = match pages.style {
+        Style::Offset => &pages.limit_param,
+        _ => &pages.size_param,
+    };
+    let Some((pointer, served)) = SIZE_POINTERS
+        .iter()
+        .find_map(|p| Some((*p, page.value(p).as_ref().and_then(count)?)))
+    else {
+        return Ok(());
+    };
+    let name = pointer.rsplit('/').next().unwrap_or_default();
+    match (served == asked, name == sent) {
+        (true, _) => Ok(()),
+        (false, true) => {
+            tracing::warn!("the API serves at most {served} records a page (asked for {asked})");
+            Ok(())
+        }
+        (false, false) => Err(Error::Usage(format!(
+            "--page-size {asked} went out as `{sent}`, but the API answered with {pointer} = \
+             {served}: it reads its page size from another parameter; pass --size-param NAME \
+             (--limit-param with --paginate offset), or leave --page-size out"
+        ))),
+    }
+}
+
 /// What the response has that looks like pagination, for messages that must say where to
 /// point a flag instead.
 pub fn suspects(page: &Page, headers: &HeaderMap) -> String {
