@@ -17,6 +17,7 @@ use crate::output::Format;
 use crate::paginate::{CursorSource, Style};
 use crate::records::Select;
 use crate::redact::{self, Secret};
+use crate::retry::human;
 use crate::spool::Form;
 use crate::{breaker, pace, retry};
 
@@ -155,8 +156,9 @@ impl TryFrom<Cli> for Config {
         };
         if cli.backoff > cli.backoff_max {
             return Err(Error::Usage(format!(
-                "--backoff ({:?}) is longer than --backoff-max ({:?})",
-                cli.backoff, cli.backoff_max
+                "--backoff ({}) is longer than --backoff-max ({})",
+                human(cli.backoff),
+                human(cli.backoff_max)
             )));
         }
         let params = cli
@@ -166,12 +168,10 @@ impl TryFrom<Cli> for Config {
             .collect::<Result<Vec<_>, _>>()?;
         if cli.breaker > 0 && cli.breaker_cooldown > cli.retry_max_wait {
             return Err(Error::Usage(format!(
-                "--breaker-cooldown ({:?}) is longer than --retry-max-wait ({:?}): an open circuit would always give up",
-                cli.breaker_cooldown, cli.retry_max_wait
+                "--breaker-cooldown ({}) is longer than --retry-max-wait ({}): an open circuit would always give up",
+                human(cli.breaker_cooldown),
+                human(cli.retry_max_wait)
             )));
-        }
-        if cli.max_time.is_some_and(|t| t.is_zero()) {
-            return Err(Error::Usage("--max-time must be longer than 0".into()));
         }
         let mut headers = HeaderMap::new();
         for raw in &cli.headers {

@@ -149,11 +149,15 @@ pub fn backoff(policy: &Policy, retry: u32, rng: &mut impl Rng) -> Duration {
 ///
 /// A date in the past comes back as zero, like `Retry-After: 0`: both mean "no particular
 /// wait", which the caller turns into the normal backoff rather than an instant retry.
-/// An absurd wait comes back as [`LONGEST`], still far past any `--retry-max-wait`.
+/// An absurd wait, however many digits it has, comes back as [`LONGEST`], still far past
+/// any `--retry-max-wait`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
     let wait = match value.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
+        // Delta-seconds too large for any integer still ask for a wait, the longest.
+        Err(_) if digits => LONGEST,
         Err(_) => {
             let when = httpdate::parse_http_date(value).ok()?;
             when.duration_since(now).unwrap_or(Duration::ZERO)
@@ -276,15 +280,26 @@ where
     unreachable!("the loop returns")
 }
 
-/// A duration as people read it in a log line: `4.2s`, `250ms`, `5m0s`.
+/// A duration as people read it in a log line: `250ms`, `4.2s`, `5m0s`, `2h30m`, `3d4h`,
+/// `100 years`. Every wait and limit in a message goes through here, so a far-future wait
+/// reads as what it is rather than as millions of minutes.
 pub fn human(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs < 1.0 {
-        format!("{}ms", d.as_millis())
-    } else if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else {
-        format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    const MINUTE: u64 = 60;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    /// A year of 365.25 days, as humantime reads `1y`.
+    const YEAR: u64 = DAY * 1461 / 4;
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        1..MINUTE => format!("{:.1}s", d.as_secs_f64()),
+        MINUTE..HOUR => format!("{}m{}s", secs / MINUTE, secs % MINUTE),
+        HOUR..DAY => format!("{}h{}m", secs / HOUR, secs % HOUR / MINUTE),
+        DAY..YEAR => format!("{}d{}h", secs / DAY, secs % DAY / HOUR),
+        _ => {
+            let years = format!("{:.1}", secs as f64 / YEAR as f64);
+            format!("{} years", years.trim_end_matches(".0"))
+        }
     }
 }
 
@@ -397,10 +412,31 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
-        assert_eq!(
-            parse_retry_after("10000000000000000000", now),
-            Some(LONGEST)
-        );
+        for absurd in [
+            u64::MAX.to_string(),
+            "18446744073709551616".into(),
+            "9".repeat(40),
+        ] {
+            assert_eq!(parse_retry_after(&absurd, now), Some(LONGEST), "{absurd}");
+        }
+    }
+
+    #[test]
+    fn waits_read_humanly_from_milliseconds_to_a_century() {
+        let cases = [
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(4200), "4.2s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(7200), "2h0m"),
+            (Duration::from_secs(9000), "2h30m"),
+            (Duration::from_secs(3 * 86_400 + 4 * 3600), "3d4h"),
+            (Duration::from_secs(47_336_400), "1.5 years"),
+            (LONGEST, "100 years"),
+            (Duration::MAX, "584542046090.6 years"),
+        ];
+        for (wait, shown) in cases {
+            assert_eq!(human(wait), shown, "{wait:?}");
+        }
     }
 
     #[test]
@@ -473,7 +509,7 @@ mod tests {
         let Decision::GiveUp(msg) = decide(&p, &status(503, Some(3600)), 1, &mut rng) else {
             panic!("must give up")
         };
-        assert!(msg.contains("60m0s"), "{msg}");
+        assert!(msg.contains("server asked to wait 1h0m"), "{msg}");
     }
 
     #[test]

@@ -188,7 +188,7 @@ fn retry_after_beyond_the_cap_gives_up_at_once() {
         .arg(server.url("/"))
         .assert()
         .code(4)
-        .stderr(predicate::str::contains("server asked to wait 120m0s"));
+        .stderr(predicate::str::contains("server asked to wait 2h0m"));
     assert_eq!(server.requests().len(), 1);
 }
 

@@ -11,20 +11,79 @@ use predicates::prelude::*;
 use serde_json::json;
 
 #[test]
-fn an_absurd_retry_after_gives_up_instead_of_panicking() {
-    let server = Server::start(|_| {
-        Reply::json(&json!({"error": "later"}))
-            .with_status(503)
-            .header("retry-after", "10000000000000000000")
-    })
-    .unwrap();
-    apifetch()
+fn an_absurd_retry_after_gives_up_at_once_however_many_digits_it_has() {
+    for asked in [
+        "10000000000000000000",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999999999999999",
+    ] {
+        let server = Server::start(move |_| {
+            Reply::json(&json!({"error": "later"}))
+                .with_status(503)
+                .header("retry-after", asked)
+        })
+        .unwrap();
+        apifetch()
+            .arg(server.url("/items"))
+            .assert()
+            .code(4)
+            .stderr(predicate::str::contains(
+                "server asked to wait 100 years (HTTP 503), longer than --retry-max-wait 5m0s",
+            ));
+        assert_eq!(server.requests().len(), 1, "Retry-After: {asked}");
+    }
+}
+
+#[test]
+fn numeric_flags_out_of_their_range_are_usage_errors() {
+    let server = Server::start(paged(records(3))).unwrap();
+    for (flag, value) in [
+        ("--retries", "4294967295"),
+        ("--retries", "101"),
+        ("--breaker", "101"),
+        ("--page-size", "1000001"),
+        ("--start-page", "1000000001"),
+        ("--max-pages", "1000000001"),
+        ("--max-records", "1000000000001"),
+        ("--max-response-size", "5G"),
+        ("--timeout", "0"),
+        ("--connect-timeout", "0"),
+        ("--max-time", "0"),
+    ] {
+        apifetch()
+            .arg(server.url("/items"))
+            .args([flag, value])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(flag));
+    }
+    assert_eq!(server.requests().len(), 0);
+}
+
+#[test]
+fn numeric_flags_at_the_ends_of_their_range_are_accepted() {
+    let server = Server::start(paged(records(3))).unwrap();
+    let out = apifetch()
         .arg(server.url("/items"))
+        .args([
+            "--retries",
+            "100",
+            "--breaker",
+            "100",
+            "--page-size",
+            "1000000",
+        ])
+        .args([
+            "--max-pages",
+            "1000000000",
+            "--max-records",
+            "1000000000000",
+        ])
+        .args(["--max-response-size", "4G"])
         .assert()
-        .code(4)
-        .stderr(predicate::str::contains("server asked to wait"))
-        .stderr(predicate::str::contains("longer than --retry-max-wait"));
-    assert_eq!(server.requests().len(), 1);
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
 }
 
 #[test]
