@@ -355,7 +355,7 @@ impl Fetcher {
             return Ok(Response {
                 status,
                 headers,
-                body,
+                body: without_bom(body),
             });
         }
         // Without a usable Retry-After, the quota's reset says how long to wait.
@@ -370,18 +370,58 @@ impl Fetcher {
         let body = read_body(&mut response, ERROR_BODY_BYTES, Overflow::Truncate, bytes)
             .await
             .unwrap_or_default();
+        let body = match (unfollowed(status), snippet(&body)) {
+            (Some(why), body) if body.is_empty() => why,
+            (Some(why), body) => format!("{why}: {body}"),
+            (None, body) => body,
+        };
         Err(Failure::Status {
             status: status.as_u16(),
             retry_after,
             rate_limited,
-            body: snippet(&body),
+            body,
         })
     }
 }
 
-/// Where a redirect points, if the response is one.
+/// The statuses that redirect, as browsers, curl and reqwest's own policy follow them.
+/// The rest of 3xx are not: 300 leaves the choice to a person, 304 answers a conditional
+/// request apifetch never makes, and 305 (deprecated) would send the request through a
+/// proxy the server names.
+const REDIRECTS: [StatusCode; 5] = [
+    StatusCode::MOVED_PERMANENTLY,
+    StatusCode::FOUND,
+    StatusCode::SEE_OTHER,
+    StatusCode::TEMPORARY_REDIRECT,
+    StatusCode::PERMANENT_REDIRECT,
+];
+
+/// Why a 3xx answer ended up as the final response, to say so in the error.
+fn unfollowed(status: StatusCode) -> Option<String> {
+    let name = status.canonical_reason().unwrap_or("a redirection status");
+    if REDIRECTS.contains(&status) {
+        Some(format!("{name} without a Location to follow"))
+    } else if status.is_redirection() {
+        Some(format!(
+            "{name}: not a redirect apifetch follows, and no records"
+        ))
+    } else {
+        None
+    }
+}
+
+/// A body without the UTF-8 byte-order mark some servers put before the JSON: JSON text
+/// may not start with one (RFC 8259), but its readers are told to ignore it.
+fn without_bom(body: Bytes) -> Bytes {
+    match body.strip_prefix("\u{feff}".as_bytes()) {
+        Some(rest) => body.slice_ref(rest),
+        None => body,
+    }
+}
+
+/// Where a redirect points, if the response is one that is followed.
 fn redirect(response: &reqwest::Response) -> Option<Url> {
-    if !response.status().is_redirection() {
+    if !REDIRECTS.contains(&response.status()) {
         return None;
     }
     let location = response.headers().get(LOCATION)?.to_str().ok()?;
@@ -510,6 +550,29 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_leading_byte_order_mark_is_dropped() {
+        let bom = |text: &'static str| without_bom(Bytes::from_static(text.as_bytes()));
+        assert_eq!(bom("\u{feff}[1]"), "[1]");
+        assert_eq!(bom("\u{feff}\u{feff}[1]"), "\u{feff}[1]");
+        assert_eq!(bom("[\"\u{feff}\"]"), "[\"\u{feff}\"]");
+        assert_eq!(bom(""), "");
+    }
+
+    #[test]
+    fn only_redirect_statuses_are_followed_and_the_rest_of_3xx_say_why_not() {
+        let why = |code| unfollowed(StatusCode::from_u16(code).unwrap());
+        for code in [300, 304, 305, 306] {
+            assert!(why(code).unwrap().contains("not a redirect"), "{code}");
+        }
+        assert_eq!(
+            why(301).as_deref(),
+            Some("Moved Permanently without a Location to follow")
+        );
+        assert_eq!(why(200), None);
+        assert_eq!(why(404), None);
+    }
 
     #[test]
     fn snippet_is_one_line_and_bounded() {

@@ -260,6 +260,17 @@ fn space_json_does_not_allow_around_a_page_makes_it_not_json() {
 }
 
 #[test]
+fn a_byte_order_mark_before_the_json_is_skipped() {
+    for body in [
+        "\u{feff}[{\"id\": 1}, {\"id\": 2}]",
+        "\u{feff}{\"data\": [{\"id\": 1}, {\"id\": 2}]}",
+    ] {
+        let out = fetch_one_page(body).code(0).get_output().stdout.clone();
+        assert_eq!(String::from_utf8(out).unwrap(), "id\n1\n2\n", "{body}");
+    }
+}
+
+#[test]
 fn a_record_nested_a_hundred_thousand_deep_is_written_not_a_crash() {
     let depth = 100_000;
     let record = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));

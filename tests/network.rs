@@ -193,6 +193,27 @@ fn a_redirect_to_another_origin_is_a_permanent_failure_that_sends_it_nothing() {
 }
 
 #[test]
+fn statuses_300_304_and_305_are_not_followed_but_fail_at_once() {
+    for status in [300, 304, 305] {
+        let server = Server::start(move |req| match req.path.as_str() {
+            "/items" => Reply::status(status).header("location", "/elsewhere"),
+            _ => Reply::json(&json!({"data": records(2), "has_more": false})),
+        })
+        .unwrap();
+        let out = apifetch().arg(server.url("/items")).assert().code(3);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+        assert!(
+            stderr.contains(&format!("HTTP {status} (not retried): "))
+                && stderr.contains("not a redirect apifetch follows, and no records"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("--resume"), "{stderr}");
+        let paths: Vec<_> = server.requests().into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["/items"], "HTTP {status}");
+    }
+}
+
+#[test]
 fn trust_next_origin_follows_a_redirect_to_another_origin() {
     let (_home, other, assert) = redirected_elsewhere(&[
         "-H",
