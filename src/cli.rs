@@ -321,9 +321,10 @@ pub struct Cli {
     )]
     pub breaker: u32,
 
-    /// How long an open circuit sends nothing before probing.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, env = "APIFETCH_BREAKER_COOLDOWN", hide_env_values = true, help_heading = "Politeness")]
-    pub breaker_cooldown: Duration,
+    /// How long an open circuit sends nothing before probing [default: 30, or
+    /// --retry-max-wait when that is shorter]
+    #[arg(long, value_name = "SECS", value_parser = parse_duration, env = "APIFETCH_BREAKER_COOLDOWN", hide_env_values = true, help_heading = "Politeness")]
+    pub breaker_cooldown: Option<Duration>,
 
     /// Time limit for the whole run. A wait that would end past it is not started:
     /// apifetch gives up at once (exit 4); above 0. Unlimited by default.

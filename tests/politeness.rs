@@ -426,6 +426,20 @@ fn gzip_responses_are_decoded() {
 }
 
 #[test]
+fn a_short_retry_max_wait_alone_is_no_conflict_with_the_default_cooldown() {
+    let server = Server::start(paged(records(3))).unwrap();
+    // Not `apifetch()`: it gives a --breaker-cooldown, and this is about its default.
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_apifetch"))
+        .env_clear()
+        .timeout(Duration::from_secs(60))
+        .args(["--retry-max-wait", "5"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+}
+
+#[test]
 fn impossible_politeness_settings_are_usage_errors() {
     for args in [
         &["--rate", "0/s"][..],
