@@ -119,15 +119,22 @@ impl State {
     /// run never starts more than the API allows, at the price of sometimes waiting for
     /// a reset it did not need. True when the quota is used up and that is news (not yet
     /// logged for this reset).
+    ///
+    /// The reset is always the latest response's: an earlier response's reset belongs to
+    /// a window the server may have moved on from, and waiting for it because a later
+    /// response said the quota is spent would wait for neither response's reset.
     fn budget(&mut self, now: Instant, quota: Quota) -> bool {
         let reported = quota.remaining.saturating_sub(self.in_flight);
         let until = later(now, quota.reset);
-        let active = self.budget.as_ref().filter(|b| b.until > now);
-        // Responses arrive out of order: until the reset, a stale report (more left, as
+        let same_window = self
+            .budget
+            .as_ref()
+            .filter(|b| b.until > now && same_reset(b.until, until));
+        // Responses arrive out of order: within one window, a stale report (more left, as
         // counted before other requests got in) must not raise what is left.
-        let (left, until, announced) = match active {
-            Some(b) => (b.left.min(reported), b.until.max(until), b.announced),
-            None => (reported, until, false),
+        let (left, announced) = match same_window {
+            Some(b) => (b.left.min(reported), b.announced),
+            None => (reported, false),
         };
         let announce = left == 0 && !announced;
         self.budget = Some(Budget {
@@ -155,6 +162,12 @@ impl State {
             }
         }
     }
+}
+
+/// Whether two resets are the same one, reported by two responses: a reset in whole
+/// seconds reads a second less from a response sent a moment later.
+fn same_reset(a: Instant, b: Instant) -> bool {
+    a.max(b) - a.min(b) <= Duration::from_secs(1)
 }
 
 /// Permission for one attempt, to hand back through [`Gate::record`]. Dropped unrecorded
@@ -363,6 +376,24 @@ mod tests {
         g.record(a, true, quota(1, 10), None);
         g.admit("GET /c").await.unwrap();
         assert_eq!(Instant::now() - start, Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_comes_from_the_latest_response_alone() {
+        let g = gate(Pacing::default(), None, None);
+        let start = Instant::now();
+        let pass = g.admit("GET /1").await.unwrap();
+        g.record(pass, true, quota(99, 60), None);
+        let pass = g.admit("GET /2").await.unwrap();
+        g.record(pass, true, quota(0, 1), None);
+        let pass = g.admit("GET /3").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(1));
+        // And the other way round: a later response's long reset is waited out in full.
+        g.record(pass, true, quota(5, 1), None);
+        let pass = g.admit("GET /4").await.unwrap();
+        g.record(pass, true, quota(0, 30), None);
+        g.admit("GET /5").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(31));
     }
 
     #[tokio::test(start_paused = true)]
