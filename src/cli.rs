@@ -473,8 +473,9 @@ pub struct OutputArgs {
     #[arg(long, env = "APIFETCH_NO_FLATTEN", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub no_flatten: bool,
 
-    /// Prefix cells starting with =, +, -, @, tab or CR with `'`, so a spreadsheet shows
-    /// them instead of running them as formulas (CSV injection).
+    /// Prefix text cells starting with =, +, -, @, tab or CR with `'`, so a spreadsheet
+    /// shows them instead of running them as formulas (CSV injection). JSON numbers, such
+    /// as -13.11, stay numbers.
     #[arg(long, env = "APIFETCH_CSV_SAFE", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub csv_safe: bool,
 
