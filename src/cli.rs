@@ -27,7 +27,8 @@ Exit codes:
   0    success (also: zero records, or --max-pages reached)
   2    usage error: bad flags or values
   3    permanent failure, not retried: an HTTP error such as 401, 403, 404, 501, a TLS
-       certificate that does not verify, a redirect that would carry credentials elsewhere
+       certificate that does not verify, a redirect that would carry credentials elsewhere,
+       a redirect loop, a next link or redirect that is not http or https
   4    gave up: retries exhausted, the server asked to wait longer than --retry-max-wait,
        or --max-time would have been passed
   5    bad response: not JSON, no records array, a pagination loop, or a body over

@@ -237,7 +237,14 @@ impl Fetcher {
                 .get_or_init(|| client(&self.setup, true).map_err(|e| e.to_string()))
                 .as_ref()
                 .map_err(|e| Failure::Untrusted(e.clone()))?,
-            _ => &self.plain,
+            "http" => &self.plain,
+            // The user's URL was checked; this one came from the server, in a next link
+            // or a redirect (`file:`, `ftp:`, `javascript:`).
+            other => {
+                return Err(Failure::Unreachable(format!(
+                    "the URL's scheme `{other}` is not http or https"
+                )));
+            }
         };
         let request = client.get(url.clone());
         if !trusted {
@@ -322,15 +329,21 @@ impl Fetcher {
     ) -> Result<Response, Failure> {
         let (mut at, mut trusted) = (url.clone(), trusted);
         let mut response = self.send(&at, trusted).await?;
-        for hop in 1.. {
-            let Some(to) = redirect(&response) else {
-                break;
-            };
-            if hop > MAX_REDIRECTS {
-                return Err(Failure::Transport(format!(
+        let mut visited = vec![at.clone()];
+        while let Some(to) = redirect(&response) {
+            if visited.contains(&to) {
+                return Err(Failure::Unreachable(format!(
+                    "a redirect loop: {} redirects back to {}",
+                    redact::url(&at),
+                    redact::url(&to)
+                )));
+            }
+            if visited.len() > MAX_REDIRECTS {
+                return Err(Failure::Unreachable(format!(
                     "more than {MAX_REDIRECTS} redirects in a row"
                 )));
             }
+            visited.push(to.clone());
             // Credentials go on to the user's origin (or anywhere, when trusted), and along
             // an upgrade from http to https on the same host; to anywhere else a request
             // that carries them is not followed.

@@ -43,7 +43,10 @@ impl Policy {
     pub fn may_retry(&self, failure: &Failure) -> bool {
         match failure {
             Failure::Transport(_) => true,
-            Failure::TooLarge { .. } | Failure::Redirected { .. } | Failure::Untrusted(_) => false,
+            Failure::TooLarge { .. }
+            | Failure::Redirected { .. }
+            | Failure::Untrusted(_)
+            | Failure::Unreachable(_) => false,
             Failure::Status {
                 status,
                 rate_limited,
@@ -74,6 +77,9 @@ pub enum Failure {
     TooLarge { limit: u64 },
     /// The server's TLS certificate did not verify.
     Untrusted(String),
+    /// No answer can come, now or after `--resume`: a URL whose scheme is not http or
+    /// https, a redirect loop or chain past the limit, a host name that does not exist.
+    Unreachable(String),
     /// A redirect to another origin, not followed without `--trust-next-origin`.
     Redirected {
         status: u16,
@@ -85,7 +91,9 @@ pub enum Failure {
 impl Failure {
     pub fn describe(&self) -> String {
         match self {
-            Failure::Transport(what) | Failure::Untrusted(what) => what.clone(),
+            Failure::Transport(what) | Failure::Untrusted(what) | Failure::Unreachable(what) => {
+                what.clone()
+            }
             Failure::Status {
                 status,
                 rate_limited: true,
@@ -116,7 +124,9 @@ impl Failure {
             Failure::Status { status, .. } | Failure::Redirected { status, .. } => {
                 status.to_string()
             }
-            Failure::Transport(what) => what.split(':').next().unwrap_or(what).to_string(),
+            Failure::Transport(what) | Failure::Unreachable(what) => {
+                what.split(':').next().unwrap_or(what).to_string()
+            }
             Failure::TooLarge { .. } => "too large".into(),
             Failure::Untrusted(_) => "certificate".into(),
         }
@@ -269,6 +279,10 @@ where
                         ),
                     },
                     Failure::Untrusted(why) => Error::Untrusted {
+                        url: what.to_string(),
+                        why,
+                    },
+                    Failure::Unreachable(why) => Error::Unreachable {
                         url: what.to_string(),
                         why,
                     },
@@ -457,6 +471,8 @@ mod tests {
             to: "http://other.test/".into(),
         };
         assert_eq!(decide(&p, &elsewhere, 1, &mut rng), Decision::Stop);
+        let nowhere = Failure::Unreachable("a redirect loop".into());
+        assert_eq!(decide(&p, &nowhere, 1, &mut rng), Decision::Stop);
     }
 
     #[test]

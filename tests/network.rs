@@ -274,3 +274,74 @@ fn query(req: &Recorded) -> String {
         .extend_pairs(&req.query)
         .finish()
 }
+
+#[test]
+fn a_next_link_that_is_not_http_ends_the_run_at_once_without_a_resume_hint() {
+    for next in [
+        "ftp://127.0.0.1/x",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+    ] {
+        let server = Server::start(move |_| {
+            Reply::json(&json!({"data": records(2)}))
+                .header("link", format!("<{next}>; rel=\"next\""))
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = apifetch()
+            .arg(server.url("/items"))
+            .arg("--out")
+            .arg(dir.path().join("out.csv"))
+            .assert()
+            .code(3);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+        let scheme = next.split(':').next().unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "the URL's scheme `{scheme}` is not http or https (not retried); 2 records \
+                 are kept in"
+            )) && stderr.contains("(--resume would meet the same failure)"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("run the same command with --resume"),
+            "{stderr}"
+        );
+        assert_eq!(server.requests().len(), 1, "{next}");
+    }
+}
+
+#[test]
+fn a_redirect_loop_or_an_endless_chain_ends_the_run_at_once() {
+    let server = Server::start(|req| {
+        let n: usize = req.path[3..].parse().unwrap();
+        let to = match n {
+            // /r/0 → /r/1 → /r/0: a loop.
+            0 => "/r/1".to_string(),
+            1 => "/r/0".to_string(),
+            // /r/100 → /r/101 → …: a chain without end.
+            n => format!("/r/{}", n + 1),
+        };
+        Reply::status(302).header("location", to)
+    })
+    .unwrap();
+    apifetch()
+        .args(["--paginate", "none"])
+        .arg(server.url("/r/0"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "a redirect loop: {} redirects back to {} (not retried)",
+            server.url("/r/1"),
+            server.url("/r/0")
+        )));
+    assert_eq!(server.requests().len(), 2);
+    apifetch()
+        .arg(server.url("/r/100"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "more than 10 redirects in a row (not retried)",
+        ));
+    assert_eq!(server.requests().len(), 2 + 11);
+}
