@@ -31,8 +31,8 @@ Exit codes:
        a redirect loop, a next link or redirect that is not http or https
   4    gave up: retries exhausted, the server asked to wait longer than --retry-max-wait,
        or --max-time would have been passed
-  5    bad response: not JSON, no records array, a pagination loop, or a body over
-       --max-response-size
+  5    bad response: not JSON, no records array, a pagination loop, a body over
+       --max-response-size, or a body whose Content-Encoding does not decode
   6    output error: the output file could not be written
   130  interrupted (Ctrl-C, SIGTERM)
 

@@ -45,6 +45,10 @@ pub enum Error {
     /// would only meet it again.
     #[error("{url}: {why} (not retried)")]
     Unreachable { url: String, why: String },
+    /// The body arrived but does not decode from its `Content-Encoding`: the server sends
+    /// it broken, and would again.
+    #[error("{url}: {why} (not retried)")]
+    Undecodable { url: String, why: String },
     /// Retries ran out, or the server asked us to wait longer than we are allowed to.
     #[error("{0}")]
     GaveUp(String),
@@ -90,7 +94,7 @@ impl Error {
                 Exit::Permanent
             }
             Error::GaveUp(_) => Exit::GaveUp,
-            Error::BadResponse(_) => Exit::BadResponse,
+            Error::BadResponse(_) | Error::Undecodable { .. } => Exit::BadResponse,
             Error::Output(_) => Exit::Output,
             Error::Interrupted => Exit::Interrupted,
             Error::Kept { error, .. } => error.exit(),
@@ -100,7 +104,7 @@ impl Error {
     /// Whether `--resume` might get past this failure; not when it would ask the same
     /// question and meet the same wall.
     pub fn resumable(&self) -> bool {
-        !matches!(self, Error::Unreachable { .. })
+        !matches!(self, Error::Unreachable { .. } | Error::Undecodable { .. })
     }
 
     /// Wraps an I/O or encoding failure on the output side.

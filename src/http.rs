@@ -474,11 +474,20 @@ async fn read_body(
         Overflow::Truncate => reserve,
     };
     let mut body = BytesMut::with_capacity(reserve as usize);
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| Failure::Transport(format!("response body broke off: {}", describe(&e))))?
-    {
+    let failed = |e: reqwest::Error| {
+        if undecodable(&e) {
+            // reqwest has taken the Content-Encoding header away; the decoder's own
+            // message names the coding, or what it found instead.
+            let cause = causes(&e).last().map(ToString::to_string);
+            Failure::Undecodable(format!(
+                "the response body does not decode from its Content-Encoding: {}",
+                cause.unwrap_or_default()
+            ))
+        } else {
+            Failure::Transport(format!("response body broke off: {}", describe(&e)))
+        }
+    };
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
         *read += chunk.len() as u64;
         let room = limit.saturating_sub(body.len() as u64);
         if chunk.len() as u64 > room {
@@ -504,32 +513,42 @@ pub fn snippet(body: &[u8]) -> String {
     out
 }
 
+/// The causes of `err`, outermost first. rustls and the body decoders report in an
+/// `io::Error` deep in the chain, whose `source()` skips the error it wraps, so the walk
+/// steps into wrapped I/O errors itself.
+fn causes(err: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(err), |cause| match cause
+        .downcast_ref::<std::io::Error>()
+    {
+        Some(io) => io
+            .get_ref()
+            .map(|inner| inner as &(dyn std::error::Error + 'static)),
+        None => cause.source(),
+    })
+}
+
 /// Whether the connection failed because the server's certificate did not verify, and if
-/// so what to add to the message. rustls says so in an `io::Error` deep in the chain, whose
-/// `source()` skips the error it wraps, so the walk steps into wrapped I/O errors itself.
+/// so what to add to the message.
 fn untrusted(err: &reqwest::Error) -> Option<&'static str> {
     use rustls::{CertificateError, Error as Tls};
-    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(cause) = next {
-        match cause.downcast_ref::<Tls>() {
-            Some(Tls::InvalidCertificate(CertificateError::UnknownIssuer)) => {
-                return Some("; --cacert FILE trusts a private CA");
-            }
-            Some(
-                Tls::InvalidCertificate(_)
-                | Tls::NoCertificatesPresented
-                | Tls::UnsupportedNameType,
-            ) => return Some(""),
-            _ => {}
+    causes(err).find_map(|cause| match cause.downcast_ref::<Tls>()? {
+        Tls::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            Some("; --cacert FILE trusts a private CA")
         }
-        next = match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => cause.source(),
-        };
-    }
-    None
+        Tls::InvalidCertificate(_) | Tls::NoCertificatesPresented | Tls::UnsupportedNameType => {
+            Some("")
+        }
+        _ => None,
+    })
+}
+
+/// Whether a body arrived but does not decode from its `Content-Encoding`: the decoder's
+/// own I/O error, with no connection error (hyper's) beneath it. A body cut short while
+/// it was being decoded broke off, like any other, and is worth asking for again.
+fn undecodable(err: &reqwest::Error) -> bool {
+    !err.is_timeout()
+        && causes(err).any(|cause| cause.is::<std::io::Error>())
+        && !causes(err).any(|cause| cause.is::<hyper::Error>())
 }
 
 /// A transport error as one line, naming its kind first. reqwest's own message repeats the

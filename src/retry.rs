@@ -46,7 +46,8 @@ impl Policy {
             Failure::TooLarge { .. }
             | Failure::Redirected { .. }
             | Failure::Untrusted(_)
-            | Failure::Unreachable(_) => false,
+            | Failure::Unreachable(_)
+            | Failure::Undecodable(_) => false,
             Failure::Status {
                 status,
                 rate_limited,
@@ -80,6 +81,8 @@ pub enum Failure {
     /// No answer can come, now or after `--resume`: a URL whose scheme is not http or
     /// https, a redirect loop or chain past the limit, a host name that does not exist.
     Unreachable(String),
+    /// The body arrived whole but does not decode from its `Content-Encoding`.
+    Undecodable(String),
     /// A redirect to another origin, not followed without `--trust-next-origin`.
     Redirected {
         status: u16,
@@ -91,9 +94,10 @@ pub enum Failure {
 impl Failure {
     pub fn describe(&self) -> String {
         match self {
-            Failure::Transport(what) | Failure::Untrusted(what) | Failure::Unreachable(what) => {
-                what.clone()
-            }
+            Failure::Transport(what)
+            | Failure::Untrusted(what)
+            | Failure::Unreachable(what)
+            | Failure::Undecodable(what) => what.clone(),
             Failure::Status {
                 status,
                 rate_limited: true,
@@ -128,6 +132,7 @@ impl Failure {
                 what.split(':').next().unwrap_or(what).to_string()
             }
             Failure::TooLarge { .. } => "too large".into(),
+            Failure::Undecodable(_) => "undecodable".into(),
             Failure::Untrusted(_) => "certificate".into(),
         }
     }
@@ -283,6 +288,10 @@ where
                         why,
                     },
                     Failure::Unreachable(why) => Error::Unreachable {
+                        url: what.to_string(),
+                        why,
+                    },
+                    Failure::Undecodable(why) => Error::Undecodable {
                         url: what.to_string(),
                         why,
                     },

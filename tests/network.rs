@@ -345,3 +345,65 @@ fn a_redirect_loop_or_an_endless_chain_ends_the_run_at_once() {
         ));
     assert_eq!(server.requests().len(), 2 + 11);
 }
+
+fn gzipped(value: &serde_json::Value) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(value.to_string().as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_body_that_does_not_decode_from_its_content_encoding_is_a_bad_response_at_once() {
+    let gz = gzipped(&json!({"data": records(200)}));
+    for (coding, body, cause) in [
+        ("gzip", b"not gzip at all".to_vec(), "Invalid gzip header"),
+        (
+            "gzip",
+            gz[..gz.len() / 2].to_vec(),
+            "unexpected end of file",
+        ),
+        ("br", b"not brotli at all".to_vec(), "brotli error"),
+        (
+            "zstd",
+            b"not zstd at all".to_vec(),
+            "Unknown frame descriptor",
+        ),
+    ] {
+        let server = Server::start(move |_| {
+            Reply::status(200)
+                .header("content-encoding", coding)
+                .body(body.clone())
+        })
+        .unwrap();
+        apifetch()
+            .arg(server.url("/"))
+            .assert()
+            .code(5)
+            .stderr(predicate::str::contains(format!(
+                "the response body does not decode from its Content-Encoding: {cause} (not \
+                 retried)"
+            )));
+        assert_eq!(server.requests().len(), 1, "{coding}: {cause}");
+    }
+}
+
+#[test]
+fn a_compressed_body_cut_short_is_retried() {
+    let gz = gzipped(&json!({"data": records(200), "has_more": false}));
+    let cut = gz.len() / 2;
+    let server = Server::start(flaky(
+        1,
+        move || {
+            Reply::status(200)
+                .header("content-encoding", "gzip")
+                .body(gz.clone())
+                .cut_after(cut)
+        },
+        records(3),
+    ))
+    .unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    assert_eq!(server.requests().len(), 2);
+}
