@@ -28,7 +28,8 @@ Exit codes:
   2    usage error: bad flags or values
   3    permanent failure, not retried: an HTTP error such as 401, 403, 404, 501, a TLS
        certificate that does not verify, a redirect that would carry credentials elsewhere,
-       a redirect loop, a next link or redirect that is not http or https
+       a redirect loop, a next link or redirect that is not http or https, a host name
+       that does not exist
   4    gave up: retries exhausted, the server asked to wait longer than --retry-max-wait,
        or --max-time would have been passed
   5    bad response: not JSON, no records array, a pagination loop, a body over

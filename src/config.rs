@@ -19,7 +19,7 @@ use crate::records::Select;
 use crate::redact::{self, Secret};
 use crate::retry::human;
 use crate::spool::Form;
-use crate::{breaker, pace, retry};
+use crate::{breaker, http, pace, retry};
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -62,6 +62,9 @@ pub struct Request {
     pub max_response_size: u64,
     pub tls: Tls,
     pub proxies: Proxies,
+    /// Resolves host names in place of the system's resolver when set: tests answer
+    /// lookups themselves, so nothing they do leaves loopback, DNS included.
+    pub resolver: Option<http::Resolver>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +267,7 @@ impl TryFrom<Cli> for Config {
                     insecure: cli.insecure,
                 },
                 proxies,
+                resolver: None,
             },
             retry: retry::Policy {
                 retries: cli.retries,

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -75,6 +75,9 @@ fn client(request: &Request, secure: bool) -> Result<Client, Error> {
     if request.tls.insecure {
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
+    if let Some(resolver) = &request.resolver {
+        builder = builder.dns_resolver(Arc::clone(&resolver.0));
+    }
     // reqwest would read the proxy variables itself, without the loopback rule.
     builder = builder.no_proxy();
     for proxy in proxies(&request.proxies)? {
@@ -83,6 +86,16 @@ fn client(request: &Request, secure: bool) -> Result<Client, Error> {
     builder
         .build()
         .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// A resolver of host names in place of the system's, for [`Request::resolver`].
+#[derive(Clone)]
+pub struct Resolver(pub Arc<dyn reqwest::dns::Resolve>);
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
 }
 
 /// The environment's proxies, each bypassing loopback and `NO_PROXY`.
@@ -307,6 +320,11 @@ impl Fetcher {
                 .await
                 .map_err(|e| match untrusted(&e) {
                     Some(hint) => Failure::Untrusted(format!("{}{hint}", describe(&e))),
+                    None if no_such_host(&e) => Failure::Unreachable(format!(
+                        "the host name {} does not resolve: {}",
+                        url.host_str().unwrap_or_default(),
+                        describe(&e)
+                    )),
                     None => Failure::Transport(describe(&e)),
                 })?;
         trace!(
@@ -542,6 +560,28 @@ fn untrusted(err: &reqwest::Error) -> Option<&'static str> {
     })
 }
 
+/// How resolvers say that a host name does not exist (glibc, musl, macOS, Windows), as
+/// opposed to a lookup that failed for now (`EAI_AGAIN`, "Temporary failure in name
+/// resolution"), which is retried. The standard library keeps only the message of a
+/// failed `getaddrinfo`, not its code.
+const NO_SUCH_HOST: [&str; 5] = [
+    "Name or service not known",
+    "No address associated with hostname",
+    "Name does not resolve",
+    "nodename nor servname provided, or not known",
+    "No such host is known",
+];
+
+/// Whether the request failed because its host name does not exist: a typo that no
+/// retry, and no `--resume`, gets past.
+fn no_such_host(err: &reqwest::Error) -> bool {
+    err.is_dns() && causes(err).any(|cause| is_no_such_host(&cause.to_string()))
+}
+
+fn is_no_such_host(message: &str) -> bool {
+    NO_SUCH_HOST.iter().any(|said| message.contains(said))
+}
+
 /// Whether a body arrived but does not decode from its `Content-Encoding`: the decoder's
 /// own I/O error, with no connection error (hyper's) beneath it. A body cut short while
 /// it was being decoded broke off, like any other, and is worth asking for again.
@@ -604,6 +644,25 @@ mod tests {
         );
         assert_eq!(why(200), None);
         assert_eq!(why(404), None);
+    }
+
+    #[test]
+    fn a_missing_host_is_told_from_a_lookup_that_failed_for_now() {
+        for gone in [
+            "failed to lookup address information: Name or service not known",
+            "failed to lookup address information: No address associated with hostname",
+            "failed to lookup address information: Name does not resolve",
+            "failed to lookup address information: nodename nor servname provided, or not known",
+        ] {
+            assert!(is_no_such_host(gone), "{gone}");
+        }
+        for now in [
+            "failed to lookup address information: Temporary failure in name resolution",
+            "failed to lookup address information: Try again",
+            "Connection refused (os error 111)",
+        ] {
+            assert!(!is_no_such_host(now), "{now}");
+        }
     }
 
     #[test]

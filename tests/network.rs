@@ -407,3 +407,115 @@ fn a_compressed_body_cut_short_is_retried() {
     assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
     assert_eq!(server.requests().len(), 2);
 }
+
+/// Answers every host name lookup from `answer`, counting the lookups: tests of name
+/// resolution never make a real one.
+struct Lookups {
+    answer: fn(&str) -> Result<std::net::SocketAddr, &'static str>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl reqwest::dns::Resolve for Lookups {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let answer = (self.answer)(name.as_str());
+        Box::pin(async move {
+            match answer {
+                Ok(addr) => Ok(Box::new(std::iter::once(addr)) as reqwest::dns::Addrs),
+                // What the system's resolver reports, through the standard library.
+                Err(why) => Err(std::io::Error::other(format!(
+                    "failed to lookup address information: {why}"
+                ))
+                .into()),
+            }
+        })
+    }
+}
+
+/// Runs apifetch in this process on `args`, its host names resolved by `lookups`; how
+/// the run ended, and how many lookups it made.
+fn run_resolving(
+    args: &[&str],
+    answer: fn(&str) -> Result<std::net::SocketAddr, &'static str>,
+) -> (Result<apifetch::Summary, apifetch::Error>, usize) {
+    use clap::Parser;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let lookups = std::sync::Arc::new(Lookups {
+        answer,
+        asked: Default::default(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let cli = apifetch::cli::Cli::try_parse_from(
+        [
+            "apifetch",
+            "--backoff",
+            "0.01",
+            "--backoff-max",
+            "0.05",
+            "--breaker-cooldown",
+            "0.05",
+        ]
+        .iter()
+        .chain(args)
+        .chain(&["--out", out.to_str().unwrap()]),
+    )
+    .unwrap();
+    let mut config = apifetch::config::Config::try_from(cli).unwrap();
+    config.request.proxies = Default::default();
+    config.request.resolver = Some(apifetch::http::Resolver(lookups.clone()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(apifetch::run(config));
+    (
+        result,
+        lookups.asked.load(std::sync::atomic::Ordering::SeqCst),
+    )
+}
+
+#[test]
+fn the_injected_resolver_is_the_one_asked() {
+    static SERVER: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    let server = SERVER.get_or_init(|| Server::start(paged(records(3))).unwrap());
+    let url = format!("http://api.test:{}/items", server.addr().port());
+    let (result, asked) = run_resolving(&[&url], |name| match name {
+        "api.test" => Ok(SERVER.get().unwrap().addr()),
+        _ => Err("Name or service not known"),
+    });
+    assert_eq!(result.unwrap().records, 3);
+    assert_eq!((asked, server.requests().len()), (1, 1));
+}
+
+#[test]
+fn a_host_name_that_does_not_exist_ends_the_run_at_once() {
+    let (result, asked) = run_resolving(&["http://api.exampel.test/items"], |_| {
+        Err("Name or service not known")
+    });
+    let error = result.unwrap_err();
+    assert_eq!(error.exit(), apifetch::Exit::Permanent, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "http://api.exampel.test/items?page=1&per_page=100: the host name api.exampel.test \
+             does not resolve: "
+        ) && message.ends_with("Name or service not known (not retried)"),
+        "{message}"
+    );
+    assert_eq!(asked, 1, "not retried");
+}
+
+#[test]
+fn a_lookup_that_failed_for_now_is_retried() {
+    let (result, asked) = run_resolving(&["--retries", "2", "http://api.test/items"], |_| {
+        Err("Temporary failure in name resolution")
+    });
+    let error = result.unwrap_err();
+    assert_eq!(error.exit(), apifetch::Exit::GaveUp, "{error}");
+    assert!(
+        error.to_string().contains("gave up after 3 attempts"),
+        "{error}"
+    );
+    assert_eq!(asked, 3);
+}
