@@ -38,6 +38,10 @@ struct State {
     budget: Option<Budget>,
     /// Attempts admitted and not yet recorded.
     in_flight: u64,
+    /// The circuit opened (or opened again) and no attempt has waited for it yet. Said
+    /// when one does, so a run that ends first does not announce a wait that never
+    /// happens.
+    opened: Option<Change>,
 }
 
 struct Hold {
@@ -78,6 +82,7 @@ impl State {
         match self.breaker.blocked(now) {
             Some(breaker::Blocked::Probe) => return Err(Wait::Probe),
             Some(breaker::Blocked::Until(until)) if hold.is_none_or(|h| until >= h.until) => {
+                self.announce_opened();
                 return Err(Wait::Until {
                     until,
                     why: "for the circuit breaker's cool-down".into(),
@@ -111,7 +116,19 @@ impl State {
         }
         self.in_flight += 1;
         // Not blocked, so the breaker admits.
-        Ok(self.breaker.admit(now).unwrap_or((false, None)))
+        let (probe, change) = self.breaker.admit(now).unwrap_or((false, None));
+        if probe {
+            self.announce_opened();
+        }
+        Ok((probe, change))
+    }
+
+    /// Logs that the circuit opened, once an attempt meets the open circuit: waits for
+    /// it, or goes out as the probe after it.
+    fn announce_opened(&mut self) {
+        if let Some(change) = self.opened.take() {
+            log(change);
+        }
     }
 
     /// Plans with the quota a response reported. Requests still in flight were counted
@@ -208,6 +225,7 @@ impl Gate {
                 hold: None,
                 budget: None,
                 in_flight: 0,
+                opened: None,
             }),
             probed: Notify::new(),
             max_wait,
@@ -292,8 +310,10 @@ impl Gate {
                 debug!("Retry-After: pausing all requests for {}", human(wait));
             }
         }
-        if let Some(change) = state.breaker.record(success, probe, now) {
-            log(change);
+        match state.breaker.record(success, probe, now) {
+            Some(change) if change.is_warning() => state.opened = Some(change),
+            Some(change) => log(change),
+            None => {}
         }
         if probe {
             self.probed.notify_waiters();

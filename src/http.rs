@@ -325,6 +325,14 @@ impl Fetcher {
                         url.host_str().unwrap_or_default(),
                         describe(&e)
                     )),
+                    None if refused(&e) => Failure::Refused {
+                        addr: format!(
+                            "{}:{}",
+                            url.host_str().unwrap_or_default(),
+                            url.port_or_known_default().unwrap_or_default()
+                        ),
+                        what: describe(&e),
+                    },
                     None => Failure::Transport(describe(&e)),
                 })?;
         trace!(
@@ -580,6 +588,16 @@ fn no_such_host(err: &reqwest::Error) -> bool {
 
 fn is_no_such_host(message: &str) -> bool {
     NO_SUCH_HOST.iter().any(|said| message.contains(said))
+}
+
+/// Whether nothing listened where the request tried to connect.
+fn refused(err: &reqwest::Error) -> bool {
+    err.is_connect()
+        && causes(err).any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
 }
 
 /// Whether a body arrived but does not decode from its `Content-Encoding`: the decoder's

@@ -42,7 +42,7 @@ impl Policy {
     /// that was too large.
     pub fn may_retry(&self, failure: &Failure) -> bool {
         match failure {
-            Failure::Transport(_) => true,
+            Failure::Transport(_) | Failure::Refused { .. } => true,
             Failure::TooLarge { .. }
             | Failure::Redirected { .. }
             | Failure::Untrusted(_)
@@ -60,8 +60,11 @@ impl Policy {
 /// Why an attempt failed, in the terms the policy decides on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
-    /// No usable response: refused, reset, DNS, timeout, a body cut short.
+    /// No usable response: reset, DNS, timeout, a body cut short.
     Transport(String),
+    /// Nothing listens at `addr` (host:port): retried, since servers restart, and named
+    /// plainly when the retries run out.
+    Refused { addr: String, what: String },
     /// The server answered with an error status.
     Status {
         status: u16,
@@ -95,6 +98,7 @@ impl Failure {
     pub fn describe(&self) -> String {
         match self {
             Failure::Transport(what)
+            | Failure::Refused { what, .. }
             | Failure::Untrusted(what)
             | Failure::Unreachable(what)
             | Failure::Undecodable(what) => what.clone(),
@@ -128,9 +132,9 @@ impl Failure {
             Failure::Status { status, .. } | Failure::Redirected { status, .. } => {
                 status.to_string()
             }
-            Failure::Transport(what) | Failure::Unreachable(what) => {
-                what.split(':').next().unwrap_or(what).to_string()
-            }
+            Failure::Transport(what)
+            | Failure::Refused { what, .. }
+            | Failure::Unreachable(what) => what.split(':').next().unwrap_or(what).to_string(),
             Failure::TooLarge { .. } => "too large".into(),
             Failure::Undecodable(_) => "undecodable".into(),
             Failure::Untrusted(_) => "certificate".into(),
@@ -144,6 +148,8 @@ pub enum Decision {
     Retry(Duration),
     /// Retrying cannot help (the status is permanent).
     Stop,
+    /// Every attempt the policy allows has been made.
+    Exhausted,
     /// Retrying might help, but the policy does not allow it; the reason says why.
     GiveUp(String),
 }
@@ -191,13 +197,8 @@ pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl R
         Failure::Status { retry_after, .. } => *retry_after,
         _ => None,
     };
-    let tries = policy.retries + 1;
-    if attempt >= tries {
-        return Decision::GiveUp(format!(
-            "gave up after {}; last failure: {}",
-            crate::counted(tries.into(), "attempt", "attempts"),
-            failure.describe()
-        ));
+    if attempt > policy.retries {
+        return Decision::Exhausted;
     }
     if let Some(asked) = retry_after.filter(|d| !d.is_zero()) {
         if asked > policy.max_wait {
@@ -216,6 +217,22 @@ pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl R
     Decision::Retry(backoff(policy, attempt, rng).min(policy.max_wait))
 }
 
+/// Why a request ended after its last allowed attempt, `elapsed` after its first began.
+pub fn exhausted(failure: &Failure, attempts: u32, elapsed: Duration) -> String {
+    let attempts = crate::counted(attempts.into(), "attempt", "attempts");
+    match failure {
+        Failure::Refused { addr, .. } => format!(
+            "connection to {addr} refused after {attempts} over {}",
+            human(elapsed)
+        ),
+        _ => format!(
+            "gave up after {attempts} over {}; last failure: {}",
+            human(elapsed),
+            failure.describe()
+        ),
+    }
+}
+
 /// Runs `attempt` until it succeeds or the policy says stop, sleeping between tries; a
 /// wait that would pass the deadline is not started. An attempt that returns an outer
 /// `Err` ends the run at once (it could not even be sent, e.g. the deadline came first).
@@ -232,6 +249,7 @@ where
     Fut: Future<Output = Result<Result<T, Failure>, Error>>,
 {
     let tries = policy.retries + 1;
+    let started = tokio::time::Instant::now();
     for n in 1.. {
         let failure = match attempt().await? {
             Ok(value) => return Ok(value),
@@ -268,6 +286,10 @@ where
                 tokio::time::sleep(wait).await;
             }
             Decision::GiveUp(reason) => return Err(Error::GaveUp(format!("{what}: {reason}"))),
+            Decision::Exhausted => {
+                let reason = exhausted(&failure, n, started.elapsed());
+                return Err(Error::GaveUp(format!("{what}: {reason}")));
+            }
             Decision::Stop => {
                 return Err(match failure {
                     Failure::Status { status, body, .. } => Error::Permanent {
@@ -497,8 +519,25 @@ mod tests {
             decide(&p, &status(503, None), 3, &mut rng),
             Decision::Retry(Duration::from_secs(4))
         );
-        assert!(
-            matches!(decide(&p, &status(503, None), 6, &mut rng), Decision::GiveUp(m) if m.contains("6 attempts"))
+        assert_eq!(
+            decide(&p, &status(503, None), 6, &mut rng),
+            Decision::Exhausted
+        );
+    }
+
+    #[test]
+    fn running_out_of_attempts_says_how_many_over_how_long_and_names_a_refusing_address() {
+        let refused = Failure::Refused {
+            addr: "127.0.0.1:9".into(),
+            what: "connection failed: Connection refused (os error 111)".into(),
+        };
+        assert_eq!(
+            exhausted(&refused, 6, Duration::from_millis(3200)),
+            "connection to 127.0.0.1:9 refused after 6 attempts over 3.2s"
+        );
+        assert_eq!(
+            exhausted(&status(503, None), 1, Duration::from_millis(20)),
+            "gave up after 1 attempt over 20ms; last failure: HTTP 503"
         );
     }
 

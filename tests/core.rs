@@ -206,6 +206,33 @@ fn connection_refused_is_retried_then_gives_up() {
 }
 
 #[test]
+fn a_refused_connection_is_said_plainly_without_announcing_a_wait_that_never_comes() {
+    let server = Server::start(|_| Reply::status(200)).unwrap();
+    let (addr, url) = (server.addr(), server.url("/"));
+    drop(server);
+    // Three failures open the circuit; attempts 4, 5 and 6 each wait for it and go out
+    // as its probe. After the sixth nothing waits, so nothing is announced.
+    let out = apifetch()
+        .args(["--retries", "5", "--breaker", "3"])
+        .arg(url)
+        .assert()
+        .code(4);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("apifetch: error: ")
+            && last.contains(&format!(
+                "connection to {addr} refused after 6 attempts over "
+            )),
+        "{stderr}"
+    );
+    assert!(!lines[lines.len() - 2].contains("circuit open"), "{stderr}");
+    assert_eq!(stderr.matches("circuit open for").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("circuit open again").count(), 2, "{stderr}");
+}
+
+#[test]
 fn html_instead_of_json_is_a_bad_response() {
     let server = Server::start(|_| {
         Reply::status(200)
