@@ -14,6 +14,14 @@ use crate::paginate::Style;
 use crate::redact::Secret;
 use crate::retry::Jitter;
 
+/// Bounds of the numeric flags: far beyond any real use, and small enough that no count
+/// built from them (pages × page size, a page number plus one) can overflow.
+const MILLION: u64 = 1_000_000;
+const BILLION: u64 = 1_000_000_000;
+
+/// The largest `--max-response-size`: a body is held in memory whole.
+const MAX_BODY: u64 = 4 << 30;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success: every record the API has (also: zero records, or --max-pages or
@@ -21,11 +29,14 @@ Exit codes:
   2    usage error: bad flags or values, or a flag that names nothing in the first
        response
   3    permanent failure, not retried: an HTTP error such as 401, 403, 404, 501, a TLS
-       certificate that does not verify, a redirect that would carry credentials elsewhere
+       certificate that does not verify, a redirect that would carry credentials elsewhere,
+       a redirect loop, a next link or redirect that is not http or https, a host name
+       that does not exist
   4    gave up: retries exhausted, the server asked to wait longer than --retry-max-wait,
        or --max-time would have been passed
   5    bad response: not JSON, no records array, a pagination loop, fewer records than
-       the API announced, or a body over --max-response-size
+       the API announced, a body over --max-response-size, or a body whose
+       Content-Encoding does not decode
   6    output error: the output file could not be written
   130  interrupted (Ctrl-C, SIGTERM)
 
@@ -96,25 +107,26 @@ pub struct Cli {
     )]
     pub size_param: String,
 
-    /// Records to ask for per page, sent only when given. The API may send fewer; that
-    /// alone never ends the run [default: the API's own]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_PAGE_SIZE", hide_env_values = true)]
+    /// Records to ask for per page, 1 to 1000000, sent only when given. The API may send
+    /// fewer; that alone never ends the run [default: the API's own]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MILLION), help_heading = "Pagination", env = "APIFETCH_PAGE_SIZE", hide_env_values = true)]
     pub page_size: Option<u64>,
 
-    /// Number of the first page, sent only when given [default: the URL's --page-param
-    /// value, else the first page the API serves]
+    /// Number of the first page, 0 to 1000000000, sent only when given [default: the
+    /// URL's --page-param value, else the first page the API serves]
     #[arg(
         long,
         value_name = "N",
+        value_parser = clap::value_parser!(u64).range(0..=BILLION),
         help_heading = "Pagination",
         env = "APIFETCH_START_PAGE",
         hide_env_values = true
     )]
     pub start_page: Option<u64>,
 
-    /// Stop after this many pages, even if more remain (a warning says so). Unlimited by
-    /// default.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_MAX_PAGES", hide_env_values = true)]
+    /// Stop after this many pages (1 to 1000000000), even if more remain (a warning says
+    /// so). Unlimited by default.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=BILLION), help_heading = "Pagination", env = "APIFETCH_MAX_PAGES", hide_env_values = true)]
     pub max_pages: Option<u64>,
 
     /// How the API hands out pages: auto decides from the first response, which is the URL
@@ -188,8 +200,9 @@ pub struct Cli {
     #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_RECORDS", hide_env_values = true)]
     pub records: Option<String>,
 
-    /// Stop after this many records; the last page is cut. Unlimited by default.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Pagination", env = "APIFETCH_MAX_RECORDS", hide_env_values = true)]
+    /// Stop after this many records (1 to 1000000000000); the last page is cut. Unlimited
+    /// by default.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000 * BILLION), help_heading = "Pagination", env = "APIFETCH_MAX_RECORDS", hide_env_values = true)]
     pub max_records: Option<u64>,
 
     /// Send -H headers and credentials to a next page on another origin (scheme, host or
@@ -219,23 +232,24 @@ pub struct Cli {
     pub user_agent: String,
 
     /// Refuse (exit 5) a response body larger than this, before it is read past the limit.
-    /// Accepts bytes or a K, M or G suffix (binary: 1M = 1048576).
+    /// Accepts bytes or a K, M or G suffix (binary: 1M = 1048576), at most 4G.
     #[arg(long, value_name = "BYTES", default_value = "100M", value_parser = parse_size, env = "APIFETCH_MAX_RESPONSE_SIZE", hide_env_values = true, help_heading = "Request")]
     pub max_response_size: u64,
 
-    /// Time limit for one request, including reading its body.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, help_heading = "Request", env = "APIFETCH_TIMEOUT", hide_env_values = true)]
+    /// Time limit for one request, including reading its body; above 0.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_limit, help_heading = "Request", env = "APIFETCH_TIMEOUT", hide_env_values = true)]
     pub timeout: Duration,
 
-    /// Time limit for establishing a connection.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_duration, help_heading = "Request", env = "APIFETCH_CONNECT_TIMEOUT", hide_env_values = true)]
+    /// Time limit for establishing a connection; above 0.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_limit, help_heading = "Request", env = "APIFETCH_CONNECT_TIMEOUT", hide_env_values = true)]
     pub connect_timeout: Duration,
 
-    /// Retries after the first attempt of each request.
+    /// Retries after the first attempt of each request, 0 to 100.
     #[arg(
         long,
         value_name = "N",
         default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(0..=100),
         help_heading = "Retries",
         env = "APIFETCH_RETRIES",
         hide_env_values = true
@@ -300,24 +314,27 @@ pub struct Cli {
     pub rate: Option<Rate>,
 
     /// Consecutive failed attempts that open the circuit breaker: then nothing is sent for
-    /// --breaker-cooldown, and one probe decides whether to resume. 0 turns it off.
+    /// --breaker-cooldown, and one probe decides whether to resume. 0 turns it off; at
+    /// most 100.
     #[arg(
         long,
         value_name = "N",
         default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(0..=100),
         env = "APIFETCH_BREAKER",
         hide_env_values = true,
         help_heading = "Politeness"
     )]
     pub breaker: u32,
 
-    /// How long an open circuit sends nothing before probing.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, env = "APIFETCH_BREAKER_COOLDOWN", hide_env_values = true, help_heading = "Politeness")]
-    pub breaker_cooldown: Duration,
+    /// How long an open circuit sends nothing before probing [default: 30, or
+    /// --retry-max-wait when that is shorter]
+    #[arg(long, value_name = "SECS", value_parser = parse_duration, env = "APIFETCH_BREAKER_COOLDOWN", hide_env_values = true, help_heading = "Politeness")]
+    pub breaker_cooldown: Option<Duration>,
 
     /// Time limit for the whole run. A wait that would end past it is not started:
-    /// apifetch gives up at once (exit 4). Unlimited by default.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "APIFETCH_MAX_TIME", hide_env_values = true, help_heading = "Politeness")]
+    /// apifetch gives up at once (exit 4); above 0. Unlimited by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_limit, env = "APIFETCH_MAX_TIME", hide_env_values = true, help_heading = "Politeness")]
     pub max_time: Option<Duration>,
 
     /// Pages fetched at once (1 to 64), when their positions are known in advance: page
@@ -409,12 +426,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
             ));
         }
     };
-    number
+    let size = number
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{s}` is not a size (use bytes, or 512K, 100M, 1G)"))
+        .ok_or_else(|| format!("`{s}` is not a size (use bytes, or 512K, 100M, 1G)"))?;
+    if size > MAX_BODY {
+        return Err(format!("`{s}` is larger than 4G"));
+    }
+    Ok(size)
 }
 
 /// What the output looks like, and resuming an interrupted run.
@@ -458,8 +479,9 @@ pub struct OutputArgs {
     #[arg(long, env = "APIFETCH_NO_FLATTEN", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub no_flatten: bool,
 
-    /// Prefix cells starting with =, +, -, @, tab or CR with `'`, so a spreadsheet shows
-    /// them instead of running them as formulas (CSV injection).
+    /// Prefix text cells starting with =, +, -, @, tab or CR with `'`, so a spreadsheet
+    /// shows them instead of running them as formulas (CSV injection). JSON numbers, such
+    /// as -13.11, stay numbers.
     #[arg(long, env = "APIFETCH_CSV_SAFE", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub csv_safe: bool,
 
@@ -491,6 +513,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` is longer than 100 years"));
     }
     Ok(duration)
+}
+
+/// A time limit: a duration as [`parse_duration`] reads it, but not zero, which would make
+/// every request (or the run) fail before it began.
+fn parse_limit(s: &str) -> Result<Duration, String> {
+    let limit = parse_duration(s)?;
+    if limit.is_zero() {
+        return Err(format!("`{s}` must be longer than 0"));
+    }
+    Ok(limit)
 }
 
 /// A JSON Pointer (RFC 6901) to somewhere inside a response: `/meta/next`.

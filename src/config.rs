@@ -17,8 +17,9 @@ use crate::output::Format;
 use crate::paginate::{CursorSource, Style};
 use crate::records::Select;
 use crate::redact::{self, Secret};
+use crate::retry::human;
 use crate::spool::Form;
-use crate::{breaker, pace, retry};
+use crate::{breaker, http, pace, retry};
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -64,6 +65,9 @@ pub struct Request {
     pub max_response_size: u64,
     pub tls: Tls,
     pub proxies: Proxies,
+    /// Resolves host names in place of the system's resolver when set: tests answer
+    /// lookups themselves, so nothing they do leaves loopback, DNS included.
+    pub resolver: Option<http::Resolver>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,8 +162,9 @@ impl TryFrom<Cli> for Config {
         };
         if cli.backoff > cli.backoff_max {
             return Err(Error::Usage(format!(
-                "--backoff ({:?}) is longer than --backoff-max ({:?})",
-                cli.backoff, cli.backoff_max
+                "--backoff ({}) is longer than --backoff-max ({})",
+                human(cli.backoff),
+                human(cli.backoff_max)
             )));
         }
         let params = cli
@@ -167,15 +172,13 @@ impl TryFrom<Cli> for Config {
             .iter()
             .map(|p| parse_param(p))
             .collect::<Result<Vec<_>, _>>()?;
-        if cli.breaker > 0 && cli.breaker_cooldown > cli.retry_max_wait {
-            return Err(Error::Usage(format!(
-                "--breaker-cooldown ({:?}) is longer than --retry-max-wait ({:?}): an open circuit would always give up",
-                cli.breaker_cooldown, cli.retry_max_wait
-            )));
-        }
-        if cli.max_time.is_some_and(|t| t.is_zero()) {
-            return Err(Error::Usage("--max-time must be longer than 0".into()));
-        }
+        let breaker = (cli.breaker > 0)
+            .then(|| breaker_cooldown(cli.breaker_cooldown, cli.retry_max_wait))
+            .transpose()?
+            .map(|cooldown| breaker::Settings {
+                threshold: cli.breaker,
+                cooldown,
+            });
         let mut headers = HeaderMap::new();
         for raw in &cli.headers {
             let (name, value) = parse_header(raw)?;
@@ -258,6 +261,7 @@ impl TryFrom<Cli> for Config {
                     insecure: cli.insecure,
                 },
                 proxies,
+                resolver: None,
             },
             retry: retry::Policy {
                 retries: cli.retries,
@@ -293,14 +297,30 @@ impl TryFrom<Cli> for Config {
                     rate: cli.rate,
                     delay: cli.delay,
                 },
-                breaker: (cli.breaker > 0).then_some(breaker::Settings {
-                    threshold: cli.breaker,
-                    cooldown: cli.breaker_cooldown,
-                }),
+                breaker,
                 max_time: cli.max_time,
                 concurrency: cli.concurrency,
             },
         })
+    }
+}
+
+/// The cool-down when `--breaker-cooldown` is not given.
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// `--breaker-cooldown`, which must fit within `--retry-max-wait` or an open circuit would
+/// always give up. Left unset, it follows a shorter `--retry-max-wait`: the user never
+/// asked for 30 s. Only a cool-down the user gave, longer than the limit, is a mistake.
+fn breaker_cooldown(given: Option<Duration>, max_wait: Duration) -> Result<Duration, Error> {
+    match given {
+        None => Ok(DEFAULT_COOLDOWN.min(max_wait)),
+        Some(cooldown) if cooldown > max_wait => Err(Error::Usage(format!(
+            "--breaker-cooldown ({}) is longer than --retry-max-wait ({}): an open circuit \
+             would always give up",
+            human(cooldown),
+            human(max_wait)
+        ))),
+        Some(cooldown) => Ok(cooldown),
     }
 }
 
@@ -556,6 +576,21 @@ fn parse_url(raw: &str) -> Result<Url, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_cooldown_follows_a_shorter_retry_max_wait_and_a_given_one_must_fit() {
+        let secs = Duration::from_secs;
+        assert_eq!(breaker_cooldown(None, secs(300)).unwrap(), secs(30));
+        assert_eq!(breaker_cooldown(None, secs(5)).unwrap(), secs(5));
+        assert_eq!(breaker_cooldown(Some(secs(5)), secs(5)).unwrap(), secs(5));
+        assert_eq!(
+            breaker_cooldown(Some(secs(30)), secs(5))
+                .unwrap_err()
+                .to_string(),
+            "--breaker-cooldown (30.0s) is longer than --retry-max-wait (5.0s): an open \
+             circuit would always give up"
+        );
+    }
 
     #[test]
     fn params_and_headers_split_once() {

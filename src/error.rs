@@ -40,6 +40,15 @@ pub enum Error {
     /// the run must not go on as if the network were at fault.
     #[error("{url}: {why} (not retried)")]
     Untrusted { url: String, why: String },
+    /// No answer can come from where the request points (a host that does not exist, a
+    /// redirect loop, a scheme that is not http or https): asking again, or resuming,
+    /// would only meet it again.
+    #[error("{url}: {why} (not retried)")]
+    Unreachable { url: String, why: String },
+    /// The body arrived but does not decode from its `Content-Encoding`: the server sends
+    /// it broken, and would again.
+    #[error("{url}: {why} (not retried)")]
+    Undecodable { url: String, why: String },
     /// Retries ran out, or the server asked us to wait longer than we are allowed to.
     #[error("{0}")]
     GaveUp(String),
@@ -54,8 +63,13 @@ pub enum Error {
     Interrupted,
     /// Any of the above, after pages were saved: the partial output is kept for `--resume`.
     #[error(
-        "{error}; {} kept in {partial}: run the same command with --resume to continue",
-        match records { 1 => "1 record is".to_string(), n => format!("{n} records are") }
+        "{error}; {} kept in {partial}{}",
+        match records { 1 => "1 record is".to_string(), n => format!("{n} records are") },
+        if error.resumable() {
+            ": run the same command with --resume to continue"
+        } else {
+            " (--resume would meet the same failure)"
+        }
     )]
     Kept {
         error: Box<Error>,
@@ -76,13 +90,21 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,
-            Error::Permanent { .. } | Error::Untrusted { .. } => Exit::Permanent,
+            Error::Permanent { .. } | Error::Untrusted { .. } | Error::Unreachable { .. } => {
+                Exit::Permanent
+            }
             Error::GaveUp(_) => Exit::GaveUp,
-            Error::BadResponse(_) => Exit::BadResponse,
+            Error::BadResponse(_) | Error::Undecodable { .. } => Exit::BadResponse,
             Error::Output(_) => Exit::Output,
             Error::Interrupted => Exit::Interrupted,
             Error::Kept { error, .. } => error.exit(),
         }
+    }
+
+    /// Whether `--resume` might get past this failure; not when it would ask the same
+    /// question and meet the same wall.
+    pub fn resumable(&self) -> bool {
+        !matches!(self, Error::Unreachable { .. } | Error::Undecodable { .. })
     }
 
     /// Wraps an I/O or encoding failure on the output side.

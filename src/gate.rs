@@ -38,6 +38,10 @@ struct State {
     budget: Option<Budget>,
     /// Attempts admitted and not yet recorded.
     in_flight: u64,
+    /// The circuit opened (or opened again) and no attempt has waited for it yet. Said
+    /// when one does, so a run that ends first does not announce a wait that never
+    /// happens.
+    opened: Option<Change>,
 }
 
 struct Hold {
@@ -78,6 +82,7 @@ impl State {
         match self.breaker.blocked(now) {
             Some(breaker::Blocked::Probe) => return Err(Wait::Probe),
             Some(breaker::Blocked::Until(until)) if hold.is_none_or(|h| until >= h.until) => {
+                self.announce_opened();
                 return Err(Wait::Until {
                     until,
                     why: "for the circuit breaker's cool-down".into(),
@@ -111,7 +116,19 @@ impl State {
         }
         self.in_flight += 1;
         // Not blocked, so the breaker admits.
-        Ok(self.breaker.admit(now).unwrap_or((false, None)))
+        let (probe, change) = self.breaker.admit(now).unwrap_or((false, None));
+        if probe {
+            self.announce_opened();
+        }
+        Ok((probe, change))
+    }
+
+    /// Logs that the circuit opened, once an attempt meets the open circuit: waits for
+    /// it, or goes out as the probe after it.
+    fn announce_opened(&mut self) {
+        if let Some(change) = self.opened.take() {
+            log(change);
+        }
     }
 
     /// Plans with the quota a response reported. Requests still in flight were counted
@@ -119,15 +136,22 @@ impl State {
     /// run never starts more than the API allows, at the price of sometimes waiting for
     /// a reset it did not need. True when the quota is used up and that is news (not yet
     /// logged for this reset).
+    ///
+    /// The reset is always the latest response's: an earlier response's reset belongs to
+    /// a window the server may have moved on from, and waiting for it because a later
+    /// response said the quota is spent would wait for neither response's reset.
     fn budget(&mut self, now: Instant, quota: Quota) -> bool {
         let reported = quota.remaining.saturating_sub(self.in_flight);
         let until = later(now, quota.reset);
-        let active = self.budget.as_ref().filter(|b| b.until > now);
-        // Responses arrive out of order: until the reset, a stale report (more left, as
+        let same_window = self
+            .budget
+            .as_ref()
+            .filter(|b| b.until > now && same_reset(b.until, until));
+        // Responses arrive out of order: within one window, a stale report (more left, as
         // counted before other requests got in) must not raise what is left.
-        let (left, until, announced) = match active {
-            Some(b) => (b.left.min(reported), b.until.max(until), b.announced),
-            None => (reported, until, false),
+        let (left, announced) = match same_window {
+            Some(b) => (b.left.min(reported), b.announced),
+            None => (reported, false),
         };
         let announce = left == 0 && !announced;
         self.budget = Some(Budget {
@@ -155,6 +179,12 @@ impl State {
             }
         }
     }
+}
+
+/// Whether two resets are the same one, reported by two responses: a reset in whole
+/// seconds reads a second less from a response sent a moment later.
+fn same_reset(a: Instant, b: Instant) -> bool {
+    a.max(b) - a.min(b) <= Duration::from_secs(1)
 }
 
 /// Permission for one attempt, to hand back through [`Gate::record`]. Dropped unrecorded
@@ -195,6 +225,7 @@ impl Gate {
                 hold: None,
                 budget: None,
                 in_flight: 0,
+                opened: None,
             }),
             probed: Notify::new(),
             max_wait,
@@ -279,8 +310,10 @@ impl Gate {
                 debug!("Retry-After: pausing all requests for {}", human(wait));
             }
         }
-        if let Some(change) = state.breaker.record(success, probe, now) {
-            log(change);
+        match state.breaker.record(success, probe, now) {
+            Some(change) if change.is_warning() => state.opened = Some(change),
+            Some(change) => log(change),
+            None => {}
         }
         if probe {
             self.probed.notify_waiters();
@@ -363,6 +396,24 @@ mod tests {
         g.record(a, true, quota(1, 10), None);
         g.admit("GET /c").await.unwrap();
         assert_eq!(Instant::now() - start, Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_comes_from_the_latest_response_alone() {
+        let g = gate(Pacing::default(), None, None);
+        let start = Instant::now();
+        let pass = g.admit("GET /1").await.unwrap();
+        g.record(pass, true, quota(99, 60), None);
+        let pass = g.admit("GET /2").await.unwrap();
+        g.record(pass, true, quota(0, 1), None);
+        let pass = g.admit("GET /3").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(1));
+        // And the other way round: a later response's long reset is waited out in full.
+        g.record(pass, true, quota(5, 1), None);
+        let pass = g.admit("GET /4").await.unwrap();
+        g.record(pass, true, quota(0, 30), None);
+        g.admit("GET /5").await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(31));
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -75,6 +75,9 @@ fn client(request: &Request, secure: bool) -> Result<Client, Error> {
     if request.tls.insecure {
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
+    if let Some(resolver) = &request.resolver {
+        builder = builder.dns_resolver(Arc::clone(&resolver.0));
+    }
     // reqwest would read the proxy variables itself, without the loopback rule.
     builder = builder.no_proxy();
     for proxy in proxies(&request.proxies)? {
@@ -83,6 +86,16 @@ fn client(request: &Request, secure: bool) -> Result<Client, Error> {
     builder
         .build()
         .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// A resolver of host names in place of the system's, for [`Request::resolver`].
+#[derive(Clone)]
+pub struct Resolver(pub Arc<dyn reqwest::dns::Resolve>);
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
 }
 
 /// The environment's proxies, each bypassing loopback and `NO_PROXY`.
@@ -237,7 +250,14 @@ impl Fetcher {
                 .get_or_init(|| client(&self.setup, true).map_err(|e| e.to_string()))
                 .as_ref()
                 .map_err(|e| Failure::Untrusted(e.clone()))?,
-            _ => &self.plain,
+            "http" => &self.plain,
+            // The user's URL was checked; this one came from the server, in a next link
+            // or a redirect (`file:`, `ftp:`, `javascript:`).
+            other => {
+                return Err(Failure::Unreachable(format!(
+                    "the URL's scheme `{other}` is not http or https"
+                )));
+            }
         };
         let request = client.get(url.clone());
         if !trusted {
@@ -300,6 +320,19 @@ impl Fetcher {
                 .await
                 .map_err(|e| match untrusted(&e) {
                     Some(hint) => Failure::Untrusted(format!("{}{hint}", describe(&e))),
+                    None if no_such_host(&e) => Failure::Unreachable(format!(
+                        "the host name {} does not resolve: {}",
+                        url.host_str().unwrap_or_default(),
+                        describe(&e)
+                    )),
+                    None if refused(&e) => Failure::Refused {
+                        addr: format!(
+                            "{}:{}",
+                            url.host_str().unwrap_or_default(),
+                            url.port_or_known_default().unwrap_or_default()
+                        ),
+                        what: describe(&e),
+                    },
                     None => Failure::Transport(describe(&e)),
                 })?;
         trace!(
@@ -322,15 +355,21 @@ impl Fetcher {
     ) -> Result<Response, Failure> {
         let (mut at, mut trusted) = (url.clone(), trusted);
         let mut response = self.send(&at, trusted).await?;
-        for hop in 1.. {
-            let Some(to) = redirect(&response) else {
-                break;
-            };
-            if hop > MAX_REDIRECTS {
-                return Err(Failure::Transport(format!(
+        let mut visited = vec![at.clone()];
+        while let Some(to) = redirect(&response) {
+            if visited.contains(&to) {
+                return Err(Failure::Unreachable(format!(
+                    "a redirect loop: {} redirects back to {}",
+                    redact::url(&at),
+                    redact::url(&to)
+                )));
+            }
+            if visited.len() > MAX_REDIRECTS {
+                return Err(Failure::Unreachable(format!(
                     "more than {MAX_REDIRECTS} redirects in a row"
                 )));
             }
+            visited.push(to.clone());
             // Credentials go on to the user's origin (or anywhere, when trusted), and along
             // an upgrade from http to https on the same host; to anywhere else a request
             // that carries them is not followed.
@@ -355,7 +394,7 @@ impl Fetcher {
             return Ok(Response {
                 status,
                 headers,
-                body,
+                body: without_bom(body),
             });
         }
         // Without a usable Retry-After, the quota's reset says how long to wait.
@@ -370,18 +409,58 @@ impl Fetcher {
         let body = read_body(&mut response, ERROR_BODY_BYTES, Overflow::Truncate, bytes)
             .await
             .unwrap_or_default();
+        let body = match (unfollowed(status), snippet(&body)) {
+            (Some(why), body) if body.is_empty() => why,
+            (Some(why), body) => format!("{why}: {body}"),
+            (None, body) => body,
+        };
         Err(Failure::Status {
             status: status.as_u16(),
             retry_after,
             rate_limited,
-            body: snippet(&body),
+            body,
         })
     }
 }
 
-/// Where a redirect points, if the response is one.
+/// The statuses that redirect, as browsers, curl and reqwest's own policy follow them.
+/// The rest of 3xx are not: 300 leaves the choice to a person, 304 answers a conditional
+/// request apifetch never makes, and 305 (deprecated) would send the request through a
+/// proxy the server names.
+const REDIRECTS: [StatusCode; 5] = [
+    StatusCode::MOVED_PERMANENTLY,
+    StatusCode::FOUND,
+    StatusCode::SEE_OTHER,
+    StatusCode::TEMPORARY_REDIRECT,
+    StatusCode::PERMANENT_REDIRECT,
+];
+
+/// Why a 3xx answer ended up as the final response, to say so in the error.
+fn unfollowed(status: StatusCode) -> Option<String> {
+    let name = status.canonical_reason().unwrap_or("a redirection status");
+    if REDIRECTS.contains(&status) {
+        Some(format!("{name} without a Location to follow"))
+    } else if status.is_redirection() {
+        Some(format!(
+            "{name}: not a redirect apifetch follows, and no records"
+        ))
+    } else {
+        None
+    }
+}
+
+/// A body without the UTF-8 byte-order mark some servers put before the JSON: JSON text
+/// may not start with one (RFC 8259), but its readers are told to ignore it.
+fn without_bom(body: Bytes) -> Bytes {
+    match body.strip_prefix("\u{feff}".as_bytes()) {
+        Some(rest) => body.slice_ref(rest),
+        None => body,
+    }
+}
+
+/// Where a redirect points, if the response is one that is followed.
 fn redirect(response: &reqwest::Response) -> Option<Url> {
-    if !response.status().is_redirection() {
+    if !REDIRECTS.contains(&response.status()) {
         return None;
     }
     let location = response.headers().get(LOCATION)?.to_str().ok()?;
@@ -421,11 +500,20 @@ async fn read_body(
         Overflow::Truncate => reserve,
     };
     let mut body = BytesMut::with_capacity(reserve as usize);
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| Failure::Transport(format!("response body broke off: {}", describe(&e))))?
-    {
+    let failed = |e: reqwest::Error| {
+        if undecodable(&e) {
+            // reqwest has taken the Content-Encoding header away; the decoder's own
+            // message names the coding, or what it found instead.
+            let cause = causes(&e).last().map(ToString::to_string);
+            Failure::Undecodable(format!(
+                "the response body does not decode from its Content-Encoding: {}",
+                cause.unwrap_or_default()
+            ))
+        } else {
+            Failure::Transport(format!("response body broke off: {}", describe(&e)))
+        }
+    };
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
         *read += chunk.len() as u64;
         let room = limit.saturating_sub(body.len() as u64);
         if chunk.len() as u64 > room {
@@ -451,32 +539,74 @@ pub fn snippet(body: &[u8]) -> String {
     out
 }
 
+/// The causes of `err`, outermost first. rustls and the body decoders report in an
+/// `io::Error` deep in the chain, whose `source()` skips the error it wraps, so the walk
+/// steps into wrapped I/O errors itself.
+fn causes(err: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(err), |cause| match cause
+        .downcast_ref::<std::io::Error>()
+    {
+        Some(io) => io
+            .get_ref()
+            .map(|inner| inner as &(dyn std::error::Error + 'static)),
+        None => cause.source(),
+    })
+}
+
 /// Whether the connection failed because the server's certificate did not verify, and if
-/// so what to add to the message. rustls says so in an `io::Error` deep in the chain, whose
-/// `source()` skips the error it wraps, so the walk steps into wrapped I/O errors itself.
+/// so what to add to the message.
 fn untrusted(err: &reqwest::Error) -> Option<&'static str> {
     use rustls::{CertificateError, Error as Tls};
-    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(cause) = next {
-        match cause.downcast_ref::<Tls>() {
-            Some(Tls::InvalidCertificate(CertificateError::UnknownIssuer)) => {
-                return Some("; --cacert FILE trusts a private CA");
-            }
-            Some(
-                Tls::InvalidCertificate(_)
-                | Tls::NoCertificatesPresented
-                | Tls::UnsupportedNameType,
-            ) => return Some(""),
-            _ => {}
+    causes(err).find_map(|cause| match cause.downcast_ref::<Tls>()? {
+        Tls::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            Some("; --cacert FILE trusts a private CA")
         }
-        next = match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => cause.source(),
-        };
-    }
-    None
+        Tls::InvalidCertificate(_) | Tls::NoCertificatesPresented | Tls::UnsupportedNameType => {
+            Some("")
+        }
+        _ => None,
+    })
+}
+
+/// How resolvers say that a host name does not exist (glibc, musl, macOS, Windows), as
+/// opposed to a lookup that failed for now (`EAI_AGAIN`, "Temporary failure in name
+/// resolution"), which is retried. The standard library keeps only the message of a
+/// failed `getaddrinfo`, not its code.
+const NO_SUCH_HOST: [&str; 5] = [
+    "Name or service not known",
+    "No address associated with hostname",
+    "Name does not resolve",
+    "nodename nor servname provided, or not known",
+    "No such host is known",
+];
+
+/// Whether the request failed because its host name does not exist: a typo that no
+/// retry, and no `--resume`, gets past.
+fn no_such_host(err: &reqwest::Error) -> bool {
+    err.is_dns() && causes(err).any(|cause| is_no_such_host(&cause.to_string()))
+}
+
+fn is_no_such_host(message: &str) -> bool {
+    NO_SUCH_HOST.iter().any(|said| message.contains(said))
+}
+
+/// Whether nothing listened where the request tried to connect.
+fn refused(err: &reqwest::Error) -> bool {
+    err.is_connect()
+        && causes(err).any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
+}
+
+/// Whether a body arrived but does not decode from its `Content-Encoding`: the decoder's
+/// own I/O error, with no connection error (hyper's) beneath it. A body cut short while
+/// it was being decoded broke off, like any other, and is worth asking for again.
+fn undecodable(err: &reqwest::Error) -> bool {
+    !err.is_timeout()
+        && causes(err).any(|cause| cause.is::<std::io::Error>())
+        && !causes(err).any(|cause| cause.is::<hyper::Error>())
 }
 
 /// A transport error as one line, naming its kind first. reqwest's own message repeats the
@@ -510,6 +640,48 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_leading_byte_order_mark_is_dropped() {
+        let bom = |text: &'static str| without_bom(Bytes::from_static(text.as_bytes()));
+        assert_eq!(bom("\u{feff}[1]"), "[1]");
+        assert_eq!(bom("\u{feff}\u{feff}[1]"), "\u{feff}[1]");
+        assert_eq!(bom("[\"\u{feff}\"]"), "[\"\u{feff}\"]");
+        assert_eq!(bom(""), "");
+    }
+
+    #[test]
+    fn only_redirect_statuses_are_followed_and_the_rest_of_3xx_say_why_not() {
+        let why = |code| unfollowed(StatusCode::from_u16(code).unwrap());
+        for code in [300, 304, 305, 306] {
+            assert!(why(code).unwrap().contains("not a redirect"), "{code}");
+        }
+        assert_eq!(
+            why(301).as_deref(),
+            Some("Moved Permanently without a Location to follow")
+        );
+        assert_eq!(why(200), None);
+        assert_eq!(why(404), None);
+    }
+
+    #[test]
+    fn a_missing_host_is_told_from_a_lookup_that_failed_for_now() {
+        for gone in [
+            "failed to lookup address information: Name or service not known",
+            "failed to lookup address information: No address associated with hostname",
+            "failed to lookup address information: Name does not resolve",
+            "failed to lookup address information: nodename nor servname provided, or not known",
+        ] {
+            assert!(is_no_such_host(gone), "{gone}");
+        }
+        for now in [
+            "failed to lookup address information: Temporary failure in name resolution",
+            "failed to lookup address information: Try again",
+            "Connection refused (os error 111)",
+        ] {
+            assert!(!is_no_such_host(now), "{now}");
+        }
+    }
 
     #[test]
     fn snippet_is_one_line_and_bounded() {

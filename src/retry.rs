@@ -42,8 +42,12 @@ impl Policy {
     /// that was too large.
     pub fn may_retry(&self, failure: &Failure) -> bool {
         match failure {
-            Failure::Transport(_) => true,
-            Failure::TooLarge { .. } | Failure::Redirected { .. } | Failure::Untrusted(_) => false,
+            Failure::Transport(_) | Failure::Refused { .. } => true,
+            Failure::TooLarge { .. }
+            | Failure::Redirected { .. }
+            | Failure::Untrusted(_)
+            | Failure::Unreachable(_)
+            | Failure::Undecodable(_) => false,
             Failure::Status {
                 status,
                 rate_limited,
@@ -56,8 +60,11 @@ impl Policy {
 /// Why an attempt failed, in the terms the policy decides on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
-    /// No usable response: refused, reset, DNS, timeout, a body cut short.
+    /// No usable response: reset, DNS, timeout, a body cut short.
     Transport(String),
+    /// Nothing listens at `addr` (host:port): retried, since servers restart, and named
+    /// plainly when the retries run out.
+    Refused { addr: String, what: String },
     /// The server answered with an error status.
     Status {
         status: u16,
@@ -74,6 +81,11 @@ pub enum Failure {
     TooLarge { limit: u64 },
     /// The server's TLS certificate did not verify.
     Untrusted(String),
+    /// No answer can come, now or after `--resume`: a URL whose scheme is not http or
+    /// https, a redirect loop or chain past the limit, a host name that does not exist.
+    Unreachable(String),
+    /// The body arrived whole but does not decode from its `Content-Encoding`.
+    Undecodable(String),
     /// A redirect to another origin, not followed without `--trust-next-origin`.
     Redirected {
         status: u16,
@@ -85,7 +97,11 @@ pub enum Failure {
 impl Failure {
     pub fn describe(&self) -> String {
         match self {
-            Failure::Transport(what) | Failure::Untrusted(what) => what.clone(),
+            Failure::Transport(what)
+            | Failure::Refused { what, .. }
+            | Failure::Untrusted(what)
+            | Failure::Unreachable(what)
+            | Failure::Undecodable(what) => what.clone(),
             Failure::Status {
                 status,
                 rate_limited: true,
@@ -116,8 +132,11 @@ impl Failure {
             Failure::Status { status, .. } | Failure::Redirected { status, .. } => {
                 status.to_string()
             }
-            Failure::Transport(what) => what.split(':').next().unwrap_or(what).to_string(),
+            Failure::Transport(what)
+            | Failure::Refused { what, .. }
+            | Failure::Unreachable(what) => what.split(':').next().unwrap_or(what).to_string(),
             Failure::TooLarge { .. } => "too large".into(),
+            Failure::Undecodable(_) => "undecodable".into(),
             Failure::Untrusted(_) => "certificate".into(),
         }
     }
@@ -129,6 +148,8 @@ pub enum Decision {
     Retry(Duration),
     /// Retrying cannot help (the status is permanent).
     Stop,
+    /// Every attempt the policy allows has been made.
+    Exhausted,
     /// Retrying might help, but the policy does not allow it; the reason says why.
     GiveUp(String),
 }
@@ -149,11 +170,15 @@ pub fn backoff(policy: &Policy, retry: u32, rng: &mut impl Rng) -> Duration {
 ///
 /// A date in the past comes back as zero, like `Retry-After: 0`: both mean "no particular
 /// wait", which the caller turns into the normal backoff rather than an instant retry.
-/// An absurd wait comes back as [`LONGEST`], still far past any `--retry-max-wait`.
+/// An absurd wait, however many digits it has, comes back as [`LONGEST`], still far past
+/// any `--retry-max-wait`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
     let wait = match value.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
+        // Delta-seconds too large for any integer still ask for a wait, the longest.
+        Err(_) if digits => LONGEST,
         Err(_) => {
             let when = httpdate::parse_http_date(value).ok()?;
             when.duration_since(now).unwrap_or(Duration::ZERO)
@@ -172,13 +197,8 @@ pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl R
         Failure::Status { retry_after, .. } => *retry_after,
         _ => None,
     };
-    let tries = policy.retries + 1;
-    if attempt >= tries {
-        return Decision::GiveUp(format!(
-            "gave up after {}; last failure: {}",
-            crate::counted(tries.into(), "attempt", "attempts"),
-            failure.describe()
-        ));
+    if attempt > policy.retries {
+        return Decision::Exhausted;
     }
     if let Some(asked) = retry_after.filter(|d| !d.is_zero()) {
         if asked > policy.max_wait {
@@ -197,6 +217,22 @@ pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl R
     Decision::Retry(backoff(policy, attempt, rng).min(policy.max_wait))
 }
 
+/// Why a request ended after its last allowed attempt, `elapsed` after its first began.
+pub fn exhausted(failure: &Failure, attempts: u32, elapsed: Duration) -> String {
+    let attempts = crate::counted(attempts.into(), "attempt", "attempts");
+    match failure {
+        Failure::Refused { addr, .. } => format!(
+            "connection to {addr} refused after {attempts} over {}",
+            human(elapsed)
+        ),
+        _ => format!(
+            "gave up after {attempts} over {}; last failure: {}",
+            human(elapsed),
+            failure.describe()
+        ),
+    }
+}
+
 /// Runs `attempt` until it succeeds or the policy says stop, sleeping between tries; a
 /// wait that would pass the deadline is not started. An attempt that returns an outer
 /// `Err` ends the run at once (it could not even be sent, e.g. the deadline came first).
@@ -213,6 +249,7 @@ where
     Fut: Future<Output = Result<Result<T, Failure>, Error>>,
 {
     let tries = policy.retries + 1;
+    let started = tokio::time::Instant::now();
     for n in 1.. {
         let failure = match attempt().await? {
             Ok(value) => return Ok(value),
@@ -249,6 +286,10 @@ where
                 tokio::time::sleep(wait).await;
             }
             Decision::GiveUp(reason) => return Err(Error::GaveUp(format!("{what}: {reason}"))),
+            Decision::Exhausted => {
+                let reason = exhausted(&failure, n, started.elapsed());
+                return Err(Error::GaveUp(format!("{what}: {reason}")));
+            }
             Decision::Stop => {
                 return Err(match failure {
                     Failure::Status { status, body, .. } => Error::Permanent {
@@ -268,6 +309,14 @@ where
                         url: what.to_string(),
                         why,
                     },
+                    Failure::Unreachable(why) => Error::Unreachable {
+                        url: what.to_string(),
+                        why,
+                    },
+                    Failure::Undecodable(why) => Error::Undecodable {
+                        url: what.to_string(),
+                        why,
+                    },
                     other => Error::BadResponse(format!("{what}: {}", other.describe())),
                 });
             }
@@ -276,15 +325,26 @@ where
     unreachable!("the loop returns")
 }
 
-/// A duration as people read it in a log line: `4.2s`, `250ms`, `5m0s`.
+/// A duration as people read it in a log line: `250ms`, `4.2s`, `5m0s`, `2h30m`, `3d4h`,
+/// `100 years`. Every wait and limit in a message goes through here, so a far-future wait
+/// reads as what it is rather than as millions of minutes.
 pub fn human(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs < 1.0 {
-        format!("{}ms", d.as_millis())
-    } else if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else {
-        format!("{}m{}s", d.as_secs() / 60, d.as_secs() % 60)
+    const MINUTE: u64 = 60;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    /// A year of 365.25 days, as humantime reads `1y`.
+    const YEAR: u64 = DAY * 1461 / 4;
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        1..MINUTE => format!("{:.1}s", d.as_secs_f64()),
+        MINUTE..HOUR => format!("{}m{}s", secs / MINUTE, secs % MINUTE),
+        HOUR..DAY => format!("{}h{}m", secs / HOUR, secs % HOUR / MINUTE),
+        DAY..YEAR => format!("{}d{}h", secs / DAY, secs % DAY / HOUR),
+        _ => {
+            let years = format!("{:.1}", secs as f64 / YEAR as f64);
+            format!("{} years", years.trim_end_matches(".0"))
+        }
     }
 }
 
@@ -397,10 +457,31 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
-        assert_eq!(
-            parse_retry_after("10000000000000000000", now),
-            Some(LONGEST)
-        );
+        for absurd in [
+            u64::MAX.to_string(),
+            "18446744073709551616".into(),
+            "9".repeat(40),
+        ] {
+            assert_eq!(parse_retry_after(&absurd, now), Some(LONGEST), "{absurd}");
+        }
+    }
+
+    #[test]
+    fn waits_read_humanly_from_milliseconds_to_a_century() {
+        let cases = [
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(4200), "4.2s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(7200), "2h0m"),
+            (Duration::from_secs(9000), "2h30m"),
+            (Duration::from_secs(3 * 86_400 + 4 * 3600), "3d4h"),
+            (Duration::from_secs(47_336_400), "1.5 years"),
+            (LONGEST, "100 years"),
+            (Duration::MAX, "584542046090.6 years"),
+        ];
+        for (wait, shown) in cases {
+            assert_eq!(human(wait), shown, "{wait:?}");
+        }
     }
 
     #[test]
@@ -421,6 +502,8 @@ mod tests {
             to: "http://other.test/".into(),
         };
         assert_eq!(decide(&p, &elsewhere, 1, &mut rng), Decision::Stop);
+        let nowhere = Failure::Unreachable("a redirect loop".into());
+        assert_eq!(decide(&p, &nowhere, 1, &mut rng), Decision::Stop);
     }
 
     #[test]
@@ -436,8 +519,25 @@ mod tests {
             decide(&p, &status(503, None), 3, &mut rng),
             Decision::Retry(Duration::from_secs(4))
         );
-        assert!(
-            matches!(decide(&p, &status(503, None), 6, &mut rng), Decision::GiveUp(m) if m.contains("6 attempts"))
+        assert_eq!(
+            decide(&p, &status(503, None), 6, &mut rng),
+            Decision::Exhausted
+        );
+    }
+
+    #[test]
+    fn running_out_of_attempts_says_how_many_over_how_long_and_names_a_refusing_address() {
+        let refused = Failure::Refused {
+            addr: "127.0.0.1:9".into(),
+            what: "connection failed: Connection refused (os error 111)".into(),
+        };
+        assert_eq!(
+            exhausted(&refused, 6, Duration::from_millis(3200)),
+            "connection to 127.0.0.1:9 refused after 6 attempts over 3.2s"
+        );
+        assert_eq!(
+            exhausted(&status(503, None), 1, Duration::from_millis(20)),
+            "gave up after 1 attempt over 20ms; last failure: HTTP 503"
         );
     }
 
@@ -473,7 +573,7 @@ mod tests {
         let Decision::GiveUp(msg) = decide(&p, &status(503, Some(3600)), 1, &mut rng) else {
             panic!("must give up")
         };
-        assert!(msg.contains("60m0s"), "{msg}");
+        assert!(msg.contains("server asked to wait 1h0m"), "{msg}");
     }
 
     #[test]

@@ -145,10 +145,12 @@ impl Encoder {
                     raw,
                     escaped: false,
                     marked: false,
-                }
-                | Cell::Verbatim(raw) => {
+                } => {
                     cells.extend_from_slice(&safe_cell(raw.as_bytes(), *csv_safe));
                 }
+                // A number (or `true`, `false`) is a value to a spreadsheet, never a
+                // formula, even when negative: prefixing `-13.11` would turn it into text.
+                Cell::Verbatim(raw) => cells.extend_from_slice(raw.as_bytes()),
                 cell => {
                     text.clear();
                     cell.text_into(text)?;
@@ -270,8 +272,8 @@ fn push_cell(line: &mut Vec<u8>, text: &[u8], delimiter: u8) {
     line.push(b'"');
 }
 
-/// With `csv_safe`, a cell that a spreadsheet would run as a formula gets a leading `'`
-/// (the OWASP advice against CSV injection).
+/// With `csv_safe`, a string cell that a spreadsheet would run as a formula gets a leading
+/// `'` (the OWASP advice against CSV injection). JSON numbers never come here.
 #[inline]
 fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
     if !csv_safe {

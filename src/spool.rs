@@ -613,8 +613,11 @@ mod tests {
         };
         let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
         add(&mut spool, r#"{"=f": "=1+1", "t": "a\tb"}"#).unwrap();
-        add(&mut spool, r#"{"n": -3}"#).unwrap();
-        assert_eq!(table(spool), "'=f\tt\tn\n'=1+1\t\"a\tb\"\t\n\t\t'-3\n");
+        add(&mut spool, r#"{"n": -3, "s": "-3"}"#).unwrap();
+        assert_eq!(
+            table(spool),
+            "'=f\tt\tn\ts\n'=1+1\t\"a\tb\"\t\t\n\t\t-3\t'-3\n"
+        );
     }
 
     #[test]

@@ -188,7 +188,7 @@ fn retry_after_beyond_the_cap_gives_up_at_once() {
         .arg(server.url("/"))
         .assert()
         .code(4)
-        .stderr(predicate::str::contains("server asked to wait 120m0s"));
+        .stderr(predicate::str::contains("server asked to wait 2h0m"));
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -203,6 +203,33 @@ fn connection_refused_is_retried_then_gives_up() {
         .assert()
         .code(4)
         .stderr(predicate::str::contains("connection failed"));
+}
+
+#[test]
+fn a_refused_connection_is_said_plainly_without_announcing_a_wait_that_never_comes() {
+    let server = Server::start(|_| Reply::status(200)).unwrap();
+    let (addr, url) = (server.addr(), server.url("/"));
+    drop(server);
+    // Three failures open the circuit; attempts 4, 5 and 6 each wait for it and go out
+    // as its probe. After the sixth nothing waits, so nothing is announced.
+    let out = apifetch()
+        .args(["--retries", "5", "--breaker", "3"])
+        .arg(url)
+        .assert()
+        .code(4);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("apifetch: error: ")
+            && last.contains(&format!(
+                "connection to {addr} refused after 6 attempts over "
+            )),
+        "{stderr}"
+    );
+    assert!(!lines[lines.len() - 2].contains("circuit open"), "{stderr}");
+    assert_eq!(stderr.matches("circuit open for").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("circuit open again").count(), 2, "{stderr}");
 }
 
 #[test]
@@ -256,6 +283,17 @@ fn space_json_does_not_allow_around_a_page_makes_it_not_json() {
             .code(5)
             .stdout("")
             .stderr(predicate::str::contains("the response is not JSON"));
+    }
+}
+
+#[test]
+fn a_byte_order_mark_before_the_json_is_skipped() {
+    for body in [
+        "\u{feff}[{\"id\": 1}, {\"id\": 2}]",
+        "\u{feff}{\"data\": [{\"id\": 1}, {\"id\": 2}]}",
+    ] {
+        let out = fetch_one_page(body).code(0).get_output().stdout.clone();
+        assert_eq!(String::from_utf8(out).unwrap(), "id\n1\n2\n", "{body}");
     }
 }
 

@@ -11,20 +11,79 @@ use predicates::prelude::*;
 use serde_json::json;
 
 #[test]
-fn an_absurd_retry_after_gives_up_instead_of_panicking() {
-    let server = Server::start(|_| {
-        Reply::json(&json!({"error": "later"}))
-            .with_status(503)
-            .header("retry-after", "10000000000000000000")
-    })
-    .unwrap();
-    apifetch()
+fn an_absurd_retry_after_gives_up_at_once_however_many_digits_it_has() {
+    for asked in [
+        "10000000000000000000",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999999999999999",
+    ] {
+        let server = Server::start(move |_| {
+            Reply::json(&json!({"error": "later"}))
+                .with_status(503)
+                .header("retry-after", asked)
+        })
+        .unwrap();
+        apifetch()
+            .arg(server.url("/items"))
+            .assert()
+            .code(4)
+            .stderr(predicate::str::contains(
+                "server asked to wait 100 years (HTTP 503), longer than --retry-max-wait 5m0s",
+            ));
+        assert_eq!(server.requests().len(), 1, "Retry-After: {asked}");
+    }
+}
+
+#[test]
+fn numeric_flags_out_of_their_range_are_usage_errors() {
+    let server = Server::start(paged(records(3))).unwrap();
+    for (flag, value) in [
+        ("--retries", "4294967295"),
+        ("--retries", "101"),
+        ("--breaker", "101"),
+        ("--page-size", "1000001"),
+        ("--start-page", "1000000001"),
+        ("--max-pages", "1000000001"),
+        ("--max-records", "1000000000001"),
+        ("--max-response-size", "5G"),
+        ("--timeout", "0"),
+        ("--connect-timeout", "0"),
+        ("--max-time", "0"),
+    ] {
+        apifetch()
+            .arg(server.url("/items"))
+            .args([flag, value])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(flag));
+    }
+    assert_eq!(server.requests().len(), 0);
+}
+
+#[test]
+fn numeric_flags_at_the_ends_of_their_range_are_accepted() {
+    let server = Server::start(paged(records(3))).unwrap();
+    let out = apifetch()
         .arg(server.url("/items"))
+        .args([
+            "--retries",
+            "100",
+            "--breaker",
+            "100",
+            "--page-size",
+            "1000000",
+        ])
+        .args([
+            "--max-pages",
+            "1000000000",
+            "--max-records",
+            "1000000000000",
+        ])
+        .args(["--max-response-size", "4G"])
         .assert()
-        .code(4)
-        .stderr(predicate::str::contains("server asked to wait"))
-        .stderr(predicate::str::contains("longer than --retry-max-wait"));
-    assert_eq!(server.requests().len(), 1);
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
 }
 
 #[test]
@@ -138,6 +197,27 @@ fn a_redirect_to_another_origin_is_a_permanent_failure_that_sends_it_nothing() {
 }
 
 #[test]
+fn statuses_300_304_and_305_are_not_followed_but_fail_at_once() {
+    for status in [300, 304, 305] {
+        let server = Server::start(move |req| match req.path.as_str() {
+            "/items" => Reply::status(status).header("location", "/elsewhere"),
+            _ => Reply::json(&json!({"data": records(2), "has_more": false})),
+        })
+        .unwrap();
+        let out = apifetch().arg(server.url("/items")).assert().code(3);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+        assert!(
+            stderr.contains(&format!("HTTP {status} (not retried): "))
+                && stderr.contains("not a redirect apifetch follows, and no records"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("--resume"), "{stderr}");
+        let paths: Vec<_> = server.requests().into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["/items"], "HTTP {status}");
+    }
+}
+
+#[test]
 fn trust_next_origin_follows_a_redirect_to_another_origin() {
     let (_home, other, assert) = redirected_elsewhere(&[
         "-H",
@@ -197,4 +277,249 @@ fn query(req: &Recorded) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&req.query)
         .finish()
+}
+
+#[test]
+fn a_next_link_that_is_not_http_ends_the_run_at_once_without_a_resume_hint() {
+    for next in [
+        "ftp://127.0.0.1/x",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+    ] {
+        let server = Server::start(move |_| {
+            Reply::json(&json!({"data": records(2)}))
+                .header("link", format!("<{next}>; rel=\"next\""))
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = apifetch()
+            .arg(server.url("/items"))
+            .arg("--out")
+            .arg(dir.path().join("out.csv"))
+            .assert()
+            .code(3);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+        let scheme = next.split(':').next().unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "the URL's scheme `{scheme}` is not http or https (not retried); 2 records \
+                 are kept in"
+            )) && stderr.contains("(--resume would meet the same failure)"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("run the same command with --resume"),
+            "{stderr}"
+        );
+        assert_eq!(server.requests().len(), 1, "{next}");
+    }
+}
+
+#[test]
+fn a_redirect_loop_or_an_endless_chain_ends_the_run_at_once() {
+    let server = Server::start(|req| {
+        let n: usize = req.path[3..].parse().unwrap();
+        let to = match n {
+            // /r/0 → /r/1 → /r/0: a loop.
+            0 => "/r/1".to_string(),
+            1 => "/r/0".to_string(),
+            // /r/100 → /r/101 → …: a chain without end.
+            n => format!("/r/{}", n + 1),
+        };
+        Reply::status(302).header("location", to)
+    })
+    .unwrap();
+    apifetch()
+        .args(["--paginate", "none"])
+        .arg(server.url("/r/0"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "a redirect loop: {} redirects back to {} (not retried)",
+            server.url("/r/1"),
+            server.url("/r/0")
+        )));
+    assert_eq!(server.requests().len(), 2);
+    apifetch()
+        .arg(server.url("/r/100"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "more than 10 redirects in a row (not retried)",
+        ));
+    assert_eq!(server.requests().len(), 2 + 11);
+}
+
+fn gzipped(value: &serde_json::Value) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(value.to_string().as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_body_that_does_not_decode_from_its_content_encoding_is_a_bad_response_at_once() {
+    let gz = gzipped(&json!({"data": records(200)}));
+    for (coding, body, cause) in [
+        ("gzip", b"not gzip at all".to_vec(), "Invalid gzip header"),
+        (
+            "gzip",
+            gz[..gz.len() / 2].to_vec(),
+            "unexpected end of file",
+        ),
+        ("br", b"not brotli at all".to_vec(), "brotli error"),
+        (
+            "zstd",
+            b"not zstd at all".to_vec(),
+            "Unknown frame descriptor",
+        ),
+    ] {
+        let server = Server::start(move |_| {
+            Reply::status(200)
+                .header("content-encoding", coding)
+                .body(body.clone())
+        })
+        .unwrap();
+        apifetch()
+            .arg(server.url("/"))
+            .assert()
+            .code(5)
+            .stderr(predicate::str::contains(format!(
+                "the response body does not decode from its Content-Encoding: {cause} (not \
+                 retried)"
+            )));
+        assert_eq!(server.requests().len(), 1, "{coding}: {cause}");
+    }
+}
+
+#[test]
+fn a_compressed_body_cut_short_is_retried() {
+    let gz = gzipped(&json!({"data": records(200), "has_more": false}));
+    let cut = gz.len() / 2;
+    let server = Server::start(flaky(
+        1,
+        move || {
+            Reply::status(200)
+                .header("content-encoding", "gzip")
+                .body(gz.clone())
+                .cut_after(cut)
+        },
+        records(3),
+    ))
+    .unwrap();
+    let out = apifetch().arg(server.url("/")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+    assert_eq!(server.requests().len(), 2);
+}
+
+/// Answers every host name lookup from `answer`, counting the lookups: tests of name
+/// resolution never make a real one.
+struct Lookups {
+    answer: fn(&str) -> Result<std::net::SocketAddr, &'static str>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl reqwest::dns::Resolve for Lookups {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let answer = (self.answer)(name.as_str());
+        Box::pin(async move {
+            match answer {
+                Ok(addr) => Ok(Box::new(std::iter::once(addr)) as reqwest::dns::Addrs),
+                // What the system's resolver reports, through the standard library.
+                Err(why) => Err(std::io::Error::other(format!(
+                    "failed to lookup address information: {why}"
+                ))
+                .into()),
+            }
+        })
+    }
+}
+
+/// Runs apifetch in this process on `args`, its host names resolved by `lookups`; how
+/// the run ended, and how many lookups it made.
+fn run_resolving(
+    args: &[&str],
+    answer: fn(&str) -> Result<std::net::SocketAddr, &'static str>,
+) -> (Result<apifetch::Summary, apifetch::Error>, usize) {
+    use clap::Parser;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let lookups = std::sync::Arc::new(Lookups {
+        answer,
+        asked: Default::default(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let cli = apifetch::cli::Cli::try_parse_from(
+        [
+            "apifetch",
+            "--backoff",
+            "0.01",
+            "--backoff-max",
+            "0.05",
+            "--breaker-cooldown",
+            "0.05",
+        ]
+        .iter()
+        .chain(args)
+        .chain(&["--out", out.to_str().unwrap()]),
+    )
+    .unwrap();
+    let mut config = apifetch::config::Config::try_from(cli).unwrap();
+    config.request.proxies = Default::default();
+    config.request.resolver = Some(apifetch::http::Resolver(lookups.clone()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(apifetch::run(config));
+    (
+        result,
+        lookups.asked.load(std::sync::atomic::Ordering::SeqCst),
+    )
+}
+
+#[test]
+fn the_injected_resolver_is_the_one_asked() {
+    static SERVER: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    let server = SERVER.get_or_init(|| Server::start(paged(records(3))).unwrap());
+    let url = format!("http://api.test:{}/items", server.addr().port());
+    let (result, asked) = run_resolving(&[&url], |name| match name {
+        "api.test" => Ok(SERVER.get().unwrap().addr()),
+        _ => Err("Name or service not known"),
+    });
+    assert_eq!(result.unwrap().records, 3);
+    assert_eq!((asked, server.requests().len()), (1, 1));
+}
+
+#[test]
+fn a_host_name_that_does_not_exist_ends_the_run_at_once() {
+    let (result, asked) = run_resolving(&["http://api.exampel.test/items"], |_| {
+        Err("Name or service not known")
+    });
+    let error = result.unwrap_err();
+    assert_eq!(error.exit(), apifetch::Exit::Permanent, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "http://api.exampel.test/items: the host name api.exampel.test \
+             does not resolve: "
+        ) && message.ends_with("Name or service not known (not retried)"),
+        "{message}"
+    );
+    assert_eq!(asked, 1, "not retried");
+}
+
+#[test]
+fn a_lookup_that_failed_for_now_is_retried() {
+    let (result, asked) = run_resolving(&["--retries", "2", "http://api.test/items"], |_| {
+        Err("Temporary failure in name resolution")
+    });
+    let error = result.unwrap_err();
+    assert_eq!(error.exit(), apifetch::Exit::GaveUp, "{error}");
+    assert!(
+        error.to_string().contains("gave up after 3 attempts"),
+        "{error}"
+    );
+    assert_eq!(asked, 3);
 }

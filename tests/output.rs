@@ -278,13 +278,15 @@ fn colliding_columns_and_repeated_keys_keep_every_value() {
 }
 
 #[test]
-fn csv_safe_defuses_formulas_only_when_asked() {
-    let body = r#"[{"a": "=SUM(A1)", "b": "+1", "c": "-2", "d": "@x", "e": "\tt", "f": "\rr", "g": "ok=", "h": -5}]"#;
+fn csv_safe_defuses_formulas_in_strings_only_when_asked_and_never_touches_numbers() {
+    let body = r#"[{"a": "=SUM(A1)", "b": "+1", "c": "-2", "d": "@x", "e": "\tt", "f": "\rr", "g": "ok=", "h": -5, "i": -13.11, "j": "\u002d1"}]"#;
     let server = Server::start(raw_pages(&[body])).unwrap();
     let plain = table(&fetch_both_ways(&server, "out.csv", &[]), b',');
     assert_eq!(
         plain[1],
-        ["=SUM(A1)", "+1", "-2", "@x", "\tt", "\rr", "ok=", "-5"]
+        [
+            "=SUM(A1)", "+1", "-2", "@x", "\tt", "\rr", "ok=", "-5", "-13.11", "-1"
+        ]
     );
     let safe = table(&fetch_both_ways(&server, "out.csv", &["--csv-safe"]), b',');
     assert_eq!(
@@ -297,7 +299,9 @@ fn csv_safe_defuses_formulas_only_when_asked() {
             "'\tt",
             "'\rr",
             "ok=",
-            "'-5"
+            "-5",
+            "-13.11",
+            "'-1"
         ]
     );
 }

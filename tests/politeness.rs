@@ -152,6 +152,35 @@ fn a_used_up_quota_is_waited_out_instead_of_provoking_a_429() {
 }
 
 #[test]
+fn a_spent_quota_waits_for_its_own_reset_not_an_earlier_pages() {
+    // Pages 1 and 2 say 99 left until a reset in 60 s; page 3 says none left, reset in
+    // 1 s. Waiting 60 s would pass --retry-max-wait and give up.
+    let serve = paged(records(4));
+    let server = Server::start(move |req| {
+        let (remaining, reset) = match req.param("page") {
+            Some("3") => ("0", "1"),
+            _ => ("99", "60"),
+        };
+        serve(req)
+            .header("x-ratelimit-remaining", remaining)
+            .header("x-ratelimit-reset", reset)
+    })
+    .unwrap();
+    let out = apifetch()
+        .args(["--page-size", "1", "--retry-max-wait", "10"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(4));
+    let waits = waits_after_replies(&server.requests());
+    assert!(waits[2] >= Duration::from_millis(900), "{waits:?}");
+    assert_logged(
+        &out,
+        "rate limit used up (X-RateLimit-Remaining: 0): pausing requests for 1.0s",
+    );
+}
+
+#[test]
 fn concurrent_requests_never_start_more_than_the_quota_left() {
     let (quota, server) = quota_api(9, 3, Duration::from_secs(1), x_ratelimit);
     let out = fetch_with_concurrency(&server, "3", &["--page-size", "1", "--retries", "0"]);
@@ -423,6 +452,20 @@ fn gzip_responses_are_decoded() {
     for coding in ["gzip", "br", "zstd"] {
         assert!(accepted.contains(coding), "accept-encoding: {accepted}");
     }
+}
+
+#[test]
+fn a_short_retry_max_wait_alone_is_no_conflict_with_the_default_cooldown() {
+    let server = Server::start(paged(records(3))).unwrap();
+    // Not `apifetch()`: it gives a --breaker-cooldown, and this is about its default.
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_apifetch"))
+        .env_clear()
+        .timeout(Duration::from_secs(60))
+        .args(["--retry-max-wait", "5"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
 }
 
 #[test]
