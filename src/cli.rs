@@ -272,9 +272,10 @@ pub struct Cli {
     #[arg(long, value_name = "CODES", value_delimiter = ',', default_value = "408,425,429,500,502,503,504", value_parser = clap::value_parser!(u16).range(100..600), help_heading = "Retries", env = "APIFETCH_RETRY_ON", hide_env_values = true)]
     pub retry_on: Vec<u16>,
 
-    /// Give up instead of waiting longer than this for one retry (e.g. a long Retry-After).
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_duration, help_heading = "Retries", env = "APIFETCH_RETRY_MAX_WAIT", hide_env_values = true)]
-    pub retry_max_wait: Duration,
+    /// Give up instead of waiting longer than this for one retry (e.g. a long Retry-After)
+    /// [default: 300, or --breaker-cooldown when that is longer]
+    #[arg(long, value_name = "SECS", value_parser = parse_duration, help_heading = "Retries", env = "APIFETCH_RETRY_MAX_WAIT", hide_env_values = true)]
+    pub retry_max_wait: Option<Duration>,
 
     /// Send `Authorization: Bearer TOKEN` with every request.
     #[arg(long, value_name = "TOKEN", value_parser = secret, env = "APIFETCH_TOKEN", hide_env_values = true, help_heading = "Auth and TLS")]

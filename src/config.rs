@@ -172,9 +172,9 @@ impl TryFrom<Cli> for Config {
             .iter()
             .map(|p| parse_param(p))
             .collect::<Result<Vec<_>, _>>()?;
+        let (cooldown, max_wait) = breaker_waits(cli.breaker_cooldown, cli.retry_max_wait)?;
         let breaker = (cli.breaker > 0)
-            .then(|| breaker_cooldown(cli.breaker_cooldown, cli.retry_max_wait))
-            .transpose()?
+            .then_some(cooldown)
             .map(|cooldown| breaker::Settings {
                 threshold: cli.breaker,
                 cooldown,
@@ -269,7 +269,7 @@ impl TryFrom<Cli> for Config {
                 cap: cli.backoff_max,
                 jitter: cli.jitter,
                 retry_on: cli.retry_on,
-                max_wait: cli.retry_max_wait,
+                max_wait,
             },
             logging: Logging {
                 level: match (cli.quiet, cli.verbose) {
@@ -307,20 +307,28 @@ impl TryFrom<Cli> for Config {
 
 /// The cool-down when `--breaker-cooldown` is not given.
 const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(300);
 
-/// `--breaker-cooldown`, which must fit within `--retry-max-wait` or an open circuit would
-/// always give up. Left unset, it follows a shorter `--retry-max-wait`: the user never
-/// asked for 30 s. Only a cool-down the user gave, longer than the limit, is a mistake.
-fn breaker_cooldown(given: Option<Duration>, max_wait: Duration) -> Result<Duration, Error> {
-    match given {
-        None => Ok(DEFAULT_COOLDOWN.min(max_wait)),
-        Some(cooldown) if cooldown > max_wait => Err(Error::Usage(format!(
+/// `--breaker-cooldown` and `--retry-max-wait`, as (cool-down, max wait). The cool-down
+/// must fit within the max wait or an open circuit would always give up. A value the
+/// user left out follows the one they gave (a shorter max wait shortens the default
+/// cool-down, a longer cool-down lengthens the default max wait): they asked for neither
+/// 30 s nor 300 s. Only two values the user gave that contradict each other are a mistake.
+fn breaker_waits(
+    cooldown: Option<Duration>,
+    max_wait: Option<Duration>,
+) -> Result<(Duration, Duration), Error> {
+    match (cooldown, max_wait) {
+        (None, None) => Ok((DEFAULT_COOLDOWN, DEFAULT_MAX_WAIT)),
+        (None, Some(max_wait)) => Ok((DEFAULT_COOLDOWN.min(max_wait), max_wait)),
+        (Some(cooldown), None) => Ok((cooldown, DEFAULT_MAX_WAIT.max(cooldown))),
+        (Some(cooldown), Some(max_wait)) if cooldown > max_wait => Err(Error::Usage(format!(
             "--breaker-cooldown ({}) is longer than --retry-max-wait ({}): an open circuit \
              would always give up",
             human(cooldown),
             human(max_wait)
         ))),
-        Some(cooldown) => Ok(cooldown),
+        (Some(cooldown), Some(max_wait)) => Ok((cooldown, max_wait)),
     }
 }
 
@@ -578,15 +586,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_default_cooldown_follows_a_shorter_retry_max_wait_and_a_given_one_must_fit() {
-        let secs = Duration::from_secs;
-        assert_eq!(breaker_cooldown(None, secs(300)).unwrap(), secs(30));
-        assert_eq!(breaker_cooldown(None, secs(5)).unwrap(), secs(5));
-        assert_eq!(breaker_cooldown(Some(secs(5)), secs(5)).unwrap(), secs(5));
+    fn a_left_out_wait_follows_the_given_one_and_only_two_given_ones_can_clash() {
+        let secs = |n| Some(Duration::from_secs(n));
+        let waits = |c, m| breaker_waits(c, m).map(|(c, m)| (c.as_secs(), m.as_secs()));
+        assert_eq!(waits(None, None).unwrap(), (30, 300));
+        assert_eq!(waits(None, secs(5)).unwrap(), (5, 5));
+        assert_eq!(waits(secs(600), None).unwrap(), (600, 600));
+        assert_eq!(waits(secs(5), secs(5)).unwrap(), (5, 5));
         assert_eq!(
-            breaker_cooldown(Some(secs(30)), secs(5))
-                .unwrap_err()
-                .to_string(),
+            waits(secs(30), secs(5)).unwrap_err().to_string(),
             "--breaker-cooldown (30.0s) is longer than --retry-max-wait (5.0s): an open \
              circuit would always give up"
         );

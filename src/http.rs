@@ -325,6 +325,15 @@ impl Fetcher {
                         url.host_str().unwrap_or_default(),
                         describe(&e)
                     )),
+                    // A URL the HTTP layer cannot send, or an answer whose head is past
+                    // what it reads, is the same on every try.
+                    None if e.is_builder() => {
+                        Failure::Unreachable(format!("the URL cannot be sent ({})", describe(&e)))
+                    }
+                    None if head_too_large(&e) => Failure::Unreachable(format!(
+                        "the response head is larger than apifetch reads ({})",
+                        describe(&e)
+                    )),
                     None if refused(&e) => Failure::Refused {
                         addr: format!(
                             "{}:{}",
@@ -611,6 +620,21 @@ fn undecodable(err: &reqwest::Error) -> bool {
 
 /// A transport error as one line, naming its kind first. reqwest's own message repeats the
 /// URL (unredacted), so the chain of sources is used instead.
+/// Whether the server's status line and headers passed the HTTP layer's size limit.
+fn head_too_large(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 fn describe(err: &reqwest::Error) -> String {
     let kind = if err.is_timeout() {
         "timed out"

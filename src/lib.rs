@@ -167,9 +167,17 @@ async fn fetch(
             }
             error
         })?;
+        // No content (a 204, or an empty body after the first page) is a page with no
+        // records: the end, unless the API had said more would follow.
+        let no_content = response.status == reqwest::StatusCode::NO_CONTENT
+            || (response.body.is_empty() && pages.fetched() > 0);
+        let body = match no_content {
+            true => b"[]".to_vec(),
+            false => Vec::from(response.body),
+        };
         // JSON is UTF-8 text: checked once here, the body is then read, and handed to the
         // writer, as text without checking it again.
-        let body = json::text(Vec::from(response.body))
+        let body = json::text(body)
             .map_err(|e| not_json(&page_url, e.utf8_error().to_string(), e.as_bytes()))?;
         let body = Arc::new(body);
         let read = |body| {

@@ -523,3 +523,26 @@ fn a_lookup_that_failed_for_now_is_retried() {
     );
     assert_eq!(asked, 3);
 }
+
+#[test]
+fn an_oversized_head_or_a_url_too_long_to_send_ends_the_run_at_once() {
+    let server =
+        Server::start(|_| Reply::json(&json!([{"id": 1}])).header("x-big", "a".repeat(1_000_000)))
+            .unwrap();
+    apifetch()
+        .arg(server.url("/items"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "the response head is larger than apifetch reads",
+        ))
+        .stderr(predicate::str::contains("--resume").not());
+    assert_eq!(server.requests().len(), 1);
+    let server = Server::start(|_| Reply::json(&json!([{"id": 1}]))).unwrap();
+    apifetch()
+        .arg(server.url(&format!("/items?q={}", "b".repeat(70_000))))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("the URL cannot be sent"));
+    assert_eq!(server.requests().len(), 0);
+}

@@ -1058,3 +1058,56 @@ fn a_refused_parameter_is_blamed_on_whoever_added_it() {
             "`sort` is in the URL or the flags you gave, not added by apifetch",
         ));
 }
+
+#[test]
+fn no_content_after_the_first_page_is_the_end() {
+    for last in [Reply::status(204), Reply::status(200).body("")] {
+        let last = std::sync::Mutex::new(Some(last));
+        let server = Server::start(move |req| match req.param("page") {
+            None => Reply::json(&json!({"data": records(2), "page": 1})),
+            Some(_) => last
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or_else(|| Reply::status(500)),
+        })
+        .unwrap();
+        let out = apifetch().arg(server.url("/items")).assert().success();
+        assert_eq!(ids(&out.get_output().stdout), expected_ids(2));
+        assert_eq!(server.requests().len(), 2);
+    }
+    // A 204 first is a result with no records.
+    let server = Server::start(|_| Reply::status(204)).unwrap();
+    apifetch().arg(server.url("/items")).assert().success();
+}
+
+#[test]
+fn a_last_link_past_the_number_range_does_not_override_the_next_link() {
+    let server = Server::start(|req| {
+        let page = page_number(req);
+        let mut reply = Reply::json(&json!([{"id": page}]));
+        let last = format!("</items?page={}>; rel=\"last\"", u64::MAX);
+        reply = match page {
+            1 => reply.header("link", format!("</items?page=2>; rel=\"next\", {last}")),
+            _ => reply.header("link", last),
+        };
+        reply
+    })
+    .unwrap();
+    let out = apifetch().arg(server.url("/items")).assert().success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(2));
+}
+
+#[test]
+fn a_page_number_at_the_end_of_the_range_stops_instead_of_wrapping() {
+    let server = Server::start(|req| {
+        Reply::json(&json!({"data": [{"id": req.param("page").unwrap_or("-")}], "has_more": true}))
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url(&format!("/items?page={}", u64::MAX)))
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("largest number apifetch can send"));
+    assert_eq!(server.requests().len(), 1);
+}

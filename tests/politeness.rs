@@ -469,12 +469,23 @@ fn a_short_retry_max_wait_alone_is_no_conflict_with_the_default_cooldown() {
 }
 
 #[test]
+fn a_long_cooldown_alone_lengthens_the_default_retry_max_wait() {
+    let server = Server::start(paged(records(3))).unwrap();
+    let out = apifetch()
+        .args(["--breaker-cooldown", "10m"])
+        .arg(server.url("/"))
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(3));
+}
+
+#[test]
 fn impossible_politeness_settings_are_usage_errors() {
     for args in [
         &["--rate", "0/s"][..],
         &["--rate", "5/day"],
         &["--max-time", "0"],
-        &["--breaker-cooldown", "10m"],
+        &["--breaker-cooldown", "10m", "--retry-max-wait", "5m"],
     ] {
         apifetch()
             .args(args)
