@@ -154,41 +154,14 @@ async fn fetch(
     let mut window = ahead::Window::new(fetcher, config.polite.concurrency);
     loop {
         let (page_url, response) = window.next(pages).await;
-        let response = response.map_err(|mut error| {
-            if let Error::Permanent {
-                status: 400 | 422,
-                body,
-                ..
-            } = &mut error
-            {
-                if let Some(note) = pages.blame(&page_url, body) {
-                    body.push_str(&format!(" ({note})"));
-                }
-            }
-            error
-        })?;
-        // No content (a 204, or an empty body after the first page) is a page with no
-        // records: the end, unless the API had said more would follow.
-        let no_content = response.status == reqwest::StatusCode::NO_CONTENT
-            || (response.body.is_empty() && pages.fetched() > 0);
-        let body = match no_content {
-            true => b"[]".to_vec(),
-            false => Vec::from(response.body),
-        };
-        // JSON is UTF-8 text: checked once here, the body is then read, and handed to the
-        // writer, as text without checking it again.
-        let body = json::text(body)
-            .map_err(|e| not_json(&page_url, e.utf8_error().to_string(), e.as_bytes()))?;
+        let http::Response {
+            status,
+            headers,
+            body,
+        } = response.map_err(|error| blamed(pages, &page_url, error))?;
+        let body = text(status, body, &page_url, pages.fetched() == 0)?;
         let body = Arc::new(body);
-        let read = |body| {
-            read(
-                body,
-                &page_url,
-                &response.headers,
-                config,
-                pages.fetched() == 0,
-            )
-        };
+        let read = |body| read(body, &page_url, &headers, config, pages.fetched() == 0);
         let (page, records) = read(&body)?;
         let zipped = records::zipped(&page, &records, &body).map(Arc::new);
         let (body, page, mut records) = match &zipped {
@@ -198,7 +171,7 @@ async fn fetch(
             }
             None => (&body, page, records),
         };
-        let step = pages.advance(&response.headers, &page, &mut records)?;
+        let step = pages.advance(&headers, &page, &mut records)?;
         let shortfall = match step {
             Step::Continue => None,
             _ => pages.shortfall(&step),
@@ -236,6 +209,39 @@ async fn fetch(
             }
         }
     }
+}
+
+/// A refusal (400, 422) that names a parameter of `url`, with whose it was.
+fn blamed(pages: &Paginator, url: &url::Url, mut error: Error) -> Error {
+    if let Error::Permanent {
+        status: 400 | 422,
+        body,
+        ..
+    } = &mut error
+    {
+        if let Some(note) = pages.blame(url, body) {
+            body.push_str(&format!(" ({note})"));
+        }
+    }
+    error
+}
+
+/// The body as text. JSON is UTF-8: checked once here, the body is then read, and handed
+/// to the writer, as text without checking it again. No content (a 204, or an empty body
+/// after the first page) is a page with no records: the end, unless the API had said more
+/// would follow.
+fn text(
+    status: reqwest::StatusCode,
+    body: bytes::Bytes,
+    url: &url::Url,
+    first: bool,
+) -> Result<String, Error> {
+    let no_content = status == reqwest::StatusCode::NO_CONTENT || (body.is_empty() && !first);
+    let body = match no_content {
+        true => b"[]".to_vec(),
+        false => Vec::from(body),
+    };
+    json::text(body).map_err(|e| not_json(url, e.utf8_error().to_string(), e.as_bytes()))
 }
 
 /// Reads a page's body and finds its records. A `--records` pointer that names nothing in

@@ -393,11 +393,6 @@ impl Paginator {
         records: &mut Vec<&str>,
     ) -> Result<Step, Error> {
         let url = self.url();
-        let first = self.fetched == 0;
-        if first {
-            detect::check_pointers(&self.pages, page, headers)?;
-            detect::check_size(&self.pages, page)?;
-        }
         let more = detect::more(&self.pages, page);
         let stated = totals::read(
             self.pages.total.as_deref(),
@@ -408,36 +403,12 @@ impl Paginator {
             more == Some(true),
         );
         self.note(stated);
-        if let Mode::Detect(style) = self.mode {
-            let more_stated = more == Some(true)
-                || self
-                    .total_records()
-                    .is_some_and(|t| t > records.len() as u64)
-                || self.totals.pages.is_some_and(|p| p > 1);
-            let decision = detect::style(
-                style,
-                &self.pages,
-                headers,
-                page,
-                records,
-                &url,
-                more_stated,
-            )?;
-            info!("pagination: {}", decision.why);
-            self.settle(decision.found);
-        } else if first {
-            self.settle_given(page, headers, records)?;
-        }
-        if !first && self.learn(records)? != Learned::Nothing {
+        if self.fetched == 0 {
+            self.decide(headers, page, records, &url, more)?;
+        } else if self.learn(records)? != Learned::Nothing {
             // Nothing new arrived: the same position is asked for again, or the next one.
             records.clear();
             return Ok(Step::Continue);
-        }
-        if first {
-            self.guard.note_first(records);
-            if self.probing {
-                self.first_page = records.iter().map(guard::hash).collect();
-            }
         }
         records.truncate(self.room());
         self.fetched += 1;
@@ -477,6 +448,39 @@ impl Paginator {
             ) => *number < first.saturating_add(count),
             _ => false,
         }
+    }
+
+    /// Learns from the first page how to ask for the next one, once its explicit flags
+    /// are checked against it.
+    fn decide(
+        &mut self,
+        headers: &HeaderMap,
+        page: &Page,
+        records: &[&str],
+        url: &Url,
+        more: Option<bool>,
+    ) -> Result<(), Error> {
+        detect::check_pointers(&self.pages, page, headers)?;
+        detect::check_size(&self.pages, page)?;
+        match self.mode {
+            Mode::Detect(style) => {
+                let more_stated = more == Some(true)
+                    || self
+                        .total_records()
+                        .is_some_and(|t| t > records.len() as u64)
+                    || self.totals.pages.is_some_and(|p| p > 1);
+                let decision =
+                    detect::style(style, &self.pages, headers, page, records, url, more_stated)?;
+                info!("pagination: {}", decision.why);
+                self.settle(decision.found);
+            }
+            _ => self.settle_given(page, headers, records)?,
+        }
+        self.guard.note_first(records);
+        if self.probing {
+            self.first_page = records.iter().map(guard::hash).collect();
+        }
+        Ok(())
     }
 
     /// What the run lost that the API said it had, once the last page is in: fewer
