@@ -65,10 +65,10 @@ impl<'a> Window<'a> {
             self.in_flight = FuturesOrdered::new();
         }
         for position in wanted.into_iter().skip(self.queued.len()) {
-            let url = pages.url_at(&position);
+            let (url, body) = pages.request_at(&position);
             let fetcher = self.fetcher;
             self.in_flight.push_back(Box::pin(async move {
-                let response = fetcher.get(&url).await;
+                let response = fetcher.fetch(&url, body.as_ref()).await;
                 (url, response)
             }));
             self.queued.push_back(position);

@@ -108,7 +108,7 @@ impl Identity {
         pages.max_pages = None;
         let parts = [
             target.to_string(),
-            format!("{:?}", config.request.params),
+            format!("{} {:?}", config.request.method, config.request.params),
             format!("{pages:?}"),
             format!("{:?}", config.records),
             format!("{form:?}"),

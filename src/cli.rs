@@ -213,6 +213,47 @@ pub struct Cli {
     #[arg(long, help_heading = "Pagination")]
     pub trust_next_origin: bool,
 
+    /// HTTP method of every request [default: GET, or POST with --data or --graphql]. A
+    /// pagination POST is a read: it is retried like a GET.
+    #[arg(short = 'X', long, value_name = "METHOD", value_parser = parse_method, help_heading = "Request")]
+    pub method: Option<reqwest::Method>,
+
+    /// JSON request body, sent as application/json (implies -X POST unless -X is given):
+    /// the text itself, @FILE, or @- for standard input. Page numbers, offsets, sizes and
+    /// cursors go into it where a --*-param flag is a JSON Pointer (--cursor-param
+    /// /start_cursor).
+    #[arg(short = 'd', long, value_name = "JSON", help_heading = "Request")]
+    pub data: Option<String>,
+
+    /// A GraphQL query (or @FILE), POSTed as {"query", "variables"}: the connection with
+    /// pageInfo is found in the response and paged through its cursor variable.
+    #[arg(
+        long,
+        value_name = "QUERY",
+        conflicts_with = "data",
+        help_heading = "Request"
+    )]
+    pub graphql: Option<String>,
+
+    /// Variables of the --graphql query, as a JSON object (or @FILE).
+    #[arg(
+        long,
+        value_name = "JSON",
+        requires = "graphql",
+        help_heading = "Request"
+    )]
+    pub variables: Option<String>,
+
+    /// The --graphql variable the cursor goes into [default: the one the query passes as
+    /// `after:`, or `before:` to page backwards]
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "graphql",
+        help_heading = "Request"
+    )]
+    pub cursor_var: Option<String>,
+
     /// Extra query parameter for every request (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", help_heading = "Request")]
     pub params: Vec<String>,
@@ -524,6 +565,12 @@ fn parse_limit(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` must be longer than 0"));
     }
     Ok(limit)
+}
+
+/// An HTTP method, as curl takes it (`-X post` is POST).
+fn parse_method(s: &str) -> Result<reqwest::Method, String> {
+    reqwest::Method::from_bytes(s.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("`{s}` is not an HTTP method"))
 }
 
 /// A JSON Pointer (RFC 6901) to somewhere inside a response: `/meta/next`.

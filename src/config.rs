@@ -49,10 +49,28 @@ pub struct Pages {
     pub has_more: Option<String>,
     pub total: Option<String>,
     pub max_records: Option<u64>,
+    /// The JSON body every request carries (`--data`, or a GraphQL query with its
+    /// variables); a `*_param` that is a JSON Pointer sets its value in here.
+    pub body: Option<serde_json::Value>,
+    /// A GraphQL query: its connection is found in the first response, and paged by the
+    /// cursor variable.
+    pub graphql: Option<Graphql>,
+}
+
+/// How a GraphQL query pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Graphql {
+    /// The variable the cursor goes into (`$after` in `after: $after`).
+    pub cursor_var: Option<String>,
+    /// The query pages backwards (`before:`, `hasPreviousPage`, `startCursor`).
+    pub backward: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct Request {
+    pub method: reqwest::Method,
+    /// The requests are GraphQL queries.
+    pub graphql: bool,
     pub params: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub user_agent: String,
@@ -184,6 +202,14 @@ impl TryFrom<Cli> for Config {
             let (name, value) = parse_header(raw)?;
             headers.append(name, value);
         }
+        let (body, graphql) = payload(&cli)?;
+        let is_graphql = graphql.is_some();
+        let method = match (&cli.method, &body) {
+            (Some(method), _) => method.clone(),
+            (None, Some(_)) => reqwest::Method::POST,
+            (None, None) => reqwest::Method::GET,
+        };
+        check_body_params(&cli, body.is_some())?;
         let style = pagination_style(&cli)?;
         let cursor = match (cli.cursor_path, cli.cursor_from_record) {
             (Some(pointer), _) => Some(CursorSource::Body(pointer)),
@@ -242,12 +268,17 @@ impl TryFrom<Cli> for Config {
                 has_more: cli.has_more,
                 total: cli.total,
                 max_records: cli.max_records,
+                body,
+                graphql,
             },
             records: Select {
                 pointer: cli.records,
                 object_is_record: style == Style::None,
+                item: None,
             },
             request: Request {
+                method,
+                graphql: is_graphql,
                 params,
                 headers,
                 user_agent: cli.user_agent,
@@ -329,6 +360,104 @@ fn breaker_waits(
             human(max_wait)
         ))),
         (Some(cooldown), Some(max_wait)) => Ok((cooldown, max_wait)),
+    }
+}
+
+/// The request body (`--data`, or `--graphql` with `--variables`), checked to be JSON
+/// before any request, and how a GraphQL query pages.
+fn payload(cli: &Cli) -> Result<(Option<serde_json::Value>, Option<Graphql>), Error> {
+    if let Some(data) = &cli.data {
+        let text = load(data, "--data")?;
+        let body = serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("--data is not JSON: {e}")))?;
+        return Ok((Some(body), None));
+    }
+    let Some(query) = &cli.graphql else {
+        return Ok((None, None));
+    };
+    let query = load(query, "--graphql")?;
+    let variables = match &cli.variables {
+        Some(v) => serde_json::from_str(&load(v, "--variables")?)
+            .map_err(|e| Error::Usage(format!("--variables is not JSON: {e}")))?,
+        None => serde_json::json!({}),
+    };
+    if !variables.is_object() {
+        return Err(Error::Usage("--variables must be a JSON object".into()));
+    }
+    let graphql = match &cli.cursor_var {
+        Some(name) => Graphql {
+            cursor_var: Some(name.trim_start_matches('$').to_string()),
+            backward: argument_var(&query, "before") == Some(name.trim_start_matches('$')),
+        },
+        None => match (
+            argument_var(&query, "after"),
+            argument_var(&query, "before"),
+        ) {
+            (Some(after), _) => Graphql {
+                cursor_var: Some(after.to_string()),
+                backward: false,
+            },
+            (None, before) => Graphql {
+                cursor_var: before.map(str::to_string),
+                backward: before.is_some(),
+            },
+        },
+    };
+    let body = serde_json::json!({"query": query, "variables": variables});
+    Ok((Some(body), Some(graphql)))
+}
+
+/// The variable a GraphQL query passes as argument `name` (`after: $cursor` → `cursor`).
+fn argument_var<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    let mut rest = query;
+    while let Some(at) = rest.find(name) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + name.len()..].trim_start();
+        rest = &rest[at + name.len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        if let Some(value) = after.strip_prefix(':').map(str::trim_start) {
+            if let Some(var) = value.strip_prefix('$') {
+                let end = var
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(var.len());
+                return Some(&var[..end]);
+            }
+        }
+    }
+    None
+}
+
+/// The text of a flag that takes `TEXT`, `@FILE` or `@-` (standard input).
+fn load(arg: &str, flag: &str) -> Result<String, Error> {
+    let read = match arg.strip_prefix('@') {
+        Some("-") => std::io::read_to_string(std::io::stdin()),
+        Some(path) => std::fs::read_to_string(path),
+        None => return Ok(arg.to_string()),
+    };
+    read.map_err(|e| Error::Usage(format!("{flag} {arg}: cannot read it: {e}")))
+}
+
+/// A `--*-param` that is a JSON Pointer puts its value in the request body, so there
+/// must be one.
+fn check_body_params(cli: &Cli, has_body: bool) -> Result<(), Error> {
+    let flags = [
+        ("--page-param", Some(&cli.page_param)),
+        ("--size-param", Some(&cli.size_param)),
+        ("--offset-param", Some(&cli.offset_param)),
+        ("--limit-param", Some(&cli.limit_param)),
+        ("--cursor-param", cli.cursor_param.as_ref()),
+    ];
+    match flags
+        .iter()
+        .find(|(_, value)| value.is_some_and(|v| v.starts_with('/')))
+    {
+        Some((flag, Some(pointer))) if !has_body => Err(Error::Usage(format!(
+            "{flag} {pointer} puts its value in the request body, but there is none: pass \
+             --data JSON"
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
-use reqwest::{Certificate, Client, NoProxy, Proxy, RequestBuilder, StatusCode, redirect};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::{Certificate, Client, Method, NoProxy, Proxy, RequestBuilder, StatusCode, redirect};
 use tracing::{debug, trace, warn};
 use url::{Origin, Url};
 
@@ -18,6 +18,7 @@ use crate::config::{Auth, Politeness, Proxies, Request};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::gate::Gate;
+use crate::graphql;
 use crate::ratelimit::{self, Quota};
 use crate::redact;
 use crate::retry::{self, Failure};
@@ -124,6 +125,10 @@ pub struct Fetcher {
     /// For `https://` URLs, set up on first use (or why that failed).
     secure: OnceLock<Result<Client, String>>,
     setup: Request,
+    /// `-X`: every request's method (a redirect other than 307 and 308 turns it to GET).
+    method: Method,
+    /// The requests are GraphQL queries, whose errors come in a 200's body.
+    graphql: bool,
     auth: Option<Auth>,
     max_body: u64,
     policy: retry::Policy,
@@ -186,6 +191,8 @@ impl Fetcher {
             plain: client(request, false)?,
             secure: OnceLock::new(),
             setup: request.clone(),
+            method: request.method.clone(),
+            graphql: request.graphql,
             auth: request.auth.clone(),
             max_body: request.max_response_size,
             gate: Gate::new(polite.pacing, polite.breaker, policy.max_wait, deadline),
@@ -232,18 +239,24 @@ impl Fetcher {
     }
 
     /// GETs `url`, retrying transient failures as the policy allows, within the deadline.
-    pub async fn get(&self, url: &Url) -> Result<Response, Error> {
+    pub async fn fetch(&self, url: &Url, body: Option<&Bytes>) -> Result<Response, Error> {
         let shown = redact::url(url);
         let trusted = self.trusted(url);
         let mut tries = 0;
         let attempts = retry::run(&self.policy, &self.deadline, &shown, || {
             tries += 1;
-            self.attempt(url, &shown, trusted, tries > 1)
+            self.attempt(url, body, &shown, trusted, tries > 1)
         });
         self.deadline.bound(&shown, attempts).await
     }
 
-    fn request(&self, url: &Url, trusted: bool) -> Result<RequestBuilder, Failure> {
+    fn request(
+        &self,
+        url: &Url,
+        method: &Method,
+        body: Option<&Bytes>,
+        trusted: bool,
+    ) -> Result<RequestBuilder, Failure> {
         let client = match url.scheme() {
             "https" => self
                 .secure
@@ -259,7 +272,13 @@ impl Fetcher {
                 )));
             }
         };
-        let request = client.get(url.clone());
+        let request = client.request(method.clone(), url.clone());
+        let request = match body {
+            Some(body) => request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone()),
+            None => request,
+        };
         if !trusted {
             return Ok(request);
         }
@@ -279,6 +298,7 @@ impl Fetcher {
     async fn attempt(
         &self,
         url: &Url,
+        body: Option<&Bytes>,
         shown: &str,
         trusted: bool,
         retry: bool,
@@ -288,7 +308,9 @@ impl Fetcher {
             self.retries.fetch_add(1, Ordering::Relaxed);
         }
         let (mut bytes, mut quota) = (0, None);
-        let result = self.exchange(url, trusted, &mut bytes, &mut quota).await;
+        let result = self
+            .exchange(url, body, trusted, &mut bytes, &mut quota)
+            .await;
         // Only a failure that will be retried holds the other requests back: after a
         // permanent one the run ends, and its Retry-After must not pause what is in flight.
         let retry_after = match &result {
@@ -313,37 +335,43 @@ impl Fetcher {
     }
 
     /// Sends one request (one hop of a redirect chain), logging its answer at `-vv`.
-    async fn send(&self, url: &Url, trusted: bool) -> Result<reqwest::Response, Failure> {
-        let response =
-            self.request(url, trusted)?
-                .send()
-                .await
-                .map_err(|e| match untrusted(&e) {
-                    Some(hint) => Failure::Untrusted(format!("{}{hint}", describe(&e))),
-                    None if no_such_host(&e) => Failure::Unreachable(format!(
-                        "the host name {} does not resolve: {}",
+    async fn send(
+        &self,
+        url: &Url,
+        method: &Method,
+        body: Option<&Bytes>,
+        trusted: bool,
+    ) -> Result<reqwest::Response, Failure> {
+        let response = self
+            .request(url, method, body, trusted)?
+            .send()
+            .await
+            .map_err(|e| match untrusted(&e) {
+                Some(hint) => Failure::Untrusted(format!("{}{hint}", describe(&e))),
+                None if no_such_host(&e) => Failure::Unreachable(format!(
+                    "the host name {} does not resolve: {}",
+                    url.host_str().unwrap_or_default(),
+                    describe(&e)
+                )),
+                // A URL the HTTP layer cannot send, or an answer whose head is past
+                // what it reads, is the same on every try.
+                None if e.is_builder() => {
+                    Failure::Unreachable(format!("the URL cannot be sent ({})", describe(&e)))
+                }
+                None if head_too_large(&e) => Failure::Unreachable(format!(
+                    "the response head is larger than apifetch reads ({})",
+                    describe(&e)
+                )),
+                None if refused(&e) => Failure::Refused {
+                    addr: format!(
+                        "{}:{}",
                         url.host_str().unwrap_or_default(),
-                        describe(&e)
-                    )),
-                    // A URL the HTTP layer cannot send, or an answer whose head is past
-                    // what it reads, is the same on every try.
-                    None if e.is_builder() => {
-                        Failure::Unreachable(format!("the URL cannot be sent ({})", describe(&e)))
-                    }
-                    None if head_too_large(&e) => Failure::Unreachable(format!(
-                        "the response head is larger than apifetch reads ({})",
-                        describe(&e)
-                    )),
-                    None if refused(&e) => Failure::Refused {
-                        addr: format!(
-                            "{}:{}",
-                            url.host_str().unwrap_or_default(),
-                            url.port_or_known_default().unwrap_or_default()
-                        ),
-                        what: describe(&e),
-                    },
-                    None => Failure::Transport(describe(&e)),
-                })?;
+                        url.port_or_known_default().unwrap_or_default()
+                    ),
+                    what: describe(&e),
+                },
+                None => Failure::Transport(describe(&e)),
+            })?;
         trace!(
             "{} {} [{}]",
             redact::url(url),
@@ -358,12 +386,14 @@ impl Fetcher {
     async fn exchange(
         &self,
         url: &Url,
+        body: Option<&Bytes>,
         trusted: bool,
         bytes: &mut u64,
         quota: &mut Option<Quota>,
     ) -> Result<Response, Failure> {
         let (mut at, mut trusted) = (url.clone(), trusted);
-        let mut response = self.send(&at, trusted).await?;
+        let (mut method, mut body) = (self.method.clone(), body);
+        let mut response = self.send(&at, &method, body, trusted).await?;
         let mut visited = vec![at.clone()];
         while let Some(to) = redirect(&response) {
             if visited.contains(&to) {
@@ -392,7 +422,15 @@ impl Fetcher {
             }
             trusted = trusted && (upgrade || self.trust.allows(&to));
             at = to;
-            response = self.send(&at, trusted).await?;
+            // As browsers and curl do: 307 and 308 repeat the request as it was, the other
+            // redirects fetch the new place with a GET.
+            if !matches!(
+                response.status(),
+                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+            ) {
+                (method, body) = (Method::GET, None);
+            }
+            response = self.send(&at, &method, body, trusted).await?;
         }
         let status = response.status();
         let headers = response.headers().clone();
@@ -400,6 +438,17 @@ impl Fetcher {
         *quota = ratelimit::quota(&headers, now);
         if status.is_success() {
             let body = read_body(&mut response, self.max_body, Overflow::Refuse, bytes).await?;
+            if let Some(errors) = self.graphql.then(|| graphql::errors(&body)).flatten() {
+                return Err(match errors.throttled {
+                    true => Failure::Status {
+                        status: status.as_u16(),
+                        retry_after: errors.wait.or(quota.as_ref().and_then(Quota::exhausted)),
+                        rate_limited: true,
+                        body: errors.message,
+                    },
+                    false => Failure::Graphql(errors.message),
+                });
+            }
             return Ok(Response {
                 status,
                 headers,

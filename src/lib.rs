@@ -13,6 +13,7 @@ pub mod deadline;
 pub mod error;
 pub mod gate;
 pub mod generate;
+pub mod graphql;
 pub mod http;
 pub mod interrupt;
 pub mod json;
@@ -161,12 +162,11 @@ async fn fetch(
         } = response.map_err(|error| blamed(pages, &page_url, error))?;
         let body = text(status, body, &page_url, pages.fetched() == 0)?;
         let body = Arc::new(body);
-        let read = |body| read(body, &page_url, &headers, config, pages.fetched() == 0);
-        let (page, records) = read(&body)?;
+        let (page, records) = read(&body, &page_url, &headers, config, pages)?;
         let zipped = records::zipped(&page, &records, &body).map(Arc::new);
         let (body, page, mut records) = match &zipped {
             Some(zipped) => {
-                let (page, records) = read(zipped)?;
+                let (page, records) = read(zipped, &page_url, &headers, config, pages)?;
                 (zipped, page, records)
             }
             None => (&body, page, records),
@@ -251,16 +251,17 @@ fn read<'a>(
     url: &url::Url,
     headers: &reqwest::header::HeaderMap,
     config: &Config,
-    first: bool,
+    pages: &mut Paginator,
 ) -> Result<(records::Page<'a>, Vec<&'a str>), Error> {
     let page =
         records::Page::parse(body).map_err(|e| not_json(url, e.to_string(), body.as_bytes()))?;
-    let records =
-        page.records(&config.records)
-            .map_err(|e| match (&config.records.pointer, first) {
-                (Some(pointer), true) => paginate::absent("--records", pointer, &page, headers),
-                _ => e,
-            })?;
+    let first = pages.fetched() == 0;
+    let records = page
+        .records(&pages.select(&page, &config.records)?)
+        .map_err(|e| match (&config.records.pointer, first) {
+            (Some(pointer), true) => paginate::absent("--records", pointer, &page, headers),
+            _ => e,
+        })?;
     Ok((page, records))
 }
 

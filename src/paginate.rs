@@ -14,6 +14,7 @@ mod guard;
 mod link;
 mod totals;
 
+use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,7 +23,8 @@ use url::Url;
 
 use crate::config::Pages;
 use crate::error::Error;
-use crate::records::{self, Page};
+use crate::graphql;
+use crate::records::{self, Page, Select};
 pub use detect::absent;
 pub use guard::Guard;
 use totals::{Stated, Totals};
@@ -121,6 +123,11 @@ pub struct Paginator {
     /// The first request: the user's URL with `--param` and the page size and start page
     /// the user asked for. Later page numbers, offsets and cursors are set on it.
     base: Url,
+    /// The first request's body (`--data`, a GraphQL query), with the page size and start
+    /// page set where their parameters point into it.
+    body: Option<Value>,
+    /// The GraphQL connection the first response showed.
+    connection: Option<graphql::Connection>,
     pages: Pages,
     mode: Mode,
     position: Position,
@@ -168,19 +175,26 @@ impl Paginator {
     /// API has shown how it paginates.
     pub fn new(base: &Url, params: &[(String, String)], pages: &Pages) -> Self {
         let mut base = base.clone();
+        let mut body = pages.body.clone();
         let mut added: Vec<(&str, String)> = params
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
-        if let Some(size) = pages.page_size {
-            let name = match pages.style {
-                Style::Offset => &pages.limit_param,
-                _ => &pages.size_param,
-            };
-            added.push((name, size.to_string()));
-        }
-        if let Some(start) = pages.start_page {
-            added.push((&pages.page_param, start.to_string()));
+        let size_param = match pages.style {
+            Style::Offset => &pages.limit_param,
+            _ => &pages.size_param,
+        };
+        for (param, value) in [
+            (size_param, pages.page_size),
+            (&pages.page_param, pages.start_page),
+        ] {
+            match (value, &mut body) {
+                (Some(value), Some(body)) if param.starts_with('/') => {
+                    set_pointer(body, param, Value::from(value));
+                }
+                (Some(value), _) => added.push((param, value.to_string())),
+                (None, _) => {}
+            }
         }
         set_query(&mut base, &added);
         let mode = match (pages.style, &pages.cursor, &pages.next_path) {
@@ -192,6 +206,8 @@ impl Paginator {
         };
         Paginator {
             base,
+            body,
+            connection: None,
             pages: pages.clone(),
             mode,
             position: Position::First,
@@ -214,20 +230,88 @@ impl Paginator {
         self.url_at(&self.position)
     }
 
-    /// The URL of the page at `position` (for fetching pages ahead, see [`Self::upcoming`]).
+    /// The URL of the page at `position`.
     pub fn url_at(&self, position: &Position) -> Url {
-        let with = |param: &str, value: &str| {
-            let mut url = self.base.clone();
-            set_query(&mut url, &[(param, value.to_string())]);
-            url
+        self.request_at(position).0
+    }
+
+    /// The URL and body of the request for the page at `position` (for fetching pages
+    /// ahead, see [`Self::upcoming`]). A parameter that is a JSON Pointer (`/start_cursor`)
+    /// is set in the body instead of the query: numbers as numbers, a cursor as the JSON
+    /// value the API sent (Elasticsearch's `search_after` is an array).
+    pub fn request_at(&self, position: &Position) -> (Url, Option<Bytes>) {
+        let (param, value) = match position {
+            Position::Page { number, param, .. } => (param, Value::from(*number)),
+            Position::Offset { offset, param } => (param, Value::from(*offset)),
+            Position::Cursor { value, param, .. } => (param, cursor_value(param, value)),
+            Position::First => return (self.base.clone(), self.body()),
+            Position::Next { url, .. } | Position::Link { url } => {
+                return (url.clone(), self.body());
+            }
         };
-        match position {
-            Position::Page { number, param, .. } => with(param, &number.to_string()),
-            Position::Offset { offset, param } => with(param, &offset.to_string()),
-            Position::First => self.base.clone(),
-            Position::Cursor { value, param, .. } => with(param, value),
-            Position::Next { url, .. } | Position::Link { url } => url.clone(),
+        match (param.starts_with('/'), self.body.clone()) {
+            (true, Some(mut body)) => {
+                set_pointer(&mut body, param, value);
+                (self.base.clone(), Some(Bytes::from(body.to_string())))
+            }
+            _ => {
+                let text = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                let mut url = self.base.clone();
+                set_query(&mut url, &[(param, text)]);
+                (url, self.body())
+            }
         }
+    }
+
+    fn body(&self) -> Option<Bytes> {
+        self.body.as_ref().map(|b| Bytes::from(b.to_string()))
+    }
+
+    /// How to find a page's records: `given` (`--records`), or, for a GraphQL query, the
+    /// nodes of the connection its first response shows, whose `pageInfo` then drives
+    /// the paging: `hasNextPage` as has-more, `endCursor` sent back in the query's cursor
+    /// variable, `totalCount` as the total (`hasPreviousPage` and `startCursor` when the
+    /// query pages backwards).
+    pub fn select(&mut self, page: &Page, given: &Select) -> Result<Select, Error> {
+        let Some(graphql) = self.pages.graphql.clone() else {
+            return Ok(given.clone());
+        };
+        if self.fetched == 0 {
+            self.connection = graphql::connection(page)?;
+            if let Some(found) = &self.connection {
+                let backward = graphql.backward;
+                let var = graphql.cursor_var.clone().ok_or_else(|| {
+                    Error::Usage(format!(
+                        "the query pages {} but passes no variable as `after:` (or `before:`) \
+                         to move it: add one, or name it with --cursor-var",
+                        found.path
+                    ))
+                })?;
+                info!(
+                    "pagination: GraphQL connection {}, its cursor sent back as ${var}",
+                    found.path
+                );
+                self.pages.has_more = Some(found.has_more(backward));
+                self.pages.cursor_param = Some(format!("/variables/{var}"));
+                if page.raw(&found.total()).is_some() {
+                    self.pages.total = Some(found.total());
+                }
+                self.mode = Mode::Cursor {
+                    from: CursorSource::Body(found.cursor(backward)),
+                };
+            }
+        }
+        Ok(match &self.connection {
+            Some(found) => Select {
+                pointer: Some(found.records.clone()),
+                item: found.item.clone(),
+                ..given.clone()
+            },
+            None => given.clone(),
+        })
     }
 
     /// Where the next request starts.
@@ -556,10 +640,29 @@ impl Paginator {
     /// Acts on what the first response showed: the position of the page just read, from
     /// which [`Self::step`] moves on.
     fn settle(&mut self, found: detect::Found) {
+        // A request with a JSON body (a POST search, Notion's query) takes what it is paged
+        // by in the body: names apifetch found go there, names the flags give stay as
+        // written (a `/pointer` for the body, a plain name for the query).
+        let flags = [
+            &self.pages.page_param,
+            &self.pages.size_param,
+            &self.pages.offset_param,
+            &self.pages.limit_param,
+        ];
+        let in_body = self.body.is_some();
+        let place = |name: String| match in_body
+            && !name.starts_with('/')
+            && !flags.contains(&&name)
+            && self.pages.cursor_param.as_ref() != Some(&name)
+        {
+            true => format!("/{name}"),
+            false => name,
+        };
+        let mut untried = Vec::new();
         let mut names = |params: Vec<String>| {
-            let mut params = params.into_iter();
+            let mut params = params.into_iter().map(place);
             let param = params.next().unwrap_or_default();
-            self.untried = params.collect();
+            untried = params.collect();
             param
         };
         let (mode, position) = match found {
@@ -594,6 +697,7 @@ impl Paginator {
             }
             detect::Found::Once => (Mode::Once, Position::First),
         };
+        self.untried = untried;
         self.mode = mode;
         self.position = position;
     }
@@ -758,16 +862,6 @@ impl Paginator {
                 Ok(Step::Continue)
             }
             Mode::Cursor { from } => {
-                let value = match &from {
-                    CursorSource::Body(pointer) => page.raw(pointer).and_then(detect::cursor_text),
-                    CursorSource::LastRecord(pointer) => records
-                        .last()
-                        .and_then(|r| records::lookup(r, pointer))
-                        .and_then(detect::cursor_text),
-                };
-                let Some(value) = value else {
-                    return Ok(Step::Done("no next cursor"));
-                };
                 let Position::Cursor {
                     value: current,
                     param,
@@ -775,6 +869,20 @@ impl Paginator {
                 } = self.position.clone()
                 else {
                     unreachable!("cursors keep a cursor position");
+                };
+                let raw = match &from {
+                    CursorSource::Body(pointer) => page.raw(pointer),
+                    CursorSource::LastRecord(pointer) => {
+                        records.last().and_then(|r| records::lookup(r, pointer))
+                    }
+                };
+                // Into the body goes the value as sent; into the query, its text.
+                let value = match param.starts_with('/') {
+                    true => raw.and_then(detect::cursor_json),
+                    false => raw.and_then(detect::cursor_text),
+                };
+                let Some(value) = value else {
+                    return Ok(Step::Done("no next cursor"));
                 };
                 if !current.is_empty() {
                     self.guard
@@ -863,6 +971,45 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// A cursor as it goes into a request: parsed back into the JSON value it was when the
+/// parameter points into the body, the text itself otherwise.
+fn cursor_value(param: &str, value: &str) -> Value {
+    match param.starts_with('/') {
+        true => serde_json::from_str(value).unwrap_or_else(|_| Value::from(value)),
+        false => Value::from(value),
+    }
+}
+
+/// Sets `value` at JSON Pointer `pointer` in `doc`, making the objects on the way.
+fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
+    let tokens: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let Some((last, path)) = tokens.split_last() else {
+        *doc = value;
+        return;
+    };
+    let mut at = doc;
+    for token in path {
+        if !at.is_object() {
+            *at = Value::Object(serde_json::Map::new());
+        }
+        at = at
+            .as_object_mut()
+            .expect("made an object above")
+            .entry(token.clone())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    }
+    if !at.is_object() {
+        *at = Value::Object(serde_json::Map::new());
+    }
+    at.as_object_mut()
+        .expect("made an object above")
+        .insert(last.clone(), value);
+}
+
 /// Sets each (name, value) in the query, replacing any values the URL already had for
 /// that name. Every other parameter is kept as it was written, so the API gets back
 /// exactly the text the user gave (`$skip`, `page[size]`, `+` for a space).
@@ -918,6 +1065,8 @@ mod tests {
             has_more: None,
             total: None,
             max_records: None,
+            body: None,
+            graphql: None,
         }
     }
 
@@ -1172,6 +1321,27 @@ mod tests {
         assert_eq!(
             body(&mut p, r#"{"data": [1], "meta": {"next": null}}"#),
             Step::Done("no next cursor")
+        );
+    }
+
+    #[test]
+    fn values_go_into_the_body_where_their_parameter_points() {
+        let mut post = pages(Style::Auto);
+        post.body = Some(serde_json::json!({"filter": {"a": 1}}));
+        post.page_size = Some(5);
+        post.size_param = "/page/size".into();
+        let mut p = Paginator::new(&base(), &[], &post);
+        let (url, sent) = p.request_at(p.position());
+        assert_eq!(url.as_str(), "http://h/x");
+        assert_eq!(sent.unwrap(), r#"{"filter":{"a":1},"page":{"size":5}}"#);
+        body(
+            &mut p,
+            r#"{"object": "list", "results": [1], "next_cursor": "c2"}"#,
+        );
+        let (_, sent) = p.request_at(p.position());
+        assert_eq!(
+            sent.unwrap(),
+            r#"{"filter":{"a":1},"page":{"size":5},"start_cursor":"c2"}"#
         );
     }
 

@@ -35,6 +35,9 @@ pub struct Select {
     /// An object response with no records array is itself the one record (`--paginate
     /// none`: a single resource rather than a list).
     pub object_is_record: bool,
+    /// Each element of the array holds its record at this pointer (a GraphQL edge's
+    /// `/node`).
+    pub item: Option<String>,
 }
 
 /// One response body, split into its top-level parts but not further.
@@ -134,6 +137,22 @@ impl<'a> Page<'a> {
     /// array at a common key (at the top or one level down), or the only array-valued
     /// top-level field.
     pub fn records(&self, select: &Select) -> Result<Vec<&'a str>, Error> {
+        let items = self.items(select)?;
+        let Some(pointer) = &select.item else {
+            return Ok(items);
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                lookup(item, pointer).map(RawValue::get).ok_or_else(|| {
+                    Error::BadResponse(format!("record {} has nothing at {pointer}", i + 1))
+                })
+            })
+            .collect()
+    }
+
+    fn items(&self, select: &Select) -> Result<Vec<&'a str>, Error> {
         if let (None, Top::Array(items)) = (&select.pointer, &self.top) {
             return Ok(items.clone());
         }
@@ -908,6 +927,7 @@ mod tests {
         let select = Select {
             pointer: Some("/response/list".into()),
             object_is_record: false,
+            item: None,
         };
         let json = r#"{"items": [1], "response": {"list": [2, 3]}}"#;
         assert_eq!(found(json, &select).unwrap(), ["2", "3"]);
@@ -926,6 +946,7 @@ mod tests {
         let one = Select {
             pointer: None,
             object_is_record: true,
+            item: None,
         };
         assert_eq!(found(json, &one).unwrap(), [json]);
         assert_eq!(found(r#"{"items": [1, 2]}"#, &one).unwrap(), ["1", "2"]);
@@ -984,6 +1005,7 @@ mod tests {
         let list = Select {
             pointer: Some("/key/list".into()),
             object_is_record: false,
+            item: None,
         };
         assert_eq!(page.records(&list).unwrap()[0], "3");
     }

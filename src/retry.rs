@@ -47,7 +47,8 @@ impl Policy {
             | Failure::Redirected { .. }
             | Failure::Untrusted(_)
             | Failure::Unreachable(_)
-            | Failure::Undecodable(_) => false,
+            | Failure::Undecodable(_)
+            | Failure::Graphql(_) => false,
             Failure::Status {
                 status,
                 rate_limited,
@@ -86,6 +87,8 @@ pub enum Failure {
     Unreachable(String),
     /// The body arrived whole but does not decode from its `Content-Encoding`.
     Undecodable(String),
+    /// A GraphQL response with errors that are not a rate limit.
+    Graphql(String),
     /// A redirect to another origin, not followed without `--trust-next-origin`.
     Redirected {
         status: u16,
@@ -101,7 +104,8 @@ impl Failure {
             | Failure::Refused { what, .. }
             | Failure::Untrusted(what)
             | Failure::Unreachable(what)
-            | Failure::Undecodable(what) => what.clone(),
+            | Failure::Undecodable(what)
+            | Failure::Graphql(what) => what.clone(),
             Failure::Status {
                 status,
                 rate_limited: true,
@@ -137,6 +141,7 @@ impl Failure {
             | Failure::Unreachable(what) => what.split(':').next().unwrap_or(what).to_string(),
             Failure::TooLarge { .. } => "too large".into(),
             Failure::Undecodable(_) => "undecodable".into(),
+            Failure::Graphql(_) => "graphql error".into(),
             Failure::Untrusted(_) => "certificate".into(),
         }
     }

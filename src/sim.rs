@@ -36,9 +36,12 @@ pub struct Recorded {
     /// have seen the reply earlier, so a wait it starts on the reply is measured from here,
     /// free of the lag between a client sending and the server noticing.
     pub answered: Option<Instant>,
+    pub method: String,
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
+    /// The request body, for APIs paged through it (POST searches, GraphQL).
+    pub body: Bytes,
 }
 
 impl Recorded {
@@ -51,6 +54,11 @@ impl Recorded {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The request body as JSON (`null` when there is none or it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -283,17 +291,25 @@ async fn respond(
     handler: Arc<Handler>,
     log: Arc<Mutex<Vec<Recorded>>>,
 ) -> Result<hyper::Response<SimBody>, io::Error> {
+    let at = Instant::now();
+    let (head, body) = req.into_parts();
+    let body = http_body_util::BodyExt::collect(body)
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let recorded = {
         let mut log = log.lock().unwrap();
         let recorded = Recorded {
             n: log.len(),
-            at: Instant::now(),
+            at,
             answered: None,
-            path: req.uri().path().to_string(),
-            query: url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            method: head.method.to_string(),
+            path: head.uri.path().to_string(),
+            query: url::form_urlencoded::parse(head.uri.query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect(),
-            headers: req.headers().clone(),
+            headers: head.headers,
+            body,
         };
         log.push(recorded.clone());
         recorded

@@ -5,6 +5,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use predicates::prelude::*;
@@ -1110,4 +1111,262 @@ fn a_page_number_at_the_end_of_the_range_stops_instead_of_wrapping() {
         .code(5)
         .stderr(predicate::str::contains("largest number apifetch can send"));
     assert_eq!(server.requests().len(), 1);
+}
+
+// Request bodies: POST searches and GraphQL.
+
+/// A POST search API over 7 records, 3 a page, paged by the cursor in the body's
+/// `start_cursor` (Notion's database query).
+fn notion() -> Server {
+    notion_refusing(Arc::new(AtomicBool::new(false)))
+}
+
+/// [`notion`], refusing the second page with a 403 while `refuse` is set.
+fn notion_refusing(refuse: Arc<AtomicBool>) -> Server {
+    Server::start(move |req| {
+        if req.json()["start_cursor"] == "c3" && refuse.load(Ordering::SeqCst) {
+            return Reply::status(403);
+        }
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.header("content-type"), Some("application/json"));
+        let body = req.json();
+        let offset: usize = body["start_cursor"]
+            .as_str()
+            .map_or(0, |c| c.trim_start_matches('c').parse().unwrap());
+        let end = (offset + PER_PAGE).min(RECORDS);
+        let next = (end < RECORDS).then(|| format!("c{end}"));
+        Reply::json(&json!({
+            "object": "list",
+            "results": &records(RECORDS)[offset..end],
+            "next_cursor": next,
+            "has_more": next.is_some(),
+            "filter_seen": body["filter"],
+        }))
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_notion_query_is_paged_through_the_cursor_in_its_body() {
+    let server = notion();
+    let out = apifetch()
+        .arg(server.url("/v1/databases/d1/query"))
+        .args(["-d", r#"{"filter": {"property": "done"}, "page_size": 3}"#])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(RECORDS));
+    let bodies: Vec<Value> = server.requests().iter().map(|r| r.json()).collect();
+    assert_eq!(bodies.len(), 3);
+    assert_eq!(
+        bodies[0],
+        json!({"filter": {"property": "done"}, "page_size": 3})
+    );
+    assert_eq!(bodies[1]["start_cursor"], "c3");
+    assert_eq!(bodies[2]["start_cursor"], "c6");
+    assert!(
+        server.requests().iter().all(|r| r.query.is_empty()),
+        "nothing in the query"
+    );
+}
+
+#[test]
+fn a_body_that_is_not_json_or_a_pointer_without_a_body_is_a_usage_error() {
+    for args in [
+        &["-d", "{not json"][..],
+        &["--cursor-param", "/start_cursor"],
+        &["--graphql", "{ a }", "--variables", "[1]"],
+    ] {
+        apifetch()
+            .arg("http://127.0.0.1:9/")
+            .args(args)
+            .assert()
+            .code(2);
+    }
+}
+
+#[test]
+fn elasticsearch_search_after_sends_the_last_hits_sort_array_back() {
+    let server = Server::start(|req| {
+        let body = req.json();
+        let after = body["search_after"][0].as_u64().unwrap_or(0) as usize;
+        let size = body["size"].as_u64().unwrap() as usize;
+        let hits: Vec<Value> = (after + 1..=(after + size).min(RECORDS))
+            .map(|i| json!({"_id": format!("d{i}"), "_source": {"n": i}, "sort": [i, format!("d{i}")]}))
+            .collect();
+        Reply::json(&json!({"took": 1, "hits": {"total": {"value": RECORDS}, "hits": hits}}))
+    })
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/logs/_search"))
+        .args([
+            "-d",
+            r#"{"size": 3, "sort": [{"n": "asc"}, {"_id": "asc"}]}"#,
+        ])
+        .args(["--records", "/hits/hits", "--cursor-from-record", "/sort"])
+        .args(["--cursor-param", "/search_after"])
+        .assert()
+        .success();
+    let ids: Vec<String> = ids(&out.get_output().stdout);
+    assert_eq!(
+        ids,
+        (1..=RECORDS).map(|i| format!("d{i}")).collect::<Vec<_>>()
+    );
+    let afters: Vec<Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["search_after"].clone())
+        .collect();
+    assert_eq!(
+        afters,
+        [
+            Value::Null,
+            json!([3, "d3"]),
+            json!([6, "d6"]),
+            json!([7, "d7"])
+        ]
+    );
+}
+
+/// A GraphQL API over 7 issues, 3 a page, as GitHub shapes a connection: `edges` or
+/// `nodes` (by the query's text), `pageInfo`, `totalCount`.
+fn github_graphql(fail: impl Fn(usize) -> Option<Reply> + Send + Sync + 'static) -> Server {
+    Server::start(move |req| {
+        if let Some(reply) = fail(req.n) {
+            return reply;
+        }
+        let body = req.json();
+        let query = body["query"].as_str().unwrap();
+        let after: usize = body["variables"]["cursor"]
+            .as_str()
+            .map_or(0, |c| c.trim_start_matches('c').parse().unwrap());
+        let end = (after + PER_PAGE).min(RECORDS);
+        let page = &records(RECORDS)[after..end];
+        let mut issues = json!({
+            "totalCount": RECORDS,
+            "pageInfo": {"hasNextPage": end < RECORDS, "endCursor": format!("c{end}")},
+        });
+        match query.contains("edges") {
+            true => {
+                issues["edges"] = page
+                    .iter()
+                    .map(|n| json!({"cursor": "x", "node": n}))
+                    .collect()
+            }
+            false => issues["nodes"] = json!(page),
+        }
+        Reply::json(&json!({"data": {"repository": {"issues": issues}}}))
+    })
+    .unwrap()
+}
+
+const NODES: &str = "query($cursor: String) { repository(owner: \"o\", name: \"r\") { issues(first: 3, after: $cursor) { totalCount pageInfo { hasNextPage endCursor } nodes { id name meta { even } } } } }";
+
+#[test]
+fn a_graphql_connection_is_paged_by_its_cursor_variable() {
+    for query in [
+        NODES.to_string(),
+        NODES.replace(
+            "nodes { id name meta { even } }",
+            "edges { node { id name meta { even } } }",
+        ),
+    ] {
+        let server = github_graphql(|_| None);
+        let out = apifetch()
+            .arg(server.url("/graphql"))
+            .args(["--graphql", &query, "--variables", r#"{"owner": "o"}"#])
+            .assert()
+            .success()
+            .stderr(predicate::str::contains(
+                "GraphQL connection /data/repository/issues, its cursor sent back as $cursor",
+            ));
+        assert_eq!(
+            ids(&out.get_output().stdout),
+            expected_ids(RECORDS),
+            "{query}"
+        );
+        let requests = server.requests();
+        assert_eq!(requests.len(), 3);
+        assert!(requests.iter().all(|r| r.method == "POST"));
+        assert_eq!(requests[0].json()["variables"], json!({"owner": "o"}));
+        assert_eq!(
+            requests[1].json()["variables"],
+            json!({"owner": "o", "cursor": "c3"})
+        );
+        assert_eq!(requests[2].json()["variables"]["cursor"], "c6");
+    }
+}
+
+#[test]
+fn a_graphql_rate_limit_is_waited_out_and_other_errors_stop_the_run() {
+    let server = github_graphql(|n| {
+        (n == 1).then(|| {
+            Reply::json(&json!({"errors": [{"type": "RATE_LIMITED", "message": "API rate limit exceeded"}]}))
+        })
+    });
+    let out = apifetch()
+        .arg(server.url("/graphql"))
+        .args(["--graphql", NODES])
+        .assert()
+        .success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(RECORDS));
+    assert_eq!(server.requests().len(), 4, "page 2 asked twice");
+
+    let server = github_graphql(|n| {
+        (n == 1).then(|| {
+            Reply::json(&json!({"data": null, "errors": [{"message": "Field 'x' doesn't exist", "extensions": {"code": "undefinedField"}}]}))
+        })
+    });
+    apifetch()
+        .arg(server.url("/graphql"))
+        .args(["--graphql", NODES])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "GraphQL error: Field 'x' doesn't exist (undefinedField)",
+        ));
+    assert_eq!(server.requests().len(), 2, "not retried");
+}
+
+#[test]
+fn a_repeated_end_cursor_is_a_loop() {
+    let server = Server::start(|_| {
+        Reply::json(&json!({"data": {"items": {"pageInfo": {"hasNextPage": true, "endCursor": "same"}, "nodes": [{"id": 1}]}}}))
+    })
+    .unwrap();
+    apifetch()
+        .arg(server.url("/graphql"))
+        .args(["--graphql", "query($after: String) { items(after: $after) { pageInfo { hasNextPage endCursor } nodes { id } } }"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("pagination loop"));
+}
+
+#[test]
+fn an_interrupted_post_run_resumes_to_the_same_bytes() {
+    let refuse = Arc::new(AtomicBool::new(true));
+    let server = notion_refusing(Arc::clone(&refuse));
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, out) = (dir.path().join("whole.csv"), dir.path().join("out.csv"));
+    let run = |path: &std::path::Path, extra: &[&str]| {
+        apifetch()
+            .arg(server.url("/q"))
+            .args(["-d", r#"{"filter": {"property": "done"}}"#, "--out"])
+            .arg(path)
+            .args(extra)
+            .assert()
+    };
+    run(&out, &[])
+        .code(3)
+        .stderr(predicate::str::contains("--resume"));
+    refuse.store(false, Ordering::SeqCst);
+    let before = server.requests().len();
+    run(&out, &["--resume"]).success();
+    assert_eq!(
+        server.requests()[before].json()["start_cursor"],
+        "c3",
+        "resumed at page 2"
+    );
+    run(&whole, &[]).success();
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&whole).unwrap());
+    assert_eq!(ids(&std::fs::read(&out).unwrap()), expected_ids(RECORDS));
 }

@@ -598,6 +598,15 @@ pub fn cursor_text(raw: &RawValue) -> Option<String> {
     Some(percent_decoded(&text).unwrap_or(text))
 }
 
+/// A cursor as JSON text, for a request body: any value but `null`, `false` and `""`
+/// (Elasticsearch's `search_after` is the last hit's `sort` array).
+pub fn cursor_json(raw: &RawValue) -> Option<String> {
+    match raw.get().trim() {
+        "null" | "false" | "\"\"" => None,
+        text => Some(text.to_string()),
+    }
+}
+
 /// `text` decoded, if it holds percent escapes and nothing an encoded string cannot (a
 /// space, a `%` that starts no escape).
 fn percent_decoded(text: &str) -> Option<String> {
