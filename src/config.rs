@@ -793,4 +793,19 @@ mod tests {
         assert!(none.http.is_none() && none.https.is_none());
         assert_eq!(none.bypass, "localhost,127.0.0.0/8,::1");
     }
+
+    #[test]
+    fn a_graphql_querys_cursor_variable_is_the_one_it_passes_as_after_or_before() {
+        let q =
+            "query($first: Int, $cursor: String) { items(first: $first, after: $cursor) { id } }";
+        assert_eq!(argument_var(q, "after"), Some("cursor"));
+        assert_eq!(argument_var(q, "before"), None);
+        let back = "query($c: String) { items(last: 10, before: $c) { id } }";
+        assert_eq!(argument_var(back, "before"), Some("c"));
+        assert_eq!(
+            argument_var("{ items(afterDate: $d) { id } }", "after"),
+            None
+        );
+        assert_eq!(argument_var("{ x(after: \"lit\") }", "after"), None);
+    }
 }
