@@ -254,6 +254,16 @@ pub struct Cli {
     )]
     pub cursor_var: Option<String>,
 
+    /// Fetch the first page only, write no data, and print what was detected (style,
+    /// parameter names, records, totals, columns with a sample) and the flags that pin it
+    /// down for a cron job.
+    #[arg(long, conflicts_with = "dry_run", help_heading = "Request")]
+    pub probe: bool,
+
+    /// Send nothing: print the first request as a curl command line, secrets masked.
+    #[arg(long, help_heading = "Request")]
+    pub dry_run: bool,
+
     /// Extra query parameter for every request (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", help_heading = "Request")]
     pub params: Vec<String>,
@@ -573,15 +583,44 @@ fn parse_method(s: &str) -> Result<reqwest::Method, String> {
         .map_err(|_| format!("`{s}` is not an HTTP method"))
 }
 
-/// A JSON Pointer (RFC 6901) to somewhere inside a response: `/meta/next`.
+/// A place inside a response: a JSON Pointer (RFC 6901: `/meta/next`), or a path as jq
+/// and dlt write it (`.meta.next`, `meta.next`, `.items[0].id`): keys between dots, `[N]`
+/// an index. A key that holds a dot or a bracket needs the pointer form.
 fn parse_pointer(s: &str) -> Result<String, String> {
     if s.starts_with('/') {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "`{s}` is not a JSON Pointer: it starts with `/`, like /{s}"
-        ))
+        return Ok(s.to_string());
     }
+    let path = s.strip_prefix('.').unwrap_or(s);
+    let invalid = || {
+        format!(
+            "`{s}` is neither a JSON Pointer (/meta/next) nor a dotted path (.meta.next, \
+             .items[0].id)"
+        )
+    };
+    let mut pointer = String::new();
+    for segment in path.split('.') {
+        let (key, indexes) = segment.split_once('[').unwrap_or((segment, ""));
+        if key.is_empty() && indexes.is_empty() {
+            return Err(invalid());
+        }
+        if !key.is_empty() {
+            pointer.push('/');
+            pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        }
+        if !indexes.is_empty() {
+            for index in format!("[{indexes}").split_terminator(']') {
+                let index = index
+                    .strip_prefix('[')
+                    .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+                pointer.push('/');
+                pointer.push_str(index.ok_or_else(invalid)?);
+            }
+            if !indexes.ends_with(']') {
+                return Err(invalid());
+            }
+        }
+    }
+    Ok(pointer)
 }
 
 #[cfg(test)]
@@ -612,12 +651,19 @@ mod tests {
 
     #[test]
     fn pointers_start_with_a_slash() {
-        assert_eq!(parse_pointer("/meta/next"), Ok("/meta/next".into()));
-        assert!(
-            parse_pointer("meta.next")
-                .unwrap_err()
-                .contains("/meta.next")
-        );
+        for (typed, pointer) in [
+            ("/meta/next", "/meta/next"),
+            (".meta.next", "/meta/next"),
+            ("meta.next", "/meta/next"),
+            (".items[0].id", "/items/0/id"),
+            ("data[2][0]", "/data/2/0"),
+            (".a~b", "/a~0b"),
+        ] {
+            assert_eq!(parse_pointer(typed).as_deref(), Ok(pointer), "{typed}");
+        }
+        for bad in [".", "", "a..b", ".items[x]", ".items[0", "a[]"] {
+            assert!(parse_pointer(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -148,9 +148,21 @@ pub struct Politeness {
     pub concurrency: usize,
 }
 
+/// What the run does with the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Fetch every record.
+    Fetch,
+    /// `--probe`: fetch the first page, and say what it shows.
+    Probe,
+    /// `--dry-run`: send nothing; print the first request.
+    DryRun,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,
+    pub action: Action,
     /// The output file, replaced atomically when the run succeeds. `None` writes to
     /// standard output, or to `stream`.
     pub out: Option<PathBuf>,
@@ -250,6 +262,11 @@ impl TryFrom<Cli> for Config {
         )?;
         Ok(Config {
             target,
+            action: match (cli.probe, cli.dry_run) {
+                (true, _) => Action::Probe,
+                (_, true) => Action::DryRun,
+                _ => Action::Fetch,
+            },
             out,
             stream,
             output,

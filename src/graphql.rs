@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::records::Page;
+use crate::records::{self, Page};
 
 /// What the `errors` of a response say.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,8 +154,7 @@ fn find(value: &Value, path: String, found: &mut Vec<Connection>) {
         return;
     }
     for (key, child) in map {
-        let key = key.replace('~', "~0").replace('/', "~1");
-        find(child, format!("{path}/{key}"), found);
+        find(child, format!("{path}/{}", records::token(key)), found);
     }
 }
 

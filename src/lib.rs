@@ -15,6 +15,7 @@ pub mod gate;
 pub mod generate;
 pub mod graphql;
 pub mod http;
+pub mod inspect;
 pub mod interrupt;
 pub mod json;
 pub mod logging;
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::checkpoint::Identity;
-use crate::config::{Config, Target};
+use crate::config::{Action, Config, Target};
 pub use crate::error::{Error, Exit};
 use crate::http::Fetcher;
 use crate::output::Sink;
@@ -85,6 +86,14 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         http::Trust::new(&url, config.request.trust_next_origin),
     );
     let mut pages = Paginator::new(&url, &config.request.params, &config.pages);
+    match config.action {
+        Action::DryRun => return inspect::dry_run(&config, &pages).map(|()| nothing(started)),
+        Action::Probe => {
+            inspect::probe(&fetcher, &mut pages, &config, &url).await?;
+            return Ok(nothing(started));
+        }
+        Action::Fetch => {}
+    }
     let identity = Identity::of(&config, &url, &config.output.form);
     let mut sink = Sink::open(
         &config.output,
@@ -142,6 +151,17 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         summary.destination
     );
     Ok(summary)
+}
+
+/// The summary of a run that wrote no data (`--probe`, `--dry-run`).
+fn nothing(started: Instant) -> Summary {
+    Summary {
+        records: 0,
+        pages: 0,
+        retries: 0,
+        elapsed: started.elapsed(),
+        destination: "standard output".into(),
+    }
 }
 
 /// Requests page after page (several at once where `--concurrency` allows), handing each
@@ -230,7 +250,7 @@ fn blamed(pages: &Paginator, url: &url::Url, mut error: Error) -> Error {
 /// to the writer, as text without checking it again. No content (a 204, or an empty body
 /// after the first page) is a page with no records: the end, unless the API had said more
 /// would follow.
-fn text(
+pub(crate) fn text(
     status: reqwest::StatusCode,
     body: bytes::Bytes,
     url: &url::Url,
@@ -246,7 +266,7 @@ fn text(
 
 /// Reads a page's body and finds its records. A `--records` pointer that names nothing in
 /// the first response is the user's to fix (a usage error), not a bad response.
-fn read<'a>(
+pub(crate) fn read<'a>(
     body: &'a str,
     url: &url::Url,
     headers: &reqwest::header::HeaderMap,

@@ -128,6 +128,8 @@ pub struct Paginator {
     body: Option<Value>,
     /// The GraphQL connection the first response showed.
     connection: Option<graphql::Connection>,
+    /// What the first response decided, and why (`--probe` prints it).
+    decided: Option<String>,
     pages: Pages,
     mode: Mode,
     position: Position,
@@ -208,6 +210,7 @@ impl Paginator {
             base,
             body,
             connection: None,
+            decided: None,
             pages: pages.clone(),
             mode,
             position: Position::First,
@@ -312,6 +315,48 @@ impl Paginator {
             },
             None => given.clone(),
         })
+    }
+
+    /// What auto detection decided from the first page, and why.
+    pub fn decided(&self) -> Option<&str> {
+        self.decided.as_deref()
+    }
+
+    /// Other names the parameter may have, when one page could not confirm the one in use.
+    pub fn unconfirmed(&self) -> &[String] {
+        &self.untried
+    }
+
+    /// The flags that pin down what the first page showed, so a scheduled run need not
+    /// detect it again (and fails loudly if the API changes).
+    pub fn pinned(&self) -> Vec<String> {
+        let words: Vec<&str> = match (&self.mode, &self.position) {
+            _ if self.connection.is_some() => vec![],
+            (Mode::Page, Position::Page { param, .. }) => {
+                vec!["--paginate", "page", "--page-param", param]
+            }
+            (Mode::Offset, Position::Offset { param, .. }) => {
+                vec!["--paginate", "offset", "--offset-param", param]
+            }
+            (Mode::Cursor { from }, Position::Cursor { param, .. }) => match from {
+                CursorSource::Body(p) => vec!["--cursor-path", p, "--cursor-param", param],
+                CursorSource::LastRecord(p) => {
+                    vec!["--cursor-from-record", p, "--cursor-param", param]
+                }
+            },
+            (Mode::Next { pointer }, _) => vec!["--next-path", pointer],
+            (Mode::Link, _) => vec!["--paginate", "link"],
+            (Mode::Once, _) => vec!["--paginate", "none"],
+            _ => vec![],
+        };
+        let mut flags: Vec<String> = words.into_iter().map(String::from).collect();
+        if let Position::Page {
+            first: Some(first), ..
+        } = &self.position
+        {
+            flags.extend(["--start-page".to_string(), first.to_string()]);
+        }
+        flags
     }
 
     /// Where the next request starts.
@@ -556,6 +601,7 @@ impl Paginator {
                 let decision =
                     detect::style(style, &self.pages, headers, page, records, url, more_stated)?;
                 info!("pagination: {}", decision.why);
+                self.decided = Some(decision.why);
                 self.settle(decision.found);
             }
             _ => self.settle_given(page, headers, records)?,

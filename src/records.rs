@@ -196,29 +196,47 @@ impl<'a> Page<'a> {
     }
 
     fn search(&self) -> Option<Part<'a>> {
+        self.find().map(|(_, part)| part)
+    }
+
+    /// Where [`Self::records`] finds the records without `--records`, as a JSON Pointer
+    /// (`""` for a top-level array), for `--probe` to print.
+    pub fn records_pointer(&self) -> Option<String> {
+        match &self.top {
+            Top::Array(_) => Some(String::new()),
+            _ => self.find().map(|(pointer, _)| pointer),
+        }
+    }
+
+    /// The records array of an object response: at a common key, the same one level
+    /// down, or the only array-valued field; with its pointer.
+    fn find(&self) -> Option<(String, Part<'a>)> {
         let Top::Object(fields) = &self.top else {
             return None;
         };
+        let named = |f: &Field<'a>| (format!("/{}", token(&f.key)), f.value.clone());
         let common = |fields: &[Field<'a>]| {
-            COMMON_KEYS
-                .iter()
-                .find_map(|key| field(fields, key).filter(Part::is_array))
+            COMMON_KEYS.iter().find_map(|key| {
+                let found = field(fields, key).filter(Part::is_array)?;
+                Some((format!("/{key}"), found))
+            })
         };
         let only_array = |fields: &[Field<'a>]| {
-            let mut arrays = fields.iter().map(|f| &f.value).filter(|v| v.is_array());
-            arrays.next().filter(|_| arrays.next().is_none()).cloned()
+            let mut arrays = fields.iter().filter(|f| f.value.is_array());
+            arrays.next().filter(|_| arrays.next().is_none()).map(named)
         };
         common(fields)
             .or_else(|| {
                 COMMON_KEYS.iter().chain(WRAPPER_KEYS).find_map(|key| {
                     let inner = field(fields, key).filter(|v| !v.is_array())?.raw()?;
                     let inner = entries(inner.get().as_bytes()).ok()?;
-                    common(&inner).or_else(|| {
+                    let (pointer, part) = common(&inner).or_else(|| {
                         WRAPPER_KEYS
                             .contains(key)
                             .then(|| only_array(&inner))
                             .flatten()
-                    })
+                    })?;
+                    Some((format!("/{key}{pointer}"), part))
                 })
             })
             .or_else(|| only_array(fields))
@@ -232,9 +250,7 @@ impl<'a> Page<'a> {
             match value {
                 Value::Object(map) if depth < 3 => {
                     for (key, value) in map {
-                        let pointer =
-                            format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1"));
-                        walk(&pointer, value, depth + 1, out);
+                        walk(&format!("{prefix}/{}", token(&key)), value, depth + 1, out);
                     }
                 }
                 Value::Array(_) | Value::Object(_) => {}
@@ -249,7 +265,7 @@ impl<'a> Page<'a> {
                     .raw()
                     .and_then(|r| serde_json::from_str(r.get()).ok())
                 {
-                    let pointer = format!("/{}", field.key.replace('~', "~0").replace('/', "~1"));
+                    let pointer = format!("/{}", token(&field.key));
                     walk(&pointer, value, 1, &mut out);
                 }
             }
@@ -272,6 +288,11 @@ impl<'a> Page<'a> {
             Top::Array(_) => "none: the response is an array".to_string(),
         }
     }
+}
+
+/// A key as a JSON Pointer token: `~` and `/` escaped.
+pub fn token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// Where APIs that send each record as an array of values put the column names.

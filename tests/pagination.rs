@@ -624,12 +624,14 @@ fn records_pointer_and_single_object_responses() {
         Reply::json(&json!({"result": {"list": records(2), "tags": ["a"]}, "warnings": []}))
     })
     .unwrap();
-    let out = apifetch()
-        .arg(server.url("/"))
-        .args(["--records", "/result/list", "--paginate", "none"])
-        .assert()
-        .success();
-    assert_eq!(ids(&out.get_output().stdout), expected_ids(2));
+    for path in ["/result/list", ".result.list", "result.list"] {
+        let out = apifetch()
+            .arg(server.url("/"))
+            .args(["--records", path, "--paginate", "none"])
+            .assert()
+            .success();
+        assert_eq!(ids(&out.get_output().stdout), expected_ids(2), "{path}");
+    }
 
     let server = Server::start(|_| Reply::json(&json!({"id": 42, "name": "me"}))).unwrap();
     let out = apifetch()
@@ -836,7 +838,7 @@ fn flags_of_another_style_are_usage_errors() {
         &["--paginate", "page", "--cursor-path", "/c"][..],
         &["--next-path", "/n", "--cursor-from-record", "/id"],
         &["--paginate", "offset", "--next-path", "/n"],
-        &["--records", "data"],
+        &["--records", "data..items"],
     ] {
         apifetch()
             .arg("http://127.0.0.1:9/")
@@ -1369,4 +1371,78 @@ fn an_interrupted_post_run_resumes_to_the_same_bytes() {
     run(&whole, &[]).success();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&whole).unwrap());
     assert_eq!(ids(&std::fs::read(&out).unwrap()), expected_ids(RECORDS));
+}
+
+// Looking before fetching.
+
+#[test]
+fn a_probe_writes_nothing_and_prints_flags_that_fetch_everything() {
+    let server = Server::start(api(page_from_0("page"), |w| {
+        Reply::json(
+            &json!({"content": w.records, "number": w.offset / PER_PAGE, "totalPages": 3, "totalElements": RECORDS}),
+        )
+    }))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let probe = apifetch()
+        .arg(server.url("/items"))
+        .arg("--probe")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let printed = String::from_utf8_lossy(&probe.get_output().stdout).to_string();
+    assert_eq!(server.requests().len(), 1, "only the first page");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no data written"
+    );
+    assert!(
+        printed.contains("records     3 on the first page at /content"),
+        "{printed}"
+    );
+    assert!(printed.contains("total       7 records"), "{printed}");
+    assert!(printed.contains("columns     id, name, meta"), "{printed}");
+    let flags = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("to skip detection: "))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert_eq!(
+        flags,
+        "--paginate page --page-param page --start-page 0 --records /content"
+    );
+    let before = server.requests().len();
+    let run = apifetch()
+        .arg(server.url("/items"))
+        .args(flags.split(' '))
+        .assert()
+        .success();
+    assert_eq!(ids(&run.get_output().stdout), expected_ids(RECORDS));
+    assert_eq!(server.requests().len() - before, 3);
+}
+
+#[test]
+fn a_dry_run_sends_nothing_and_prints_a_curl_line_with_secrets_masked() {
+    let server = Server::start(|_| Reply::json(&json!([]))).unwrap();
+    let out = apifetch()
+        .arg(server.url("/items?api_key=k3y&q=a b"))
+        .args(["-H", "Authorization: Bearer s3cret", "-H", "X-Trace: t1"])
+        .args(["-d", r#"{"size": 2}"#, "--dry-run"])
+        .assert()
+        .success();
+    let printed = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert_eq!(server.requests().len(), 0);
+    assert!(
+        !printed.contains("s3cret") && !printed.contains("k3y"),
+        "{printed}"
+    );
+    assert!(printed.starts_with("curl -X POST '"), "{printed}");
+    assert!(printed.contains("-H 'authorization: ***'"), "{printed}");
+    assert!(printed.contains("-H 'x-trace: t1'"), "{printed}");
+    assert!(
+        printed.trim_end().ends_with(r#"--data '{"size":2}'"#),
+        "{printed}"
+    );
 }
