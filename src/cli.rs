@@ -558,8 +558,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let duration = match s.parse::<f64>() {
         Ok(secs) => Duration::try_from_secs_f64(secs)
             .map_err(|_| format!("`{s}` is not a valid number of seconds"))?,
-        Err(_) => humantime::parse_duration(s)
-            .map_err(|e| format!("`{s}`: {e} (use seconds like 1.5, or 500ms, 2m)"))?,
+        Err(_) => humantime::parse_duration(s).map_err(|_| {
+            format!("`{s}` is not a duration: use seconds (1.5) or a unit (500ms, 2m, 1h)")
+        })?,
     };
     if duration > LONGEST {
         return Err(format!("`{s}` is longer than 100 years"));

@@ -589,20 +589,41 @@ fn collect_secrets(
     secrets
 }
 
-/// `KEY=VALUE`. Errors never quote the text: the value may be a credential.
+/// `KEY=VALUE`. Errors quote the text only when it looks like a bare name: anything else
+/// may be a credential.
 fn parse_param(raw: &str) -> Result<(String, String), Error> {
     match raw.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(Error::Usage("a --param is not KEY=VALUE".into())),
+        _ => Err(Error::Usage(format!(
+            "--param {} is not KEY=VALUE (e.g. --param status=open)",
+            named(raw)
+        ))),
+    }
+}
+
+/// An argument as an error may show it: itself when it looks like a bare name, since
+/// anything else may be a credential.
+fn named(raw: &str) -> String {
+    let bare = raw.len() <= 40
+        && !raw.is_empty()
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    match bare {
+        true => format!("`{raw}`"),
+        false => "(not shown: it may hold a credential)".into(),
     }
 }
 
 /// `Name: value`, with credential values marked sensitive. Errors name at most the header,
 /// never its value.
 fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), Error> {
-    let (name, value) = raw
-        .split_once(':')
-        .ok_or_else(|| Error::Usage("a --header is not `Name: value`".into()))?;
+    let (name, value) = raw.split_once(':').ok_or_else(|| {
+        Error::Usage(format!(
+            "-H {} is not `Name: value` (e.g. -H 'Accept: application/json')",
+            named(raw)
+        ))
+    })?;
     let name = name.trim();
     let name = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| Error::Usage(format!("`{name}` is not a valid header name")))?;
@@ -717,8 +738,20 @@ fn output(
 }
 
 fn parse_url(raw: &str) -> Result<Url, Error> {
-    // The raw text is not echoed: it may carry credentials we cannot yet tell apart.
-    let url = Url::parse(raw).map_err(|e| Error::Usage(format!("the URL is not valid: {e}")))?;
+    // The raw text is echoed only where it cannot carry credentials (no user info, no
+    // query), since they cannot yet be told apart.
+    let url = Url::parse(raw).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase if !raw.contains(['@', '?', '#']) => {
+            Error::Usage(format!(
+                "the URL has no scheme: did you mean https://{}?",
+                raw.trim_start_matches('/')
+            ))
+        }
+        url::ParseError::RelativeUrlWithoutBase => {
+            Error::Usage("the URL has no scheme: start it with https:// (or http://)".into())
+        }
+        e => Error::Usage(format!("the URL is not valid: {e}")),
+    })?;
     match url.scheme() {
         "http" | "https" => Ok(url),
         other => Err(Error::Usage(format!(

@@ -816,3 +816,38 @@ fn demo_recovers_and_fetches_everything() {
     assert_eq!(rows.len(), 238);
     assert_eq!(rows[0].last().unwrap(), "coupon");
 }
+
+#[test]
+fn usage_errors_say_what_to_do() {
+    for (args, said) in [
+        (
+            &["example.com/api"][..],
+            "did you mean https://example.com/api?",
+        ),
+        (
+            &["http://127.0.0.1:9/", "--param", "foo"],
+            "--param `foo` is not KEY=VALUE",
+        ),
+        (
+            &["http://127.0.0.1:9/", "-H", "foo"],
+            "-H `foo` is not `Name: value`",
+        ),
+        (
+            &["http://127.0.0.1:9/", "-H", "Bearer abc.def"],
+            "(not shown: it may hold a credential)",
+        ),
+        (
+            &["http://127.0.0.1:9/", "--page-size", "0"],
+            "0 is not in 1..=1000000",
+        ),
+        (
+            &["http://127.0.0.1:9/", "--timeout", "5x"],
+            "use seconds (1.5) or a unit (500ms, 2m, 1h)",
+        ),
+    ] {
+        let out = apifetch().args(args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+        assert!(!stderr.contains("abc.def"), "{stderr}");
+    }
+}
