@@ -487,6 +487,7 @@ fn completions_and_man_page_generate_for_every_shell() {
         .stdout(predicate::str::contains("--generate").not());
 }
 
+#[cfg(unix)]
 #[test]
 fn sigint_exits_130_and_still_writes_the_summary() {
     let server = Server::start(|_| Reply::json(&json!([])).delay(Duration::from_secs(30))).unwrap();
@@ -514,11 +515,13 @@ fn sigint_exits_130_and_still_writes_the_summary() {
     assert_eq!(s["exit_code"], 130);
 }
 
+#[cfg(unix)]
 /// Runs apifetch with stderr on a pseudo-terminal and returns what the terminal showed.
 fn on_a_terminal(args: &[&str]) -> String {
     on_a_terminal_with(args, &[])
 }
 
+#[cfg(unix)]
 fn on_a_terminal_with(args: &[&str], env: &[(&str, &str)]) -> String {
     let size = nix::pty::Winsize {
         ws_row: 24,
@@ -562,6 +565,7 @@ fn slow_api(total: bool) -> Server {
     .unwrap()
 }
 
+#[cfg(unix)]
 #[test]
 fn progress_shows_on_a_terminal_only() {
     let server = slow_api(false);
@@ -584,6 +588,7 @@ fn progress_shows_on_a_terminal_only() {
     assert!(piped.contains("page 4: +2 records"), "{piped}");
 }
 
+#[cfg(unix)]
 #[test]
 fn progress_shows_a_bar_with_an_eta_once_the_total_is_known() {
     let server = slow_api(true);
@@ -701,6 +706,7 @@ fn an_upgrade_to_https_on_the_same_host_keeps_the_credentials() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn logs_are_colored_on_a_terminal_unless_no_color_is_set() {
     let server = Server::start(paged(records(1))).unwrap();
