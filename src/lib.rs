@@ -203,12 +203,17 @@ async fn fetch(
         // A page that only taught the paginator something is not news.
         let learned = records.is_empty() && step == Step::Continue;
         if !learned {
+            let of = match pages.total_records() {
+                Some(expected) => format!(" of {}", thousands(expected)),
+                None => String::new(),
+            };
             info!(
                 page = number,
                 records = total,
                 expected_records = pages.total_records(),
-                "page {number}: +{} (total {total})",
-                counted(records.len() as u64, "record", "records")
+                "page {number}: +{} ({} so far{of})",
+                counted(records.len() as u64, "record", "records"),
+                thousands(total)
             );
         }
         if let Some(error) = shortfall {
@@ -293,10 +298,39 @@ fn not_json(url: &url::Url, why: String, body: &[u8]) -> Error {
     ))
 }
 
+/// A count with thousands separated, as people read it: `1,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// `n` with its noun, singular or plural as `n` asks: "1 record", "2 records".
 pub(crate) fn counted(n: u64, one: &str, many: &str) -> String {
     match n {
         1 => format!("1 {one}"),
         n => format!("{n} {many}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_are_separated() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1234567, "1,234,567"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(super::thousands(n), text);
+        }
     }
 }
