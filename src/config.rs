@@ -11,10 +11,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing::level_filters::LevelFilter;
 use url::Url;
 
+use crate::checkpoint::Files;
 use crate::cli::{Cli, Color, LogFormat};
 use crate::error::Error;
 use crate::output::Format;
 use crate::paginate::{CursorSource, Style};
+use crate::place::Place;
 use crate::records::Select;
 use crate::redact::{self, Secret};
 use crate::retry::human;
@@ -216,6 +218,14 @@ impl TryFrom<Cli> for Config {
         let stderr_is_terminal = std::io::stderr().is_terminal();
         let secrets = collect_secrets(&target, &params, &headers, auth.as_ref());
         let proxies = Proxies::from_env(|name| std::env::var(name).ok());
+        if let Some(summary) = &cli.summary_json {
+            if let Some(what) = summary_clash(&Place::of(summary.clone()), cli.out.clone()) {
+                return Err(Error::Usage(format!(
+                    "--summary-json {} names {what}, which it would overwrite",
+                    summary.display()
+                )));
+            }
+        }
         let (out, stream) = resolve_out(cli.out)?;
         let output = output(
             &cli.output,
@@ -470,42 +480,46 @@ fn parse_user(raw: &Secret) -> Result<Auth, Error> {
     })
 }
 
-/// Sorts `--out` by what is at that path now, as (file, stream): a symlink is followed,
-/// so the file it points at is replaced and the link kept; a directory is refused before
-/// any request is made; a device, pipe or anything under /dev or /proc (`/dev/stdout`,
-/// which may resolve to a redirected file that must be appended to, not replaced) is
-/// written in place.
+/// Sorts `--out` by what is at that path now, as (file, stream) (see [`Place::of`]): a
+/// directory is refused before any request is made.
 fn resolve_out(out: Option<PathBuf>) -> Result<(Option<PathBuf>, Option<PathBuf>), Error> {
     let Some(path) = out.filter(|p| p.as_os_str() != "-") else {
         return Ok((None, None));
     };
-    if path.starts_with("/dev") || path.starts_with("/proc") {
-        return Ok((None, Some(path)));
-    }
-    let path = follow_links(path);
-    match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_dir() => Err(Error::output(
+    match Place::of(path) {
+        Place::Stream(path) => Ok((None, Some(path))),
+        Place::File(path) if path.is_dir() => Err(Error::output(
             std::io::Error::other("it is a directory"),
             format!("cannot write {}", path.display()),
         )),
-        Ok(meta) if !meta.is_file() => Ok((None, Some(path))),
-        _ => Ok((Some(path), None)),
+        Place::File(path) => Ok((Some(path), None)),
     }
 }
 
-/// Where a chain of symlinks ends, even when its last target does not exist yet (a first
-/// run into a link made ahead of time must create the target, not replace the link).
-fn follow_links(mut path: PathBuf) -> PathBuf {
-    for _ in 0..40 {
-        match std::fs::read_link(&path) {
-            Ok(target) => {
-                let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
-                path = base.join(target);
-            }
-            Err(_) => break,
-        }
-    }
-    path
+/// Where `--summary-json` goes, unless it names the output file or one of the files kept
+/// beside it: [`Config::try_from`] refuses that, and the summary of that refusal must not
+/// replace what it names either.
+pub fn summary_place(cli: &Cli) -> Option<Place> {
+    let place = Place::of(cli.summary_json.clone()?);
+    summary_clash(&place, cli.out.clone())
+        .is_none()
+        .then_some(place)
+}
+
+/// What `--summary-json` would overwrite of the output's files, if anything.
+fn summary_clash(summary: &Place, out: Option<PathBuf>) -> Option<&'static str> {
+    let (Some(out), _) = resolve_out(out).ok()? else {
+        return None;
+    };
+    let files = Files::beside(&out);
+    [
+        (out.as_path(), "--out"),
+        (files.partial.as_path(), "the partial file beside --out"),
+        (files.checkpoint.as_path(), "the checkpoint beside --out"),
+    ]
+    .into_iter()
+    .find(|(path, _)| summary.is(path))
+    .map(|(_, what)| what)
 }
 
 /// `named` is the path `--out` gave (its extension picks the default format); `resumable`
