@@ -216,8 +216,8 @@ impl TryFrom<Cli> for Config {
             })
             .transpose()?;
         let stderr_is_terminal = std::io::stderr().is_terminal();
-        let secrets = collect_secrets(&target, &params, &headers, auth.as_ref());
         let proxies = Proxies::from_env(|name| std::env::var(name).ok());
+        let secrets = collect_secrets(&target, &params, &headers, auth.as_ref(), &proxies);
         if let Some(summary) = &cli.summary_json {
             if let Some(what) = summary_clash(&Place::of(summary.clone()), cli.out.clone()) {
                 return Err(Error::Usage(format!(
@@ -399,50 +399,84 @@ impl Proxies {
     }
 }
 
-/// Every credential in the request, as text that must never be printed.
+/// Query parameter values shorter than this are not masked in free text: under names
+/// like `key` or `sig` a one-character value is more likely a filter than a credential,
+/// and masking it everywhere would wreck every log line. Credentials sent as such
+/// (headers, `--bearer`, `-u`, userinfo, proxies) are masked whatever their length.
+const SHORTEST_SECRET_PARAM: usize = 4;
+
+/// Every credential the run sends, in every form it is sent in (see [`redact::forms`]),
+/// as text that must never be printed.
 fn collect_secrets(
     target: &Target,
     params: &[(String, String)],
     headers: &HeaderMap,
     auth: Option<&Auth>,
+    proxies: &Proxies,
 ) -> Vec<Secret> {
     let mut secrets = Vec::new();
+    let mut param_values: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| redact::is_secret_param(k))
+        .map(|(_, v)| v.clone())
+        .collect();
     if let Target::Url(url) = target {
         // `user:pass@` names someone and proves it with the password; a lone `token@` is
         // the credential itself. Scrubbing a mere user name from all text would mangle it.
-        let credential = url.password().unwrap_or(url.username());
-        if !credential.is_empty() {
-            secrets.push(Secret::new(credential));
-        }
-        secrets.extend(
+        secrets.extend(redact::userinfo(url));
+        param_values.extend(
             url.query_pairs()
                 .filter(|(k, _)| redact::is_secret_param(k))
-                .map(|(_, v)| Secret::new(v)),
+                .map(|(_, v)| v.into_owned()),
         );
     }
-    secrets.extend(
-        params
-            .iter()
-            .filter(|(k, _)| redact::is_secret_param(k))
-            .map(|(_, v)| Secret::new(v.as_str())),
-    );
-    secrets.extend(
-        headers
-            .iter()
-            .filter(|(name, _)| redact::is_secret_header(name.as_str()))
-            .filter_map(|(_, v)| v.to_str().ok())
-            .flat_map(|v| {
-                // `Bearer abc` leaks as much through `abc` alone.
-                let last = v.rsplit(' ').next().unwrap_or(v);
-                [Secret::new(v), Secret::new(last)]
-            }),
-    );
+    for value in param_values
+        .iter()
+        .filter(|v| v.len() >= SHORTEST_SECRET_PARAM)
+    {
+        secrets.extend(redact::forms(value));
+    }
+    for (name, value) in headers {
+        let Some(value) = value
+            .to_str()
+            .ok()
+            .filter(|_| redact::is_secret_header(name.as_str()))
+        else {
+            continue;
+        };
+        // `Bearer abc` leaks as much through `abc` alone, and `Cookie: a=1; b=2` through
+        // each value.
+        let last = value.rsplit(' ').next().unwrap_or(value);
+        let cookies = value
+            .split(';')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(_, v)| v.trim());
+        for part in [value, last].into_iter().chain(cookies) {
+            secrets.extend(redact::forms(part));
+        }
+    }
     match auth {
-        Some(Auth::Bearer(token)) => secrets.push(token.clone()),
-        Some(Auth::Basic { password, .. }) => secrets.push(password.clone()),
+        Some(Auth::Bearer(token)) => secrets.extend(redact::forms(token.expose())),
+        Some(Auth::Basic { user, password }) => {
+            secrets.extend(redact::forms(password.expose()));
+            secrets.push(redact::basic(user, password.expose()));
+        }
         None => {}
     }
+    for proxy in [&proxies.http, &proxies.https].into_iter().flatten() {
+        if let Some(url) = proxy_url(proxy.expose()) {
+            secrets.extend(redact::userinfo(&url));
+        }
+    }
     secrets
+}
+
+/// A proxy variable's URL; curl and reqwest take `host:port` without a scheme as http.
+fn proxy_url(raw: &str) -> Option<Url> {
+    Url::parse(raw)
+        .ok()
+        .filter(|url| url.has_host())
+        .or_else(|| Url::parse(&format!("http://{raw}")).ok())
 }
 
 /// `KEY=VALUE`. Errors never quote the text: the value may be a credential.
@@ -630,27 +664,74 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_every_credential_but_not_a_user_name() {
-        let exposed = |url: &str, headers: &[&str]| {
+    fn secrets_are_every_credential_in_every_form_but_not_a_user_name() {
+        let exposed = |url: &str, headers: &[&str], proxy: Option<&str>| {
             let target = Target::Url(Url::parse(url).unwrap());
             let mut map = HeaderMap::new();
             for raw in headers {
                 let (name, value) = parse_header(raw).unwrap();
                 map.append(name, value);
             }
-            let params = [("api_key".to_string(), "p4ram".to_string())];
-            collect_secrets(&target, &params, &map, None)
+            let params = [
+                ("api_key".to_string(), "p4ram".to_string()),
+                ("key".to_string(), "abc".to_string()),
+            ];
+            let proxies = Proxies {
+                http: proxy.map(Secret::new),
+                ..Proxies::default()
+            };
+            collect_secrets(&target, &params, &map, None, &proxies)
                 .iter()
                 .map(|s| s.expose().to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            exposed("https://ann:pa55@h/x?token=t0k3n&page=2", &["Accept: */*"]),
-            ["pa55", "t0k3n", "p4ram"]
+            exposed(
+                "https://ann:pa55@h/x?token=t0k3n&page=2",
+                &["Accept: */*"],
+                None
+            ),
+            ["pa55", "YW5uOnBhNTU=", "p4ram", "t0k3n"]
         );
         assert_eq!(
-            exposed("https://ghp_abc@h/x", &["Authorization: Bearer b34rer"]),
-            ["ghp_abc", "p4ram", "Bearer b34rer", "b34rer"]
+            exposed(
+                "https://ghp_abc@h/x",
+                &["Authorization: Bearer b34rer", "X-Api-Key: k1"],
+                None
+            ),
+            [
+                "ghp_abc",
+                "Z2hwX2FiYzo=",
+                "p4ram",
+                "Bearer b34rer",
+                "Bearer%20b34rer",
+                "Bearer+b34rer",
+                "b34rer",
+                "k1",
+                "k1"
+            ]
+        );
+        assert_eq!(
+            exposed(
+                "https://h/x",
+                &["Cookie: s=c0; t=x y"],
+                Some("pu:p%40ss@proxy:3128")
+            ),
+            [
+                "p4ram",
+                "s%3Dc0%3B%20t%3Dx%20y",
+                "s%3Dc0%3B+t%3Dx+y",
+                "s=c0; t=x y",
+                "y",
+                "c0",
+                "x y",
+                "x%20y",
+                "x+y",
+                "p%2540ss",
+                "p%40ss",
+                "p@ss",
+                "cHU6cEBzcw=="
+            ]
         );
     }
 

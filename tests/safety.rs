@@ -197,3 +197,136 @@ fn a_regular_file_under_dev_is_replaced_like_any_other_file() {
     let written = std::fs::read(&out).unwrap();
     assert_eq!(ids(&written), expected_ids(2), "replaced, not appended to");
 }
+
+/// Every form `value` can be echoed in: raw, percent-encoded (component and form style)
+/// and JSON-escaped.
+fn encodings(value: &str) -> Vec<String> {
+    let component: String = value
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let form = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    let json = serde_json::to_string(value).unwrap();
+    vec![
+        value.to_string(),
+        component,
+        form,
+        json[1..json.len() - 1].to_string(),
+    ]
+}
+
+fn base64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A server that answers 403, echoing `form` in a response header and its body, as an API
+/// (or a proxy) quoting a request back does.
+fn echoing(form: &str) -> Server {
+    let echo = form.to_string();
+    Server::start(move |_| {
+        Reply::status(403)
+            .header("x-echo", echo.clone())
+            .body(format!("denied: {echo}"))
+    })
+    .unwrap()
+}
+
+/// Runs apifetch on `url` (with `HTTP_PROXY` set to `proxy`, if given) at `-vv` in both log
+/// formats with a summary, against a server echoing `form`; asserts `form` appears nowhere
+/// in stderr (log lines and the error line) or the summary.
+fn assert_masked(form: &str, url: &str, proxy: Option<&str>, args: &[&str]) {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = dir.path().join("summary.json");
+        let mut cmd = apifetch();
+        if let Some(proxy) = proxy {
+            cmd.env("HTTP_PROXY", proxy);
+        }
+        let out = cmd
+            .arg(url)
+            .args(["-vv", "--log-format", format, "--summary-json"])
+            .arg(&summary)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{format}: {form}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("***"),
+            "{format}: the echo was masked:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains(form),
+            "{format}: stderr leaks `{form}`:\n{stderr}"
+        );
+        let summary = std::fs::read_to_string(&summary).unwrap();
+        assert!(
+            !summary.contains(form),
+            "the summary leaks `{form}`:\n{summary}"
+        );
+    }
+}
+
+#[test]
+fn credentials_are_masked_in_every_form_they_are_sent_in() {
+    let password = r#"Pa"s\s w0rd+"#;
+    let user = format!("ann:{password}");
+    let mut forms = encodings(password);
+    forms.push(base64(&user));
+    forms.extend(encodings("c0o"));
+    forms.extend(encodings("k3y/v+l ue"));
+    forms.push("abc".to_string());
+    let args = [
+        "-u",
+        &user,
+        "-H",
+        "X-Api-Key: abc",
+        "-H",
+        "Cookie: session=c0o",
+        "--param",
+        "api_key=k3y/v+l ue",
+    ];
+    for form in &forms {
+        let server = echoing(form);
+        assert_masked(form, &server.url("/items"), None, &args);
+        // What the test echoes is what was sent.
+        let sent = &server.requests()[0];
+        let basic = format!("Basic {}", base64(&user));
+        assert_eq!(sent.header("authorization"), Some(basic.as_str()));
+        assert_eq!(sent.param("api_key"), Some("k3y/v+l ue"));
+    }
+}
+
+#[test]
+fn url_and_proxy_credentials_are_masked_in_every_form_they_are_sent_in() {
+    let mut forms = encodings("u@pw");
+    forms.extend(encodings("u%40pw"));
+    forms.push(base64("uu:u@pw"));
+    forms.extend(encodings("p@ss\""));
+    forms.push(base64("pu:p@ss\""));
+    forms.extend(encodings("t0k en"));
+    for form in &forms {
+        // The proxy is set for both runs, so its credentials are known to both; the
+        // loopback API is reached directly, the host only the proxy knows through it.
+        let proxy = echoing(form);
+        let via = proxy.url("").replace("http://", "http://pu:p%40ss%22@");
+        let server = echoing(form);
+        let url = server.url("/items?token=t0k%20en");
+        let url = url.replace("http://", "http://uu:u%40pw@");
+        assert_masked(form, &url, Some(&via), &[]);
+        let sent = &server.requests()[0];
+        let basic = format!("Basic {}", base64("uu:u@pw"));
+        assert_eq!(sent.header("authorization"), Some(basic.as_str()));
+        let url = "http://uu:u%40pw@api.invalid/items?token=t0k%20en";
+        assert_masked(form, url, Some(&via), &[]);
+        let sent = &proxy.requests()[0];
+        let basic = format!("Basic {}", base64("pu:p@ss\""));
+        assert_eq!(sent.header("proxy-authorization"), Some(basic.as_str()));
+    }
+}
