@@ -371,10 +371,26 @@ fn pagination_style(cli: &Cli) -> Result<Style, Error> {
     }
 }
 
+/// Every spelling of this machine that `NO_PROXY` matching (reqwest's, as curl's) needs
+/// told apart: names match themselves and their subdomains, so `localhost.` (the fully
+/// qualified form) is listed besides `localhost`; addresses match by value, so IPv4 loopback
+/// mapped into IPv6 (`[::ffff:127.0.0.1]`) and the unspecified addresses (`0.0.0.0`, `::`,
+/// which connect to this machine) need their own entries. The URL parser has already
+/// turned `127.1` or `2130706433` into `127.0.0.1`.
+const LOOPBACK: [&str; 7] = [
+    "localhost",
+    "localhost.",
+    "127.0.0.0/8",
+    "::1",
+    "::ffff:127.0.0.0/104",
+    "0.0.0.0",
+    "::",
+];
+
 impl Proxies {
     /// Reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case, upper
-    /// first). Loopback is always bypassed: a local API (or the demo) reached through a
-    /// corporate proxy would fail or leak to it.
+    /// first). Loopback is always bypassed, however it is spelled: a local API (or the
+    /// demo) reached through a corporate proxy would fail or leak to it.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Self {
         let first = |names: &[&str]| {
             names
@@ -390,8 +406,9 @@ impl Proxies {
             https: first(&["HTTPS_PROXY", "https_proxy"])
                 .or(all)
                 .map(Secret::new),
-            bypass: [user_bypass.as_str(), "localhost", "127.0.0.0/8", "::1"]
+            bypass: [user_bypass.as_str()]
                 .into_iter()
+                .chain(LOOPBACK)
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(","),
@@ -746,9 +763,10 @@ mod tests {
         let p = Proxies::from_env(env);
         assert_eq!(p.https.unwrap().expose(), "http://proxy:3128");
         assert_eq!(p.http.unwrap().expose(), "http://all:1");
-        assert_eq!(p.bypass, "internal.test,localhost,127.0.0.0/8,::1");
+        let loopback = "localhost,localhost.,127.0.0.0/8,::1,::ffff:127.0.0.0/104,0.0.0.0,::";
+        assert_eq!(p.bypass, format!("internal.test,{loopback}"));
         let none = Proxies::from_env(|_| None);
         assert!(none.http.is_none() && none.https.is_none());
-        assert_eq!(none.bypass, "localhost,127.0.0.0/8,::1");
+        assert_eq!(none.bypass, loopback);
     }
 }

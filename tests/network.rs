@@ -241,8 +241,22 @@ fn trust_next_origin_follows_a_redirect_to_another_origin() {
 }
 
 #[test]
-fn a_redirect_to_another_origin_is_followed_when_there_are_no_headers_to_carry() {
+fn a_redirect_to_another_origin_stops_when_only_the_url_carries_a_credential() {
     let (_home, other, assert) = redirected_elsewhere(&[]);
+    assert.code(3);
+    assert!(other.requests().is_empty(), "{:?}", other.requests());
+}
+
+#[test]
+fn a_redirect_to_another_origin_is_followed_when_nothing_carries_a_credential() {
+    let other = Server::start_on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), |_| {
+        Reply::json(&json!({"data": records(2), "has_more": false}))
+    })
+    .unwrap();
+    let moved = other.url("/moved");
+    let home =
+        Server::start(move |_| Reply::status(302).header("location", moved.clone())).unwrap();
+    let assert = apifetch().arg(home.url("/items?page=1")).assert();
     assert_eq!(ids(&assert.success().get_output().stdout), expected_ids(2));
     let reqs = other.requests();
     assert_eq!(reqs.len(), 1);

@@ -330,3 +330,45 @@ fn url_and_proxy_credentials_are_masked_in_every_form_they_are_sent_in() {
         assert_eq!(sent.header("proxy-authorization"), Some(basic.as_str()));
     }
 }
+
+#[test]
+fn loopback_spelled_another_way_never_goes_through_the_proxy() {
+    let proxy = Server::start(|_| Reply::status(502)).unwrap();
+    let server = Server::start(paged(records(2))).unwrap();
+    let port = server.addr().port();
+    for host in ["[::ffff:127.0.0.1]", "0.0.0.0"] {
+        let out = apifetch()
+            .arg(format!("http://{host}:{port}/"))
+            .env("HTTP_PROXY", proxy.url(""))
+            .assert()
+            .success();
+        assert_eq!(ids(&out.get_output().stdout), expected_ids(2), "{host}");
+    }
+    // Whether `localhost.` resolves depends on the machine's resolver; either way it is
+    // looked up here, not handed to the proxy.
+    apifetch()
+        .arg(format!("http://localhost.:{port}/"))
+        .env("HTTP_PROXY", proxy.url(""))
+        .output()
+        .unwrap();
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
+}
+
+#[test]
+fn a_credential_only_in_the_url_stops_a_redirect_to_another_origin() {
+    let other = Server::start(paged(records(2))).unwrap();
+    let moved = other.url("/moved");
+    let home =
+        Server::start(move |_| Reply::status(302).header("location", moved.clone())).unwrap();
+    for url in [
+        home.url("/items?api_key=s3cret"),
+        home.url("/items").replace("http://", "http://t0ken@"),
+    ] {
+        apifetch()
+            .arg(&url)
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("redirected to another origin"));
+    }
+    assert!(other.requests().is_empty(), "{:?}", other.requests());
+}
