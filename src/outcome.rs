@@ -45,7 +45,7 @@ impl Outcome {
         if json_logs {
             error!(exit_code = error.exit() as u8, "{message}");
         } else {
-            eprintln!("apifetch: error: {message}");
+            eprintln!("apifetch: error: {}", crate::logging::inert(&message));
         }
         Outcome {
             exit: error.exit(),

@@ -372,3 +372,49 @@ fn a_credential_only_in_the_url_stops_a_redirect_to_another_origin() {
     }
     assert!(other.requests().is_empty(), "{:?}", other.requests());
 }
+
+/// Text a hostile server sends to drive a terminal: set the window title, clear the
+/// screen, and forge a log line after a line break.
+const CONTROL: &str =
+    "\u{1b}]0;pwned\u{7}\u{1b}[2J\r\n2026-01-01T00:00:00Z  INFO synced 999 records\u{9b}\u{7f}";
+
+/// Asserts `stderr` holds none of [`CONTROL`]'s control characters and no forged line.
+fn assert_inert(stderr: &str) {
+    for c in ['\u{1b}', '\u{7}', '\r', '\u{9b}', '\u{7f}'] {
+        assert!(!stderr.contains(c), "{c:?} reached stderr:\n{stderr:?}");
+    }
+    for line in stderr.lines() {
+        assert!(!line.starts_with("2026-01-01"), "a forged line:\n{stderr}");
+    }
+}
+
+#[test]
+fn server_text_in_logs_and_the_error_line_cannot_drive_the_terminal() {
+    let key = CONTROL.to_string();
+    let server = Server::start(move |req| match req.path.as_str() {
+        "/keys" => Reply::json(&serde_json::json!([{ "id": 1, key.as_str(): 1 }])),
+        _ => Reply::status(404).body(CONTROL),
+    })
+    .unwrap();
+    // A key the records have is named in a warning.
+    let out = apifetch()
+        .arg(server.url("/keys"))
+        .args(["--columns", "id,nmae", "--color", "never"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("none of the first"));
+    assert_inert(&String::from_utf8_lossy(&out.get_output().stderr));
+    // An error body is quoted in the error line.
+    let out = apifetch()
+        .arg(server.url("/gone"))
+        .args(["--color", "never"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("apifetch: error:"));
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_inert(&stderr);
+    assert!(
+        stderr.contains(r"\u{1b}]0;pwned"),
+        "shown escaped: {stderr}"
+    );
+}
