@@ -9,13 +9,16 @@ use std::path::{Path, PathBuf};
 use common::*;
 use predicates::prelude::*;
 
-/// Makes a FIFO at `path`.
-fn mkfifo(path: &Path) {
-    let made = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(made.success());
+/// Runs apifetch on `server` into `out`, expecting it to refuse the partial file with
+/// `why`.
+fn assert_partial_refused(server: &Server, out: &Path, why: &str) {
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains(why));
 }
 
 /// `out` with `suffix` appended to its name: `out.csv.partial`.
@@ -29,14 +32,7 @@ fn beside(out: &Path, suffix: &str) -> PathBuf {
 fn a_summary_to_a_fifo_is_written_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("summary.json");
-    mkfifo(&fifo);
-    // If the FIFO were replaced by a file, the reader would block forever: it reads on a
-    // thread and hands the text back over a channel the test waits on with a time limit.
-    let (sent, received) = std::sync::mpsc::channel();
-    {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || sent.send(std::fs::read_to_string(fifo).unwrap()));
-    }
+    let received = fifo_reader(&fifo);
     let server = Server::start(paged(records(2))).unwrap();
     apifetch()
         .arg(server.url("/"))
@@ -47,7 +43,7 @@ fn a_summary_to_a_fifo_is_written_in_place() {
     let text = received
         .recv_timeout(std::time::Duration::from_secs(20))
         .expect("the summary went into the FIFO");
-    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&text).unwrap();
     assert_eq!(summary["exit_code"], 0);
     let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
     assert!(kind.is_fifo(), "the FIFO is still a FIFO");
@@ -112,15 +108,7 @@ fn a_symlink_planted_at_the_partial_file_is_refused_and_not_followed() {
     std::fs::write(&victim, "precious\n").unwrap();
     let out = dir.path().join("out.csv");
     std::os::unix::fs::symlink(&victim, beside(&out, ".partial")).unwrap();
-    apifetch()
-        .arg(server.url("/"))
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains(
-            "out.csv.partial is a symbolic link",
-        ));
+    assert_partial_refused(&server, &out, "out.csv.partial is a symbolic link");
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
     assert!(!out.exists());
 }
@@ -131,30 +119,14 @@ fn a_partial_file_that_is_not_a_regular_file_of_ours_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fifo.csv");
     mkfifo(&beside(&out, ".partial"));
-    apifetch()
-        .arg(server.url("/"))
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains(
-            "fifo.csv.partial is not a regular file",
-        ));
+    assert_partial_refused(&server, &out, "fifo.csv.partial is not a regular file");
     // Only root can give a file away; elsewhere the FIFO case stands for both.
     if std::fs::metadata(dir.path()).unwrap().uid() == 0 {
         let out = dir.path().join("theirs.csv");
         let partial = beside(&out, ".partial");
         std::fs::write(&partial, "someone else's\n").unwrap();
         std::os::unix::fs::chown(&partial, Some(65534), Some(65534)).unwrap();
-        apifetch()
-            .arg(server.url("/"))
-            .arg("--out")
-            .arg(&out)
-            .assert()
-            .code(6)
-            .stderr(predicate::str::contains(
-                "theirs.csv.partial belongs to another user",
-            ));
+        assert_partial_refused(&server, &out, "theirs.csv.partial belongs to another user");
         assert_eq!(std::fs::read(&partial).unwrap(), b"someone else's\n");
     }
 }
