@@ -10,7 +10,7 @@
 //! them masked, and resuming puts them back from the same command line.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +22,7 @@ use url::{Url, form_urlencoded};
 use crate::config::{Config, Target};
 use crate::error::Error;
 use crate::paginate::{Guard, Position, Progress};
+use crate::place;
 use crate::redact::{self, MASK, Secret, rewrite_query, split_segment};
 use crate::spool::{Form, Mark};
 
@@ -299,7 +300,11 @@ impl Checkpoint {
     /// The checkpoint at `path`, if there is one, provided it belongs to `identity`.
     pub fn load(path: &Path, identity: &Identity) -> Result<Option<Self>, Error> {
         let unusable = |why: String| cannot_resume(path, why);
-        let text = match fs::read(path) {
+        let read = place::open_own(fs::OpenOptions::new().read(true), path).and_then(|mut file| {
+            let mut text = Vec::new();
+            file.read_to_end(&mut text).map(|_| text)
+        });
+        let text = match read {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(unusable(e.to_string())),

@@ -11,10 +11,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing::level_filters::LevelFilter;
 use url::Url;
 
+use crate::checkpoint::Files;
 use crate::cli::{Cli, Color, LogFormat};
 use crate::error::Error;
 use crate::output::Format;
 use crate::paginate::{CursorSource, Style};
+use crate::place::Place;
 use crate::records::Select;
 use crate::redact::{self, Secret};
 use crate::retry::human;
@@ -252,8 +254,16 @@ impl TryFrom<Cli> for Config {
             })
             .transpose()?;
         let stderr_is_terminal = std::io::stderr().is_terminal();
-        let secrets = collect_secrets(&target, &params, &headers, auth.as_ref());
         let proxies = Proxies::from_env(|name| std::env::var(name).ok());
+        let secrets = collect_secrets(&target, &params, &headers, auth.as_ref(), &proxies);
+        if let Some(summary) = &cli.summary_json {
+            if let Some(what) = summary_clash(&Place::of(summary.clone()), cli.out.clone()) {
+                return Err(Error::Usage(format!(
+                    "--summary-json {} names {what}, which it would overwrite",
+                    summary.display()
+                )));
+            }
+        }
         let (out, stream) = resolve_out(cli.out)?;
         let output = output(
             &cli.output,
@@ -515,10 +525,26 @@ fn pagination_style(cli: &Cli) -> Result<Style, Error> {
     }
 }
 
+/// Every spelling of this machine that `NO_PROXY` matching (reqwest's, as curl's) needs
+/// told apart: names match themselves and their subdomains, so `localhost.` (the fully
+/// qualified form) is listed besides `localhost`; addresses match by value, so IPv4 loopback
+/// mapped into IPv6 (`[::ffff:127.0.0.1]`) and the unspecified addresses (`0.0.0.0`, `::`,
+/// which connect to this machine) need their own entries. The URL parser has already
+/// turned `127.1` or `2130706433` into `127.0.0.1`.
+const LOOPBACK: [&str; 7] = [
+    "localhost",
+    "localhost.",
+    "127.0.0.0/8",
+    "::1",
+    "::ffff:127.0.0.0/104",
+    "0.0.0.0",
+    "::",
+];
+
 impl Proxies {
     /// Reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case, upper
-    /// first). Loopback is always bypassed: a local API (or the demo) reached through a
-    /// corporate proxy would fail or leak to it.
+    /// first). Loopback is always bypassed, however it is spelled: a local API (or the
+    /// demo) reached through a corporate proxy would fail or leak to it.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Self {
         let first = |names: &[&str]| {
             names
@@ -534,8 +560,9 @@ impl Proxies {
             https: first(&["HTTPS_PROXY", "https_proxy"])
                 .or(all)
                 .map(Secret::new),
-            bypass: [user_bypass.as_str(), "localhost", "127.0.0.0/8", "::1"]
+            bypass: [user_bypass.as_str()]
                 .into_iter()
+                .chain(LOOPBACK)
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(","),
@@ -543,50 +570,84 @@ impl Proxies {
     }
 }
 
-/// Every credential in the request, as text that must never be printed.
+/// Query parameter values shorter than this are not masked in free text: under names
+/// like `key` or `sig` a one-character value is more likely a filter than a credential,
+/// and masking it everywhere would wreck every log line. Credentials sent as such
+/// (headers, `--bearer`, `-u`, userinfo, proxies) are masked whatever their length.
+const SHORTEST_SECRET_PARAM: usize = 4;
+
+/// Every credential the run sends, in every form it is sent in (see [`redact::forms`]),
+/// as text that must never be printed.
 fn collect_secrets(
     target: &Target,
     params: &[(String, String)],
     headers: &HeaderMap,
     auth: Option<&Auth>,
+    proxies: &Proxies,
 ) -> Vec<Secret> {
     let mut secrets = Vec::new();
+    let mut param_values: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| redact::is_secret_param(k))
+        .map(|(_, v)| v.clone())
+        .collect();
     if let Target::Url(url) = target {
         // `user:pass@` names someone and proves it with the password; a lone `token@` is
         // the credential itself. Scrubbing a mere user name from all text would mangle it.
-        let credential = url.password().unwrap_or(url.username());
-        if !credential.is_empty() {
-            secrets.push(Secret::new(credential));
-        }
-        secrets.extend(
+        secrets.extend(redact::userinfo(url));
+        param_values.extend(
             url.query_pairs()
                 .filter(|(k, _)| redact::is_secret_param(k))
-                .map(|(_, v)| Secret::new(v)),
+                .map(|(_, v)| v.into_owned()),
         );
     }
-    secrets.extend(
-        params
-            .iter()
-            .filter(|(k, _)| redact::is_secret_param(k))
-            .map(|(_, v)| Secret::new(v.as_str())),
-    );
-    secrets.extend(
-        headers
-            .iter()
-            .filter(|(name, _)| redact::is_secret_header(name.as_str()))
-            .filter_map(|(_, v)| v.to_str().ok())
-            .flat_map(|v| {
-                // `Bearer abc` leaks as much through `abc` alone.
-                let last = v.rsplit(' ').next().unwrap_or(v);
-                [Secret::new(v), Secret::new(last)]
-            }),
-    );
+    for value in param_values
+        .iter()
+        .filter(|v| v.len() >= SHORTEST_SECRET_PARAM)
+    {
+        secrets.extend(redact::forms(value));
+    }
+    for (name, value) in headers {
+        let Some(value) = value
+            .to_str()
+            .ok()
+            .filter(|_| redact::is_secret_header(name.as_str()))
+        else {
+            continue;
+        };
+        // `Bearer abc` leaks as much through `abc` alone, and `Cookie: a=1; b=2` through
+        // each value.
+        let last = value.rsplit(' ').next().unwrap_or(value);
+        let cookies = value
+            .split(';')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(_, v)| v.trim());
+        for part in [value, last].into_iter().chain(cookies) {
+            secrets.extend(redact::forms(part));
+        }
+    }
     match auth {
-        Some(Auth::Bearer(token)) => secrets.push(token.clone()),
-        Some(Auth::Basic { password, .. }) => secrets.push(password.clone()),
+        Some(Auth::Bearer(token)) => secrets.extend(redact::forms(token.expose())),
+        Some(Auth::Basic { user, password }) => {
+            secrets.extend(redact::forms(password.expose()));
+            secrets.push(redact::basic(user, password.expose()));
+        }
         None => {}
     }
+    for proxy in [&proxies.http, &proxies.https].into_iter().flatten() {
+        if let Some(url) = proxy_url(proxy.expose()) {
+            secrets.extend(redact::userinfo(&url));
+        }
+    }
     secrets
+}
+
+/// A proxy variable's URL; curl and reqwest take `host:port` without a scheme as http.
+fn proxy_url(raw: &str) -> Option<Url> {
+    Url::parse(raw)
+        .ok()
+        .filter(|url| url.has_host())
+        .or_else(|| Url::parse(&format!("http://{raw}")).ok())
 }
 
 /// `KEY=VALUE`. Errors quote the text only when it looks like a bare name: anything else
@@ -645,42 +706,46 @@ fn parse_user(raw: &Secret) -> Result<Auth, Error> {
     })
 }
 
-/// Sorts `--out` by what is at that path now, as (file, stream): a symlink is followed,
-/// so the file it points at is replaced and the link kept; a directory is refused before
-/// any request is made; a device, pipe or anything under /dev or /proc (`/dev/stdout`,
-/// which may resolve to a redirected file that must be appended to, not replaced) is
-/// written in place.
+/// Sorts `--out` by what is at that path now, as (file, stream) (see [`Place::of`]): a
+/// directory is refused before any request is made.
 fn resolve_out(out: Option<PathBuf>) -> Result<(Option<PathBuf>, Option<PathBuf>), Error> {
     let Some(path) = out.filter(|p| p.as_os_str() != "-") else {
         return Ok((None, None));
     };
-    if path.starts_with("/dev") || path.starts_with("/proc") {
-        return Ok((None, Some(path)));
-    }
-    let path = follow_links(path);
-    match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_dir() => Err(Error::output(
+    match Place::of(path) {
+        Place::Stream(path) => Ok((None, Some(path))),
+        Place::File(path) if path.is_dir() => Err(Error::output(
             std::io::Error::other("it is a directory"),
             format!("cannot write {}", path.display()),
         )),
-        Ok(meta) if !meta.is_file() => Ok((None, Some(path))),
-        _ => Ok((Some(path), None)),
+        Place::File(path) => Ok((Some(path), None)),
     }
 }
 
-/// Where a chain of symlinks ends, even when its last target does not exist yet (a first
-/// run into a link made ahead of time must create the target, not replace the link).
-fn follow_links(mut path: PathBuf) -> PathBuf {
-    for _ in 0..40 {
-        match std::fs::read_link(&path) {
-            Ok(target) => {
-                let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
-                path = base.join(target);
-            }
-            Err(_) => break,
-        }
-    }
-    path
+/// Where `--summary-json` goes, unless it names the output file or one of the files kept
+/// beside it: [`Config::try_from`] refuses that, and the summary of that refusal must not
+/// replace what it names either.
+pub fn summary_place(cli: &Cli) -> Option<Place> {
+    let place = Place::of(cli.summary_json.clone()?);
+    summary_clash(&place, cli.out.clone())
+        .is_none()
+        .then_some(place)
+}
+
+/// What `--summary-json` would overwrite of the output's files, if anything.
+fn summary_clash(summary: &Place, out: Option<PathBuf>) -> Option<&'static str> {
+    let (Some(out), _) = resolve_out(out).ok()? else {
+        return None;
+    };
+    let files = Files::beside(&out);
+    [
+        (out.as_path(), "--out"),
+        (files.partial.as_path(), "the partial file beside --out"),
+        (files.checkpoint.as_path(), "the checkpoint beside --out"),
+    ]
+    .into_iter()
+    .find(|(path, _)| summary.is(path))
+    .map(|(_, what)| what)
 }
 
 /// `named` is the path `--out` gave (its extension picks the default format); `resumable`
@@ -803,27 +868,74 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_every_credential_but_not_a_user_name() {
-        let exposed = |url: &str, headers: &[&str]| {
+    fn secrets_are_every_credential_in_every_form_but_not_a_user_name() {
+        let exposed = |url: &str, headers: &[&str], proxy: Option<&str>| {
             let target = Target::Url(Url::parse(url).unwrap());
             let mut map = HeaderMap::new();
             for raw in headers {
                 let (name, value) = parse_header(raw).unwrap();
                 map.append(name, value);
             }
-            let params = [("api_key".to_string(), "p4ram".to_string())];
-            collect_secrets(&target, &params, &map, None)
+            let params = [
+                ("api_key".to_string(), "p4ram".to_string()),
+                ("key".to_string(), "abc".to_string()),
+            ];
+            let proxies = Proxies {
+                http: proxy.map(Secret::new),
+                ..Proxies::default()
+            };
+            collect_secrets(&target, &params, &map, None, &proxies)
                 .iter()
                 .map(|s| s.expose().to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            exposed("https://ann:pa55@h/x?token=t0k3n&page=2", &["Accept: */*"]),
-            ["pa55", "t0k3n", "p4ram"]
+            exposed(
+                "https://ann:pa55@h/x?token=t0k3n&page=2",
+                &["Accept: */*"],
+                None
+            ),
+            ["pa55", "YW5uOnBhNTU=", "p4ram", "t0k3n"]
         );
         assert_eq!(
-            exposed("https://ghp_abc@h/x", &["Authorization: Bearer b34rer"]),
-            ["ghp_abc", "p4ram", "Bearer b34rer", "b34rer"]
+            exposed(
+                "https://ghp_abc@h/x",
+                &["Authorization: Bearer b34rer", "X-Api-Key: k1"],
+                None
+            ),
+            [
+                "ghp_abc",
+                "Z2hwX2FiYzo=",
+                "p4ram",
+                "Bearer b34rer",
+                "Bearer%20b34rer",
+                "Bearer+b34rer",
+                "b34rer",
+                "k1",
+                "k1"
+            ]
+        );
+        assert_eq!(
+            exposed(
+                "https://h/x",
+                &["Cookie: s=c0; t=x y"],
+                Some("pu:p%40ss@proxy:3128")
+            ),
+            [
+                "p4ram",
+                "s%3Dc0%3B%20t%3Dx%20y",
+                "s%3Dc0%3B+t%3Dx+y",
+                "s=c0; t=x y",
+                "y",
+                "c0",
+                "x y",
+                "x%20y",
+                "x+y",
+                "p%2540ss",
+                "p%40ss",
+                "p@ss",
+                "cHU6cEBzcw=="
+            ]
         );
     }
 
@@ -838,10 +950,11 @@ mod tests {
         let p = Proxies::from_env(env);
         assert_eq!(p.https.unwrap().expose(), "http://proxy:3128");
         assert_eq!(p.http.unwrap().expose(), "http://all:1");
-        assert_eq!(p.bypass, "internal.test,localhost,127.0.0.0/8,::1");
+        let loopback = "localhost,localhost.,127.0.0.0/8,::1,::ffff:127.0.0.0/104,0.0.0.0,::";
+        assert_eq!(p.bypass, format!("internal.test,{loopback}"));
         let none = Proxies::from_env(|_| None);
         assert!(none.http.is_none() && none.https.is_none());
-        assert_eq!(none.bypass, "localhost,127.0.0.0/8,::1");
+        assert_eq!(none.bypass, loopback);
     }
 
     #[test]

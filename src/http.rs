@@ -411,9 +411,10 @@ impl Fetcher {
             visited.push(to.clone());
             // Credentials go on to the user's origin (or anywhere, when trusted), and along
             // an upgrade from http to https on the same host; to anywhere else a request
-            // that carries them is not followed.
-            let upgrade = at.scheme() == "http" && to.scheme() == "https" && at.host() == to.host();
-            let carries = trusted && !(self.headers.is_empty() && self.auth.is_none());
+            // that carries them, in headers or in its own URL, is not followed.
+            let upgrade = is_upgrade(&at, &to);
+            let carries = (trusted && !(self.headers.is_empty() && self.auth.is_none()))
+                || carries_credentials(&at);
             if carries && !upgrade && !self.trust.allows(&to) {
                 return Err(Failure::Redirected {
                     status: response.status().as_u16(),
@@ -597,6 +598,27 @@ pub fn snippet(body: &[u8]) -> String {
     out
 }
 
+/// Whether a redirect from `from` to `to` only upgrades the same service to https: the
+/// same host, from the default http port to the default https port. Another port on the
+/// host is another service, which must not get the credentials.
+fn is_upgrade(from: &Url, to: &Url) -> bool {
+    // `Url::port` is `None` for the scheme's default port, written or not.
+    from.scheme() == "http"
+        && to.scheme() == "https"
+        && from.host() == to.host()
+        && from.port().is_none()
+        && to.port().is_none()
+}
+
+/// Whether `url` itself carries a credential: user info, or a credential query parameter.
+fn carries_credentials(url: &Url) -> bool {
+    !url.username().is_empty()
+        || url.password().is_some()
+        || url
+            .query_pairs()
+            .any(|(name, _)| redact::is_secret_param(&name))
+}
+
 /// The causes of `err`, outermost first. rustls and the body decoders report in an
 /// `io::Error` deep in the chain, whose `source()` skips the error it wraps, so the walk
 /// steps into wrapped I/O errors itself.
@@ -754,6 +776,27 @@ mod tests {
         ] {
             assert!(!is_no_such_host(now), "{now}");
         }
+    }
+
+    #[test]
+    fn only_the_default_ports_make_an_upgrade() {
+        let upgrade =
+            |from: &str, to: &str| is_upgrade(&Url::parse(from).unwrap(), &Url::parse(to).unwrap());
+        assert!(upgrade("http://h/x", "https://h/y"));
+        assert!(upgrade("http://h:80/x", "https://h:443/y"));
+        assert!(!upgrade("http://h:8080/x", "https://h/y"));
+        assert!(!upgrade("http://h/x", "https://h:8443/y"));
+        assert!(!upgrade("http://h/x", "https://g/y"));
+        assert!(!upgrade("https://h/x", "https://h/y"));
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_userinfo_or_a_credential_parameter() {
+        let carries = |url: &str| carries_credentials(&Url::parse(url).unwrap());
+        assert!(carries("http://tok@h/"));
+        assert!(carries("http://u:p@h/"));
+        assert!(carries("http://h/?page=2&API_KEY=k"));
+        assert!(!carries("http://h/?page=2&q=key"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod outcome;
 pub mod output;
 pub mod pace;
 pub mod paginate;
+pub mod place;
 pub mod progress;
 pub mod ratelimit;
 pub mod records;

@@ -112,13 +112,30 @@ pub fn init(config: &Logging, secrets: &[Secret]) -> Installed {
     }
 }
 
-/// The message, then any field the message does not already say, as `name=value`.
+/// The message, then any field the message does not already say, as `name=value`
+/// (their `Debug` form already quotes and escapes text).
 fn text_field(w: &mut Writer<'_>, field: &Field, value: &dyn std::fmt::Debug) -> std::fmt::Result {
     match field.name() {
-        "message" => write!(w, "{value:?}"),
+        "message" => w.write_str(&inert(&format!("{value:?}"))),
         name if IN_MESSAGE.contains(&name) => Ok(()),
         name => write!(w, " {name}={value:?}"),
     }
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\r`, `\n`; C0, DEL and C1):
+/// messages quote what a server sent (keys, cursors, next links, error bodies), and on a
+/// terminal or in a log file such text must not set the window title, clear the screen
+/// or start a forged line of its own. JSON logs need none of this: JSON escapes them.
+pub fn inert(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One JSON object per line: `time`, `level`, `msg`, then the event's fields.
@@ -275,5 +292,19 @@ impl Write for Stderr {
 
     fn flush(&mut self) -> io::Result<()> {
         io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(
+            inert("a\u{1b}]0;t\u{7}\r\nb\tc\u{7f}\u{9b}é"),
+            r"a\u{1b}]0;t\u{7}\r\nb\tc\u{7f}\u{9b}é"
+        );
+        assert_eq!(inert("plain → text"), "plain → text");
     }
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 use clap::Parser;
 
 use apifetch::cli::{Cli, LogFormat};
-use apifetch::config::Config;
+use apifetch::config::{self, Config};
 use apifetch::outcome::Outcome;
 use apifetch::stats::Stats;
 use apifetch::{Error, generate, logging};
@@ -15,13 +15,13 @@ fn main() -> ExitCode {
     if let Some(what) = cli.generate {
         return generate::print(what).into();
     }
-    let summary = cli.summary_json.clone();
+    let summary = config::summary_place(&cli);
     let config = match Config::try_from(cli) {
         Ok(config) => config,
         Err(e) => {
             let outcome = Outcome::of(Err(e), None, &[], false);
             return outcome
-                .finish(summary.as_deref(), &Stats::default(), started)
+                .finish(summary.as_ref(), &Stats::default(), started)
                 .into();
         }
     };
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     logs.finish();
     let outcome = Outcome::of(result, output, &secrets, json_logs);
     outcome
-        .finish(summary.as_deref(), &logs.stats, started)
+        .finish(summary.as_ref(), &logs.stats, started)
         .into()
 }
 

@@ -2,12 +2,13 @@
 //! file that CI steps and monitoring read, written on failure too.
 
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use tracing::error;
 
 use crate::error::{Error, Exit};
+use crate::place::Place;
 use crate::redact::{Secret, scrub};
 use crate::stats::Stats;
 
@@ -44,7 +45,7 @@ impl Outcome {
         if json_logs {
             error!(exit_code = error.exit() as u8, "{message}");
         } else {
-            eprintln!("apifetch: error: {message}");
+            eprintln!("apifetch: error: {}", crate::logging::inert(&message));
         }
         Outcome {
             exit: error.exit(),
@@ -56,12 +57,12 @@ impl Outcome {
     /// Writes the summary if one was asked for, and gives the exit code. A summary that
     /// cannot be written fails a run that otherwise succeeded, since whatever reads it
     /// would be misled.
-    pub fn finish(self, summary: Option<&Path>, stats: &Stats, started: Instant) -> Exit {
-        let Some(path) = summary else {
+    pub fn finish(self, summary: Option<&Place>, stats: &Stats, started: Instant) -> Exit {
+        let Some(place) = summary else {
             return self.exit;
         };
         let written = stats.write_summary(
-            path,
+            place,
             self.exit,
             self.error.as_deref(),
             started.elapsed(),
@@ -73,7 +74,7 @@ impl Outcome {
                 let _ = writeln!(
                     std::io::stderr(),
                     "apifetch: error: cannot write --summary-json {}: {e}",
-                    path.display()
+                    place.path().display()
                 );
                 if self.exit == Exit::Ok {
                     Exit::Output

@@ -23,6 +23,7 @@ use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
 use crate::error::Error;
 use crate::paginate::{Position, Progress};
+use crate::place;
 use crate::rows::{Encoded, Layout};
 use crate::spool::Spool;
 
@@ -282,15 +283,12 @@ impl Partial {
         let cannot_write =
             |e: io::Error| Error::output(e, format!("cannot write beside {}", out.display()));
         // Locked before anything is read or changed, and held to the end of the run.
-        let existing = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&files.partial)
-        {
-            Ok(file) => Some(lock(file, &files.partial, out)?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(cannot_write(e)),
-        };
+        let existing =
+            match place::open_own(OpenOptions::new().read(true).write(true), &files.partial) {
+                Ok(file) => Some(lock(file, &files.partial, out)?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(cannot_write(e)),
+            };
         if output.resume {
             if let Some(checkpoint) = Checkpoint::load(&files.checkpoint, identity)? {
                 return Partial::resume(out, output, identity, files, checkpoint, existing);
@@ -310,13 +308,15 @@ impl Partial {
         let file = match existing {
             Some(file) => file,
             None => {
-                let created = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&files.partial)
-                    .map_err(cannot_write)?;
+                let created = place::open_own(
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false),
+                    &files.partial,
+                )
+                .map_err(cannot_write)?;
                 lock(created, &files.partial, out)?
             }
         };

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use url::Url;
 
 /// What a secret is shown and saved as.
@@ -157,12 +158,68 @@ impl fmt::Display for Secret {
 }
 
 /// Masks every occurrence of the given secrets in free text (an echoed response body, a
-/// transport error that quotes a URL).
+/// transport error that quotes a URL). Longer secrets go first, so a token is masked
+/// whole before a shorter secret inside it could leave the rest showing. Which secrets
+/// are worth masking, however short, is decided where they are collected.
 pub fn scrub(text: &str, secrets: &[Secret]) -> String {
+    let mut secrets: Vec<&Secret> = secrets.iter().filter(|s| !s.0.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
     secrets
-        .iter()
-        .filter(|s| s.0.len() >= 4)
+        .into_iter()
         .fold(text.to_string(), |t, s| t.replace(s.expose(), MASK))
+}
+
+/// What percent-encoding leaves as it is in a URL component (RFC 3986's unreserved
+/// characters), as `encodeURIComponent` and most servers echoing a value do.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Every form a credential takes on its way to a server and back into what apifetch
+/// prints: as it is, percent-decoded (a URL's userinfo is stored encoded but sent
+/// decoded), percent-encoded as a URL component and as a form value (`+` for a space),
+/// and escaped inside a JSON string (a JSON log line quotes `"` and `\`).
+pub fn forms(value: &str) -> Vec<Secret> {
+    let decoded = percent_decode_str(value).decode_utf8_lossy().into_owned();
+    let mut forms = Vec::new();
+    for text in [value.to_string(), decoded] {
+        let json = serde_json::to_string(&text).expect("a string serializes");
+        forms.extend([
+            utf8_percent_encode(&text, COMPONENT).to_string(),
+            url::form_urlencoded::byte_serialize(text.as_bytes()).collect(),
+            json[1..json.len() - 1].to_string(),
+            text,
+        ]);
+    }
+    forms.sort();
+    forms.dedup();
+    forms.into_iter().map(Secret).collect()
+}
+
+/// The credentials in a URL's userinfo (the user's URL, a proxy's), in every form: the
+/// password, or a lone user name (then the token itself), and the `Basic` header made of
+/// both, which is what goes over the wire.
+pub fn userinfo(url: &Url) -> Vec<Secret> {
+    let decode = |text: &str| percent_decode_str(text).decode_utf8_lossy().into_owned();
+    let credential = url.password().unwrap_or(url.username());
+    if credential.is_empty() {
+        return Vec::new();
+    }
+    let mut secrets = forms(credential);
+    secrets.push(basic(
+        &decode(url.username()),
+        &decode(url.password().unwrap_or_default()),
+    ));
+    secrets
+}
+
+/// The `Basic` credentials of `Authorization` (or `Proxy-Authorization`) for `user` and
+/// `password`, as they go over the wire: base64 of `user:password`.
+pub fn basic(user: &str, password: &str) -> Secret {
+    use base64::Engine;
+    Secret(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 #[cfg(test)]
@@ -237,5 +294,33 @@ mod tests {
         let s = Secret::new("s3cr3t-value");
         assert_eq!(format!("{s} {s:?}"), "*** ***");
         assert_eq!(scrub("token s3cr3t-value here", &[s]), "token *** here");
+    }
+
+    #[test]
+    fn a_secret_takes_every_form_it_is_sent_in() {
+        let shown = |value: &str| {
+            forms(value)
+                .iter()
+                .map(|s| s.expose().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shown("plain"), ["plain"]);
+        assert_eq!(
+            shown(r#"a"b\c d+e"#),
+            [
+                r#"a"b\c d+e"#,
+                "a%22b%5Cc%20d%2Be",
+                "a%22b%5Cc+d%2Be",
+                r#"a\"b\\c d+e"#,
+            ]
+        );
+        assert_eq!(shown("p%40ss"), ["p%2540ss", "p%40ss", "p@ss"]);
+        assert_eq!(basic("ann", "pw").expose(), "YW5uOnB3");
+    }
+
+    #[test]
+    fn short_secrets_are_masked_too_and_long_ones_whole() {
+        let secrets = [Secret::new("ab"), Secret::new("xabx")];
+        assert_eq!(scrub("key xabx and ab", &secrets), "key *** and ***");
     }
 }

@@ -13,6 +13,7 @@ use tracing_subscriber::layer::Context;
 
 use crate::error::Exit;
 use crate::logging::Fields;
+use crate::place::Place;
 
 /// Counters shared between the logging layer that fills them and the end of the run.
 #[derive(Clone, Default)]
@@ -77,10 +78,11 @@ impl Stats {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Writes the summary to `path` (replacing it whole, so a reader never sees half).
+    /// Writes the summary where `place` leads: the way `--out` is written, replacing a file
+    /// whole (a reader never sees half) and a device or stream in place.
     pub fn write_summary(
         &self,
-        path: &Path,
+        place: &Place,
         exit: Exit,
         error: Option<&str>,
         elapsed: Duration,
@@ -95,9 +97,9 @@ impl Stats {
             elapsed_ms: elapsed.as_millis() as u64,
             output,
         };
-        crate::output::replace(path, |file| {
+        place.write(|file| {
             serde_json::to_writer_pretty(&mut *file, &summary)?;
-            std::io::Write::write_all(file, b"\n")
+            file.write_all(b"\n")
         })
     }
 }

@@ -708,18 +708,7 @@ fn a_fifo_as_output_is_written_in_place() {
     use std::os::unix::fs::FileTypeExt;
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pipe.csv");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    // Read on another thread, handing the bytes back over a channel: if the FIFO were
-    // replaced by a file, the reader would block forever, and the test must fail instead.
-    let (sent, received) = std::sync::mpsc::channel();
-    {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || sent.send(std::fs::read(fifo).unwrap()));
-    }
+    let received = fifo_reader(&fifo);
     let server = Server::start(paged(records(150))).unwrap();
     apifetch()
         .arg(server.url("/"))

@@ -165,6 +165,11 @@ fn a_retry_after_on_a_permanent_error_does_not_hold_the_other_requests() {
 /// The API on 127.0.0.1 redirects `/items` to `/moved` on 127.0.0.2, which serves two
 /// records; the user's URL carries an API key parameter, and `args` are added.
 fn redirected_elsewhere(args: &[&str]) -> (Server, Server, assert_cmd::assert::Assert) {
+    redirected_from("/items?api_key=s3cret", args)
+}
+
+/// [`redirected_elsewhere`], from `path` on the API.
+fn redirected_from(path: &str, args: &[&str]) -> (Server, Server, assert_cmd::assert::Assert) {
     let other = Server::start_on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), |_| {
         Reply::json(&json!({"data": records(2), "has_more": false}))
     })
@@ -173,7 +178,7 @@ fn redirected_elsewhere(args: &[&str]) -> (Server, Server, assert_cmd::assert::A
     let home =
         Server::start(move |_| Reply::status(302).header("location", moved.clone())).unwrap();
     let mut cmd = apifetch();
-    cmd.arg(home.url("/items?api_key=s3cret")).args(args);
+    cmd.arg(home.url(path)).args(args);
     let assert = cmd.assert();
     (home, other, assert)
 }
@@ -241,8 +246,15 @@ fn trust_next_origin_follows_a_redirect_to_another_origin() {
 }
 
 #[test]
-fn a_redirect_to_another_origin_is_followed_when_there_are_no_headers_to_carry() {
+fn a_redirect_to_another_origin_stops_when_only_the_url_carries_a_credential() {
     let (_home, other, assert) = redirected_elsewhere(&[]);
+    assert.code(3);
+    assert!(other.requests().is_empty(), "{:?}", other.requests());
+}
+
+#[test]
+fn a_redirect_to_another_origin_is_followed_when_nothing_carries_a_credential() {
+    let (_home, other, assert) = redirected_from("/items?page=1", &[]);
     assert_eq!(ids(&assert.success().get_output().stdout), expected_ids(2));
     let reqs = other.requests();
     assert_eq!(reqs.len(), 1);

@@ -143,3 +143,25 @@ pub fn flaky(
         if *n <= failures { reply() } else { serve(req) }
     }
 }
+
+/// Makes a FIFO at `path` and reads it on another thread, handing the bytes back over the
+/// channel returned: if the FIFO were replaced by a file, the reader would block forever,
+/// and a test waiting on the channel with a time limit fails instead.
+#[cfg(unix)]
+pub fn fifo_reader(path: &std::path::Path) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    mkfifo(path);
+    let (sent, received) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || sent.send(std::fs::read(path).unwrap()));
+    received
+}
+
+/// Makes a FIFO at `path`.
+#[cfg(unix)]
+pub fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
