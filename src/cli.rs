@@ -268,8 +268,10 @@ pub struct Cli {
     #[arg(long = "param", value_name = "KEY=VALUE", help_heading = "Request")]
     pub params: Vec<String>,
 
-    /// Extra request header (repeatable). Values of credential headers (Authorization,
-    /// Cookie, *-Api-Key, *-Token) never appear in logs or errors.
+    /// Extra request header (repeatable), or @FILE with one header a line (blank lines and
+    /// # comments skipped). Values of credential headers (Authorization, Cookie,
+    /// *-Api-Key, *-Token) never appear in logs or errors. Arguments are visible to every
+    /// local user in `ps`: keep credentials in @FILE, APIFETCH_HEADERS or APIFETCH_TOKEN.
     #[arg(
         short = 'H',
         long = "header",
@@ -277,6 +279,17 @@ pub struct Cli {
         help_heading = "Request"
     )]
     pub headers: Vec<String>,
+
+    /// Headers from the environment, one a line, sent besides any -H: a way to give a
+    /// credential header that no other user can read in `ps`.
+    #[arg(
+        long = "env-headers",
+        hide = true,
+        env = "APIFETCH_HEADERS",
+        hide_env_values = true,
+        value_delimiter = '\n'
+    )]
+    pub env_headers: Vec<String>,
 
     /// The User-Agent header sent with every request.
     #[arg(short = 'A', long, value_name = "TEXT", default_value = concat!("apifetch/", env!("CARGO_PKG_VERSION")), env = "APIFETCH_USER_AGENT", hide_env_values = true, help_heading = "Request")]

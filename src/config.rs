@@ -212,8 +212,8 @@ impl TryFrom<Cli> for Config {
                 cooldown,
             });
         let mut headers = HeaderMap::new();
-        for raw in &cli.headers {
-            let (name, value) = parse_header(raw)?;
+        for line in header_lines(&cli.headers, &cli.env_headers)? {
+            let (name, value) = parse_header(&line)?;
             headers.append(name, value);
         }
         let (body, graphql) = payload(&cli)?;
@@ -640,6 +640,32 @@ fn collect_secrets(
         }
     }
     secrets
+}
+
+/// Every header line given: `-H NAME: VALUE`, the lines of each `-H @FILE` (blank lines
+/// and `#` comments skipped), and those of `APIFETCH_HEADERS`.
+fn header_lines(given: &[String], from_env: &[String]) -> Result<Vec<String>, Error> {
+    let mut lines = Vec::new();
+    for arg in given {
+        match arg.strip_prefix('@') {
+            Some(_) => lines.extend(
+                load(arg, "-H")?
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            ),
+            None => lines.push(arg.clone()),
+        }
+    }
+    lines.extend(
+        from_env
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .map(str::to_string),
+    );
+    Ok(lines)
 }
 
 /// A proxy variable's URL; curl and reqwest take `host:port` without a scheme as http.

@@ -1,5 +1,6 @@
 //! Hostile servers and careless operators: files apifetch never follows or clobbers,
 //! secrets in every encoding, origins, and server text that must not drive the terminal.
+#![cfg(unix)] // FIFOs, symlinks, file owners and /dev/shm
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use predicates::prelude::*;
+use serde_json::json;
 
 /// Runs apifetch on `server` into `out`, expecting it to refuse the partial file with
 /// `why`.
@@ -389,4 +391,41 @@ fn server_text_in_logs_and_the_error_line_cannot_drive_the_terminal() {
         stderr.contains(r"\u{1b}]0;pwned"),
         "shown escaped: {stderr}"
     );
+}
+
+#[test]
+fn headers_come_from_a_file_and_the_environment_and_stay_masked() {
+    let server = Server::start(|_| Reply::json(&json!([{"id": 1}]))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("headers");
+    std::fs::write(
+        &file,
+        "# the API's key\nX-Api-Key: f1le-s3cret\n\nX-Trace: t1\n",
+    )
+    .unwrap();
+    let out = apifetch()
+        .arg(server.url("/items"))
+        .arg("-H")
+        .arg(format!("@{}", file.display()))
+        .args(["-H", "Accept: application/json", "-vv"])
+        .env(
+            "APIFETCH_HEADERS",
+            "Authorization: Bearer env-s3cret\nX-Other: o",
+        )
+        .assert()
+        .success();
+    let sent = &server.requests()[0];
+    assert_eq!(sent.header("x-api-key"), Some("f1le-s3cret"));
+    assert_eq!(sent.header("x-trace"), Some("t1"));
+    assert_eq!(sent.header("accept"), Some("application/json"));
+    assert_eq!(sent.header("authorization"), Some("Bearer env-s3cret"));
+    assert_eq!(sent.header("x-other"), Some("o"));
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(
+        !stderr.contains("f1le-s3cret") && !stderr.contains("env-s3cret"),
+        "{stderr}"
+    );
+    let help = apifetch().arg("--help").assert().success();
+    let help = String::from_utf8_lossy(&help.get_output().stdout);
+    assert!(!help.contains("env-s3cret"));
 }
