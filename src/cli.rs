@@ -433,7 +433,9 @@ pub struct Cli {
     pub color: Color,
 
     /// Write a JSON summary of the run here (exit code, records, pages, requests, retries,
-    /// waits, bytes, elapsed time, output), also when the run fails.
+    /// waits, bytes, elapsed time, output), also when the run fails. A regular file is
+    /// replaced atomically; a device, FIFO or standard stream is written in place; it may
+    /// not be --out, its .partial or its .checkpoint.
     #[arg(
         long,
         value_name = "FILE",
