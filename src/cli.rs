@@ -46,8 +46,57 @@ the same command with --resume continues where it stopped.";
 const EXAMPLES: &str = "\
 Examples:
   apifetch https://api.example.com/v1/orders --out orders.csv
-  apifetch https://api.example.com/v1/orders --page-size 500 --param status=open -H 'Accept: application/json'
+  apifetch https://api.example.com/v1/orders --probe
+  apifetch https://api.example.com/v1/orders --param status=open -H @headers.txt
   apifetch --demo --out demo.csv";
+
+/// What `-h` ends with: where the rest is.
+const SHORT_END: &str = "\
+Exit codes: 0 ok, 2 usage, 3 permanent failure, 4 gave up, 5 bad response,
+6 output, 130 interrupted. --help has every option and the exit codes in full,
+as does `man apifetch` (apifetch --generate man).";
+
+/// The options `-h` shows, with a one-line help each: what most runs need. `--help`
+/// shows them all, at length.
+const SHORT_HELP: &[(&str, &str)] = &[
+    ("url", "The API endpoint"),
+    (
+        "out",
+        "Write here, whole or not at all (default: standard output)",
+    ),
+    (
+        "format",
+        "csv, tsv, jsonl or json (default: from --out's extension)",
+    ),
+    (
+        "demo",
+        "Fetch from a simulated API on 127.0.0.1 (no network needed)",
+    ),
+    ("headers", "Extra header `Name: value`, or @FILE of them"),
+    (
+        "bearer",
+        "Send `Authorization: Bearer TOKEN` (or APIFETCH_TOKEN)",
+    ),
+    ("params", "Extra query parameter KEY=VALUE (repeatable)"),
+    (
+        "paginate",
+        "auto (default), page, offset, cursor, next, link or none",
+    ),
+    (
+        "records",
+        "Where the records are: /data/items or .data.items",
+    ),
+    (
+        "probe",
+        "Fetch one page; print what it shows and the flags to pin it",
+    ),
+    ("resume", "Continue an interrupted --out run"),
+    ("quiet", "Only errors on stderr"),
+    (
+        "verbose",
+        "More logs: -v each request, -vv response headers",
+    ),
+];
 
 /// Fetch every record of a paginated JSON API into a CSV, TSV, JSON Lines or JSON file.
 ///
@@ -56,7 +105,14 @@ Examples:
 /// backoff and jitter, and obeying Retry-After. Records are written to --out only when the
 /// whole run succeeded; a failed run leaves the previous file untouched.
 #[derive(Debug, Parser)]
-#[command(name = "apifetch", version, about, long_about, args_override_self = true, after_long_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"), after_help = EXIT_CODES)]
+#[command(
+    name = "apifetch",
+    version,
+    about,
+    long_about,
+    args_override_self = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     /// The API endpoint. Query parameters already in it are kept.
     #[arg(
@@ -132,7 +188,8 @@ pub struct Cli {
     /// How the API hands out pages: auto decides from the first response, which is the URL
     /// as given (and logs what it chose); page numbers, offsets, a cursor in the body, a
     /// next URL in the body, a Link header, or none (one request). A style that finds
-    /// nothing in the first response is an error, not a fallback.
+    /// nothing in the first response is an error, not a fallback [default: auto]
+    /// [possible values: auto, page, offset, cursor, next, link, none]
     #[arg(long, value_name = "STYLE", value_enum, default_value_t = Style::Auto, help_heading = "Pagination", env = "APIFETCH_PAGINATE", hide_env_values = true)]
     pub paginate: Style,
 
@@ -471,6 +528,63 @@ pub enum Generate {
     Man,
 }
 
+/// The command line as users see it: `-h` shows the options most runs need, with examples;
+/// `--help` shows every option, and lists the environment variables once, in a section of
+/// their own, rather than on every line.
+pub fn command() -> clap::Command {
+    let command = <Cli as clap::CommandFactory>::command();
+    let variables: Vec<String> = command
+        .get_arguments()
+        .filter(|arg| !arg.is_hide_set())
+        .filter_map(|arg| {
+            let env = arg.get_env()?.to_string_lossy().into_owned();
+            let flag = match (arg.get_long(), arg.get_value_names()) {
+                (Some(long), _) => format!("--{long}"),
+                (None, Some(names)) => names.first()?.to_string(),
+                (None, None) => arg.get_id().to_string(),
+            };
+            Some(format!("  {env:<30} {flag}"))
+        })
+        .collect();
+    let environment = format!(
+        "Environment (each stands for its option; the option on the command line wins):\n\
+         {}\n  {:<30} headers, one a line, sent besides any -H",
+        variables.join("\n"),
+        "APIFETCH_HEADERS"
+    );
+    command
+        .mut_args(|arg| {
+            let arg = arg.hide_env(true);
+            match SHORT_HELP
+                .iter()
+                .find(|(id, _)| *id == arg.get_id().as_str())
+            {
+                Some((_, short)) => {
+                    let long = arg.get_long_help().or(arg.get_help()).cloned();
+                    // The one-liners of options with values name the values themselves.
+                    let takes_value = arg.get_action().takes_values();
+                    let arg = arg
+                        .help(*short)
+                        .hide_possible_values(takes_value)
+                        .hide_default_value(takes_value);
+                    match long {
+                        Some(long) => arg.long_help(long),
+                        None => arg,
+                    }
+                }
+                None => arg.hide_short_help(true),
+            }
+        })
+        .after_help(format!("{EXAMPLES}\n\n{SHORT_END}"))
+        .after_long_help(format!("{EXAMPLES}\n\n{environment}\n\n{EXIT_CODES}"))
+}
+
+/// Parses the process's arguments with [`command`]'s help.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Credentials are wrapped at once, so even `Debug` of the parsed command line hides them.
 fn secret(s: &str) -> Result<Secret, String> {
     Ok(Secret::new(s))
@@ -509,8 +623,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Output format [default: from the --out extension (.csv, .tsv, .jsonl, .ndjson,
-    /// .json), else csv]
+    /// Output format: csv, tsv, jsonl or json [default: from the --out extension (.csv,
+    /// .tsv, .jsonl, .ndjson, .json), else csv]
     #[arg(
         long,
         value_name = "FORMAT",
@@ -646,7 +760,7 @@ mod tests {
 
     #[test]
     fn definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]

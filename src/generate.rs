@@ -3,8 +3,9 @@
 
 use std::io::{self, Write};
 
-use clap::CommandFactory;
 use clap_complete::Shell;
+
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Generate};
 use crate::error::Exit;
@@ -22,6 +23,8 @@ pub fn print(what: Generate) -> Exit {
 
 /// Writes what was asked for to `out`.
 pub fn write(what: Generate, out: &mut impl Write) -> io::Result<()> {
+    // The whole definition, environment variables beside their options: a man page is
+    // read, not skimmed, and completions want every flag.
     let mut command = Cli::command();
     let shell = match what {
         Generate::CompletionsBash => Shell::Bash,

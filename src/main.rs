@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
-
-use apifetch::cli::{Cli, LogFormat};
+use apifetch::cli::{self, LogFormat};
 use apifetch::config::{self, Config};
 use apifetch::outcome::Outcome;
 use apifetch::stats::Stats;
@@ -11,7 +9,7 @@ use apifetch::{Error, generate, logging};
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = Cli::parse();
+    let cli = cli::parse();
     if let Some(what) = cli.generate {
         return generate::print(what).into();
     }

@@ -175,8 +175,12 @@ fn help_names_environment_variables_but_never_their_values() {
         .env("APIFETCH_PAGE_SIZE", "77")
         .assert()
         .success()
-        .stdout(predicate::str::contains("[env: APIFETCH_TOKEN]"))
-        .stdout(predicate::str::contains("[env: APIFETCH_PAGE_SIZE]"))
+        .stdout(predicate::str::contains(
+            "  APIFETCH_TOKEN                 --bearer",
+        ))
+        .stdout(predicate::str::contains(
+            "  APIFETCH_PAGE_SIZE             --page-size",
+        ))
         .stdout(predicate::str::contains(TOKEN).not())
         .stdout(predicate::str::contains("77").not());
 }
@@ -777,4 +781,41 @@ fn very_verbose_shows_response_headers_with_cookies_masked() {
     assert!(very.contains("access_token=***"), "{very}");
     assert!(!very.contains("l1nk-t0ken"), "{very}");
     assert!(!run("-v").contains("x-request-id"));
+}
+
+#[test]
+fn short_help_fits_a_screen_and_long_help_lists_the_environment_once() {
+    let short = apifetch().arg("-h").env("COLUMNS", "80").assert().success();
+    let short = String::from_utf8_lossy(&short.get_output().stdout).to_string();
+    assert!(short.lines().count() <= 48, "{short}");
+    assert!(short.contains("--demo") && short.contains("apifetch --demo --out demo.csv"));
+    assert!(!short.contains("[env:"), "{short}");
+    assert!(short.lines().all(|l| l.chars().count() <= 80), "{short}");
+    let long = apifetch()
+        .arg("--help")
+        .env("COLUMNS", "100")
+        .assert()
+        .success();
+    let long = String::from_utf8_lossy(&long.get_output().stdout).to_string();
+    assert!(!long.contains("[env:"), "{long}");
+    assert_eq!(
+        long.matches("APIFETCH_TOKEN").count(),
+        2,
+        "the section and -H's advice"
+    );
+    assert!(
+        long.contains("Environment (each stands for its option"),
+        "{long}"
+    );
+    assert!(
+        long.contains("  APIFETCH_TOKEN                 --bearer"),
+        "{long}"
+    );
+    // With no arguments at all: the short help, which points at --demo.
+    let none = assert_cmd::Command::new(env!("CARGO_BIN_EXE_apifetch"))
+        .env_clear()
+        .env("COLUMNS", "80")
+        .assert()
+        .code(2);
+    assert!(String::from_utf8_lossy(&none.get_output().stderr).contains("--demo"));
 }
