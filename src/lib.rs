@@ -209,6 +209,7 @@ async fn fetch(
                 None => String::new(),
             };
             info!(
+                target: logging::PAGE_TARGET,
                 page = number,
                 records = total,
                 expected_records = pages.total_records(),

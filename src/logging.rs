@@ -71,6 +71,9 @@ impl Installed {
 }
 
 /// Installs the global subscriber and a panic hook that scrubs secrets from panic messages.
+/// The target of the line each page logs (`page 3: +100 records …`).
+pub const PAGE_TARGET: &str = "apifetch::page";
+
 pub fn init(config: &Logging, secrets: &[Secret]) -> Installed {
     let secrets: Arc<[Secret]> = secrets.into();
     let progress = config.progress.then(Progress::start);
@@ -80,18 +83,32 @@ pub fn init(config: &Logging, secrets: &[Secret]) -> Installed {
         progress: bar.clone(),
     };
     let own = |level: LevelFilter| Targets::new().with_target("apifetch", level);
+    // A person at a terminal watches the progress display: the page-by-page lines (and
+    // the timestamps, which the display makes redundant) stay in -v, files and pipes.
+    let calm = config.progress && config.format == LogFormat::Text;
+    let shown_filter = match calm && config.level == LevelFilter::INFO {
+        true => own(config.level).with_target(PAGE_TARGET, LevelFilter::WARN),
+        false => own(config.level),
+    };
     let fmt = tracing_subscriber::fmt::layer().with_writer(stderr);
     let shown: Box<dyn Layer<Registry> + Send + Sync> = match config.format {
+        LogFormat::Text if calm => fmt
+            .with_ansi(config.color)
+            .with_target(false)
+            .without_time()
+            .fmt_fields(format::debug_fn(text_field))
+            .with_filter(shown_filter)
+            .boxed(),
         LogFormat::Text => fmt
             .with_ansi(config.color)
             .with_target(false)
             .fmt_fields(format::debug_fn(text_field))
-            .with_filter(own(config.level))
+            .with_filter(shown_filter)
             .boxed(),
         LogFormat::Json => fmt
             .with_ansi(false)
             .event_format(JsonLines)
-            .with_filter(own(config.level))
+            .with_filter(shown_filter)
             .boxed(),
     };
     let stats = Stats::default();

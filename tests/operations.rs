@@ -569,6 +569,13 @@ fn slow_api(total: bool) -> Server {
     .unwrap()
 }
 
+/// Whether `text` holds a time of day (`21:41:04`), as log timestamps do.
+#[cfg(unix)]
+fn has_clock_time(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_digit() && c != ':')
+        .any(|t| t.len() >= 8 && t.matches(':').count() == 2)
+}
+
 #[cfg(unix)]
 #[test]
 fn progress_shows_on_a_terminal_only() {
@@ -578,9 +585,16 @@ fn progress_shows_on_a_terminal_only() {
     assert!(shown.contains("records/s"), "{shown}");
     assert!(!shown.contains("ETA"), "no total, no bar:\n{shown}");
     assert!(
-        shown.contains("page 4: +2 records"),
-        "logs still show:\n{shown}"
+        !shown.contains("page 4: +2 records"),
+        "no page lines under the display:\n{shown}"
     );
+    assert!(shown.contains("synced 8 records"), "{shown}");
+    assert!(
+        !has_clock_time(&shown),
+        "no timestamps on a terminal:\n{shown}"
+    );
+    let verbose = on_a_terminal(&[&url, "--page-size", "2", "-v"]);
+    assert!(verbose.contains("page 4: +2 records"), "{verbose}");
     let quiet = on_a_terminal(&[&url, "--page-size", "2", "-q"]);
     assert!(!quiet.contains("records/s"), "{quiet}");
     let out = apifetch()
@@ -590,6 +604,10 @@ fn progress_shows_on_a_terminal_only() {
     let piped = String::from_utf8_lossy(&out.get_output().stderr);
     assert!(!piped.contains("records/s"), "{piped}");
     assert!(piped.contains("page 4: +2 records"), "{piped}");
+    assert!(
+        has_clock_time(&piped),
+        "full timestamps in files and pipes:\n{piped}"
+    );
 }
 
 #[cfg(unix)]
