@@ -117,7 +117,7 @@ pub struct Cli {
     /// The API endpoint. Query parameters already in it are kept.
     #[arg(
         value_name = "URL",
-        required_unless_present_any = ["demo", "generate"],
+        required_unless_present_any = ["demo", "generate", "base_url"],
         env = "APIFETCH_URL",
         hide_env_values = true
     )]
@@ -316,6 +316,37 @@ pub struct Cli {
     /// down for a cron job.
     #[arg(long, conflicts_with = "dry_run", help_heading = "Request")]
     pub probe: bool,
+
+    /// Use the saved API profile NAME from the config file: its URL (a URL argument that
+    /// is a path is joined to it), headers, parameters and flags; flags given here win.
+    #[arg(long, value_name = "NAME", help_heading = "Request")]
+    pub profile: Option<String>,
+
+    /// The base URL of the profile in use, put here by the profile: a URL argument that
+    /// is a path is joined to it, and with no URL argument it is the URL.
+    #[arg(long, value_name = "URL", hide = true)]
+    pub base_url: Option<String>,
+
+    /// The config file holding profiles [default: $XDG_CONFIG_HOME/apifetch/config.toml]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "APIFETCH_CONFIG",
+        hide_env_values = true,
+        help_heading = "Request"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// With --probe: save what was found (URL, headers, parameters and the flags that pin
+    /// the pagination) as profile NAME. Credentials are not saved; the profile names the
+    /// environment variable to take them from.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "probe",
+        help_heading = "Request"
+    )]
+    pub save_profile: Option<String>,
 
     /// Send nothing: print the first request as a curl command line, secrets masked.
     #[arg(long, help_heading = "Request")]
@@ -579,9 +610,9 @@ pub fn command() -> clap::Command {
         .after_long_help(format!("{EXAMPLES}\n\n{environment}\n\n{EXIT_CODES}"))
 }
 
-/// Parses the process's arguments with [`command`]'s help.
-pub fn parse() -> Cli {
-    let matches = command().get_matches();
+/// Parses `args` (a saved profile's already put in) with [`command`]'s help.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
+    let matches = command().get_matches_from(args);
     <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 

@@ -165,6 +165,8 @@ pub enum Action {
 pub struct Config {
     pub target: Target,
     pub action: Action,
+    /// `--save-profile NAME`: where to save what `--probe` found, and under which name.
+    pub save_profile: Option<(PathBuf, String)>,
     /// The output file, replaced atomically when the run succeeds. `None` writes to
     /// standard output, or to `stream`.
     pub out: Option<PathBuf>,
@@ -187,10 +189,15 @@ impl TryFrom<Cli> for Config {
     type Error = Error;
 
     fn try_from(cli: Cli) -> Result<Self, Error> {
-        let target = match (&cli.url, cli.demo) {
-            (_, true) => Target::Demo,
-            (Some(raw), false) => Target::Url(parse_url(raw)?),
-            (None, false) => return Err(Error::Usage("a URL is required (or --demo)".into())),
+        let target = match (&cli.url, &cli.base_url, cli.demo) {
+            (_, _, true) => Target::Demo,
+            (Some(path), Some(base), false) if path.starts_with('/') => {
+                Target::Url(parse_url(&format!("{}{path}", base.trim_end_matches('/')))?)
+            }
+            (Some(raw), _, false) | (None, Some(raw), false) => Target::Url(parse_url(raw)?),
+            (None, None, false) => {
+                return Err(Error::Usage("a URL is required (or --demo)".into()));
+            }
         };
         if cli.backoff > cli.backoff_max {
             return Err(Error::Usage(format!(
@@ -270,8 +277,19 @@ impl TryFrom<Cli> for Config {
             out.as_deref().or(stream.as_deref()),
             out.is_some(),
         )?;
+        let save_profile = match cli.save_profile {
+            Some(name) => {
+                let path = crate::profile::path(cli.config.as_deref(), |v| std::env::var(v).ok())
+                    .ok_or_else(|| {
+                    Error::Usage("--save-profile: no config file (set HOME or --config)".into())
+                })?;
+                Some((path, name))
+            }
+            None => None,
+        };
         Ok(Config {
             target,
+            save_profile,
             action: match (cli.probe, cli.dry_run) {
                 (true, _) => Action::Probe,
                 (_, true) => Action::DryRun,

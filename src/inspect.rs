@@ -12,6 +12,7 @@ use crate::config::{Auth, Config};
 use crate::error::Error;
 use crate::http::Fetcher;
 use crate::paginate::Paginator;
+use crate::profile::{self, Profile};
 use crate::{read, redact, text};
 
 /// The first request as a curl command line, with every secret masked.
@@ -113,7 +114,71 @@ pub async fn probe(
         let words: Vec<String> = pinned.iter().map(|w| quote(w)).collect();
         lines.push(format!("to skip detection: {}", words.join(" ")));
     }
+    if let Some((path, name)) = &config.save_profile {
+        let (saved, left_out) = profile_of(config, url, pinned);
+        profile::save(path, name, saved)?;
+        lines.push(format!("saved as profile {name} in {}", path.display()));
+        if !left_out.is_empty() {
+            lines.push(format!(
+                "  not saved   {}: credentials stay out of the file; name the environment \
+                 variable that holds each (bearer_env, headers_env)",
+                left_out.join(", ")
+            ));
+        }
+    }
     print(&lines.join("\n"))
+}
+
+/// What `--save-profile` keeps of this run: the URL and the headers and parameters that
+/// are not credentials, the page size, and the flags that pin the pagination; with the
+/// names of the credentials left out.
+fn profile_of(config: &Config, url: &Url, mut options: Vec<String>) -> (Profile, Vec<String>) {
+    if let Some(size) = config.pages.page_size {
+        options.extend(["--page-size".to_string(), size.to_string()]);
+    }
+    let mut left_out = Vec::new();
+    let mut url = url.clone();
+    if !url.username().is_empty() {
+        left_out.push("the URL's user info".to_string());
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let (secret, kept): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(k, _)| redact::is_secret_param(k));
+    left_out.extend(secret.into_iter().map(|(k, _)| format!("the URL's {k}")));
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    let mut headers = Vec::new();
+    for (name, value) in &config.request.headers {
+        match (redact::is_secret_header(name.as_str()), value.to_str()) {
+            (false, Ok(value)) => headers.push(format!("{name}: {value}")),
+            _ => left_out.push(name.to_string()),
+        }
+    }
+    if config.request.auth.is_some() {
+        left_out.push("--bearer/--user".into());
+    }
+    let (secret, params): (Vec<_>, Vec<_>) = config
+        .request
+        .params
+        .iter()
+        .partition(|(k, _)| redact::is_secret_param(k));
+    left_out.extend(secret.into_iter().map(|(k, _)| format!("--param {k}")));
+    let profile = Profile {
+        url: Some(url.to_string()),
+        headers,
+        params: params
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        options,
+        ..Profile::default()
+    };
+    (profile, left_out)
 }
 
 /// A word for a POSIX shell: as it is when it is safe, else in single quotes.

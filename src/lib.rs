@@ -24,6 +24,7 @@ pub mod output;
 pub mod pace;
 pub mod paginate;
 pub mod place;
+pub mod profile;
 pub mod progress;
 pub mod ratelimit;
 pub mod records;

@@ -5,11 +5,17 @@ use apifetch::cli::{self, LogFormat};
 use apifetch::config::{self, Config};
 use apifetch::outcome::Outcome;
 use apifetch::stats::Stats;
-use apifetch::{Error, generate, logging};
+use apifetch::{Error, generate, logging, profile};
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = cli::parse();
+    let cli = match profile::expand(std::env::args_os().collect()) {
+        Ok(args) => cli::parse(args),
+        Err(e) => {
+            let outcome = Outcome::of(Err(e), None, &[], false);
+            return outcome.finish(None, &Stats::default(), started).into();
+        }
+    };
     if let Some(what) = cli.generate {
         return generate::print(what).into();
     }

@@ -837,3 +837,136 @@ fn short_help_fits_a_screen_and_long_help_lists_the_environment_once() {
         .code(2);
     assert!(String::from_utf8_lossy(&none.get_output().stderr).contains("--demo"));
 }
+
+// Saved API profiles.
+
+#[test]
+fn a_profile_supplies_the_url_headers_and_flags_and_the_command_line_wins() {
+    let server = Server::start(paged(records(5))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.shop]\nurl = \"{}\"\nheaders = [\"X-Trace: from-profile\"]\n\
+             params = [\"status=open\"]\nbearer_env = \"SHOP_TOKEN\"\n\
+             options = [\"--page-size\", \"2\"]\n",
+            server.url("")
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        apifetch()
+            .args(["--profile", "shop", "--config"])
+            .arg(&config)
+            .args(extra)
+            .env("SHOP_TOKEN", "t0ken")
+            .assert()
+    };
+    let out = run(&["/items"]).success();
+    assert_eq!(ids(&out.get_output().stdout), expected_ids(5));
+    let first = &server.requests()[0];
+    assert_eq!(first.path, "/items");
+    assert_eq!(first.param("status"), Some("open"));
+    assert_eq!(first.param("per_page"), Some("2"));
+    assert_eq!(first.header("x-trace"), Some("from-profile"));
+    assert_eq!(first.header("authorization"), Some("Bearer t0ken"));
+    let before = server.requests().len();
+    run(&["/items", "--page-size", "3"]).success();
+    assert_eq!(
+        server.requests()[before].param("per_page"),
+        Some("3"),
+        "the flag wins"
+    );
+    apifetch()
+        .args(["--profile", "shop", "--config"])
+        .arg(&config)
+        .arg("/items")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("$SHOP_TOKEN, which is not set"));
+    apifetch()
+        .args(["--profile", "nope", "--config"])
+        .arg(&config)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "has no such profile (it has: shop)",
+        ));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_profile_others_can_read_that_holds_a_secret_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(paged(records(1))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let text = format!(
+        "[profiles.p]\nurl = \"{}\"\nheaders = [\"X-Api-Key: k3y\"]\n",
+        server.url("/items")
+    );
+    std::fs::write(&config, text).unwrap();
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = apifetch()
+            .args(["--profile", "p", "--config"])
+            .arg(&config)
+            .assert()
+            .success();
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+        assert_eq!(
+            stderr.contains("others can read it"),
+            warned,
+            "{mode:o}: {stderr}"
+        );
+        assert!(!stderr.contains("k3y"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_probe_saves_a_profile_that_fetches_everything_without_its_secrets() {
+    let server = Server::start(paged(records(5))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("apifetch").join("config.toml");
+    let out = apifetch()
+        .arg(server.url("/items?api_key=s3cr3t&q=x"))
+        .args([
+            "-H",
+            "Authorization: Bearer s3cr3t",
+            "-H",
+            "Accept: application/json",
+        ])
+        .args([
+            "--page-size",
+            "2",
+            "--probe",
+            "--save-profile",
+            "items",
+            "--config",
+        ])
+        .arg(&config)
+        .assert()
+        .success();
+    let printed = String::from_utf8_lossy(&out.get_output().stdout);
+    assert!(printed.contains("saved as profile items"), "{printed}");
+    assert!(
+        printed.contains("not saved   the URL's api_key, authorization"),
+        "{printed}"
+    );
+    let saved = std::fs::read_to_string(&config).unwrap();
+    assert!(!saved.contains("s3cr3t"), "{saved}");
+    assert!(saved.contains("accept: application/json"), "{saved}");
+    let before = server.requests().len();
+    let run = apifetch()
+        .args(["--profile", "items", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    assert_eq!(ids(&run.get_output().stdout), expected_ids(5));
+    let first = &server.requests()[before];
+    assert_eq!(
+        (first.param("q"), first.param("api_key")),
+        (Some("x"), None)
+    );
+}
