@@ -6,8 +6,8 @@
 //! cron logs stay plain.
 
 use std::fmt::Write;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use tracing::{Event, Subscriber};
@@ -19,7 +19,8 @@ use crate::retry::human;
 
 pub struct Progress {
     bar: ProgressBar,
-    state: Mutex<State>,
+    /// Shared with the display's `{wait}` key, which counts a wait down on every tick.
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Debug, Default)]
@@ -27,20 +28,26 @@ struct State {
     pages: u64,
     retries: u64,
     /// What the run is waiting for, until the next page arrives.
-    waiting: Option<String>,
+    waiting: Option<Waiting>,
+}
+
+/// A wait in progress: `retrying in {left} after 503`, `waiting {left} for …`.
+#[derive(Debug)]
+struct Waiting {
+    before: &'static str,
+    after: String,
+    until: Instant,
 }
 
 impl Progress {
     /// Starts drawing on stderr (indicatif draws nothing if it is not a terminal).
     pub fn start() -> Self {
-        let bar = ProgressBar::new_spinner().with_style(style(false));
-        let state = State::default();
-        bar.set_prefix(state.prefix());
+        let state = Arc::new(Mutex::new(State::default()));
+        let bar = ProgressBar::new_spinner().with_style(style(false, &state));
+        let prefix = lock(&state).prefix();
+        bar.set_prefix(prefix);
         bar.enable_steady_tick(Duration::from_millis(100));
-        Progress {
-            bar,
-            state: Mutex::new(state),
-        }
+        Progress { bar, state }
     }
 
     /// A handle on the display, for drawing log lines around it.
@@ -49,18 +56,26 @@ impl Progress {
     }
 }
 
-fn style(with_bar: bool) -> ProgressStyle {
+fn style(with_bar: bool, shared: &Arc<Mutex<State>>) -> ProgressStyle {
     let template = if with_bar {
-        "{spinner} [{bar:30}] {human_pos}/{human_len} records · {rate} · ETA {eta} · {prefix}{wide_msg}"
+        "{spinner} [{bar:30}] {human_pos}/{human_len} records · {rate} · ETA {eta} · {prefix}{wait}"
     } else {
-        "{spinner} {human_pos} records · {rate} · {prefix}{wide_msg}"
+        "{spinner} {human_pos} records · {rate} · {prefix}{wait}"
     };
+    let shared = Arc::clone(shared);
     ProgressStyle::with_template(template)
         .expect("the template is valid")
         .progress_chars("=> ")
         .with_key("rate", |state: &ProgressState, w: &mut dyn Write| {
             let _ = write!(w, "{:.0} records/s", state.per_sec());
         })
+        .with_key("wait", move |_: &ProgressState, w: &mut dyn Write| {
+            let _ = w.write_str(&lock(&shared).message(Instant::now()));
+        })
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl State {
@@ -71,25 +86,34 @@ impl State {
             self.waiting = None;
         }
         if let Some(wait) = fields.wait_ms.map(Duration::from_millis) {
-            let after = match (&fields.cause, fields.attempt) {
-                (Some(cause), Some(_)) => format!("retrying in {} after {cause}", human(wait)),
-                (Some(why), None) => format!("waiting {} {why}", human(wait)),
-                (None, _) => format!("waiting {}", human(wait)),
+            let (before, after) = match (&fields.cause, fields.attempt) {
+                (Some(cause), Some(_)) => ("retrying in", format!(" after {cause}")),
+                (Some(why), None) => ("waiting", format!(" {why}")),
+                (None, _) => ("waiting", String::new()),
             };
             self.retries += u64::from(fields.attempt.is_some());
-            self.waiting = Some(after);
+            self.waiting = Some(Waiting {
+                before,
+                after,
+                until: Instant::now() + wait,
+            });
         }
     }
 
     fn prefix(&self) -> String {
         let retries = crate::counted(self.retries, "retry", "retries");
-        format!("page {} · {retries}", self.pages)
+        match self.pages {
+            0 => format!("first page · {retries}"),
+            pages => format!("page {pages} · {retries}"),
+        }
     }
 
-    fn message(&self) -> String {
-        self.waiting
-            .as_ref()
-            .map_or_else(String::new, |w| format!(" · {w}"))
+    /// The wait in progress, as much of it as is left at `now`.
+    fn message(&self, now: Instant) -> String {
+        self.waiting.as_ref().map_or_else(String::new, |w| {
+            let left = w.until.saturating_duration_since(now);
+            format!(" · {} {}{}", w.before, human(left), w.after)
+        })
     }
 }
 
@@ -98,17 +122,20 @@ impl<S: Subscriber> Layer<S> for Progress {
         let fields = Fields::of(event);
         if let Some(total) = fields.expected_records {
             if self.bar.length().is_none() {
-                self.bar.set_style(style(true));
+                self.bar.set_style(style(true, &self.state));
             }
             self.bar.set_length(total);
         }
         if let Some(records) = fields.records {
             self.bar.set_position(records);
         }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.observe(&fields);
-        self.bar.set_prefix(state.prefix());
-        self.bar.set_message(state.message());
+        let prefix = {
+            let mut state = lock(&self.state);
+            state.observe(&fields);
+            state.prefix()
+        };
+        // Not under the lock: drawing reads the state for the wait's countdown.
+        self.bar.set_prefix(prefix);
     }
 }
 
@@ -117,8 +144,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_and_waits_show_until_the_next_page() {
+    fn retries_and_waits_show_until_the_next_page_and_count_down() {
         let mut state = State::default();
+        assert_eq!(state.prefix(), "first page · 0 retries");
         state.observe(&Fields {
             page: Some(1),
             records: Some(100),
@@ -132,21 +160,29 @@ mod tests {
             ..Fields::default()
         });
         assert_eq!(state.prefix(), "page 1 · 1 retry");
-        assert_eq!(state.message(), " · retrying in 4.2s after 503");
+        let until = state.waiting.as_ref().unwrap().until;
+        let at = |left: u64| until - Duration::from_millis(left);
+        assert_eq!(state.message(at(4200)), " · retrying in 4.2s after 503");
+        assert_eq!(state.message(at(1500)), " · retrying in 1.5s after 503");
+        assert_eq!(
+            state.message(until + Duration::from_secs(1)),
+            " · retrying in 0ms after 503"
+        );
         state.observe(&Fields {
             page: Some(2),
             records: Some(200),
             ..Fields::default()
         });
         assert_eq!(state.prefix(), "page 2 · 1 retry");
-        assert_eq!(state.message(), "");
+        assert_eq!(state.message(Instant::now()), "");
         state.observe(&Fields {
             wait_ms: Some(30_000),
             cause: Some("for the circuit breaker's cool-down".into()),
             ..Fields::default()
         });
+        let until = state.waiting.as_ref().unwrap().until;
         assert_eq!(
-            state.message(),
+            state.message(until - Duration::from_secs(30)),
             " · waiting 30.0s for the circuit breaker's cool-down"
         );
         assert_eq!(state.prefix(), "page 2 · 1 retry");
@@ -154,8 +190,9 @@ mod tests {
 
     #[test]
     fn both_templates_parse() {
+        let state = Arc::new(Mutex::new(State::default()));
         for with_bar in [false, true] {
-            let bar = ProgressBar::hidden().with_style(style(with_bar));
+            let bar = ProgressBar::hidden().with_style(style(with_bar, &state));
             bar.set_length(10);
             bar.set_position(4);
         }

@@ -970,3 +970,26 @@ fn a_probe_saves_a_profile_that_fetches_everything_without_its_secrets() {
         (Some("x"), None)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_wait_counts_down_on_the_terminal() {
+    let asked = std::sync::atomic::AtomicBool::new(false);
+    let server = Server::start(move |req| {
+        let page = page_number(req);
+        if page == 2 && !asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Reply::status(429).header("retry-after", "2");
+        }
+        let body = json!({"data": [{"id": page}], "page": page, "has_more": page < 2});
+        Reply::json(&body)
+    })
+    .unwrap();
+    let shown = on_a_terminal(&[&server.url("/")]);
+    let lefts: std::collections::BTreeSet<&str> = shown
+        .split("retrying in ")
+        .skip(1)
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    assert!(lefts.len() >= 3, "the wait counts down: {lefts:?}\n{shown}");
+    assert!(shown.contains("first page · 0 retries"), "{shown}");
+}
