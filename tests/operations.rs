@@ -993,3 +993,17 @@ fn a_wait_counts_down_on_the_terminal() {
     assert!(lefts.len() >= 3, "the wait counts down: {lefts:?}\n{shown}");
     assert!(shown.contains("first page · 0 retries"), "{shown}");
 }
+
+/// The interface as users read it: a change to a flag shows up here as a visible diff.
+#[test]
+fn help_snapshots() {
+    for (name, args) in [("short_help", &["-h"][..]), ("long_help", &["--help"])] {
+        let out = apifetch()
+            .args(args)
+            .env("COLUMNS", "100")
+            .assert()
+            .success();
+        let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        insta::assert_snapshot!(name, text);
+    }
+}
