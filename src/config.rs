@@ -799,9 +799,11 @@ fn output(
     named: Option<&Path>,
     resumable: bool,
 ) -> Result<Output, Error> {
-    let format = cli
-        .format
-        .unwrap_or_else(|| named.map_or(Format::Csv, Format::from_path));
+    let format = match (cli.format, named) {
+        (Some(format), _) => format,
+        (None, Some(path)) => Format::from_path(path).map_err(Error::Usage)?,
+        (None, None) => Format::Csv,
+    };
     if cli.resume && !resumable {
         return Err(Error::Usage(
             "--resume needs --out FILE: a run to standard output has nothing to resume".into(),

@@ -41,17 +41,29 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format an output file's extension asks for; csv when it names none.
-    pub fn from_path(path: &Path) -> Self {
+    /// The format an output file's extension asks for; csv when it names none. An
+    /// extension apifetch does not write (`.parquet`, `.xlsx`, `.gz`) is refused: writing
+    /// CSV under that name would be silently wrong.
+    pub fn from_path(path: &Path) -> Result<Self, String> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
         match ext.as_deref() {
-            Some("tsv") => Format::Tsv,
-            Some("jsonl" | "ndjson") => Format::Jsonl,
-            Some("json") => Format::Json,
-            _ => Format::Csv,
+            None | Some("csv") => Ok(Format::Csv),
+            Some("tsv") => Ok(Format::Tsv),
+            Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
+            Some("json") => Ok(Format::Json),
+            Some(ext @ ("gz" | "zst" | "bz2" | "xz")) => Err(format!(
+                "{}: apifetch does not compress its output (.{ext}); write a plain file and \
+                 compress it afterwards, or pipe standard output through a compressor",
+                path.display()
+            )),
+            Some(ext) => Err(format!(
+                "{}: apifetch does not write .{ext} files; pass --format csv, tsv, jsonl or \
+                 json to write one of those under this name",
+                path.display()
+            )),
         }
     }
 
@@ -618,10 +630,19 @@ mod tests {
             ("x/a.jsonl", Format::Jsonl),
             ("a.ndjson", Format::Jsonl),
             ("a.json", Format::Json),
-            ("a.txt", Format::Csv),
             ("a", Format::Csv),
+            ("/dev/stdout", Format::Csv),
         ] {
-            assert_eq!(Format::from_path(Path::new(path)), format, "{path}");
+            assert_eq!(Format::from_path(Path::new(path)), Ok(format), "{path}");
+        }
+        for path in [
+            "a.parquet",
+            "a.xlsx",
+            "a.txt",
+            "orders.csv.gz",
+            "e.jsonl.zst",
+        ] {
+            assert!(Format::from_path(Path::new(path)).is_err(), "{path}");
         }
     }
 }

@@ -840,3 +840,35 @@ fn usage_errors_say_what_to_do() {
         assert!(!stderr.contains("abc.def"), "{stderr}");
     }
 }
+
+#[test]
+fn an_output_name_apifetch_cannot_honour_is_refused_before_any_request() {
+    let server = Server::start(paged(records(2))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, said) in [
+        (
+            "out.parquet",
+            "does not write .parquet files; pass --format",
+        ),
+        ("orders.csv.gz", "does not compress its output (.gz)"),
+        ("events.jsonl.zst", "does not compress its output (.zst)"),
+    ] {
+        apifetch()
+            .arg(server.url("/"))
+            .arg("--out")
+            .arg(dir.path().join(name))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(said));
+    }
+    assert_eq!(server.requests().len(), 0);
+    let named = dir.path().join("out.txt");
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&named)
+        .args(["--format", "jsonl"])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&named).unwrap().lines().count(), 2);
+}
