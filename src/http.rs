@@ -409,19 +409,16 @@ impl Fetcher {
                 )));
             }
             visited.push(to.clone());
-            // Credentials go on to the user's origin (or anywhere, when trusted), and along
-            // an upgrade from http to https on the same host; to anywhere else a request
-            // that carries them, in headers or in its own URL, is not followed.
-            let upgrade = is_upgrade(&at, &to);
-            let carries = (trusted && !(self.headers.is_empty() && self.auth.is_none()))
-                || carries_credentials(&at);
-            if carries && !upgrade && !self.trust.allows(&to) {
-                return Err(Failure::Redirected {
-                    status: response.status().as_u16(),
-                    to: redact::url(&to),
-                });
-            }
-            trusted = trusted && (upgrade || self.trust.allows(&to));
+            let credentials = !(self.headers.is_empty() && self.auth.is_none());
+            trusted = match hop(&at, &to, trusted && credentials, trusted, &self.trust) {
+                Some(trusted) => trusted,
+                None => {
+                    return Err(Failure::Redirected {
+                        status: response.status().as_u16(),
+                        to: redact::url(&to),
+                    });
+                }
+            };
             at = to;
             // As browsers and curl do: 307 and 308 repeat the request as it was, the other
             // redirects fetch the new place with a GET.
@@ -480,6 +477,21 @@ impl Fetcher {
             body,
         })
     }
+}
+
+/// Whether a redirect from `at` to `to` is followed, and if so whether the user's headers
+/// and credentials go along (`Some(trusted)`); `None` refuses it. They go on to the
+/// user's origin (or anywhere, with `--trust-next-origin`), and along an upgrade from
+/// http to https on the same host; a request that carries them (`sends`: headers or
+/// credentials it was sending, or credentials in its own URL) is not followed anywhere
+/// else, and one that carries none is followed without them.
+fn hop(at: &Url, to: &Url, sends: bool, trusted: bool, trust: &Trust) -> Option<bool> {
+    let upgrade = is_upgrade(at, to);
+    let carries = sends || carries_credentials(at);
+    if carries && !upgrade && !trust.allows(to) {
+        return None;
+    }
+    Some(trusted && (upgrade || trust.allows(to)))
 }
 
 /// The statuses that redirect, as browsers, curl and reqwest's own policy follow them.
@@ -809,5 +821,72 @@ mod tests {
         let s = snippet(long.as_bytes());
         assert_eq!(s.chars().count(), SNIPPET_CHARS + 1);
         assert!(s.ends_with('…'));
+    }
+
+    #[test]
+    fn credentials_follow_a_redirect_only_where_they_may_go() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let home = url("http://api.test/v1");
+        let only_home = Trust::new(&home, false);
+        let everywhere = Trust::new(&home, true);
+        let cases = [
+            // (from, to, sends credentials, trust, decision)
+            (
+                "http://api.test/a",
+                "http://api.test/b",
+                true,
+                &only_home,
+                Some(true),
+            ),
+            (
+                "http://api.test/a",
+                "https://api.test/a",
+                true,
+                &only_home,
+                Some(true),
+            ),
+            (
+                "http://api.test:8080/a",
+                "https://api.test/a",
+                true,
+                &only_home,
+                None,
+            ),
+            (
+                "http://api.test/a",
+                "http://cdn.test/a",
+                true,
+                &only_home,
+                None,
+            ),
+            (
+                "http://api.test/a",
+                "http://cdn.test/a",
+                false,
+                &only_home,
+                Some(false),
+            ),
+            (
+                "http://api.test/a?api_key=k",
+                "http://cdn.test/a",
+                false,
+                &only_home,
+                None,
+            ),
+            (
+                "http://api.test/a",
+                "http://cdn.test/a",
+                true,
+                &everywhere,
+                Some(true),
+            ),
+        ];
+        for (from, to, sends, trust, decision) in cases {
+            assert_eq!(
+                hop(&url(from), &url(to), sends, sends, trust),
+                decision,
+                "{from} → {to}"
+            );
+        }
     }
 }
