@@ -805,7 +805,9 @@ impl<'a> Scanner<'a> {
 fn unescape(mut contents: &str, out: &mut String) -> Option<()> {
     while let Some(at) = scan::find(contents.as_bytes(), [b'\\']) {
         out.push_str(&contents[..at]);
-        let escape = contents.as_bytes().get(at + 1)?;
+        // An escape is one ASCII letter or sign; anything else (broken input reaching
+        // this through `Flattener::record`) is refused, not sliced mid-character.
+        let escape = contents.as_bytes().get(at + 1).filter(|b| b.is_ascii())?;
         contents = &contents[at + 2..];
         let c = match escape {
             b'"' => '"',
@@ -1250,5 +1252,12 @@ mod tests {
             let records = page.records(&Select::default()).unwrap();
             assert_eq!(zipped(&page, &records, unfit), None, "{unfit}");
         }
+    }
+
+    #[test]
+    fn a_backslash_before_a_wide_character_is_refused_not_a_panic() {
+        let mut out = String::new();
+        assert_eq!(unescape("a\\é", &mut out), None);
+        assert_eq!(unescape("\\", &mut out), None);
     }
 }
