@@ -4,6 +4,8 @@
 //! The run reads like the job it does: paginate → request with retry → extract records →
 //! spool and checkpoint → write. Each step lives in its own module.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod ahead;
 pub mod breaker;
 pub mod checkpoint;
