@@ -9,6 +9,8 @@ from the kernel's rusage of each process. Standard library only.
 
 import argparse
 import csv
+import http.server
+import json
 import os
 import platform
 import re
@@ -17,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 csv.field_size_limit(1 << 30)
@@ -55,8 +58,9 @@ class Run:
         self.wall, self.cpu, self.rss_kb = wall, cpu, rss_kb
 
 
-def timed(argv, stdout=subprocess.DEVNULL):
-    """Runs argv to completion; its wall time, CPU time and peak RSS. Fails on a non-zero exit.
+def timed(argv, stdout=subprocess.DEVNULL, code=0):
+    """Runs argv to completion; its wall time, CPU time and peak RSS. Fails on an exit code
+    other than `code`.
 
     The peak RSS comes from GNU time rather than from our own wait4: Linux carries a
     process's high-water mark across exec, so a child started directly by this (large)
@@ -69,9 +73,9 @@ def timed(argv, stdout=subprocess.DEVNULL):
         err = proc.stderr.read()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            raise RuntimeError(f"{argv[0]} exited {code}: {err.decode(errors='replace')[-500:]}")
+        if os.waitstatus_to_exitcode(status) != code:
+            raise RuntimeError(f"{argv[0]} exited {os.waitstatus_to_exitcode(status)}, not {code}: "
+                               f"{err.decode(errors='replace')[-500:]}")
         rss_kb = int(rss.read().split()[-1])
     # wait4 also counts the reaped grandchild's CPU time: the tool's, plus a little of time's.
     return Run(wall, usage.ru_utime + usage.ru_stime, rss_kb), proc
@@ -210,6 +214,85 @@ class Bench:
         return records, per_page, latency, one, eight
 
 
+class Shapes:
+    """One-page bodies of awkward shapes, served from memory on 127.0.0.1 (with a
+    Content-Length, as the pages of bench/server): only memory is measured on them."""
+
+    def __init__(self, bodies):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                body = bodies[self.path.split("?")[0].strip("/")]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+
+
+def sparse_keys(records):
+    """A page whose records each have a key of their own: a table of `records` columns."""
+    return json.dumps({"data": [{"id": i, f"key{i}": i} for i in range(1, records + 1)]}).encode()
+
+
+def large_value(mb, escaped):
+    """A page of one record holding one string of `mb` MiB, with or without escapes."""
+    unit = "a\\nb" if escaped else "abcd"
+    text = unit * (mb * (1 << 20) // len(unit))
+    return ('{"data": [{"id": 1, "big": "' + text + '"}]}').encode()
+
+
+def memory(bench):
+    """Peak RSS on one page of each awkward shape: sparse keys (within --max-columns, and
+    past it, which must fail with exit 5) and one large value, to CSV and to JSON Lines."""
+    bodies = {
+        "sparse-5000": sparse_keys(5000),
+        "sparse-20000": sparse_keys(20000),
+        "large-40": large_value(40, False),
+        "escaped-40": large_value(40, True),
+    }
+    scenarios = [
+        ("5,000 records, each its own key → CSV", "sparse-5000", "csv", 0, 5000),
+        ("20,000 records, each its own key → CSV (past --max-columns: exit 5)", "sparse-20000", "csv", 5, 0),
+        ("one 40 MiB string → CSV", "large-40", "csv", 0, 1),
+        ("one 40 MiB string → JSONL", "large-40", "jsonl", 0, 1),
+        ("one 40 MiB string of escapes → CSV", "escaped-40", "csv", 0, 1),
+    ]
+    rows = []
+    with Shapes(bodies) as shapes:
+        for label, name, fmt, code, records in scenarios:
+            out = os.path.join(bench.scratch, "shape." + fmt)
+            results = []
+            for _ in range(min(bench.args.runs, 3)):
+                if os.path.exists(out):
+                    os.unlink(out)
+                argv = [bench.args.apifetch, shapes.url + name, "--paginate", "none", "--quiet",
+                        "--out", out]
+                run, _ = timed(argv, code=code)
+                if code == 0:
+                    (check_csv if fmt == "csv" else check_jsonl)(out, records)
+                results.append(run)
+            run = median_run(results)
+            rows.append((label, len(bodies[name]), run))
+            print(f"  {label:<70} {run.wall:8.3f}s rss {run.rss_kb / 1024:7.1f} MB",
+                  file=sys.stderr, flush=True)
+    return rows
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -227,7 +310,7 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores{mem}, Linux {platform.release()}"
 
 
-def report(bench, lat):
+def report(bench, lat, shapes):
     mb = lambda r: r.server.bytes / 1e6
     lines = [f"Machine: {machine()}. Median of {bench.args.runs} runs "
              f"({bench.args.baseline_runs} for the Python baseline). Each run writes a new "
@@ -246,15 +329,22 @@ def report(bench, lat):
                   "| apifetch | wall s | records/s | speed-up |", "| --- | ---: | ---: | ---: |",
                   f"| {one.label} | {one.wall:.3f} | {records / one.wall:,.0f} | 1.0 |",
                   f"| {eight.label} | {eight.wall:.3f} | {records / eight.wall:,.0f} | {one.wall / eight.wall:.1f} |"]
+    if shapes:
+        lines += ["", "Memory by record shape: one page each, median of the runs.", "",
+                  "| page | MB of JSON | wall s | peak RSS MB | RSS ÷ body |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for label, size, run in shapes:
+            lines.append(f"| {label} | {size / 1e6:.1f} | {run.wall:.3f} | {run.rss_kb / 1024:.1f} | "
+                         f"{run.rss_kb * 1024 / size:.1f} |")
     if "jsonl" in bench.notes:
         lines += ["", "JSON Lines skipped: this apifetch has no `--format jsonl`."]
     if "concurrency" in bench.notes:
         lines += ["", "Latency scenario skipped: this apifetch has no `--concurrency`."]
-    lines += ["", "Targets:"] + [f"- {t}" for t in targets(bench, lat)]
+    lines += ["", "Targets:"] + [f"- {t}" for t in targets(bench, lat, shapes)]
     return "\n".join(lines)
 
 
-def targets(bench, lat):
+def targets(bench, lat, shapes):
     out = []
     key = {(r, p, run.label): (run, floor, base) for r, p, run, floor, base in bench.rows}
     hit = key.get((*TARGET, "apifetch → CSV"))
@@ -272,6 +362,11 @@ def targets(bench, lat):
         top = max(csv_rss)
         out.append(f"{'met' if top < 20 else 'NOT met'}: peak RSS < 20 MB (apifetch → CSV: "
                    f"{min(csv_rss):.1f}–{top:.1f} MB across sizes)")
+    large = [(run.rss_kb * 1024 / size, label) for label, size, run in shapes if size > 1 << 20]
+    if large:
+        worst, label = max(large)
+        out.append(f"{'met' if worst <= 3 else 'NOT met'}: peak RSS within 3× the largest body "
+                   f"(worst {worst:.1f}×: {label})")
     if lat:
         x = lat[3].wall / lat[4].wall
         out.append(f"{'met' if x >= 6 else 'NOT met'}: --concurrency 8 ≥ 6× sequential at 50 ms ({x:.1f}×)")
@@ -291,6 +386,7 @@ def main():
     p.add_argument("--baseline-max", type=int, default=200_000,
                    help="largest dataset the Python baseline runs on (it holds every record in memory)")
     p.add_argument("--no-latency", action="store_true")
+    p.add_argument("--no-shapes", action="store_true", help="skip the memory-by-record-shape pages")
     a = p.parse_args()
     bench = Bench(a)
     try:
@@ -298,9 +394,10 @@ def main():
             for per_page in map(int, a.per_page.split(",")):
                 bench.dataset(records, per_page)
         lat = None if a.no_latency else bench.concurrency()
+        shapes = [] if a.no_shapes else memory(bench)
     finally:
         shutil.rmtree(bench.scratch, ignore_errors=True)
-    print(report(bench, lat))
+    print(report(bench, lat, shapes))
 
 
 if __name__ == "__main__":

@@ -676,6 +676,13 @@ pub struct OutputArgs {
     )]
     pub columns: Vec<String>,
 
+    /// The most columns a csv or tsv table may have (1 to 1000000), counting names
+    /// --columns drops: records whose keys all differ would make a table of mostly empty
+    /// cells, its size the square of theirs. Past it the run fails (exit 5); such records
+    /// fit --format jsonl, or --columns.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000), env = "APIFETCH_MAX_COLUMNS", hide_env_values = true)]
+    pub max_columns: usize,
+
     /// Joins the keys of nested objects into column names (`address.geo.lat`).
     #[arg(
         long,

@@ -135,6 +135,8 @@ pub struct Output {
     pub resume: bool,
     /// The least time between two syncs of the partial file and its checkpoint.
     pub checkpoint_every: Duration,
+    /// `--max-columns`: the most columns a table may have.
+    pub max_columns: usize,
 }
 
 /// How gently the run treats the API: pacing, the circuit breaker, the deadline, and
@@ -819,6 +821,13 @@ fn output(
         if cli.columns.iter().any(String::is_empty) {
             return Err(Error::Usage("--columns has an empty column name".into()));
         }
+        if cli.columns.len() > cli.max_columns {
+            return Err(Error::Usage(format!(
+                "--columns names {} columns, more than --max-columns {}",
+                cli.columns.len(),
+                cli.max_columns
+            )));
+        }
         Form::Cells {
             sep: (!cli.no_flatten).then(|| cli.flatten_sep.clone()),
             only: (!cli.columns.is_empty()).then(|| cli.columns.clone()),
@@ -845,6 +854,7 @@ fn output(
         form,
         resume: cli.resume,
         checkpoint_every: cli.checkpoint_every,
+        max_columns: cli.max_columns,
     })
 }
 

@@ -175,7 +175,9 @@ impl Sink {
                 let file = tempfile::tempfile()
                     .map_err(|e| Error::output(e, "cannot create a temporary file"))?;
                 Route::Spooled {
-                    spool: Box::new(Spool::new(file, output.form.clone())),
+                    spool: Box::new(
+                        Spool::new(file, output.form.clone()).with_max_columns(output.max_columns),
+                    ),
                     out: Pipe::open(stream)?,
                 }
             }
@@ -341,7 +343,7 @@ impl Partial {
         checkpoint
             .save(&files.checkpoint, identity)
             .map_err(cannot_write)?;
-        let spool = Spool::new(file, output.form.clone());
+        let spool = Spool::new(file, output.form.clone()).with_max_columns(output.max_columns);
         Ok(Partial::new(
             out, output, identity, files, spool, checkpoint,
         ))
@@ -357,12 +359,12 @@ impl Partial {
     ) -> Result<Self, Error> {
         let unusable = |why: String| checkpoint::cannot_resume(&files.partial, why);
         let file = file.ok_or_else(|| unusable("it is missing".into()))?;
-        let spool = Spool::reopen(file, output.form.clone(), checkpoint.spool.clone()).map_err(
-            |e| match e.kind() {
+        let spool = Spool::reopen(file, output.form.clone(), checkpoint.spool.clone())
+            .map_err(|e| match e.kind() {
                 io::ErrorKind::InvalidData => unusable(e.to_string()),
                 _ => Error::output(e, format!("cannot write {}", files.partial.display())),
-            },
-        )?;
+            })?
+            .with_max_columns(output.max_columns);
         info!(
             "resuming after page {}: {} already in {}",
             checkpoint.pages,
@@ -414,7 +416,10 @@ impl Partial {
         encoded: Option<&Encoded>,
         progress: Progress,
     ) -> Result<(), Error> {
-        self.spool.add_page(records, encoded)?;
+        self.spool.add_page(records, encoded).map_err(|e| match e {
+            Error::Output(e) => self.partial_error(e),
+            e => e,
+        })?;
         let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
         let (last, len) = (progress.done, mark.len);
         self.checkpoint.advance(progress, mark);
@@ -430,7 +435,7 @@ impl Partial {
     }
 
     /// A failure to write the partial file, named.
-    fn partial_error(&self, e: io::Error) -> Error {
+    fn partial_error(&self, e: impl Into<anyhow::Error>) -> Error {
         Error::output(e, format!("cannot write {}", self.files.partial.display()))
     }
 

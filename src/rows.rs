@@ -5,6 +5,7 @@
 //! page's text and encoded once, straight from it.
 
 use std::borrow::Cow;
+use std::io::{self, Write};
 use std::ops::Range;
 
 use indexmap::IndexSet;
@@ -43,8 +44,9 @@ pub struct Encoder {
 
 /// The columns a record's cells go under.
 pub enum Columns<'a> {
-    /// A column not seen before joins at the end.
-    Growing(&'a mut IndexSet<String>),
+    /// A column not seen before joins at the end, while there are fewer than the limit
+    /// (`--max-columns`): past it, a record with a new column does not fit.
+    Growing(&'a mut IndexSet<String>, usize),
     /// Only these: a record with another column does not fit.
     Fixed(&'a IndexSet<String>),
 }
@@ -65,6 +67,15 @@ pub struct Encoded {
 
 /// A guess that no column matches.
 const NONE: usize = usize::MAX;
+
+/// Bytes of a record's cells kept allocated from one record to the next: one huge value
+/// must not hold its size in memory for the rest of the run.
+const KEEP: usize = 1 << 20;
+
+/// Bytes by which rows encoded ahead may outgrow their records' text before the encoding
+/// is given up: rows of many columns, few of them filled, are far larger than the JSON
+/// they come from, and the writer streams them out through a bounded buffer instead.
+const AHEAD_ROOM: usize = 64 << 10;
 
 impl Encoder {
     /// An encoder for rows of `form`; `None` if `form` is not a table.
@@ -108,6 +119,8 @@ impl Encoder {
             text,
         } = self;
         cells.clear();
+        cells.shrink_to(KEEP);
+        text.shrink_to(KEEP);
         let (mut position, mut fits) = (0, true);
         let read = flattener.record(record, |column, cell| {
             if guesses.len() == position {
@@ -168,51 +181,61 @@ impl Encoder {
     }
 
     /// Encodes `records` as rows of `layout`, after what `out` holds. `Ok(false)` as soon
-    /// as a record has a column that `layout` has not.
+    /// as a record has a column that `layout` has not, or the rows grow well past the
+    /// records' own size (see [`AHEAD_ROOM`]).
     pub fn encode(
         &mut self,
         records: &[&str],
         layout: &Layout,
         out: &mut Vec<u8>,
     ) -> Result<bool, Error> {
+        let most = out.len() + records.iter().map(|r| r.len()).sum::<usize>() + AHEAD_ROOM;
         for record in records {
             if !self.read(record, &mut Columns::Fixed(&layout.columns))? {
                 return Ok(false);
             }
-            self.row(layout.width, out);
+            self.row(layout.width, out)
+                .expect("writing to memory does not fail");
+            if out.len() > most {
+                return Ok(false);
+            }
         }
         Ok(true)
     }
 
-    /// Appends the record last read as a row of the first `width` columns.
-    pub fn row(&self, width: usize, line: &mut Vec<u8>) {
-        let start = line.len();
-        // Each column adds its cell and a delimiter, and the last delimiter goes again.
-        // Cells that follow each other in `cells` as in the row are copied at once.
-        let mut run = 0..0;
+    /// Writes the record last read as a row of the first `width` columns. The row goes
+    /// out a run of cells at a time, never whole, so a row of many columns or one huge
+    /// cell costs no copy of its own.
+    pub fn row(&self, width: usize, out: &mut impl Write) -> io::Result<()> {
+        // Each column adds its cell and a delimiter, but the last one. Cells that follow
+        // each other in `cells` as in the row go out at once.
+        let (mut run, mut empty) = (0..0, true);
         for index in 0..width {
+            let last = index + 1 == width;
             if self.filled.get(index) != Some(&self.stamp) {
-                line.extend_from_slice(&self.cells[run]);
+                out.write_all(&self.cells[run])?;
                 run = 0..0;
-                line.push(self.delimiter);
+                if !last {
+                    out.write_all(&[self.delimiter])?;
+                    empty = false;
+                }
                 continue;
             }
             let cell = &self.spans[index];
             if run.end != cell.start {
-                line.extend_from_slice(&self.cells[run]);
+                out.write_all(&self.cells[run])?;
                 run = cell.start..cell.start;
             }
-            run.end = cell.end + 1;
+            // The delimiter after the cell, unless it is the row's last.
+            run.end = cell.end + usize::from(!last);
+            empty &= cell.is_empty() && last;
         }
-        line.extend_from_slice(&self.cells[run]);
-        if width > 0 {
-            line.pop();
-        }
-        if line.len() == start {
+        out.write_all(&self.cells[run])?;
+        if empty {
             // A row of one empty cell, quoted as csv does, so it is not an empty line.
-            line.extend_from_slice(b"\"\"");
+            out.write_all(b"\"\"")?;
         }
-        line.push(b'\n');
+        out.write_all(b"\n")
     }
 
     /// Whether any record read so far had a cell under column `index`.
@@ -235,7 +258,7 @@ impl Encoder {
 impl Columns<'_> {
     fn get(&self, index: usize) -> Option<&String> {
         match self {
-            Columns::Growing(columns) => columns.get_index(index),
+            Columns::Growing(columns, _) => columns.get_index(index),
             Columns::Fixed(columns) => columns.get_index(index),
         }
     }
@@ -243,10 +266,11 @@ impl Columns<'_> {
     /// The index of `column`; a growing set takes it in if it is new.
     fn index(&mut self, column: &str) -> Option<usize> {
         match self {
-            Columns::Growing(columns) => Some(match columns.get_index_of(column) {
-                Some(index) => index,
-                None => columns.insert_full(column.to_string()).0,
-            }),
+            Columns::Growing(columns, most) => match columns.get_index_of(column) {
+                Some(index) => Some(index),
+                None if columns.len() < *most => Some(columns.insert_full(column.to_string()).0),
+                None => None,
+            },
             Columns::Fixed(columns) => columns.get_index_of(column),
         }
     }

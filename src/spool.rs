@@ -5,9 +5,10 @@
 //! the form it will have in the output: for CSV and TSV a delimited row of the columns
 //! known so far, for the JSON formats its compact JSON text on a line.
 //!
-//! Once the first page is in, a table's spool gets the header of the columns seen so far
-//! and those rows are padded to match; an API's first page nearly always shows every
-//! column it has, so the spool usually already is the output, and finishing is a rename.
+//! A table's spool starts with the header of the columns its first page has (the page is
+//! read once for them before its rows are written); an API's first page nearly always
+//! shows every column it has, so the spool usually already is the output, and finishing is
+//! a rename.
 //! A column that appears later only ever joins at the end: the output is then a new header,
 //! the rows written before that column appeared (read back, and given the empty cells they
 //! lack), and a plain copy of the rest.
@@ -85,8 +86,8 @@ enum Kind {
 /// A table's columns and the rows written so far.
 struct Rows {
     encoder: Encoder,
-    /// The rows of a page, encoded.
-    line: Vec<u8>,
+    /// `--max-columns`: the most columns the table takes, dropped ones included.
+    most: usize,
     /// With `--columns`, how many of the columns (the first ones, the selection) are
     /// kept; the others are names seen and dropped.
     kept: Option<usize>,
@@ -129,7 +130,7 @@ impl Spool {
                 let columns: IndexSet<String> = only.iter().flatten().cloned().collect();
                 Kind::Rows(Box::new(Rows {
                     encoder: Encoder::new(&form).expect("a table has an encoder"),
-                    line: Vec::new(),
+                    most: usize::MAX,
                     // Counted once repeated names are gone: `--columns id,id` is one column.
                     kept: only.is_some().then_some(columns.len()),
                     columns,
@@ -175,6 +176,16 @@ impl Spool {
             rows.header = mark.header;
         }
         Ok(spool)
+    }
+
+    /// Limits a table to `most` columns (`--max-columns`): records whose keys are all
+    /// different would otherwise make a table of as many columns as records, its size the
+    /// square of theirs.
+    pub fn with_max_columns(mut self, most: usize) -> Self {
+        if let Kind::Rows(rows) = &mut self.kind {
+            rows.most = most;
+        }
+        self
     }
 
     /// Appends a page of records, each given as its JSON text, valid as [`records::Page`]
@@ -238,15 +249,11 @@ impl Spool {
     }
 
     /// The state to reopen the spool at, as of the last record added. Called at the end
-    /// of each page: at the first one, a table's spool gets its header.
+    /// of each page.
     pub fn mark(&mut self) -> io::Result<Mark> {
         let records = self.records;
-        let (columns, runs, header) = match &mut self.kind {
+        let (columns, runs, header) = match &self.kind {
             Kind::Rows(rows) => {
-                if rows.header == 0 && records > 0 {
-                    rows.settle(&mut self.file)?;
-                    rows.warn_of_missing_columns(records);
-                }
                 let columns = rows.kept_columns().iter().cloned().collect();
                 (columns, rows.runs.clone(), rows.header)
             }
@@ -346,23 +353,15 @@ impl Rows {
         self.encoder.header(self.kept_columns())
     }
 
-    /// Puts the header of the columns seen so far at the start of the spool, padding the
-    /// rows already written (the first page's) to match.
+    /// Starts the spool with the header of the columns seen so far (the first page's):
+    /// every row is written after it.
     fn settle(&mut self, spool: &mut BufWriter<Counted>) -> io::Result<()> {
+        let mut header = writer(self.encoder.delimiter(), &mut *spool);
+        header.write_record(self.header_cells())?;
+        header.flush()?;
+        drop(header);
         spool.flush()?;
-        let (width, delimiter) = (self.width(), self.encoder.delimiter());
-        let mut settled = writer(delimiter, Vec::new());
-        settled.write_record(self.header_cells())?;
-        settled.flush()?;
-        let start = settled.get_ref().len() as u64;
-        let Counted { file, len } = spool.get_mut();
-        pad(reader(file, delimiter, 0..*len)?, width, &mut settled)?;
-        let settled = settled.into_inner().map_err(|e| e.into_error())?;
-        let mut file = &**file;
-        file.set_len(0)?;
-        file.rewind()?;
-        file.write_all(&settled)?;
-        *len = settled.len() as u64;
+        let (start, width) = (spool.get_ref().len, self.width());
         self.runs = vec![Run { start, width }];
         self.header = width;
         Ok(())
@@ -411,29 +410,64 @@ impl Rows {
         self.kept.unwrap_or(self.columns.len())
     }
 
-    /// Appends `records` as rows, a page at a time.
+    /// Appends `records` as rows. Before the first rows, the header: the first page is
+    /// read once for its columns, so that it is written only once, at its full width.
+    /// Rows go out through the spool's bounded buffer, whatever their width.
     fn append_all(
         &mut self,
         records: &[&str],
         spool: &mut BufWriter<Counted>,
     ) -> Result<(), Error> {
         let spooled = |e| Error::output(e, "cannot spool records to disk");
-        self.line.clear();
+        if self.header == 0 && !records.is_empty() {
+            for record in records {
+                self.read(record)?;
+            }
+            self.settle(spool).map_err(spooled)?;
+            self.warn_of_missing_columns(records.len() as u64);
+        }
         for record in records {
-            self.encoder
-                .read(record, &mut Columns::Growing(&mut self.columns))?;
+            self.read(record)?;
             let width = self.width();
             if self.runs.last().map(|run| run.width) != Some(width) {
-                spool.write_all(&self.line).map_err(spooled)?;
-                self.line.clear();
                 spool.flush().map_err(spooled)?;
                 let start = spool.get_ref().len;
                 self.runs.push(Run { start, width });
             }
-            self.encoder.row(width, &mut self.line);
+            self.encoder.row(width, spool).map_err(spooled)?;
         }
-        spool.write_all(&self.line).map_err(spooled)
+        Ok(())
     }
+
+    /// Reads a record's cells, taking in the columns it adds up to `--max-columns`.
+    fn read(&mut self, record: &str) -> Result<(), Error> {
+        let mut forgotten = false;
+        loop {
+            let mut columns = Columns::Growing(&mut self.columns, self.most);
+            if self.encoder.read(record, &mut columns)? {
+                return Ok(());
+            }
+            // With `--columns`, the names seen and dropped are kept only to number a
+            // record's second cell under one name (`a#2`): past the limit they are
+            // forgotten, and the record is read again, once.
+            match self.kept {
+                Some(kept) if !forgotten => {
+                    self.columns.truncate(kept);
+                    forgotten = true;
+                }
+                _ => return Err(too_many_columns(self.most)),
+            }
+        }
+    }
+}
+
+/// The error of a table that would have more than `most` columns.
+fn too_many_columns(most: usize) -> Error {
+    Error::BadResponse(format!(
+        "the records have more than {most} different keys, too many columns for a table \
+         (--max-columns {most}): write them as JSON Lines with --format jsonl, or pick the \
+         columns to keep with --columns"
+    ))
 }
 
 /// A writer of rows shaped like the spool's.
@@ -575,12 +609,11 @@ mod tests {
             rows: b"ahead\n".to_vec(),
             columns,
         };
-        spool.add_page(&[r#"{"a": 1}"#], Some(&ahead(1))).unwrap();
         assert!(
             spool.layout().is_none(),
-            "the header is not settled before a mark"
+            "the header is not settled before the first page"
         );
-        spool.mark().unwrap();
+        spool.add_page(&[r#"{"a": 1}"#], Some(&ahead(1))).unwrap();
         let layout = spool.layout().unwrap();
         assert_eq!((layout.columns.len(), layout.width), (1, 1));
         spool.add_page(&[r#"{"a": 2}"#], Some(&ahead(1))).unwrap();
@@ -627,6 +660,30 @@ mod tests {
         add(&mut spool, r#"{"a": 1, "b": {"c": "x"}}"#).unwrap();
         add(&mut spool, r#"{"d": "late", "a": 2}"#).unwrap();
         assert_eq!(table(spool), "d,b.c,zz\n,x,\nlate,,\n");
+    }
+
+    #[test]
+    fn more_columns_than_the_limit_fail_unless_they_are_dropped() {
+        let spool = |only| Spool::new(tempfile::tempfile().unwrap(), cells(".", only));
+        let mut wide = spool(None).with_max_columns(2);
+        add(&mut wide, r#"{"a": 1, "b": 2}"#).unwrap();
+        let err = add(&mut wide, r#"{"c": 3}"#).unwrap_err();
+        assert!(err.to_string().contains("--max-columns 2"), "{err}");
+        assert!(err.to_string().contains("--format jsonl"), "{err}");
+
+        // Names `--columns` drops are forgotten at the limit, not counted against it.
+        let mut picked = spool(Some(&["a"])).with_max_columns(3);
+        for record in [
+            r#"{"a": 1, "b": 2}"#,
+            r#"{"c": 3, "a": 4, "a": 5}"#,
+            r#"{"d": 6}"#,
+        ] {
+            add(&mut picked, record).unwrap();
+        }
+        assert_eq!(table(picked), "a\n1\n4\n\"\"\n");
+        let mut picked = spool(Some(&["a"])).with_max_columns(2);
+        let err = add(&mut picked, r#"{"b": 1, "c": 2}"#).unwrap_err();
+        assert!(err.to_string().contains("--max-columns 2"), "{err}");
     }
 
     #[test]
@@ -740,9 +797,12 @@ mod tests {
     fn after_the_first_page_the_spool_is_the_table_until_a_column_joins() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut spool = Spool::new(file.reopen().unwrap(), cells(".", None));
-        add(&mut spool, r#"{"a": 1}"#).unwrap();
-        add(&mut spool, r#"{"b": "x,y", "a": 2}"#).unwrap();
-        assert!(!spool.is_whole());
+        let first = [r#"{"a": 1}"#, r#"{"b": "x,y", "a": 2}"#];
+        spool.add_page(&first, None).unwrap();
+        assert!(
+            spool.is_whole(),
+            "the first page's columns are all in the header"
+        );
         let mark = spool.mark().unwrap();
         assert_eq!(
             (mark.header, mark.runs),

@@ -25,6 +25,10 @@ use crate::spool::Form;
 /// some with their rows too (plus those `--concurrency` fetches ahead).
 const QUEUE: usize = 2;
 
+/// The largest buffer of rows kept to be used again: the rows of an unusually large page
+/// are let go, not held for the rest of the run.
+const SPARE: usize = 8 << 20;
+
 pub struct Writer {
     /// Closed (`None`) to tell the writer that no more pages come.
     pages: Option<mpsc::Sender<Batch>>,
@@ -83,7 +87,7 @@ impl Writer {
                         reported = columns;
                         *lock(layout) = sink.layout().map(Arc::new);
                     }
-                    if let Some(encoded) = batch.encoded {
+                    if let Some(encoded) = batch.encoded.filter(|e| e.rows.capacity() <= SPARE) {
                         lock(spare).push(encoded.rows);
                     }
                 }

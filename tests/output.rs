@@ -315,6 +315,45 @@ fn zero_records_give_an_empty_file_or_an_empty_array() {
 }
 
 #[test]
+fn records_whose_keys_all_differ_stop_at_max_columns_unless_written_as_json_lines() {
+    let records: Vec<Value> = (1..=300)
+        .map(|i| json!({"id": i, format!("k{i}"): i}))
+        .collect();
+    let server = Server::start(move |_| Reply::json(&json!({"data": records}))).unwrap();
+    let run = |args: &[&str]| {
+        apifetch()
+            .arg(server.url("/"))
+            .args(["--paginate", "none"])
+            .args(args)
+            .assert()
+    };
+    run(&["--max-columns", "100"])
+        .code(5)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "more than 100 different keys, too many columns for a table (--max-columns 100): \
+             write them as JSON Lines with --format jsonl, or pick the columns to keep with \
+             --columns",
+        ));
+    let lines = run(&["--max-columns", "100", "--format", "jsonl"]).success();
+    assert_eq!(
+        lines.get_output().stdout.split(|&b| b == b'\n').count(),
+        301
+    );
+    let picked = run(&["--max-columns", "100", "--columns", "id"]).success();
+    assert_eq!(ids(&picked.get_output().stdout), expected_ids(300));
+    // Within the default limit, every key is a column.
+    let wide = run(&[]).success();
+    assert_eq!(csv_rows(&wide.get_output().stdout)[0].len(), 301);
+    for bad in ["0", "1000001"] {
+        run(&["--max-columns", bad]).code(2);
+    }
+    run(&["--max-columns", "1", "--columns", "id,k1"])
+        .code(2)
+        .stderr(predicate::str::contains("more than --max-columns 1"));
+}
+
+#[test]
 fn options_that_do_not_fit_the_format_are_usage_errors() {
     for args in [
         &["--format", "json", "--columns", "id"][..],
