@@ -636,14 +636,22 @@ impl Paginator {
                 );
             }
         }
-        if *step == Step::Done("empty page") && self.said_more {
-            return Some(Error::BadResponse(format!(
+        match step {
+            Step::Done("empty page") if self.said_more => Some(Error::BadResponse(format!(
                 "page {} was empty although the API said more records follow \
                  ({} arrived); {advice}",
                 self.fetched, self.records
-            )));
+            ))),
+            // The last page said more follow (`has_more`), yet named no way to them.
+            Step::Done(
+                why @ ("no next cursor" | "no next URL" | "no next link" | "one request"),
+            ) if self.said_more => Some(Error::BadResponse(format!(
+                "page {} said more records follow, but the API gave no way to them ({why}; \
+                 {} arrived); {advice}",
+                self.fetched, self.records
+            ))),
+            _ => None,
         }
-        None
     }
 
     /// For a refusal of `url` (a 400 or 422) whose body names one of its parameters:
@@ -1301,6 +1309,17 @@ mod tests {
                 .unwrap()
                 .to_string()
                 .contains("page 2 was empty")
+        );
+        // And so is a last page that says more follow but names no cursor.
+        let mut p = auto();
+        let step = body(
+            &mut p,
+            r#"{"data": [1], "next_cursor": null, "has_more": true}"#,
+        );
+        let err = p.shortfall(&step).unwrap().to_string();
+        assert!(
+            err.contains("page 1 said more records follow, but"),
+            "{err}"
         );
         // --max-records and --max-pages stop short on purpose.
         let mut capped = pages(Style::Offset);
