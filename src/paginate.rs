@@ -142,7 +142,7 @@ pub struct Paginator {
     /// The offset parameter to switch to if page numbers that were only a guess turn out
     /// to be ignored.
     fallback: Option<String>,
-    /// The first page's records, hashed, while that is being learned: page 1 sharing any
+    /// The first page's records, hashed, while that is being learned: page 1 sharing most
     /// of them is the first page again (a record or two may have moved in between).
     first_page: Vec<u64>,
     fetched: u64,
@@ -799,7 +799,13 @@ impl Paginator {
     fn learn(&mut self, records: &[&str]) -> Result<Learned, Error> {
         if std::mem::take(&mut self.probing) {
             let first_page = std::mem::take(&mut self.first_page);
-            let again = records.iter().any(|r| first_page.contains(&guard::hash(r)));
+            // Most of it shared, not just a record or two that moved: a 0-based page 1
+            // with one record shifted in from the first page is still the second page.
+            let shared = records
+                .iter()
+                .filter(|r| first_page.contains(&guard::hash(r)))
+                .count();
+            let again = shared * 2 > records.len();
             if let Position::Page { number, first, .. } = &mut self.position {
                 *first = Some(if again { 1 } else { 0 });
                 if again {
@@ -1251,6 +1257,15 @@ mod tests {
             second.unwrap(),
             (Step::Done("all records of the total fetched"), 2)
         );
+        // A record shifted in from the first page does not make page 1 the first page.
+        let mut p = auto();
+        body(&mut p, r#"{"data": [1, 2, 3], "has_more": true}"#);
+        let shifted = feed_kept(
+            &mut p,
+            &HeaderMap::new(),
+            r#"{"data": [3, 4, 5], "has_more": false}"#,
+        );
+        assert_eq!(shifted.unwrap(), (Step::Done("has_more is false"), 3));
     }
 
     #[test]
