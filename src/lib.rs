@@ -208,7 +208,7 @@ async fn fetch(
         let learned = records.is_empty() && step == Step::Continue;
         if !learned {
             let of = match pages.total_records() {
-                Some(expected) => format!(" of {}", thousands(expected)),
+                Some(expected) => format!(" of {}", indicatif::HumanCount(expected)),
                 None => String::new(),
             };
             info!(
@@ -218,7 +218,7 @@ async fn fetch(
                 expected_records = pages.total_records(),
                 "page {number}: +{} ({} so far{of})",
                 counted(records.len() as u64, "record", "records"),
-                thousands(total)
+                indicatif::HumanCount(total)
             );
         }
         if let Some(error) = shortfall {
@@ -303,19 +303,6 @@ fn not_json(url: &url::Url, why: String, body: &[u8]) -> Error {
     ))
 }
 
-/// A count with thousands separated, as people read it: `1,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
 /// `n` with its noun, singular or plural as `n` asks: "1 record", "2 records".
 pub(crate) fn counted(n: u64, one: &str, many: &str) -> String {
     match n {
@@ -326,8 +313,9 @@ pub(crate) fn counted(n: u64, one: &str, many: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The page lines count with indicatif's separators; this holds them to "1,000".
     #[test]
-    fn thousands_are_separated() {
+    fn counts_in_page_lines_separate_thousands() {
         let cases = [
             (0, "0"),
             (999, "999"),
@@ -335,7 +323,7 @@ mod tests {
             (1234567, "1,234,567"),
         ];
         for (n, text) in cases {
-            assert_eq!(super::thousands(n), text);
+            assert_eq!(indicatif::HumanCount(n).to_string(), text);
         }
     }
 }

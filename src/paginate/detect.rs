@@ -610,24 +610,20 @@ pub fn cursor_json(raw: &RawValue) -> Option<String> {
 /// `text` decoded, if it holds percent escapes and nothing an encoded string cannot (a
 /// space, a `%` that starts no escape).
 fn percent_decoded(text: &str) -> Option<String> {
-    if !text.contains('%') || text.contains(' ') {
+    let bytes = text.as_bytes();
+    let escape = |i: usize| {
+        bytes
+            .get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    };
+    let percents = (0..bytes.len()).filter(|i| bytes[*i] == b'%');
+    if !text.contains('%') || text.contains(' ') || !percents.into_iter().all(escape) {
         return None;
     }
-    let mut bytes = text.bytes();
-    let mut decoded = Vec::with_capacity(text.len());
-    while let Some(b) = bytes.next() {
-        decoded.push(match b {
-            b'%' => {
-                let hex = [bytes.next()?, bytes.next()?];
-                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
-            }
-            b => b,
-        });
-    }
-    String::from_utf8(decoded).ok()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
 }
 
 /// Whether a string at a next-URL path is a URL rather than a cursor that happens to
