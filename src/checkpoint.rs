@@ -555,22 +555,9 @@ mod tests {
     #[test]
     fn the_identity_is_an_explicit_layout_not_the_settings_debug_text() {
         let pages = crate::config::Pages {
-            style: crate::paginate::Style::Auto,
-            page_param: "page".into(),
-            size_param: "per_page".into(),
             page_size: Some(50),
-            start_page: None,
             max_pages: Some(3),
-            offset_param: "offset".into(),
-            limit_param: "limit".into(),
-            cursor: None,
-            cursor_param: None,
-            next_path: None,
-            has_more: None,
-            total: None,
-            max_records: None,
-            body: None,
-            graphql: None,
+            ..crate::config::Pages::defaults(crate::paginate::Style::Auto)
         };
         // A saved checkpoint holds hashes of exactly this text: changing it (a field added
         // here, renamed or reordered) must come with a new IDENTITY_VERSION.

@@ -59,6 +59,31 @@ pub struct Pages {
     pub graphql: Option<Graphql>,
 }
 
+#[cfg(test)]
+impl Pages {
+    /// The settings the command line gives by default, with `style`: for unit tests.
+    pub fn defaults(style: Style) -> Self {
+        Pages {
+            style,
+            page_param: "page".into(),
+            size_param: "per_page".into(),
+            page_size: None,
+            start_page: None,
+            max_pages: None,
+            offset_param: "offset".into(),
+            limit_param: "limit".into(),
+            cursor: None,
+            cursor_param: None,
+            next_path: None,
+            has_more: None,
+            total: None,
+            max_records: None,
+            body: None,
+            graphql: None,
+        }
+    }
+}
+
 /// How a GraphQL query pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Graphql {

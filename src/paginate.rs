@@ -1110,24 +1110,7 @@ mod tests {
     use reqwest::header::{HeaderValue, LINK};
 
     fn pages(style: Style) -> Pages {
-        Pages {
-            style,
-            page_param: "page".into(),
-            size_param: "per_page".into(),
-            page_size: None,
-            start_page: None,
-            max_pages: None,
-            offset_param: "offset".into(),
-            limit_param: "limit".into(),
-            cursor: None,
-            cursor_param: None,
-            next_path: None,
-            has_more: None,
-            total: None,
-            max_records: None,
-            body: None,
-            graphql: None,
-        }
+        Pages::defaults(style)
     }
 
     fn base() -> Url {
