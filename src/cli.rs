@@ -714,6 +714,12 @@ pub struct OutputArgs {
     /// page. A run that fails or is interrupted always saves every page it finished.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration, env = "APIFETCH_CHECKPOINT_EVERY", hide_env_values = true)]
     pub checkpoint_every: Duration,
+
+    /// For the test suite only: a pause before each block the final write of the output
+    /// puts out, so a test can signal a run while that write is going on. Real runs write
+    /// as fast as the disk allows.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_duration, hide = true)]
+    pub test_final_write_pause: Duration,
 }
 
 /// Seconds as a number (`0.05`, `30`) or a human duration (`500ms`, `2m`, `1h30m`).

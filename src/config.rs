@@ -162,6 +162,8 @@ pub struct Output {
     pub checkpoint_every: Duration,
     /// `--max-columns`: the most columns a table may have.
     pub max_columns: usize,
+    /// `--test-final-write-pause`: zero but in the tests.
+    pub final_write_pause: Duration,
 }
 
 /// How gently the run treats the API: pacing, the circuit breaker, the deadline, and
@@ -880,6 +882,7 @@ fn output(
         resume: cli.resume,
         checkpoint_every: cli.checkpoint_every,
         max_columns: cli.max_columns,
+        final_write_pause: cli.test_final_write_pause,
     })
 }
 

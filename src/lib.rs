@@ -48,6 +48,7 @@ use crate::checkpoint::Identity;
 use crate::config::{Action, Config, Target};
 pub use crate::error::{Error, Exit};
 use crate::http::Fetcher;
+use crate::interrupt::{Interrupt, Stop};
 use crate::output::Sink;
 use crate::paginate::{Paginator, Step};
 use crate::writer::Writer;
@@ -99,44 +100,22 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         Action::Fetch => {}
     }
     let identity = Identity::of(&config, &url, &config.output.form);
-    let mut sink = Sink::open(
+    // From here to the end, Ctrl-C and SIGTERM stop the run and keep what it fetched.
+    let interrupt = Interrupt::listen();
+    let sink = Sink::open(
         &config.output,
         config.out.as_deref(),
         config.stream.as_deref(),
         &identity,
         pages.position(),
     )?;
-    let mut done = false;
-    if let Some(resumed) = sink.resumed() {
-        pages.resume(
-            resumed.position.clone(),
-            resumed.pages,
-            resumed.spool.records,
-            resumed.guard.clone(),
-        );
-        done = resumed.done;
-    }
-    if !done {
-        let mut writer = Writer::start(sink, &config.output.form);
-        // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
-        // already handed to the writer are still written.
-        let fetched = tokio::select! {
-            result = fetch(&fetcher, &mut pages, &config, &mut writer) => result,
-            () = interrupt::requested() => Err(Error::Interrupted),
-        };
-        // A failure to write is the one to report: the fetch may have stopped because of it.
-        let written = writer.stop().await;
-        sink = writer.into_sink();
-        if let Err(error) = written.and(fetched) {
-            return Err(sink.abandon(error));
-        }
-    }
+    let sink = fetch_into(sink, &fetcher, &mut pages, &config, &interrupt).await?;
     let records = sink.records();
     if records == 0 {
         warn!("the API returned no records; writing an empty output");
     }
     let destination = sink.describe();
-    sink.finish()?;
+    finish(sink, interrupt.stop()).await?;
     let summary = Summary {
         records,
         pages: pages.fetched(),
@@ -155,6 +134,50 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         summary.destination
     );
     Ok(summary)
+}
+
+/// Fetches every page the sink does not hold yet (all of them, unless it resumes a run)
+/// and hands them to it. A stop request drops the fetch at one of its waits, between
+/// pages; the pages already handed over are still written.
+async fn fetch_into(
+    mut sink: Sink,
+    fetcher: &Fetcher,
+    pages: &mut Paginator,
+    config: &Config,
+    interrupt: &Interrupt,
+) -> Result<Sink, Error> {
+    if let Some(resumed) = sink.resumed() {
+        pages.resume(
+            resumed.position.clone(),
+            resumed.pages,
+            resumed.spool.records,
+            resumed.guard.clone(),
+        );
+        if resumed.done {
+            return Ok(sink);
+        }
+    }
+    let mut writer = Writer::start(sink, &config.output.form);
+    let fetched = tokio::select! {
+        result = fetch(fetcher, pages, config, &mut writer) => result,
+        () = interrupt.requested() => Err(Error::Interrupted),
+    };
+    // A failure to write is the one to report: the fetch may have stopped because of it.
+    let written = writer.stop().await;
+    sink = writer.into_sink();
+    match written.and(fetched) {
+        Ok(()) => Ok(sink),
+        Err(error) => Err(sink.abandon(error)),
+    }
+}
+
+/// Writes the output once every page is in, on a blocking thread: the runtime's one
+/// thread must stay free to notice a signal, which the write heeds at its next block.
+async fn finish(sink: Sink, stop: Stop) -> Result<(), Error> {
+    match tokio::task::spawn_blocking(move || sink.finish(&stop)).await {
+        Ok(finished) => finished,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// The summary of a run that wrote no data (`--probe`, `--dry-run`).

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::config;
 use crate::error::Error;
+use crate::interrupt::{Stop, Stoppable};
 use crate::paginate::{Position, Progress};
 use crate::place;
 use crate::rows::{Encoded, Layout};
@@ -86,6 +87,8 @@ impl Format {
 pub struct Sink {
     route: Route,
     format: Format,
+    /// `--test-final-write-pause`: a pause before each block of the final write.
+    pause: Duration,
 }
 
 enum Route {
@@ -186,6 +189,7 @@ impl Sink {
         Ok(Sink {
             route,
             format: output.format,
+            pause: output.final_write_pause,
         })
     }
 
@@ -264,15 +268,19 @@ impl Sink {
     /// Writes the output once every page is in. A file is synced, then renamed over the
     /// target (the partial file itself, or the output written under a temporary name in
     /// the same directory), so readers see either the old file or the complete new one;
-    /// then the partial file and checkpoint go.
-    pub fn finish(self) -> Result<(), Error> {
-        let format = self.format;
+    /// then the partial file and checkpoint go. A `stop` requested before the output is in
+    /// place ends the write at its next block, keeping the partial file and checkpoint.
+    pub fn finish(self, stop: &Stop) -> Result<(), Error> {
+        let (format, pause) = (self.format, self.pause);
         match self.route {
             Route::Stream { mut out, .. } => out.out.flush().map_err(|e| out.failed(e)),
-            Route::Spooled { mut spool, mut out } => write(format, &mut spool, &mut out.out)
-                .and_then(|()| out.out.flush())
-                .map_err(|e| out.failed(e)),
-            Route::File(partial) => partial.finish(format),
+            Route::Spooled { mut spool, mut out } => {
+                let stoppable = Stoppable::new(&mut out.out, stop.clone(), pause);
+                write(format, &mut spool, stoppable)
+                    .and_then(|()| out.out.flush())
+                    .map_err(|e| stopped_or(stop, || out.failed(e)))
+            }
+            Route::File(partial) => partial.finish(format, stop, pause),
         }
     }
 
@@ -459,18 +467,24 @@ impl Partial {
 
     /// Puts the output in place, then removes the partial file and the checkpoint. The
     /// partial file stays locked until the end, so another run cannot take it over midway.
-    fn finish(mut self, format: Format) -> Result<(), Error> {
+    fn finish(mut self, format: Format, stop: &Stop, pause: Duration) -> Result<(), Error> {
         let records = self.spool.records();
         let (partial, out) = (self.files.partial.clone(), self.out.display().to_string());
         let failed = |e: io::Error| {
-            let error = Error::output(e, format!("cannot write {out}"));
+            let error = stopped_or(stop, || Error::output(e, format!("cannot write {out}")));
             kept(error, records, &partial)
         };
         if format != Format::Json && self.spool.is_whole() {
-            return self.rename_into_place().map_err(failed);
+            return self.rename_into_place(stop).map_err(failed);
         }
+        // The one step that can take long after the last page: a rewrite of every record.
+        info!(
+            "all {} are in; writing {out}",
+            crate::counted(records, "record", "records")
+        );
         replace(&self.out, |file| {
-            write(format, &mut self.spool, BufWriter::new(file))
+            let stoppable = Stoppable::new(file, stop.clone(), pause);
+            write(format, &mut self.spool, BufWriter::new(stoppable))
         })
         .map_err(failed)?;
         self.files
@@ -482,7 +496,7 @@ impl Partial {
     /// goes first: one left behind by a crash right after the rename would describe a
     /// partial file that is no longer there, and every later `--resume` would fail; a crash
     /// right before it merely starts the next run afresh. A failed rename puts it back.
-    fn rename_into_place(&mut self) -> io::Result<()> {
+    fn rename_into_place(&mut self, stop: &Stop) -> io::Result<()> {
         let file = self.spool.file()?;
         let own = file.metadata()?.permissions();
         // As with `replace`, the output keeps the mode of the file it replaces.
@@ -490,6 +504,9 @@ impl Partial {
             file.set_permissions(old.permissions())?;
         }
         file.sync_all()?;
+        // The last moment a stop keeps the partial file: after the rename, the run is done.
+        stop.check()
+            .inspect_err(|_| drop(file.set_permissions(own.clone())))?;
         self.files.remove_checkpoint()?;
         fs::rename(&self.files.partial, &self.out).inspect_err(|_| {
             // Left as it was, so that `--resume` can carry on with it.
@@ -556,6 +573,14 @@ fn still_at(file: &File, path: &Path) -> bool {
 #[cfg(not(unix))]
 fn still_at(_file: &File, _path: &Path) -> bool {
     true
+}
+
+/// A failure to write that a stop request caused is the stop, not a write error.
+fn stopped_or(stop: &Stop, error: impl FnOnce() -> Error) -> Error {
+    match stop.is_set() {
+        true => Error::Interrupted,
+        false => error(),
+    }
 }
 
 fn kept(error: Error, records: u64, partial: &Path) -> Error {

@@ -797,6 +797,108 @@ fn ctrl_c_and_sigterm_keep_the_partial_output_and_exit_130() {
     }
 }
 
+/// 4,000 records of about 250 bytes over 40 pages, the last of which brings a column the
+/// others lack: the final write rewrites every row, in over a hundred blocks.
+fn late_column_api() -> Server {
+    let mut records = records(4000);
+    for record in &mut records {
+        record["note"] = json!("n".repeat(200));
+    }
+    records[3999]["late"] = json!("at last");
+    Server::start(paged(records)).unwrap()
+}
+
+/// Runs apifetch against `server` into `out` with its final write slowed, sends `signal`
+/// once that write has begun, and returns its exit code and last line.
+#[cfg(unix)]
+fn signalled_while_it_writes(
+    server: &Server,
+    out: &Path,
+    signal: nix::sys::signal::Signal,
+) -> (Option<i32>, String) {
+    // Slowed to a tenth of a second a block, the final write lasts over ten seconds.
+    let mut child = apifetch_std()
+        .arg(server.url("/"))
+        .args([
+            "--page-size",
+            "100",
+            "--test-final-write-pause",
+            "100ms",
+            "--out",
+        ])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let writing = (stderr.by_ref().map(Result::unwrap))
+        .find(|line| line.contains("all 4000 records are in; writing"));
+    assert!(writing.is_some(), "the final write never began");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let last = stderr.map(Result::unwrap).last().unwrap_or_default();
+    (child.wait().unwrap().code(), last)
+}
+
+/// The names of the files in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn a_signal_during_the_final_write_stops_it_and_keeps_the_partial_output() {
+    use nix::sys::signal::Signal;
+    let server = late_column_api();
+    let run = |out: &Path| {
+        let mut cmd = apifetch();
+        cmd.arg(server.url("/"))
+            .args(["--page-size", "100", "--out"])
+            .arg(out);
+        cmd
+    };
+    for (signal, name) in [(Signal::SIGINT, "out.csv"), (Signal::SIGTERM, "out.json")] {
+        let dir = tempfile::tempdir().unwrap();
+        let reference = dir.path().join(format!("reference.{name}"));
+        run(&reference).assert().success();
+        let out = dir.path().join(name);
+        std::fs::write(&out, "previous run\n").unwrap();
+        let (code, last) = signalled_while_it_writes(&server, &out, signal);
+        let requests = server.requests().len();
+        assert_eq!(code, Some(130), "{name}: {last}");
+        assert!(
+            last.starts_with("apifetch: error: interrupted; 4000 records are kept in ")
+                && last.ends_with(".partial: run the same command with --resume to continue"),
+            "{last}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), b"previous run\n");
+        let kept = [".checkpoint", ".partial"].map(|suffix| format!("{name}{suffix}"));
+        assert_eq!(
+            names(dir.path()),
+            [
+                &[name.to_string()],
+                &kept[..],
+                &[format!("reference.{name}")]
+            ]
+            .concat(),
+            "no temporary file is left behind"
+        );
+        run(&out)
+            .arg("--resume")
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("resuming after page 40"));
+        assert_eq!(server.requests().len(), requests, "every page was in");
+        assert_finished(&out, &std::fs::read(&reference).unwrap(), name);
+    }
+}
+
 #[test]
 fn resuming_a_run_begun_over_a_day_ago_warns_of_its_age() {
     let api = SlowApi::start();
