@@ -28,7 +28,7 @@ use crate::spool::{Form, Mark};
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
-const LAYOUT: u32 = 5;
+const LAYOUT: u32 = 6;
 
 /// How old a checkpoint may be before resuming it earns a warning: a scheduled job that
 /// always passes `--resume` would otherwise quietly mix records fetched days apart.

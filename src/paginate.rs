@@ -154,8 +154,8 @@ pub struct Paginator {
     /// The last page said more records follow (`has_more`, or a total not yet reached).
     said_more: bool,
     guard: Guard,
-    /// Entries of the guard already handed out with a [`Progress`].
-    handed: usize,
+    /// Positions the guard had remembered when it was last handed out with a [`Progress`].
+    handed: u64,
 }
 
 /// Where the run stands after a page: what a checkpoint saved with that page holds.
@@ -387,7 +387,7 @@ impl Paginator {
     /// decided again on a later page. `guard` is what the loop checks had seen by then, so
     /// a loop the earlier run stopped at is caught again at once.
     pub fn resume(&mut self, position: Position, fetched: u64, records: u64, guard: Guard) {
-        self.handed = guard.entries();
+        self.handed = guard.remembered();
         self.guard = guard;
         self.mode = match &position {
             Position::Page { .. } => Mode::Page,
@@ -408,7 +408,7 @@ impl Paginator {
     /// that it was the last.
     pub fn progress(&mut self, done: bool) -> Progress {
         let guard = self.guard.since(self.handed);
-        self.handed = self.guard.entries();
+        self.handed = self.guard.remembered();
         Progress {
             position: self.position.clone(),
             guard,

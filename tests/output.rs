@@ -684,6 +684,84 @@ fn cursor_and_next_url_runs_resume_where_they_stopped_without_saving_the_key() {
     }
 }
 
+/// An endless cursor API of one-record pages, where cursor `cN` asks for page N. Page
+/// `refused` is answered with a 403; page `back` sends the cursor of ten pages before it.
+fn endless_cursor_api(refused: &Arc<AtomicU64>, back: &Arc<AtomicU64>) -> Server {
+    let (refused, back) = (Arc::clone(refused), Arc::clone(back));
+    Server::start(move |req| {
+        let page: u64 = req
+            .param("cursor")
+            .map_or(1, |c| c.trim_start_matches('c').parse().unwrap());
+        if page == refused.load(Ordering::SeqCst) {
+            return Reply::status(403).body("forbidden");
+        }
+        let next = match page == back.load(Ordering::SeqCst) {
+            true => page - 10,
+            false => page + 1,
+        };
+        Reply::json(&json!({"data": [{"id": page}], "next_cursor": format!("c{next}")}))
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_long_cursor_runs_checkpoint_stays_the_same_small_size() {
+    let (refused, back) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let server = endless_cursor_api(&refused, &back);
+    let sizes = [100, 1000].map(|stop| {
+        refused.store(stop, Ordering::SeqCst);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        apifetch()
+            .arg(server.url("/"))
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains(format!(
+                "{} records are kept",
+                stop - 1
+            )));
+        std::fs::metadata(&leftovers(&out)[1]).unwrap().len()
+    });
+    // Ten times the pages: a digit more in the page numbers and cursors it remembers.
+    assert!(
+        sizes[1] <= sizes[0] + 200 && sizes[1] < 8 << 10,
+        "checkpoint sizes after 99 and 999 pages: {sizes:?}"
+    );
+}
+
+#[test]
+fn a_loop_back_to_a_recent_cursor_is_caught_after_a_resume() {
+    let (refused, back) = (Arc::new(AtomicU64::new(200)), Arc::new(AtomicU64::new(0)));
+    let server = endless_cursor_api(&refused, &back);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let run = || {
+        let mut cmd = apifetch();
+        cmd.arg(server.url("/")).arg("--out").arg(&out);
+        cmd
+    };
+    run().assert().code(3);
+    refused.store(0, Ordering::SeqCst);
+    back.store(200, Ordering::SeqCst);
+    let before = server.requests().len();
+    run()
+        .arg("--resume")
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "pagination loop: page 200 sent cursor `c190` again, which already fetched page 190",
+        ));
+    let resumed: Vec<Option<String>> = server.requests()[before..]
+        .iter()
+        .map(|req| req.param("cursor").map(str::to_string))
+        .collect();
+    assert_eq!(resumed, [Some("c200".to_string())], "caught at once");
+    let lines = std::fs::read_to_string(&leftovers(&out)[0]).unwrap();
+    assert_eq!(lines.lines().count(), 199, "nothing repeated was kept");
+}
+
 #[test]
 fn an_output_that_failed_at_the_end_is_written_on_resume_without_fetching() {
     // While the last page is served, a directory appears where the output goes, so every

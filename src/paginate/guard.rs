@@ -1,6 +1,7 @@
 //! Pagination that never ends is detected, not obeyed: a next URL or cursor this run has
-//! used before (A→B→A as well as A→A), or a page whose records are exactly the previous
-//! page's (an API that ignores the page parameter, a `has_more` that never turns false).
+//! used lately (A→B→A as well as A→A), or a page whose records are exactly the previous
+//! page's (an API that ignores the page parameter, a `has_more` that never turns false) or
+//! the first page's (an API that wraps round to its start).
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -11,14 +12,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+/// How many of the latest next URLs and cursors the guard remembers. The loops APIs fall
+/// into are short: the cursor just sent handed back, or two or three positions taking
+/// turns (replicas behind a balancer, one of them behind); an API that wraps round to its
+/// start is caught by its first page's records, however long the round. 64 is many times
+/// the length of those cycles, also when one spans a resume, while the checkpoint, which
+/// holds the window and is rewritten after every page, stays a few KB however long the run:
+/// remembering every position made it grow by some 36 bytes a page.
+pub const WINDOW: usize = 64;
+
 /// What the loop checks remember. It is saved in the checkpoint, so a resumed run still
 /// knows the cursors and the last page it saw: without it, resuming after a loop was
 /// caught would append the repeated page once more before catching it again.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Guard {
-    /// Hashes of every next URL and cursor used, with the page they fetched, in the order
-    /// they were used (so a copy can catch up with only what is new).
+    /// Hashes of the latest [`WINDOW`] next URLs and cursors used, with the page each
+    /// fetched, oldest first.
     seen: IndexMap<u64, u64>,
+    /// How many were ever remembered, those gone from the window included: a copy that
+    /// has the first `n` catches up with only what came after.
+    remembered: u64,
     /// Fingerprint of the previous page's records.
     previous: Option<u64>,
     /// Fingerprint of the first page's records: an API that ignores the parameter it is
@@ -28,37 +41,52 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// How many next URLs and cursors the guard remembers.
-    pub fn entries(&self) -> usize {
-        self.seen.len()
+    /// How many next URLs and cursors the guard was ever told of.
+    pub fn remembered(&self) -> u64 {
+        self.remembered
     }
 
-    /// What a copy that holds this guard's first `known` entries lacks, for
-    /// [`Guard::catch_up`]: handing over only what is new keeps a copy after every page
-    /// cheap however long the run.
-    pub fn since(&self, known: usize) -> Guard {
+    /// What a copy that was told of this guard's first `known` next URLs and cursors
+    /// lacks, for [`Guard::catch_up`]: handing over only what is new keeps a copy after
+    /// every page cheap.
+    pub fn since(&self, known: u64) -> Guard {
+        let new = usize::try_from(self.remembered - known).unwrap_or(usize::MAX);
+        let from = self.seen.len().saturating_sub(new);
         Guard {
-            seen: self
-                .seen
-                .iter()
-                .skip(known)
+            seen: (self.seen.iter().skip(from))
                 .map(|(k, v)| (*k, *v))
                 .collect(),
+            remembered: self.remembered,
             previous: self.previous,
             first: self.first,
         }
     }
 
-    /// Brings this copy up to date with `news`, what [`Guard::since`] gave.
+    /// Brings this copy up to date with `news`, what [`Guard::since`] gave. A key already
+    /// here left the original's window and came back: it moves to the end, as it did there.
     pub fn catch_up(&mut self, news: Guard) {
-        self.seen.extend(news.seen);
+        for (key, page) in news.seen {
+            self.seen.shift_remove(&key);
+            self.seen.insert(key, page);
+        }
+        self.forget_the_oldest();
+        self.remembered = news.remembered;
         self.previous = news.previous;
         self.first = news.first;
     }
 
     /// Notes that `key` (a URL or a cursor, tagged with its kind) fetched page `page`.
     pub(super) fn remember(&mut self, key: &str, page: u64) {
-        self.seen.entry(hash(key)).or_insert(page);
+        if let indexmap::map::Entry::Vacant(entry) = self.seen.entry(hash(key)) {
+            entry.insert(page);
+            self.remembered += 1;
+            self.forget_the_oldest();
+        }
+    }
+
+    fn forget_the_oldest(&mut self) {
+        let over = self.seen.len().saturating_sub(WINDOW);
+        self.seen.drain(..over);
     }
 
     /// Fails if `key` already fetched a page of this run; `what` names it for the message.
@@ -152,17 +180,58 @@ mod tests {
         let mut copy = Guard::default();
         guard.remember("cursor A", 1);
         guard.remember("cursor B", 2);
-        copy.catch_up(guard.since(copy.entries()));
+        copy.catch_up(guard.since(copy.remembered()));
         assert_eq!(copy, guard);
         guard.remember("cursor C", 3);
         guard.remember("cursor A", 9);
-        assert_eq!(guard.since(copy.entries()).entries(), 1);
-        copy.catch_up(guard.since(copy.entries()));
+        assert_eq!(guard.since(copy.remembered()).seen.len(), 1);
+        copy.catch_up(guard.since(copy.remembered()));
         assert_eq!(copy, guard);
         let saved: Guard = serde_json::from_str(&serde_json::to_string(&copy).unwrap()).unwrap();
         let err = saved
             .check_new("cursor B", 4, || "cursor `B`".into())
             .unwrap_err();
         assert!(err.to_string().contains("already fetched page 2"), "{err}");
+    }
+
+    #[test]
+    fn the_guard_keeps_a_window_of_the_latest_positions() {
+        let mut guard = Guard::default();
+        for page in 1..=1000 {
+            guard.remember(&format!("cursor {page}"), page);
+        }
+        assert_eq!((guard.seen.len(), guard.remembered()), (WINDOW, 1000));
+        let recent = format!("cursor {}", 1001 - WINDOW);
+        let err = guard
+            .check_new(&recent, 1001, || recent.clone())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("already fetched page {}", 1001 - WINDOW)),
+            "{err}"
+        );
+        let forgotten = format!("cursor {}", 1000 - WINDOW);
+        assert!(guard.check_new(&forgotten, 1001, String::new).is_ok());
+        let saved = serde_json::to_string(&guard).unwrap();
+        assert!(saved.len() < 3000, "{} bytes", saved.len());
+    }
+
+    /// Copies brought up to date now and then, some rarely (more news than the window
+    /// holds), equal the guard, also when a forgotten position comes back.
+    #[test]
+    fn copies_catch_up_across_the_window() {
+        let mut guard = Guard::default();
+        let mut copies = [1, 7, WINDOW as u64 + 5].map(|every| (every, Guard::default()));
+        for step in 1..=500u64 {
+            // Position 3 leaves the window, then comes back at step 200.
+            let key = if step == 200 { 3 } else { step };
+            guard.remember(&format!("cursor {key}"), step);
+            for (every, copy) in &mut copies {
+                if step % *every == 0 {
+                    copy.catch_up(guard.since(copy.remembered()));
+                    assert_eq!(*copy, guard, "caught up every {every} at {step}");
+                }
+            }
+        }
     }
 }
