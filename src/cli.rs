@@ -709,9 +709,11 @@ pub struct OutputArgs {
     #[arg(long, env = "APIFETCH_RESUME", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub resume: bool,
 
-    /// How often a run to --out syncs its partial file and checkpoint while pages stream
-    /// in; a run killed outright (or a power cut) redoes at most this much. 0: after every
-    /// page. A run that fails or is interrupted always saves every page it finished.
+    /// How often a run to --out syncs its partial file and checkpoint to disk while pages
+    /// stream in; after a power cut, resuming redoes at most this much. A killed process
+    /// redoes only the page it was fetching: each page and its checkpoint reach the system
+    /// as they arrive. 0: after every page. A run that fails or is interrupted always syncs
+    /// every page it finished.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration, env = "APIFETCH_CHECKPOINT_EVERY", hide_env_values = true)]
     pub checkpoint_every: Duration,
 

@@ -19,7 +19,7 @@ use fs4::FileExt;
 use fs4::TryLockError;
 use tracing::{info, warn};
 
-use crate::checkpoint::{self, Checkpoint, Files, Identity};
+use crate::checkpoint::{self, Checkpoint, Files, Identity, Notes, State};
 use crate::config;
 use crate::error::Error;
 use crate::interrupt::{Stop, Stoppable};
@@ -106,17 +106,19 @@ struct Partial {
     out: PathBuf,
     files: Files,
     spool: Spool,
-    /// Describes the last complete page, saved or not.
+    /// Describes the last complete page, and the last one synced.
     checkpoint: Checkpoint,
+    /// The checkpoint file, to note each page in.
+    notes: Notes,
     /// What the checkpoint is saved for, and the credentials to mask in it.
     identity: Identity,
     /// This run carries on one that was interrupted.
     resumed: bool,
-    /// `--checkpoint-every`: the least time between two saves.
+    /// `--checkpoint-every`: the least time between two syncs.
     every: Duration,
-    saved_at: Instant,
-    /// Pages and records as of the checkpoint last saved.
-    saved: (u64, u64),
+    synced_at: Instant,
+    /// Pages and records the checkpoint file holds as its latest state.
+    written: (u64, u64),
     /// Bytes of the partial file as of the last sync started ahead, and that sync.
     synced: u64,
     syncing: Option<JoinHandle<()>>,
@@ -193,10 +195,10 @@ impl Sink {
         })
     }
 
-    /// The checkpoint this run resumes from, if it resumes one.
-    pub fn resumed(&self) -> Option<&Checkpoint> {
+    /// Where the run this one resumes stopped, if it resumes one.
+    pub fn resumed(&self) -> Option<&State> {
         match &self.route {
-            Route::File(partial) if partial.resumed => Some(&partial.checkpoint),
+            Route::File(partial) if partial.resumed => Some(&partial.checkpoint.latest),
             _ => None,
         }
     }
@@ -348,35 +350,52 @@ impl Partial {
             file.set_len(0).map_err(cannot_write)?;
         }
         let checkpoint = Checkpoint::start(identity, start.clone());
-        checkpoint
-            .save(&files.checkpoint, identity)
-            .map_err(cannot_write)?;
+        let notes = (checkpoint.save(&files.checkpoint, identity)).map_err(cannot_write)?;
         let spool = Spool::new(file, output.form.clone()).with_max_columns(output.max_columns);
         Ok(Partial::new(
-            out, output, identity, files, spool, checkpoint,
+            out, output, identity, files, spool, checkpoint, notes,
         ))
     }
 
+    /// Carries on the partial file from the latest state its checkpoint saved, or, if the
+    /// file does not hold all that state describes (it was not synced before the system
+    /// went down), from the last synced one.
     fn resume(
         out: &Path,
         output: &config::Output,
         identity: &Identity,
         files: Files,
-        checkpoint: Checkpoint,
+        mut checkpoint: Checkpoint,
         file: Option<File>,
     ) -> Result<Self, Error> {
         let unusable = |why: String| checkpoint::cannot_resume(&files.partial, why);
         let file = file.ok_or_else(|| unusable("it is missing".into()))?;
-        let spool = Spool::reopen(file, output.form.clone(), checkpoint.spool.clone())
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::InvalidData => unusable(e.to_string()),
-                _ => Error::output(e, format!("cannot write {}", files.partial.display())),
-            })?
-            .with_max_columns(output.max_columns);
+        let cannot_write = |e: io::Error| match e.kind() {
+            io::ErrorKind::InvalidData => unusable(e.to_string()),
+            _ => Error::output(e, format!("cannot write {}", files.partial.display())),
+        };
+        let marks = [&checkpoint.latest.spool, &checkpoint.synced().spool];
+        let (spool, at) = Spool::reopen(file, output.form.clone(), &marks).map_err(cannot_write)?;
+        let mut spool = spool.with_max_columns(output.max_columns);
+        if at > 0 {
+            warn!(
+                "{} lacks pages its checkpoint noted after page {}, the last one synced \
+                 (the system went down before they reached the disk): fetching them again",
+                files.partial.display(),
+                checkpoint.synced().pages
+            );
+            checkpoint.fall_back();
+        }
+        // What is taken over is synced at once: the run that wrote it may not have.
+        spool.commit().map_err(cannot_write)?;
+        checkpoint.sync();
+        let notes = checkpoint
+            .save(&files.checkpoint, identity)
+            .map_err(cannot_write)?;
         info!(
             "resuming after page {}: {} already in {}",
-            checkpoint.pages,
-            crate::counted(checkpoint.spool.records, "record", "records"),
+            checkpoint.latest.pages,
+            crate::counted(checkpoint.latest.spool.records, "record", "records"),
             files.partial.display()
         );
         if let Some(age) = checkpoint.stale() {
@@ -388,11 +407,11 @@ impl Partial {
         }
         Ok(Partial {
             resumed: true,
-            ..Partial::new(out, output, identity, files, spool, checkpoint)
+            ..Partial::new(out, output, identity, files, spool, checkpoint, notes)
         })
     }
 
-    /// A partial file whose checkpoint was just saved (or loaded).
+    /// A partial file just synced, whose checkpoint was just saved into `notes`.
     fn new(
         out: &Path,
         output: &config::Output,
@@ -400,24 +419,27 @@ impl Partial {
         files: Files,
         spool: Spool,
         checkpoint: Checkpoint,
+        notes: Notes,
     ) -> Self {
         Partial {
             out: out.to_path_buf(),
             files,
             spool,
-            saved: (checkpoint.pages, checkpoint.spool.records),
+            written: (checkpoint.latest.pages, checkpoint.latest.spool.records),
             checkpoint,
+            notes,
             identity: identity.clone(),
             resumed: false,
             every: output.checkpoint_every,
-            saved_at: Instant::now(),
+            synced_at: Instant::now(),
             synced: 0,
             syncing: None,
         }
     }
 
-    /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
-    /// or when `--checkpoint-every` has passed since the last save.
+    /// Appends a page, and notes it in the checkpoint: a killed process then loses at most
+    /// the page after it. Both are synced after the last page, and when
+    /// `--checkpoint-every` has passed since the last sync.
     fn page(
         &mut self,
         records: &[&str],
@@ -436,10 +458,10 @@ impl Partial {
             self.syncing = Some(self.spool.sync_ahead().map_err(|e| self.partial_error(e))?);
             self.synced = len;
         }
-        if last || self.saved_at.elapsed() >= self.every {
-            self.save()?;
+        match last || self.synced_at.elapsed() >= self.every {
+            true => self.save(),
+            false => self.note(),
         }
-        Ok(())
     }
 
     /// A failure to write the partial file, named.
@@ -447,22 +469,35 @@ impl Partial {
         Error::output(e, format!("cannot write {}", self.files.partial.display()))
     }
 
-    /// Syncs the partial file, then replaces the checkpoint: a crash at any point leaves a
-    /// checkpoint that describes only pages wholly on disk. Syncing is what costs, so it
-    /// happens at most once per `--checkpoint-every` while pages stream in.
+    /// Syncs the partial file, then replaces the checkpoint, synced too: after a crash at
+    /// any point, its synced state describes only pages wholly on disk. Syncing is what
+    /// costs, so it happens at most once per `--checkpoint-every` while pages stream in.
     fn save(&mut self) -> Result<(), Error> {
         self.spool.commit().map_err(|e| self.partial_error(e))?;
-        self.checkpoint
-            .save(&self.files.checkpoint, &self.identity)
-            .map_err(|e| {
-                Error::output(
-                    e,
-                    format!("cannot write {}", self.files.checkpoint.display()),
-                )
-            })?;
-        self.saved_at = Instant::now();
-        self.saved = (self.checkpoint.pages, self.checkpoint.spool.records);
+        self.checkpoint.sync();
+        let saved = self.checkpoint.save(&self.files.checkpoint, &self.identity);
+        self.notes = saved.map_err(|e| self.checkpoint_error(e))?;
+        self.synced_at = Instant::now();
+        self.wrote();
         Ok(())
+    }
+
+    /// Notes the latest state in the checkpoint, syncing nothing.
+    fn note(&mut self) -> Result<(), Error> {
+        let noted = self.notes.note(&self.checkpoint, &self.identity);
+        noted.map_err(|e| self.checkpoint_error(e))?;
+        self.wrote();
+        Ok(())
+    }
+
+    fn wrote(&mut self) {
+        let latest = &self.checkpoint.latest;
+        self.written = (latest.pages, latest.spool.records);
+    }
+
+    fn checkpoint_error(&self, e: io::Error) -> Error {
+        let path = self.files.checkpoint.display();
+        Error::output(e, format!("cannot write {path}"))
     }
 
     /// Puts the output in place, then removes the partial file and the checkpoint. The
@@ -521,12 +556,13 @@ impl Partial {
     }
 
     fn keep(mut self, error: Error) -> Error {
-        // Save the pages since the last checkpoint so that resuming redoes none of them;
-        // if that fails too (a full disk), the last saved checkpoint still holds.
-        if self.saved.0 != self.checkpoint.pages && self.save().is_err() {
+        // Sync the pages since the last sync, so that not even a power cut makes resuming
+        // redo them; if that fails too (a full disk), the checkpoint last written stands.
+        let unsynced = *self.checkpoint.synced() != self.checkpoint.latest;
+        if unsynced && self.save().is_err() {
             tracing::debug!("could not save the last pages; the previous checkpoint stands");
         }
-        let (pages, records) = self.saved;
+        let (pages, records) = self.written;
         if pages == 0 {
             // Nothing worth resuming: a new run would start in the same place.
             let _ = self.files.remove();
@@ -593,10 +629,11 @@ fn kept(error: Error, records: u64, partial: &Path) -> Error {
 
 /// Writes `path` through a temporary file beside it that is synced and renamed over it, so
 /// a failure at any point leaves the old file as it was and no temporary file behind.
+/// Returns the new file, open for writing.
 pub(crate) fn replace(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<File> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -617,8 +654,7 @@ pub(crate) fn replace(
     }
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    tmp.persist(path).map_err(|e| e.error)
 }
 
 /// The whole output from a spool, in `format`.

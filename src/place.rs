@@ -47,7 +47,7 @@ impl Place {
                 write(&mut file)?;
                 file.flush()
             }
-            Place::File(path) => crate::output::replace(path, |file| write(file)),
+            Place::File(path) => crate::output::replace(path, |file| write(file)).map(drop),
         }
     }
 

@@ -151,21 +151,27 @@ impl Spool {
         }
     }
 
-    /// Carries on a spool left in `file` by an earlier run, dropping whatever that run
-    /// wrote after `mark` (a page it did not finish).
-    pub fn reopen(mut file: File, form: Form, mark: Mark) -> io::Result<Self> {
-        let on_disk = file.metadata()?.len();
-        if on_disk < mark.len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "it holds {on_disk} bytes, fewer than the {} the checkpoint recorded",
-                    mark.len
-                ),
-            ));
+    /// Carries on a spool left in `file` by an earlier run at the first of `marks` the file
+    /// holds (every record up to it, intact), dropping whatever that run wrote after it (a
+    /// page it did not finish, or one lost with the system). Says which mark it took; fails
+    /// as `InvalidData` if none.
+    pub fn reopen(mut file: File, form: Form, marks: &[&Mark]) -> io::Result<(Self, usize)> {
+        let mut refused = None;
+        for (at, &mark) in marks.iter().enumerate() {
+            if marks[..at].contains(&mark) {
+                continue;
+            }
+            match holds(&mut file, &form, mark) {
+                Ok(()) => return Ok((Spool::at_mark(file, form, mark.clone())?, at)),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => refused = Some(e),
+                Err(e) => return Err(e),
+            }
         }
-        file.rewind()?;
-        check(&file, &form, &mark)?;
+        Err(refused.unwrap_or_else(damaged))
+    }
+
+    /// The spool in `file`, which holds `mark`, cut back to it.
+    fn at_mark(mut file: File, form: Form, mark: Mark) -> io::Result<Self> {
         file.set_len(mark.len)?;
         file.seek(SeekFrom::End(0))?;
         let mut spool = Spool::at(file, form, mark.len);
@@ -512,6 +518,23 @@ fn pad<R: Read, W: Write>(
     Ok(())
 }
 
+/// Checks that `file` is at least `mark.len` bytes long, and that its first `mark.len`
+/// bytes hold exactly `mark.records` well-formed records of `form`.
+fn holds(file: &mut File, form: &Form, mark: &Mark) -> io::Result<()> {
+    let on_disk = file.metadata()?.len();
+    if on_disk < mark.len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "it holds {on_disk} bytes, fewer than the {} the checkpoint recorded",
+                mark.len
+            ),
+        ));
+    }
+    file.rewind()?;
+    check(file, form, mark)
+}
+
 /// Checks that the first `mark.len` bytes of a spool file hold exactly `mark.records`
 /// well-formed records of `form`.
 fn check(file: &File, form: &Form, mark: &Mark) -> io::Result<()> {
@@ -703,7 +726,8 @@ mod tests {
         spool.commit().unwrap();
         drop(spool);
 
-        let mut spool = Spool::reopen(file.reopen().unwrap(), cells(".", None), mark).unwrap();
+        let (mut spool, _) =
+            Spool::reopen(file.reopen().unwrap(), cells(".", None), &[&mark]).unwrap();
         add(&mut spool, r#"{"b": 3, "a": 4}"#).unwrap();
         assert_eq!(table(spool), "a,b\n1,\n4,3\n");
     }
@@ -717,7 +741,7 @@ mod tests {
             runs: vec![],
             header: 0,
         };
-        let err = Spool::reopen(tempfile::tempfile().unwrap(), Form::Lines, mark)
+        let err = Spool::reopen(tempfile::tempfile().unwrap(), Form::Lines, &[&mark])
             .err()
             .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
@@ -826,7 +850,37 @@ mod tests {
     fn reopen(form: Form, mark: Mark, bytes: &[u8]) -> io::Result<Spool> {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
-        Spool::reopen(file, form, mark)
+        Spool::reopen(file, form, &[&mark]).map(|(spool, _)| spool)
+    }
+
+    /// The system went down before the last page reached the disk: the file is short of
+    /// the latest mark, or holds zeros where it should have rows.
+    #[test]
+    fn reopening_falls_back_to_the_first_mark_the_file_holds() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut spool = Spool::new(file.reopen().unwrap(), cells(".", None));
+        add(&mut spool, r#"{"a": 1}"#).unwrap();
+        let synced = spool.mark().unwrap();
+        add(&mut spool, r#"{"a": 2, "b": "x"}"#).unwrap();
+        let latest = spool.mark().unwrap();
+        drop(spool);
+        let whole = std::fs::read(file.path()).unwrap();
+        let zeroed = [&whole[..synced.len as usize], &[0; 6][..]].concat();
+        for (what, bytes) in [
+            ("whole", &whole[..]),
+            ("cut", &whole[..6]),
+            ("zeroed", &zeroed),
+        ] {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(bytes).unwrap();
+            let (spool, at) = Spool::reopen(file, cells(".", None), &[&latest, &synced]).unwrap();
+            let (mark, records, rows) = match what {
+                "whole" => (0, 2, "a,b\n1,\n2,x\n"),
+                _ => (1, 1, "a\n1\n"),
+            };
+            assert_eq!((at, spool.records()), (mark, records), "{what}");
+            assert_eq!(table(spool), rows, "{what}");
+        }
     }
 
     type Damage = Box<dyn Fn(&mut Mark, &mut Vec<u8>)>;

@@ -505,14 +505,11 @@ impl SlowApi {
     }
 }
 
-/// Waits until the checkpoint beside `out` has saved `pages` pages: pages are written and
+/// Waits until the checkpoint beside `out` has noted `pages` pages: pages are written and
 /// checkpointed behind the requests, on a thread of their own.
 fn wait_for_checkpoint(out: &Path, pages: u64) {
     let started = std::time::Instant::now();
-    let saved = || {
-        let text = std::fs::read(&leftovers(out)[1]).ok()?;
-        serde_json::from_slice::<Value>(&text).ok()?["pages"].as_u64()
-    };
+    let saved = || checkpoint(out).ok()?["latest"]["pages"].as_u64();
     while saved() != Some(pages) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -521,6 +518,22 @@ fn wait_for_checkpoint(out: &Path, pages: u64) {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// The checkpoint beside `out`: what its first line holds as of the last sync, and under
+/// "latest" the state its second line notes, if that note is whole.
+fn checkpoint(out: &Path) -> std::io::Result<Value> {
+    let text = std::fs::read_to_string(&leftovers(out)[1])?;
+    let mut lines = text.lines();
+    let mut checkpoint: Value = serde_json::from_str(lines.next().unwrap_or_default())?;
+    let note = lines
+        .next()
+        .and_then(|line| serde_json::from_str::<Value>(line).ok());
+    checkpoint["latest"] = match note {
+        Some(note) => note["latest"].clone(),
+        None => checkpoint["synced"].clone(),
+    };
+    Ok(checkpoint)
 }
 
 /// The partial file and checkpoint beside `out`.
@@ -821,22 +834,95 @@ fn a_second_run_on_the_same_output_is_refused_while_the_first_goes_on() {
 }
 
 #[test]
-fn checkpoints_wait_for_their_interval_unless_the_run_ends() {
+fn a_killed_run_redoes_only_the_page_in_flight() {
     let api = SlowApi::start();
     let reference = api.reference("out.csv");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.csv");
-    api.slow.store(5, Ordering::SeqCst);
     let before = api.server.requests().len();
-    let mut child = api.spawn(&out, Stdio::null(), &["--checkpoint-every", "1h"]);
-    wait_for_requests(&api.server, before + 5);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let checkpoint: Value =
-        serde_json::from_slice(&std::fs::read(&leftovers(&out)[1]).unwrap()).unwrap();
-    assert_eq!(checkpoint["pages"], 0, "nothing was saved within the hour");
-    assert_eq!(api.resume(&out).as_deref(), Some("1"));
-    assert_finished(&out, &reference, "killed before the first save");
+    // Killed with page 4 in flight, then (resumed) with page 9: 4 requests, then 6 more.
+    // Syncing once an hour, a run syncs nothing but what a resume takes over (3 pages);
+    // every page is noted all the same.
+    for (page, requests, synced, extra) in [(4, 4, 0, &[][..]), (9, 10, 3, &["--resume"])] {
+        api.slow.store(page, Ordering::SeqCst);
+        let every = ["--checkpoint-every", "1h"];
+        let mut child = api.spawn(&out, Stdio::null(), &[&every, extra].concat());
+        wait_for_requests(&api.server, before + requests);
+        wait_for_checkpoint(&out, page - 1);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let saved = checkpoint(&out).unwrap();
+        assert_eq!(saved["synced"]["pages"], synced, "killed at page {page}");
+    }
+    assert_eq!(api.resume(&out).as_deref(), Some("9"));
+    assert_finished(&out, &reference, "killed twice");
+    let requests = &api.server.requests()[before..];
+    assert_eq!(
+        requests.len(),
+        12 + 2,
+        "12 pages, and each kill's page again"
+    );
+    let twice: Vec<String> = hits_per_page(requests)
+        .into_iter()
+        .filter(|(_, hits)| *hits > 1)
+        .map(|(page, _)| page)
+        .collect();
+    assert_eq!(twice, ["4", "9"]);
+}
+
+/// What a power cut does to a partial file's bytes past the synced length it is given.
+type PowerCut = fn(&mut Vec<u8>, usize);
+
+#[test]
+fn after_a_power_cut_a_resume_falls_back_to_the_pages_synced() {
+    let api = SlowApi::start();
+    let reference = api.reference("out.jsonl");
+    // A cut page, and zeros where a page should be (file systems that grew the file but
+    // never wrote its data).
+    let damages: [(&str, PowerCut); 2] = [
+        ("cut", |bytes, synced| bytes.truncate(synced + 5)),
+        ("zeroed", |bytes, synced| bytes[synced..].fill(0)),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        // Refused at page 4, the run syncs the three pages it has.
+        api.broken.store(4, Ordering::SeqCst);
+        api.run(&out, &[]).code(3);
+        api.broken.store(0, Ordering::SeqCst);
+        api.slow.store(9, Ordering::SeqCst);
+        let before = api.server.requests().len();
+        let mut child = api.spawn(
+            &out,
+            Stdio::null(),
+            &["--resume", "--checkpoint-every", "1h"],
+        );
+        wait_for_requests(&api.server, before + 6);
+        wait_for_checkpoint(&out, 8);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The system goes down: the checkpoint noted page 8, the disk lost pages 4 to 8.
+        let saved = checkpoint(&out).unwrap();
+        assert_eq!(saved["synced"]["pages"], 3, "{what}");
+        let synced = saved["synced"]["spool"]["len"].as_u64().unwrap() as usize;
+        let mut bytes = std::fs::read(&leftovers(&out)[0]).unwrap();
+        damage(&mut bytes, synced);
+        std::fs::write(&leftovers(&out)[0], bytes).unwrap();
+        api.slow.store(0, Ordering::SeqCst);
+        let before = api.server.requests().len();
+        api.run(&out, &["--resume"])
+            .success()
+            .stderr(predicate::str::contains(
+                "lacks pages its checkpoint noted after page 3, the last one synced",
+            ))
+            .stderr(predicate::str::contains("resuming after page 3"));
+        let pages: Vec<usize> = api.server.requests()[before..]
+            .iter()
+            .map(page_number)
+            .collect();
+        assert_eq!(pages, (4..=12).collect::<Vec<_>>(), "{what}");
+        assert_finished(&out, &reference, what);
+    }
 }
 
 #[cfg(unix)]
