@@ -39,7 +39,7 @@ impl Place {
     }
 
     /// Writes the whole of `write`'s output there: in place for a stream, else through a
-    /// temporary file renamed over the path (see [`crate::output::replace`]).
+    /// temporary file renamed over the path (see [`crate::sink::output::replace`]).
     pub fn write(&self, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
         match self {
             Place::Stream(path) => {
@@ -47,7 +47,7 @@ impl Place {
                 write(&mut file)?;
                 file.flush()
             }
-            Place::File(path) => crate::output::replace(path, |file| write(file)),
+            Place::File(path) => crate::sink::output::replace(path, |file| write(file)),
         }
     }
 

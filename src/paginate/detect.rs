@@ -14,9 +14,9 @@ use url::Url;
 
 use super::totals::count;
 use super::{CursorSource, Style, link, shorten};
-use crate::config::Pages;
+use crate::cli::config::Pages;
 use crate::error::Error;
-use crate::records::{self, Page};
+use crate::shape::records::{self, Page};
 
 /// Where APIs put a next-page URL in the body, tried in order (`next_url` before `next`:
 /// Datasette sends a bare token in `next` beside the URL).

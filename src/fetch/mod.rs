@@ -1,0 +1,3 @@
+//! One request at a time, with retries: the HTTP client and how a response is classified.
+
+pub mod http;
