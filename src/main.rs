@@ -1,11 +1,12 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use apifetch::cli::args::{self, LogFormat};
-use apifetch::cli::config::{self, Config};
+use apifetch::cli::args;
+use apifetch::cli::config;
 use apifetch::cli::generate;
 use apifetch::cli::outcome::Outcome;
-use apifetch::report::logging;
+use apifetch::engine::Config;
+use apifetch::report::logging::{self, LogFormat};
 use apifetch::report::stats::Stats;
 use apifetch::{Error, profile};
 

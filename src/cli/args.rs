@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, ValueEnum};
 
+use crate::report::logging::LogFormat;
+
 use crate::paginate::Style;
 use crate::policy::deadline::LONGEST;
 use crate::policy::pace::Rate;
@@ -536,12 +538,6 @@ pub struct Cli {
     /// Print shell completions or the man page to stdout, then exit.
     #[arg(long, value_name = "WHAT", value_enum, hide = true)]
     pub generate: Option<Generate>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

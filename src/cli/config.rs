@@ -11,207 +11,24 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing::level_filters::LevelFilter;
 use url::Url;
 
-use crate::cli::args::{Cli, Color, LogFormat};
+use crate::cli::args::{Cli, Color};
+use crate::engine::{Action, Config, Target};
 use crate::error::Error;
-use crate::fetch::http;
-use crate::paginate::{CursorSource, Style};
+use crate::fetch::{self, Auth, Proxies, Tls};
+use crate::paginate::Graphql;
+use crate::paginate::{self, CursorSource, Style};
 use crate::place::Place;
-use crate::policy::retry::human;
+use crate::policy::Politeness;
 use crate::policy::{breaker, pace, retry};
+use crate::report::logging;
+use crate::report::logging::LogFormat;
 use crate::report::redact::{self, Secret};
+use crate::report::units::human;
 use crate::shape::records::Select;
+use crate::sink;
 use crate::sink::checkpoint::Files;
 use crate::sink::output::Format;
-use crate::sink::spool::Form;
-
-#[derive(Debug, Clone)]
-pub enum Target {
-    Url(Url),
-    /// The built-in simulated API, started when the run starts.
-    Demo,
-}
-
-#[derive(Debug, Clone)]
-pub struct Pages {
-    /// `--paginate`, with `auto` already narrowed by the flags that imply a style.
-    pub style: Style,
-    pub page_param: String,
-    pub size_param: String,
-    /// `--page-size`: sent only when given.
-    pub page_size: Option<u64>,
-    /// `--start-page`: sent only when given; otherwise the URL's own page number, if any,
-    /// or what the API shows, tells where the run starts.
-    pub start_page: Option<u64>,
-    pub max_pages: Option<u64>,
-    pub offset_param: String,
-    pub limit_param: String,
-    /// `--cursor-path` or `--cursor-from-record`.
-    pub cursor: Option<CursorSource>,
-    pub cursor_param: Option<String>,
-    pub next_path: Option<String>,
-    pub has_more: Option<String>,
-    pub total: Option<String>,
-    pub max_records: Option<u64>,
-    /// The JSON body every request carries (`--data`, or a GraphQL query with its
-    /// variables); a `*_param` that is a JSON Pointer sets its value in here.
-    pub body: Option<serde_json::Value>,
-    /// A GraphQL query: its connection is found in the first response, and paged by the
-    /// cursor variable.
-    pub graphql: Option<Graphql>,
-}
-
-#[cfg(test)]
-impl Pages {
-    /// The settings the command line gives by default, with `style`: for unit tests.
-    pub fn defaults(style: Style) -> Self {
-        Pages {
-            style,
-            page_param: "page".into(),
-            size_param: "per_page".into(),
-            page_size: None,
-            start_page: None,
-            max_pages: None,
-            offset_param: "offset".into(),
-            limit_param: "limit".into(),
-            cursor: None,
-            cursor_param: None,
-            next_path: None,
-            has_more: None,
-            total: None,
-            max_records: None,
-            body: None,
-            graphql: None,
-        }
-    }
-}
-
-/// How a GraphQL query pages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Graphql {
-    /// The variable the cursor goes into (`$after` in `after: $after`).
-    pub cursor_var: Option<String>,
-    /// The query pages backwards (`before:`, `hasPreviousPage`, `startCursor`).
-    pub backward: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: reqwest::Method,
-    /// The requests are GraphQL queries.
-    pub graphql: bool,
-    pub params: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    pub user_agent: String,
-    pub auth: Option<Auth>,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    /// Send `headers` to next pages on other origins too (`--trust-next-origin`).
-    pub trust_next_origin: bool,
-    /// Larger response bodies are refused rather than read into memory.
-    pub max_response_size: u64,
-    pub tls: Tls,
-    pub proxies: Proxies,
-    /// Resolves host names in place of the system's resolver when set: tests answer
-    /// lookups themselves, so nothing they do leaves loopback, DNS included.
-    pub resolver: Option<http::Resolver>,
-}
-
-#[derive(Debug, Clone)]
-pub enum Auth {
-    Bearer(Secret),
-    Basic { user: String, password: Secret },
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Tls {
-    /// Extra trusted CA certificates, PEM.
-    pub cacert: Option<Vec<u8>>,
-    /// Skip certificate verification (`--insecure`).
-    pub insecure: bool,
-}
-
-/// Proxies from the environment, as curl reads them. Kept as secrets: proxy URLs often
-/// carry a password.
-#[derive(Debug, Clone, Default)]
-pub struct Proxies {
-    pub http: Option<Secret>,
-    pub https: Option<Secret>,
-    /// Hosts that bypass the proxies, in `NO_PROXY` syntax. Always includes loopback.
-    pub bypass: String,
-}
-
-/// How the run reports on itself.
-#[derive(Debug, Clone)]
-pub struct Logging {
-    pub level: LevelFilter,
-    pub format: LogFormat,
-    pub color: bool,
-    /// Show a live progress display (stderr is a terminal and not `--quiet`).
-    pub progress: bool,
-    pub summary: Option<PathBuf>,
-}
-
-/// What the output looks like, and whether a run continues an interrupted one.
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub format: Format,
-    /// How records are spooled; decided by the format and the column options.
-    pub form: Form,
-    /// Continue from the checkpoint beside `--out`, if there is one.
-    pub resume: bool,
-    /// The least time between two syncs of the partial file and its checkpoint.
-    pub checkpoint_every: Duration,
-    /// `--max-columns`: the most columns a table may have.
-    pub max_columns: usize,
-}
-
-/// How gently the run treats the API: pacing, the circuit breaker, the deadline, and
-/// how many requests may be in flight at once.
-#[derive(Debug, Clone)]
-pub struct Politeness {
-    pub pacing: pace::Pacing,
-    /// `None`: `--breaker 0`, no breaker.
-    pub breaker: Option<breaker::Settings>,
-    /// `--max-time`, counted from the start of the run.
-    pub max_time: Option<Duration>,
-    /// `--concurrency`: at least 1.
-    pub concurrency: usize,
-}
-
-/// What the run does with the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Fetch every record.
-    Fetch,
-    /// `--probe`: fetch the first page, and say what it shows.
-    Probe,
-    /// `--dry-run`: send nothing; print the first request.
-    DryRun,
-}
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub target: Target,
-    pub action: Action,
-    /// `--save-profile NAME`: where to save what `--probe` found, and under which name.
-    pub save_profile: Option<(PathBuf, String)>,
-    /// The output file, replaced atomically when the run succeeds. `None` writes to
-    /// standard output, or to `stream`.
-    pub out: Option<PathBuf>,
-    /// A device or pipe named by `--out` (`/dev/stdout`, a FIFO): written in place like
-    /// standard output, since it cannot be replaced by renaming.
-    pub stream: Option<PathBuf>,
-    pub output: Output,
-    pub pages: Pages,
-    pub records: Select,
-    pub request: Request,
-    pub retry: retry::Policy,
-    pub logging: Logging,
-    /// Every credential the run knows, so free text (errors, log lines) can be scrubbed
-    /// of them.
-    pub secrets: Vec<Secret>,
-    pub polite: Politeness,
-}
+use crate::sink::rows::Form;
 
 impl TryFrom<Cli> for Config {
     type Error = Error;
@@ -326,7 +143,7 @@ impl TryFrom<Cli> for Config {
             out,
             stream,
             output,
-            pages: Pages {
+            pages: paginate::Settings {
                 style,
                 page_param: cli.page_param,
                 size_param: cli.size_param,
@@ -349,7 +166,7 @@ impl TryFrom<Cli> for Config {
                 object_is_record: style == Style::None,
                 item: None,
             },
-            request: Request {
+            request: fetch::Settings {
                 method,
                 graphql: is_graphql,
                 params,
@@ -375,7 +192,7 @@ impl TryFrom<Cli> for Config {
                 retry_on: cli.retry_on,
                 max_wait,
             },
-            logging: Logging {
+            logging: logging::Settings {
                 level: match (cli.quiet, cli.verbose) {
                     (true, 0) => LevelFilter::ERROR,
                     (false, 0) => LevelFilter::INFO,
@@ -568,51 +385,6 @@ fn pagination_style(cli: &Cli) -> Result<Style, Error> {
                 .unwrap_or_default()
         ))),
         None => Ok(style),
-    }
-}
-
-/// Every spelling of this machine that `NO_PROXY` matching (reqwest's, as curl's) needs
-/// told apart: names match themselves and their subdomains, so `localhost.` (the fully
-/// qualified form) is listed besides `localhost`; addresses match by value, so IPv4 loopback
-/// mapped into IPv6 (`[::ffff:127.0.0.1]`) and the unspecified addresses (`0.0.0.0`, `::`,
-/// which connect to this machine) need their own entries. The URL parser has already
-/// turned `127.1` or `2130706433` into `127.0.0.1`.
-const LOOPBACK: [&str; 7] = [
-    "localhost",
-    "localhost.",
-    "127.0.0.0/8",
-    "::1",
-    "::ffff:127.0.0.0/104",
-    "0.0.0.0",
-    "::",
-];
-
-impl Proxies {
-    /// Reads `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (either case, upper
-    /// first). Loopback is always bypassed, however it is spelled: a local API (or the
-    /// demo) reached through a corporate proxy would fail or leak to it.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Self {
-        let first = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
-        };
-        let all = first(&["ALL_PROXY", "all_proxy"]);
-        let user_bypass = first(&["NO_PROXY", "no_proxy"]).unwrap_or_default();
-        Proxies {
-            http: first(&["HTTP_PROXY", "http_proxy"])
-                .or_else(|| all.clone())
-                .map(Secret::new),
-            https: first(&["HTTPS_PROXY", "https_proxy"])
-                .or(all)
-                .map(Secret::new),
-            bypass: [user_bypass.as_str()]
-                .into_iter()
-                .chain(LOOPBACK)
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(","),
-        }
     }
 }
 
@@ -826,7 +598,7 @@ fn output(
     cli: &crate::cli::args::OutputArgs,
     named: Option<&Path>,
     resumable: bool,
-) -> Result<Output, Error> {
+) -> Result<sink::Settings, Error> {
     let format = match (cli.format, named) {
         (Some(format), _) => format,
         (None, Some(path)) => Format::from_path(path).map_err(Error::Usage)?,
@@ -875,7 +647,7 @@ fn output(
         }
         Form::Lines
     };
-    Ok(Output {
+    Ok(sink::Settings {
         format,
         form,
         resume: cli.resume,

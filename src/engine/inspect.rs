@@ -8,9 +8,10 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
-use crate::cli::config::{Auth, Config};
+use crate::engine::Config;
 use crate::engine::{read, text};
 use crate::error::Error;
+use crate::fetch::Auth;
 use crate::fetch::http::Fetcher;
 use crate::paginate::Paginator;
 use crate::profile::{self, Profile};

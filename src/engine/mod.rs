@@ -2,19 +2,21 @@
 //! write, page after page, until the API has no more or something stops it.
 
 pub mod ahead;
+mod config;
 pub mod inspect;
 pub mod interrupt;
+
+pub use config::{Action, Config, Target};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::cli::config::{Action, Config, Target};
 use crate::error::Error;
 use crate::fetch::http::{self, Fetcher};
 use crate::paginate::{self, Paginator, Step};
-use crate::report::{logging, redact};
+use crate::report::{logging, redact, units};
 use crate::shape::{json, records};
 use crate::sim;
 use crate::sink::checkpoint::Identity;
@@ -67,7 +69,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         }
         Action::Fetch => {}
     }
-    let identity = Identity::of(&config, &url, &config.output.form);
+    let identity = Identity::of(&config.job(), &url, &config.output.form);
     let mut sink = Sink::open(
         &config.output,
         config.out.as_deref(),
@@ -117,10 +119,10 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         records = summary.records,
         pages = summary.pages,
         "synced {} from {} in {:.1}s ({}) → {}",
-        counted(summary.records, "record", "records"),
-        counted(summary.pages, "page", "pages"),
+        units::counted(summary.records, "record", "records"),
+        units::counted(summary.pages, "page", "pages"),
         summary.elapsed.as_secs_f64(),
-        counted(summary.retries, "retry", "retries"),
+        units::counted(summary.retries, "retry", "retries"),
         summary.destination
     );
     Ok(summary)
@@ -186,7 +188,7 @@ async fn fetch(
                 records = total,
                 expected_records = pages.total_records(),
                 "page {number}: +{} ({} so far{of})",
-                counted(records.len() as u64, "record", "records"),
+                units::counted(records.len() as u64, "record", "records"),
                 indicatif::HumanCount(total)
             );
         }
@@ -270,29 +272,4 @@ fn not_json(url: &url::Url, why: String, body: &[u8]) -> Error {
         redact::url(url),
         http::snippet(body)
     ))
-}
-
-/// `n` with its noun, singular or plural as `n` asks: "1 record", "2 records".
-pub(crate) fn counted(n: u64, one: &str, many: &str) -> String {
-    match n {
-        1 => format!("1 {one}"),
-        n => format!("{n} {many}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The page lines count with indicatif's separators; this holds them to "1,000".
-    #[test]
-    fn counts_in_page_lines_separate_thousands() {
-        let cases = [
-            (0, "0"),
-            (999, "999"),
-            (1000, "1,000"),
-            (1234567, "1,234,567"),
-        ];
-        for (n, text) in cases {
-            assert_eq!(indicatif::HumanCount(n).to_string(), text);
-        }
-    }
 }

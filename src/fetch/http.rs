@@ -14,8 +14,9 @@ use reqwest::{Certificate, Client, Method, NoProxy, Proxy, RequestBuilder, Statu
 use tracing::{debug, trace, warn};
 use url::{Origin, Url};
 
-use crate::cli::config::{Auth, Politeness, Proxies, Request};
 use crate::error::Error;
+use crate::fetch::{Auth, Proxies, Settings};
+use crate::policy::Politeness;
 use crate::policy::deadline::Deadline;
 use crate::policy::gate::Gate;
 use crate::policy::ratelimit::{self, Quota};
@@ -46,7 +47,7 @@ const MAX_REDIRECTS: usize = 10;
 /// client defaults: [`Fetcher`] adds them per request, so that they can be withheld from
 /// other origins. No `Referer` is sent: it would carry the URL, API key parameters and
 /// all, to wherever a redirect points.
-fn client(request: &Request, secure: bool) -> Result<Client, Error> {
+fn client(request: &Settings, secure: bool) -> Result<Client, Error> {
     let mut builder = Client::builder()
         .user_agent(&request.user_agent)
         .timeout(request.timeout)
@@ -89,7 +90,7 @@ fn client(request: &Request, secure: bool) -> Result<Client, Error> {
         .map_err(|e| Error::Usage(format!("cannot set up the HTTP client: {e}")))
 }
 
-/// A resolver of host names in place of the system's, for [`Request::resolver`].
+/// A resolver of host names in place of the system's, for [`Settings::resolver`].
 #[derive(Clone)]
 pub struct Resolver(pub Arc<dyn reqwest::dns::Resolve>);
 
@@ -124,7 +125,7 @@ pub struct Fetcher {
     plain: Client,
     /// For `https://` URLs, set up on first use (or why that failed).
     secure: OnceLock<Result<Client, String>>,
-    setup: Request,
+    setup: Settings,
     /// `-X`: every request's method (a redirect other than 307 and 308 turns it to GET).
     method: Method,
     /// The requests are GraphQL queries, whose errors come in a 200's body.
@@ -175,7 +176,7 @@ impl Trust {
 impl Fetcher {
     /// `started` is when the run began, which `--max-time` counts from.
     pub fn new(
-        request: &Request,
+        request: &Settings,
         policy: retry::Policy,
         polite: &Politeness,
         started: tokio::time::Instant,

@@ -12,6 +12,7 @@
 mod detect;
 mod guard;
 mod link;
+mod settings;
 mod totals;
 
 use bytes::Bytes;
@@ -21,12 +22,12 @@ use serde_json::Value;
 use tracing::{info, warn};
 use url::Url;
 
-use crate::cli::config::Pages;
 use crate::error::Error;
 use crate::shape::graphql;
 use crate::shape::records::{self, Page, Select};
 pub use detect::absent;
 pub use guard::Guard;
+pub use settings::{Graphql, Settings};
 use totals::{Stated, Totals};
 
 /// How an API hands out its pages (`--paginate`).
@@ -130,7 +131,7 @@ pub struct Paginator {
     connection: Option<graphql::Connection>,
     /// What the first response decided, and why (`--probe` prints it).
     decided: Option<String>,
-    pages: Pages,
+    pages: Settings,
     mode: Mode,
     position: Position,
     /// Other names for the parameter in `position`, to try in turn if the API turns out
@@ -165,7 +166,7 @@ pub struct Progress {
     pub position: Position,
     /// What the loop checks learned from the page (see [`Guard::since`]).
     pub guard: Guard,
-    /// Pages fetched so far.
+    /// Settings fetched so far.
     pub pages: u64,
     /// No more pages will come.
     pub done: bool,
@@ -175,7 +176,7 @@ impl Paginator {
     /// `base` is the user's URL; `params` are the `--param` extras added to it, as are the
     /// page size and start page when the user gave them. Nothing else is added before the
     /// API has shown how it paginates.
-    pub fn new(base: &Url, params: &[(String, String)], pages: &Pages) -> Self {
+    pub fn new(base: &Url, params: &[(String, String)], pages: &Settings) -> Self {
         let mut base = base.clone();
         let mut body = pages.body.clone();
         let mut added: Vec<(&str, String)> = params
@@ -364,7 +365,7 @@ impl Paginator {
         &self.position
     }
 
-    /// Pages fetched so far (including pages fetched by the run being resumed).
+    /// Settings fetched so far (including pages fetched by the run being resumed).
     pub fn fetched(&self) -> u64 {
         self.fetched
     }
@@ -1109,8 +1110,8 @@ mod tests {
     use super::*;
     use reqwest::header::{HeaderValue, LINK};
 
-    fn pages(style: Style) -> Pages {
-        Pages::defaults(style)
+    fn pages(style: Style) -> Settings {
+        Settings::defaults(style)
     }
 
     fn base() -> Url {
@@ -1341,8 +1342,8 @@ mod tests {
         for (flag, set) in [
             (
                 "--cursor-path",
-                (|p: &mut Pages| p.cursor = Some(CursorSource::Body("/nope".into())))
-                    as fn(&mut Pages),
+                (|p: &mut Settings| p.cursor = Some(CursorSource::Body("/nope".into())))
+                    as fn(&mut Settings),
             ),
             ("--next-path", |p| p.next_path = Some("/nope".into())),
             ("--has-more", |p| p.has_more = Some("/nope".into())),

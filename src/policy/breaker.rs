@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::policy::retry::human;
+use crate::report::units::human;
 
 /// `--breaker N --breaker-cooldown SECS`; `--breaker 0` means no breaker at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::policy::retry::human;
+use crate::report::units::human;
 
 /// The longest duration apifetch works with: 100 years of 365.25 days, as `100y` reads.
 /// Flags and server headers are bounded by it where they are read, so a duration added to

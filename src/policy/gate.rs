@@ -17,7 +17,7 @@ use crate::policy::breaker::{self, Breaker, Change};
 use crate::policy::deadline::{Deadline, later};
 use crate::policy::pace::{Pacer, Pacing};
 use crate::policy::ratelimit::Quota;
-use crate::policy::retry::human;
+use crate::report::units::human;
 
 pub struct Gate {
     state: Mutex<State>,

@@ -7,3 +7,18 @@ pub mod gate;
 pub mod pace;
 pub mod ratelimit;
 pub mod retry;
+
+use std::time::Duration;
+
+/// How gently the run treats the API: pacing, the circuit breaker, the deadline, and
+/// how many requests may be in flight at once.
+#[derive(Debug, Clone)]
+pub struct Politeness {
+    pub pacing: pace::Pacing,
+    /// `None`: `--breaker 0`, no breaker.
+    pub breaker: Option<breaker::Settings>,
+    /// `--max-time`, counted from the start of the run.
+    pub max_time: Option<Duration>,
+    /// `--concurrency`: at least 1.
+    pub concurrency: usize,
+}

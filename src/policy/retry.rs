@@ -12,6 +12,7 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::policy::deadline::{Deadline, LONGEST};
+use crate::report::units::{counted, human};
 
 /// How the wait before a retry is spread out, so many clients do not retry in lockstep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -224,7 +225,7 @@ pub fn decide(policy: &Policy, failure: &Failure, attempt: u32, rng: &mut impl R
 
 /// Why a request ended after its last allowed attempt, `elapsed` after its first began.
 pub fn exhausted(failure: &Failure, attempts: u32, elapsed: Duration) -> String {
-    let attempts = crate::engine::counted(attempts.into(), "attempt", "attempts");
+    let attempts = counted(attempts.into(), "attempt", "attempts");
     match failure {
         Failure::Refused { addr, .. } => format!(
             "connection to {addr} refused after {attempts} over {}",
@@ -328,29 +329,6 @@ where
         }
     }
     unreachable!("the loop returns")
-}
-
-/// A duration as people read it in a log line: `250ms`, `4.2s`, `5m0s`, `2h30m`, `3d4h`,
-/// `100 years`. Every wait and limit in a message goes through here, so a far-future wait
-/// reads as what it is rather than as millions of minutes.
-pub fn human(d: Duration) -> String {
-    const MINUTE: u64 = 60;
-    const HOUR: u64 = 60 * MINUTE;
-    const DAY: u64 = 24 * HOUR;
-    /// A year of 365.25 days, as humantime reads `1y`.
-    const YEAR: u64 = DAY * 1461 / 4;
-    let secs = d.as_secs();
-    match secs {
-        0 => format!("{}ms", d.as_millis()),
-        1..MINUTE => format!("{:.1}s", d.as_secs_f64()),
-        MINUTE..HOUR => format!("{}m{}s", secs / MINUTE, secs % MINUTE),
-        HOUR..DAY => format!("{}h{}m", secs / HOUR, secs % HOUR / MINUTE),
-        DAY..YEAR => format!("{}d{}h", secs / DAY, secs % DAY / HOUR),
-        _ => {
-            let years = format!("{:.1}", secs as f64 / YEAR as f64);
-            format!("{} years", years.trim_end_matches(".0"))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -468,24 +446,6 @@ mod tests {
             "9".repeat(40),
         ] {
             assert_eq!(parse_retry_after(&absurd, now), Some(LONGEST), "{absurd}");
-        }
-    }
-
-    #[test]
-    fn waits_read_humanly_from_milliseconds_to_a_century() {
-        let cases = [
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_millis(4200), "4.2s"),
-            (Duration::from_secs(300), "5m0s"),
-            (Duration::from_secs(7200), "2h0m"),
-            (Duration::from_secs(9000), "2h30m"),
-            (Duration::from_secs(3 * 86_400 + 4 * 3600), "3d4h"),
-            (Duration::from_secs(47_336_400), "1.5 years"),
-            (LONGEST, "100 years"),
-            (Duration::MAX, "584542046090.6 years"),
-        ];
-        for (wait, shown) in cases {
-            assert_eq!(human(wait), shown, "{wait:?}");
         }
     }
 

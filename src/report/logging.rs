@@ -21,6 +21,7 @@
 //! URLs and headers at debug level, and their lines are not worth the risk.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use indicatif::ProgressBar;
@@ -35,11 +36,27 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::cli::args::LogFormat;
-use crate::cli::config::Logging;
 use crate::report::progress::Progress;
 use crate::report::redact::{self, Secret};
 use crate::report::stats::Stats;
+
+/// How the run reports on itself.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub level: LevelFilter,
+    pub format: LogFormat,
+    pub color: bool,
+    /// Show a live progress display (stderr is a terminal and not `--quiet`).
+    pub progress: bool,
+    pub summary: Option<PathBuf>,
+}
+
+/// How log lines are written: for people, or for log collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Fields the text format leaves out because the message already says the same.
 const IN_MESSAGE: &[&str] = &[
@@ -74,7 +91,7 @@ impl Installed {
 /// The target of the line each page logs (`page 3: +100 records …`).
 pub const PAGE_TARGET: &str = "apifetch::page";
 
-pub fn init(config: &Logging, secrets: &[Secret]) -> Installed {
+pub fn init(config: &Settings, secrets: &[Secret]) -> Installed {
     let secrets: Arc<[Secret]> = secrets.into();
     let progress = config.progress.then(Progress::start);
     let bar = progress.as_ref().map(Progress::bar);
@@ -226,57 +243,6 @@ impl Visit for JsonFields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.put(field, format!("{value:?}").into());
     }
-}
-
-/// The structured fields of one event that the progress display and the summary use.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Fields {
-    pub page: Option<u64>,
-    pub records: Option<u64>,
-    pub expected_records: Option<u64>,
-    pub attempt: Option<u64>,
-    pub wait_ms: Option<u64>,
-    pub status: Option<u64>,
-    pub cause: Option<String>,
-    pub bytes: Option<u64>,
-}
-
-impl Fields {
-    pub fn of(event: &Event<'_>) -> Self {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        fields
-    }
-}
-
-impl Visit for Fields {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        let slot = match field.name() {
-            "page" => &mut self.page,
-            "records" => &mut self.records,
-            "expected_records" => &mut self.expected_records,
-            "attempt" => &mut self.attempt,
-            "wait_ms" => &mut self.wait_ms,
-            "status" => &mut self.status,
-            "bytes" => &mut self.bytes,
-            _ => return,
-        };
-        *slot = Some(value);
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if let Ok(value) = u64::try_from(value) {
-            self.record_u64(field, value);
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "cause" {
-            self.cause = Some(value.to_string());
-        }
-    }
-
-    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
 }
 
 /// Standard error, scrubbed of the run's secrets, drawn around the progress display.

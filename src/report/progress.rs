@@ -14,8 +14,8 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
-use crate::policy::retry::human;
-use crate::report::logging::Fields;
+use crate::report::fields::Fields;
+use crate::report::units::human;
 
 pub struct Progress {
     bar: ProgressBar,
@@ -101,7 +101,7 @@ impl State {
     }
 
     fn prefix(&self) -> String {
-        let retries = crate::engine::counted(self.retries, "retry", "retries");
+        let retries = crate::report::units::counted(self.retries, "retry", "retries");
         match self.pages {
             0 => format!("first page · {retries}"),
             pages => format!("page {pages} · {retries}"),

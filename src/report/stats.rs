@@ -13,7 +13,7 @@ use tracing_subscriber::layer::Context;
 
 use crate::error::Exit;
 use crate::place::Place;
-use crate::report::logging::Fields;
+use crate::report::fields::Fields;
 
 /// Counters shared between the logging layer that fills them and the end of the run.
 #[derive(Clone, Default)]

@@ -19,12 +19,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::{Url, form_urlencoded};
 
-use crate::cli::config::{Config, Target};
 use crate::error::Error;
+use crate::paginate;
 use crate::paginate::{Guard, Position, Progress};
 use crate::place;
 use crate::report::redact::{self, MASK, Secret, rewrite_query, split_segment};
-use crate::sink::spool::{Form, Mark};
+use crate::shape::records::Select;
+use crate::sink::rows::Form;
+use crate::sink::spool::Mark;
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
@@ -96,19 +98,29 @@ pub struct Identity {
     credentials: Credentials,
 }
 
+/// What defines a run's request, as the identity reads it: the settings of the modules
+/// that make the requests, without the rest of the configuration.
+pub struct Job<'a> {
+    /// The URL the user gave; `None` for the demo.
+    pub target: Option<&'a Url>,
+    pub method: &'a reqwest::Method,
+    pub params: &'a [(String, String)],
+    pub pages: &'a paginate::Settings,
+    pub records: &'a Select,
+    /// Every credential the run knows, masked wherever it appears in a saved URL.
+    pub secrets: &'a [Secret],
+}
+
 impl Identity {
     /// `url` is the URL actually fetched (for the demo, wherever it happens to listen).
-    pub fn of(config: &Config, url: &Url, form: &Form) -> Self {
+    pub fn of(job: &Job, url: &Url, form: &Form) -> Self {
         // The demo listens on a new port each run but is always the same API.
-        let target = match &config.target {
-            Target::Url(url) => url.as_str(),
-            Target::Demo => "demo",
-        };
+        let target = job.target.map_or("demo", Url::as_str);
         let parts = [
             target.to_string(),
-            request_part(config).to_string(),
-            pages_part(&config.pages).to_string(),
-            records_part(&config.records).to_string(),
+            request_part(job).to_string(),
+            pages_part(job.pages).to_string(),
+            records_part(job.records).to_string(),
             format!("{form:?}"),
         ];
         Identity {
@@ -122,7 +134,7 @@ impl Identity {
                 })
                 .collect(),
             url: redact::url(url),
-            credentials: Credentials::of(config),
+            credentials: Credentials::of(job),
         }
     }
 }
@@ -133,17 +145,17 @@ impl Identity {
 const IDENTITY_VERSION: u32 = 1;
 
 /// The request's method and extra parameters, as explicit, named fields.
-fn request_part(config: &Config) -> serde_json::Value {
+fn request_part(job: &Job) -> serde_json::Value {
     serde_json::json!({
         "v": IDENTITY_VERSION,
-        "method": config.request.method.as_str(),
-        "params": config.request.params,
+        "method": job.method.as_str(),
+        "params": job.params,
     })
 }
 
 /// What decides which pages are fetched. Not `--max-pages`: it only limits how far a run
 /// goes, not what it writes on the way.
-fn pages_part(pages: &crate::cli::config::Pages) -> serde_json::Value {
+fn pages_part(pages: &paginate::Settings) -> serde_json::Value {
     serde_json::json!({
         "v": IDENTITY_VERSION,
         "style": pages.style,
@@ -165,7 +177,7 @@ fn pages_part(pages: &crate::cli::config::Pages) -> serde_json::Value {
 }
 
 /// Where the records are found.
-fn records_part(records: &crate::shape::records::Select) -> serde_json::Value {
+fn records_part(records: &Select) -> serde_json::Value {
     serde_json::json!({
         "v": IDENTITY_VERSION,
         "pointer": records.pointer,
@@ -189,12 +201,12 @@ struct Credentials {
 }
 
 impl Credentials {
-    fn of(config: &Config) -> Self {
+    fn of(job: &Job) -> Self {
         let mut credentials = Credentials {
-            secrets: config.secrets.clone(),
+            secrets: job.secrets.to_vec(),
             ..Credentials::default()
         };
-        if let Target::Url(url) = &config.target {
+        if let Some(url) = job.target {
             credentials.user = Some(url.username())
                 .filter(|u| !u.is_empty())
                 .map(Secret::new);
@@ -204,7 +216,7 @@ impl Credentials {
                 credentials.params.push((name, Secret::new(value)));
             }
         }
-        for (name, value) in &config.request.params {
+        for (name, value) in job.params {
             let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
             credentials
                 .params
@@ -400,7 +412,7 @@ impl Checkpoint {
         });
         let mut text = serde_json::to_vec_pretty(&doc)?;
         text.push(b'\n');
-        crate::sink::output::replace(path, |file| file.write_all(&text))
+        crate::place::replace(path, |file| file.write_all(&text))
     }
 }
 
@@ -554,10 +566,10 @@ mod tests {
 
     #[test]
     fn the_identity_is_an_explicit_layout_not_the_settings_debug_text() {
-        let pages = crate::cli::config::Pages {
+        let pages = paginate::Settings {
             page_size: Some(50),
             max_pages: Some(3),
-            ..crate::cli::config::Pages::defaults(crate::paginate::Style::Auto)
+            ..paginate::Settings::defaults(crate::paginate::Style::Auto)
         };
         // A saved checkpoint holds hashes of exactly this text: changing it (a field added
         // here, renamed or reordered) must come with a new IDENTITY_VERSION.

@@ -6,3 +6,5 @@ pub mod output;
 pub mod rows;
 pub mod spool;
 pub mod writer;
+
+pub use output::Settings;

@@ -19,13 +19,27 @@ use fs4::FileExt;
 use fs4::TryLockError;
 use tracing::{info, warn};
 
-use crate::cli::config;
 use crate::error::Error;
 use crate::paginate::{Position, Progress};
 use crate::place;
 use crate::sink::checkpoint::{self, Checkpoint, Files, Identity};
+use crate::sink::rows::Form;
 use crate::sink::rows::{Encoded, Layout};
 use crate::sink::spool::Spool;
+
+/// What the output looks like, and whether a run continues an interrupted one.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub format: Format,
+    /// How records are spooled; decided by the format and the column options.
+    pub form: Form,
+    /// Continue from the checkpoint beside `--out`, if there is one.
+    pub resume: bool,
+    /// The least time between two syncs of the partial file and its checkpoint.
+    pub checkpoint_every: Duration,
+    /// `--max-columns`: the most columns a table may have.
+    pub max_columns: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -160,7 +174,7 @@ impl Sink {
     /// earlier run left, or with `--resume` carries on the one its checkpoint describes.
     /// `start` is where a new run's first request goes.
     pub fn open(
-        output: &config::Output,
+        output: &Settings,
         out: Option<&Path>,
         stream: Option<&Path>,
         identity: &Identity,
@@ -289,7 +303,7 @@ impl Sink {
 impl Partial {
     fn open(
         out: &Path,
-        output: &config::Output,
+        output: &Settings,
         identity: &Identity,
         start: &Position,
     ) -> Result<Self, Error> {
@@ -351,7 +365,7 @@ impl Partial {
 
     fn resume(
         out: &Path,
-        output: &config::Output,
+        output: &Settings,
         identity: &Identity,
         files: Files,
         checkpoint: Checkpoint,
@@ -368,7 +382,7 @@ impl Partial {
         info!(
             "resuming after page {}: {} already in {}",
             checkpoint.pages,
-            crate::engine::counted(checkpoint.spool.records, "record", "records"),
+            crate::report::units::counted(checkpoint.spool.records, "record", "records"),
             files.partial.display()
         );
         if let Some(age) = checkpoint.stale() {
@@ -387,7 +401,7 @@ impl Partial {
     /// A partial file whose checkpoint was just saved (or loaded).
     fn new(
         out: &Path,
-        output: &config::Output,
+        output: &Settings,
         identity: &Identity,
         files: Files,
         spool: Spool,
@@ -469,7 +483,7 @@ impl Partial {
         if format != Format::Json && self.spool.is_whole() {
             return self.rename_into_place().map_err(failed);
         }
-        replace(&self.out, |file| {
+        place::replace(&self.out, |file| {
             write(format, &mut self.spool, BufWriter::new(file))
         })
         .map_err(failed)?;
@@ -564,36 +578,6 @@ fn kept(error: Error, records: u64, partial: &Path) -> Error {
         records,
         partial: partial.display().to_string(),
     }
-}
-
-/// Writes `path` through a temporary file beside it that is synced and renamed over it, so
-/// a failure at any point leaves the old file as it was and no temporary file behind.
-pub(crate) fn replace(
-    path: &Path,
-    write: impl FnOnce(&mut File) -> io::Result<()>,
-) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".apifetch-").suffix(".tmp");
-    // tempfile creates files only their owner can read; an output file should get the
-    // same mode as any file the user creates (the umask applies), or keep exactly the mode
-    // of the file it replaces.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    if let Ok(old) = fs::metadata(path) {
-        tmp.as_file().set_permissions(old.permissions())?;
-    }
-    write(tmp.as_file_mut())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// The whole output from a spool, in `format`.

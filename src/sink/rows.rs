@@ -13,7 +13,24 @@ use indexmap::IndexSet;
 use crate::error::Error;
 use crate::shape::records::{Cell, Flattener};
 use crate::shape::scan;
-use crate::sink::spool::Form;
+
+/// How records are held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// Flattened into rows of named cells, for CSV and TSV.
+    Cells {
+        /// Joins nested keys into column names; `None` keeps nested objects as JSON text.
+        sep: Option<String>,
+        /// Only these columns, in this order (`--columns`); `None` keeps every column.
+        only: Option<Vec<String>>,
+        /// Between cells: `,` for CSV, a tab for TSV.
+        delimiter: u8,
+        /// `--csv-safe`: a cell a spreadsheet would run as a formula gets a leading `'`.
+        csv_safe: bool,
+    },
+    /// One compact JSON record per line, for JSON Lines and JSON.
+    Lines,
+}
 
 /// Reads records into rows. The thread that writes has one, and so does the fetching side,
 /// to encode a page ahead when the writer is behind.

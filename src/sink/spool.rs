@@ -30,25 +30,7 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::shape::records;
-use crate::sink::rows::{Columns, Encoded, Encoder, Layout};
-
-/// How records are held.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Form {
-    /// Flattened into rows of named cells, for CSV and TSV.
-    Cells {
-        /// Joins nested keys into column names; `None` keeps nested objects as JSON text.
-        sep: Option<String>,
-        /// Only these columns, in this order (`--columns`); `None` keeps every column.
-        only: Option<Vec<String>>,
-        /// Between cells: `,` for CSV, a tab for TSV.
-        delimiter: u8,
-        /// `--csv-safe`: a cell a spreadsheet would run as a formula gets a leading `'`.
-        csv_safe: bool,
-    },
-    /// One compact JSON record per line, for JSON Lines and JSON.
-    Lines,
-}
+use crate::sink::rows::{Columns, Encoded, Encoder, Form, Layout};
 
 /// The spool's state after a complete page: enough to reopen it there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,7 +377,7 @@ impl Rows {
         warn!(
             "--columns: none of the first {} has {}{hint}; the column stays empty unless \
              later records have it",
-            crate::engine::counted(records, "record", "records"),
+            crate::report::units::counted(records, "record", "records"),
             missing.join(", ")
         );
     }

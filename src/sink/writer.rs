@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 use crate::error::Error;
 use crate::paginate::Progress;
 use crate::sink::output::Sink;
+use crate::sink::rows::Form;
 use crate::sink::rows::{Encoded, Encoder, Layout};
-use crate::sink::spool::Form;
 
 /// Pages queued for the writer at most, besides the one it is writing and the one the
 /// fetching side holds: enough to keep both sides busy, with four pages in memory at most,

@@ -475,7 +475,7 @@ fn run_resolving(
         .chain(&["--out", out.to_str().unwrap()]),
     )
     .unwrap();
-    let mut config = apifetch::cli::config::Config::try_from(cli).unwrap();
+    let mut config = apifetch::engine::Config::try_from(cli).unwrap();
     config.request.proxies = Default::default();
     config.request.resolver = Some(apifetch::fetch::http::Resolver(lookups.clone()));
     let runtime = tokio::runtime::Builder::new_current_thread()
