@@ -172,8 +172,8 @@ async fn fetch(
             _ => pages.shortfall(&step),
         };
         // A run short of what the API announced is not done: resuming asks again.
-        let progress = pages.progress(step != Step::Continue && shortfall.is_none());
-        writer.page(body, &records, progress).await?;
+        let standing = pages.standing(step != Step::Continue && shortfall.is_none());
+        writer.page(body, &records, standing).await?;
         let (number, total) = (pages.fetched(), writer.records());
         // A page that only taught the paginator something is not news.
         let learned = records.is_empty() && step == Step::Continue;

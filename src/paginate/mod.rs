@@ -155,18 +155,18 @@ pub struct Paginator {
     /// The last page said more records follow (`has_more`, or a total not yet reached).
     said_more: bool,
     guard: Guard,
-    /// Entries of the guard already handed out with a [`Progress`].
+    /// Entries of the guard already handed out with a [`Standing`].
     handed: usize,
 }
 
 /// Where the run stands after a page: what a checkpoint saved with that page holds.
 #[derive(Debug)]
-pub struct Progress {
+pub struct Standing {
     /// Where the next request starts.
     pub position: Position,
     /// What the loop checks learned from the page (see [`Guard::since`]).
     pub guard: Guard,
-    /// Settings fetched so far.
+    /// Pages fetched so far.
     pub pages: u64,
     /// No more pages will come.
     pub done: bool,
@@ -365,7 +365,7 @@ impl Paginator {
         &self.position
     }
 
-    /// Settings fetched so far (including pages fetched by the run being resumed).
+    /// Pages fetched so far (including pages fetched by the run being resumed).
     pub fn fetched(&self) -> u64 {
         self.fetched
     }
@@ -407,10 +407,10 @@ impl Paginator {
 
     /// Where the run stands now, for the checkpoint of the page just fetched; `done` says
     /// that it was the last.
-    pub fn progress(&mut self, done: bool) -> Progress {
+    pub fn standing(&mut self, done: bool) -> Standing {
         let guard = self.guard.since(self.handed);
         self.handed = self.guard.entries();
-        Progress {
+        Standing {
             position: self.position.clone(),
             guard,
             pages: self.fetched,
@@ -1732,7 +1732,7 @@ mod tests {
             serde_json::from_str(&saved).unwrap(),
             p.fetched(),
             1,
-            p.progress(false).guard,
+            p.standing(false).guard,
         );
         assert_eq!((q.style(), q.url()), (Style::Cursor, p.url()));
         assert_eq!(

@@ -36,7 +36,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::report::progress::Progress;
+use crate::report::progress::Display;
 use crate::report::redact::{self, Secret};
 use crate::report::stats::Stats;
 
@@ -93,8 +93,8 @@ pub const PAGE_TARGET: &str = "apifetch::page";
 
 pub fn init(config: &Settings, secrets: &[Secret]) -> Installed {
     let secrets: Arc<[Secret]> = secrets.into();
-    let progress = config.progress.then(Progress::start);
-    let bar = progress.as_ref().map(Progress::bar);
+    let progress = config.progress.then(Display::start);
+    let bar = progress.as_ref().map(Display::bar);
     let stderr = Stderr {
         secrets: Arc::clone(&secrets),
         progress: bar.clone(),

@@ -17,7 +17,7 @@ use tracing_subscriber::layer::Context;
 use crate::report::fields::Fields;
 use crate::report::units::human;
 
-pub struct Progress {
+pub struct Display {
     bar: ProgressBar,
     /// Shared with the display's `{wait}` key, which counts a wait down on every tick.
     state: Arc<Mutex<State>>,
@@ -39,7 +39,7 @@ struct Waiting {
     until: Instant,
 }
 
-impl Progress {
+impl Display {
     /// Starts drawing on stderr (indicatif draws nothing if it is not a terminal).
     pub fn start() -> Self {
         let state = Arc::new(Mutex::new(State::default()));
@@ -47,7 +47,7 @@ impl Progress {
         let prefix = lock(&state).prefix();
         bar.set_prefix(prefix);
         bar.enable_steady_tick(Duration::from_millis(100));
-        Progress { bar, state }
+        Display { bar, state }
     }
 
     /// A handle on the display, for drawing log lines around it.
@@ -117,7 +117,7 @@ impl State {
     }
 }
 
-impl<S: Subscriber> Layer<S> for Progress {
+impl<S: Subscriber> Layer<S> for Display {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let fields = Fields::of(event);
         if let Some(total) = fields.expected_records {

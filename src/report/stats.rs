@@ -40,7 +40,7 @@ pub struct Waits {
 
 /// The `--summary-json` document.
 #[derive(Debug, Serialize)]
-pub struct Summary<'a> {
+pub struct Document<'a> {
     pub exit_code: u8,
     /// Why the run failed (scrubbed of secrets); `null` on success.
     pub error: Option<&'a str>,
@@ -89,7 +89,7 @@ impl Stats {
         output: Option<&Path>,
     ) -> std::io::Result<()> {
         let counts = self.counts();
-        let summary = Summary {
+        let summary = Document {
             exit_code: exit as u8,
             error,
             retries_total: counts.retries.values().sum(),

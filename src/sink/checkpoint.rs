@@ -21,7 +21,7 @@ use url::{Url, form_urlencoded};
 
 use crate::error::Error;
 use crate::paginate;
-use crate::paginate::{Guard, Position, Progress};
+use crate::paginate::{Guard, Position, Standing};
 use crate::place;
 use crate::report::redact::{self, MASK, Secret, rewrite_query, split_segment};
 use crate::shape::records::Select;
@@ -338,7 +338,7 @@ impl Checkpoint {
     }
 
     /// Moves the checkpoint past a page, whose records took the spool to `spool`.
-    pub fn advance(&mut self, progress: Progress, spool: Mark) {
+    pub fn advance(&mut self, progress: Standing, spool: Mark) {
         self.position = progress.position;
         self.guard.catch_up(progress.guard);
         self.pages = progress.pages;

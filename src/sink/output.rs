@@ -20,7 +20,7 @@ use fs4::TryLockError;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::paginate::{Position, Progress};
+use crate::paginate::{Position, Standing};
 use crate::place;
 use crate::sink::checkpoint::{self, Checkpoint, Files, Identity};
 use crate::sink::rows::Form;
@@ -217,7 +217,7 @@ impl Sink {
         &mut self,
         records: &[&str],
         encoded: Option<&Encoded>,
-        progress: Progress,
+        progress: Standing,
     ) -> Result<(), Error> {
         match &mut self.route {
             Route::Stream { out, records: n } => {
@@ -428,7 +428,7 @@ impl Partial {
         &mut self,
         records: &[&str],
         encoded: Option<&Encoded>,
-        progress: Progress,
+        progress: Standing,
     ) -> Result<(), Error> {
         self.spool.add_page(records, encoded).map_err(|e| match e {
             Error::Output(e) => self.partial_error(e),

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::paginate::Progress;
+use crate::paginate::Standing;
 use crate::sink::output::Sink;
 use crate::sink::rows::Form;
 use crate::sink::rows::{Encoded, Encoder, Layout};
@@ -56,7 +56,7 @@ struct Batch {
     body: Arc<String>,
     records: Vec<Range<usize>>,
     encoded: Option<Encoded>,
-    progress: Progress,
+    progress: Standing,
 }
 
 impl Writer {
@@ -109,7 +109,7 @@ impl Writer {
         &mut self,
         body: &Arc<String>,
         records: &[&str],
-        progress: Progress,
+        progress: Standing,
     ) -> Result<(), Error> {
         let base = body.as_ptr() as usize;
         let spans = records.iter().map(|record| {

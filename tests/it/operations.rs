@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use apifetch::sim::Identity;
+use apifetch::sim::ServerCert;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 
@@ -618,7 +618,7 @@ fn progress_shows_a_bar_with_an_eta_once_the_total_is_known() {
 }
 
 /// A private CA (PEM), and an identity for 127.0.0.1 that it signed.
-fn private_ca() -> (String, Identity) {
+fn private_ca() -> (String, ServerCert) {
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca.distinguished_name
@@ -629,7 +629,7 @@ fn private_ca() -> (String, Identity) {
         .unwrap()
         .signed_by(&key, &ca)
         .unwrap();
-    let identity = Identity {
+    let identity = ServerCert {
         chain: vec![leaf.der().to_vec()],
         key: key.serialize_der(),
     };
