@@ -143,12 +143,38 @@ pub struct Cli {
     #[command(flatten)]
     pub output: OutputArgs,
 
+    #[command(flatten)]
+    pub pages: PaginationArgs,
+
+    #[command(flatten)]
+    pub request: RequestArgs,
+
+    #[command(flatten)]
+    pub retry: RetryArgs,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub polite: PolitenessArgs,
+
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+
+    /// Print shell completions or the man page to stdout, then exit.
+    #[arg(long, value_name = "WHAT", value_enum, hide = true)]
+    pub generate: Option<Generate>,
+}
+
+/// Pagination: where the next page is, and where the records are.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Pagination")]
+pub struct PaginationArgs {
     /// Query parameter that carries the page number, where the API does not show its own.
     #[arg(
         long,
         value_name = "NAME",
         default_value = "page",
-        help_heading = "Pagination",
         env = "APIFETCH_PAGE_PARAM",
         hide_env_values = true
     )]
@@ -159,7 +185,6 @@ pub struct Cli {
         long,
         value_name = "NAME",
         default_value = "per_page",
-        help_heading = "Pagination",
         env = "APIFETCH_SIZE_PARAM",
         hide_env_values = true
     )]
@@ -167,7 +192,7 @@ pub struct Cli {
 
     /// Records to ask for per page, 1 to 1000000, sent only when given. The API may send
     /// fewer; that alone never ends the run [default: the API's own]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MILLION), help_heading = "Pagination", env = "APIFETCH_PAGE_SIZE", hide_env_values = true)]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MILLION), env = "APIFETCH_PAGE_SIZE", hide_env_values = true)]
     pub page_size: Option<u64>,
 
     /// Number of the first page, 0 to 1000000000, sent only when given [default: the
@@ -176,7 +201,6 @@ pub struct Cli {
         long,
         value_name = "N",
         value_parser = clap::value_parser!(u64).range(0..=BILLION),
-        help_heading = "Pagination",
         env = "APIFETCH_START_PAGE",
         hide_env_values = true
     )]
@@ -184,7 +208,7 @@ pub struct Cli {
 
     /// Stop after this many pages (1 to 1000000000), even if more remain (a warning says
     /// so). Unlimited by default.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=BILLION), help_heading = "Pagination", env = "APIFETCH_MAX_PAGES", hide_env_values = true)]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=BILLION), env = "APIFETCH_MAX_PAGES", hide_env_values = true)]
     pub max_pages: Option<u64>,
 
     /// How the API hands out pages: auto decides from the first response, which is the URL
@@ -192,7 +216,7 @@ pub struct Cli {
     /// next URL in the body, a Link header, or none (one request). A style that finds
     /// nothing in the first response is an error, not a fallback [default: auto]
     /// [possible values: auto, page, offset, cursor, next, link, none]
-    #[arg(long, value_name = "STYLE", value_enum, default_value_t = Style::Auto, help_heading = "Pagination", env = "APIFETCH_PAGINATE", hide_env_values = true)]
+    #[arg(long, value_name = "STYLE", value_enum, default_value_t = Style::Auto, env = "APIFETCH_PAGINATE", hide_env_values = true)]
     pub paginate: Style,
 
     /// Query parameter that carries the offset (--paginate offset).
@@ -200,7 +224,6 @@ pub struct Cli {
         long,
         value_name = "NAME",
         default_value = "offset",
-        help_heading = "Pagination",
         env = "APIFETCH_OFFSET_PARAM",
         hide_env_values = true
     )]
@@ -211,7 +234,6 @@ pub struct Cli {
         long,
         value_name = "NAME",
         default_value = "limit",
-        help_heading = "Pagination",
         env = "APIFETCH_LIMIT_PARAM",
         hide_env_values = true
     )]
@@ -219,12 +241,12 @@ pub struct Cli {
 
     /// JSON Pointer to the next cursor in the body (e.g. /meta/next); implies --paginate
     /// cursor. Without it, cursor and auto look at /next_cursor, /cursor, /nextPageToken, …
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, conflicts_with = "cursor_from_record", help_heading = "Pagination", env = "APIFETCH_CURSOR_PATH", hide_env_values = true)]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, conflicts_with = "cursor_from_record", env = "APIFETCH_CURSOR_PATH", hide_env_values = true)]
     pub cursor_path: Option<String>,
 
     /// JSON Pointer to the cursor in the last record of each page (keyset, e.g. /id with
     /// --cursor-param starting_after); implies --paginate cursor.
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_CURSOR_FROM_RECORD", hide_env_values = true)]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, env = "APIFETCH_CURSOR_FROM_RECORD", hide_env_values = true)]
     pub cursor_from_record: Option<String>,
 
     /// Query parameter the cursor is sent back in [default: cursor, or the name the
@@ -232,7 +254,6 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "NAME",
-        help_heading = "Pagination",
         env = "APIFETCH_CURSOR_PARAM",
         hide_env_values = true
     )]
@@ -240,28 +261,28 @@ pub struct Cli {
 
     /// JSON Pointer to the next page's URL in the body (e.g. /links/next); implies
     /// --paginate next.
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_NEXT_PATH", hide_env_values = true)]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, env = "APIFETCH_NEXT_PATH", hide_env_values = true)]
     pub next_path: Option<String>,
 
     /// JSON Pointer to a boolean that is false on the last page [default: /has_more,
     /// /hasMore, /meta/has_more, /pagination/has_more]
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_HAS_MORE", hide_env_values = true)]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, env = "APIFETCH_HAS_MORE", hide_env_values = true)]
     pub has_more: Option<String>,
 
     /// JSON Pointer to the total number of records [default: /total, /total_count, …,
     /// or the X-Total-Count header]
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_TOTAL", hide_env_values = true)]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, env = "APIFETCH_TOTAL", hide_env_values = true)]
     pub total: Option<String>,
 
     /// JSON Pointer to the records array [default: a top-level array, or the array at
     /// /data, /items, /results, /records, /entries, /value, /rows, one level deeper, or
     /// the only array-valued field]
-    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, help_heading = "Pagination", env = "APIFETCH_RECORDS", hide_env_values = true)]
+    #[arg(long, value_name = "POINTER", value_parser = parse_pointer, env = "APIFETCH_RECORDS", hide_env_values = true)]
     pub records: Option<String>,
 
     /// Stop after this many records (1 to 1000000000000); the last page is cut. Unlimited
     /// by default.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000 * BILLION), help_heading = "Pagination", env = "APIFETCH_MAX_RECORDS", hide_env_values = true)]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000 * BILLION), env = "APIFETCH_MAX_RECORDS", hide_env_values = true)]
     pub max_records: Option<u64>,
 
     /// Send -H headers and credentials to a next page on another origin (scheme, host or
@@ -269,59 +290,49 @@ pub struct Cli {
     /// warning, and a redirect to another origin that would carry them fails the run.
     // No environment variable, like --insecure: a setting that sends credentials to other
     // hosts should be visible on the command line, not switched on silently.
-    #[arg(long, help_heading = "Pagination")]
+    #[arg(long)]
     pub trust_next_origin: bool,
+}
 
+/// What each request sends, and what to do instead of fetching.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Request")]
+pub struct RequestArgs {
     /// HTTP method of every request [default: GET, or POST with --data or --graphql]. A
     /// pagination POST is a read: it is retried like a GET.
-    #[arg(short = 'X', long, value_name = "METHOD", value_parser = parse_method, help_heading = "Request")]
+    #[arg(short = 'X', long, value_name = "METHOD", value_parser = parse_method)]
     pub method: Option<reqwest::Method>,
 
     /// JSON request body, sent as application/json (implies -X POST unless -X is given):
     /// the text itself, @FILE, or @- for standard input. Page numbers, offsets, sizes and
     /// cursors go into it where a --*-param flag is a JSON Pointer (--cursor-param
     /// /start_cursor).
-    #[arg(short = 'd', long, value_name = "JSON", help_heading = "Request")]
+    #[arg(short = 'd', long, value_name = "JSON")]
     pub data: Option<String>,
 
     /// A GraphQL query (or @FILE), POSTed as {"query", "variables"}: the connection with
     /// pageInfo is found in the response and paged through its cursor variable.
-    #[arg(
-        long,
-        value_name = "QUERY",
-        conflicts_with = "data",
-        help_heading = "Request"
-    )]
+    #[arg(long, value_name = "QUERY", conflicts_with = "data")]
     pub graphql: Option<String>,
 
     /// Variables of the --graphql query, as a JSON object (or @FILE).
-    #[arg(
-        long,
-        value_name = "JSON",
-        requires = "graphql",
-        help_heading = "Request"
-    )]
+    #[arg(long, value_name = "JSON", requires = "graphql")]
     pub variables: Option<String>,
 
     /// The --graphql variable the cursor goes into [default: the one the query passes as
     /// `after:`, or `before:` to page backwards]
-    #[arg(
-        long,
-        value_name = "NAME",
-        requires = "graphql",
-        help_heading = "Request"
-    )]
+    #[arg(long, value_name = "NAME", requires = "graphql")]
     pub cursor_var: Option<String>,
 
     /// Fetch the first page only, write no data, and print what was detected (style,
     /// parameter names, records, totals, columns with a sample) and the flags that pin it
     /// down for a cron job.
-    #[arg(long, conflicts_with = "dry_run", help_heading = "Request")]
+    #[arg(long, conflicts_with = "dry_run")]
     pub probe: bool,
 
     /// Use the saved API profile NAME from the config file: its URL (a URL argument that
     /// is a path is joined to it), headers, parameters and flags; flags given here win.
-    #[arg(long, value_name = "NAME", help_heading = "Request")]
+    #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
     /// The base URL of the profile in use, put here by the profile: a URL argument that
@@ -334,40 +345,29 @@ pub struct Cli {
         long,
         value_name = "FILE",
         env = "APIFETCH_CONFIG",
-        hide_env_values = true,
-        help_heading = "Request"
+        hide_env_values = true
     )]
     pub config: Option<PathBuf>,
 
     /// With --probe: save what was found (URL, headers, parameters and the flags that pin
     /// the pagination) as profile NAME. Credentials are not saved; the profile names the
     /// environment variable to take them from.
-    #[arg(
-        long,
-        value_name = "NAME",
-        requires = "probe",
-        help_heading = "Request"
-    )]
+    #[arg(long, value_name = "NAME", requires = "probe")]
     pub save_profile: Option<String>,
 
     /// Send nothing: print the first request as a curl command line, secrets masked.
-    #[arg(long, help_heading = "Request")]
+    #[arg(long)]
     pub dry_run: bool,
 
     /// Extra query parameter for every request (repeatable).
-    #[arg(long = "param", value_name = "KEY=VALUE", help_heading = "Request")]
+    #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 
     /// Extra request header (repeatable), or @FILE with one header a line (blank lines and
     /// # comments skipped). Values of credential headers (Authorization, Cookie,
     /// *-Api-Key, *-Token) never appear in logs or errors. Arguments are visible to every
     /// local user in `ps`: keep credentials in @FILE, APIFETCH_HEADERS or APIFETCH_TOKEN.
-    #[arg(
-        short = 'H',
-        long = "header",
-        value_name = "NAME: VALUE",
-        help_heading = "Request"
-    )]
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 
     /// Headers from the environment, one a line, sent besides any -H: a way to give a
@@ -382,61 +382,70 @@ pub struct Cli {
     pub env_headers: Vec<String>,
 
     /// The User-Agent header sent with every request.
-    #[arg(short = 'A', long, value_name = "TEXT", default_value = concat!("apifetch/", env!("CARGO_PKG_VERSION")), env = "APIFETCH_USER_AGENT", hide_env_values = true, help_heading = "Request")]
+    #[arg(short = 'A', long, value_name = "TEXT", default_value = concat!("apifetch/", env!("CARGO_PKG_VERSION")), env = "APIFETCH_USER_AGENT", hide_env_values = true)]
     pub user_agent: String,
 
     /// Refuse (exit 5) a response body larger than this, before it is read past the limit.
     /// Accepts bytes or a K, M or G suffix (binary: 1M = 1048576), at most 4G.
-    #[arg(long, value_name = "BYTES", default_value = "100M", value_parser = parse_size, env = "APIFETCH_MAX_RESPONSE_SIZE", hide_env_values = true, help_heading = "Request")]
+    #[arg(long, value_name = "BYTES", default_value = "100M", value_parser = parse_size, env = "APIFETCH_MAX_RESPONSE_SIZE", hide_env_values = true)]
     pub max_response_size: u64,
 
     /// Time limit for one request, including reading its body; above 0.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_limit, help_heading = "Request", env = "APIFETCH_TIMEOUT", hide_env_values = true)]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_limit, env = "APIFETCH_TIMEOUT", hide_env_values = true)]
     pub timeout: Duration,
 
     /// Time limit for establishing a connection; above 0.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_limit, help_heading = "Request", env = "APIFETCH_CONNECT_TIMEOUT", hide_env_values = true)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_limit, env = "APIFETCH_CONNECT_TIMEOUT", hide_env_values = true)]
     pub connect_timeout: Duration,
+}
 
+/// When to retry, and how long to wait.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Retries")]
+pub struct RetryArgs {
     /// Retries after the first attempt of each request, 0 to 100.
     #[arg(
         long,
         value_name = "N",
         default_value_t = 5,
         value_parser = clap::value_parser!(u32).range(0..=100),
-        help_heading = "Retries",
         env = "APIFETCH_RETRIES",
         hide_env_values = true
     )]
     pub retries: u32,
 
     /// Wait before the first retry; it doubles with each further retry.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration, help_heading = "Retries", env = "APIFETCH_BACKOFF", hide_env_values = true)]
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration, env = "APIFETCH_BACKOFF", hide_env_values = true)]
     pub backoff: Duration,
 
     /// Longest wait between retries.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, help_heading = "Retries", env = "APIFETCH_BACKOFF_MAX", hide_env_values = true)]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration, env = "APIFETCH_BACKOFF_MAX", hide_env_values = true)]
     pub backoff_max: Duration,
 
     /// How waits are randomised: equal draws from [d/2, d], full from [0, d], none waits d.
-    #[arg(long, value_name = "KIND", value_enum, default_value_t = Jitter::Equal, help_heading = "Retries", env = "APIFETCH_JITTER", hide_env_values = true)]
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = Jitter::Equal, env = "APIFETCH_JITTER", hide_env_values = true)]
     pub jitter: Jitter,
 
     /// HTTP statuses that are retried; every other error status fails at once.
-    #[arg(long, value_name = "CODES", value_delimiter = ',', default_value = "408,425,429,500,502,503,504", value_parser = clap::value_parser!(u16).range(100..600), help_heading = "Retries", env = "APIFETCH_RETRY_ON", hide_env_values = true)]
+    #[arg(long, value_name = "CODES", value_delimiter = ',', default_value = "408,425,429,500,502,503,504", value_parser = clap::value_parser!(u16).range(100..600), env = "APIFETCH_RETRY_ON", hide_env_values = true)]
     pub retry_on: Vec<u16>,
 
     /// Give up instead of waiting longer than this for one retry (e.g. a long Retry-After)
     /// [default: 300, or --breaker-cooldown when that is longer]
-    #[arg(long, value_name = "SECS", value_parser = parse_duration, help_heading = "Retries", env = "APIFETCH_RETRY_MAX_WAIT", hide_env_values = true)]
+    #[arg(long, value_name = "SECS", value_parser = parse_duration, env = "APIFETCH_RETRY_MAX_WAIT", hide_env_values = true)]
     pub retry_max_wait: Option<Duration>,
+}
 
+/// Credentials and certificates.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Auth and TLS")]
+pub struct AuthArgs {
     /// Send `Authorization: Bearer TOKEN` with every request.
-    #[arg(long, value_name = "TOKEN", value_parser = secret, env = "APIFETCH_TOKEN", hide_env_values = true, help_heading = "Auth and TLS")]
+    #[arg(long, value_name = "TOKEN", value_parser = secret, env = "APIFETCH_TOKEN", hide_env_values = true)]
     pub bearer: Option<Secret>,
 
     /// HTTP basic authentication with this user name and password.
-    #[arg(short = 'u', long, value_name = "USER:PASS", value_parser = secret, env = "APIFETCH_USER", hide_env_values = true, conflicts_with = "bearer", help_heading = "Auth and TLS")]
+    #[arg(short = 'u', long, value_name = "USER:PASS", value_parser = secret, env = "APIFETCH_USER", hide_env_values = true, conflicts_with = "bearer")]
     pub user: Option<Secret>,
 
     /// Also trust the CA certificate(s) in this PEM file, besides the system's.
@@ -444,17 +453,22 @@ pub struct Cli {
         long,
         value_name = "FILE",
         env = "APIFETCH_CACERT",
-        hide_env_values = true,
-        help_heading = "Auth and TLS"
+        hide_env_values = true
     )]
     pub cacert: Option<PathBuf>,
 
     /// Do not verify TLS certificates. Anyone on the network path can then read and change
     /// the traffic, credentials included; a warning says so on every run.
-    #[arg(long, help_heading = "Auth and TLS")]
+    #[arg(long)]
     pub insecure: bool,
+}
+
+/// How gently the API is treated.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Politeness")]
+pub struct PolitenessArgs {
     /// Pause between consecutive requests: after one ends, before the next starts.
-    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_duration, env = "APIFETCH_DELAY", hide_env_values = true, help_heading = "Politeness")]
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_duration, env = "APIFETCH_DELAY", hide_env_values = true)]
     pub delay: Duration,
 
     /// At most N request starts per second over the whole run, or per minute or hour with
@@ -463,8 +477,7 @@ pub struct Cli {
         long,
         value_name = "N[/s|/m|/h]",
         env = "APIFETCH_RATE",
-        hide_env_values = true,
-        help_heading = "Politeness"
+        hide_env_values = true
     )]
     pub rate: Option<Rate>,
 
@@ -477,37 +490,40 @@ pub struct Cli {
         default_value_t = 5,
         value_parser = clap::value_parser!(u32).range(0..=100),
         env = "APIFETCH_BREAKER",
-        hide_env_values = true,
-        help_heading = "Politeness"
+        hide_env_values = true
     )]
     pub breaker: u32,
 
     /// How long an open circuit sends nothing before probing [default: 30, or
     /// --retry-max-wait when that is shorter]
-    #[arg(long, value_name = "SECS", value_parser = parse_duration, env = "APIFETCH_BREAKER_COOLDOWN", hide_env_values = true, help_heading = "Politeness")]
+    #[arg(long, value_name = "SECS", value_parser = parse_duration, env = "APIFETCH_BREAKER_COOLDOWN", hide_env_values = true)]
     pub breaker_cooldown: Option<Duration>,
 
     /// Time limit for the whole run. A wait that would end past it is not started:
     /// apifetch gives up at once (exit 4); above 0. Unlimited by default.
-    #[arg(long, value_name = "DURATION", value_parser = parse_limit, env = "APIFETCH_MAX_TIME", hide_env_values = true, help_heading = "Politeness")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_limit, env = "APIFETCH_MAX_TIME", hide_env_values = true)]
     pub max_time: Option<Duration>,
 
     /// Pages fetched at once (1 to 64), when their positions are known in advance: page
     /// numbers or offsets with a known total. Records are still written in page order;
     /// styles whose next page comes from the previous response stay one at a time.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64), env = "APIFETCH_CONCURRENCY", hide_env_values = true, help_heading = "Politeness")]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64), env = "APIFETCH_CONCURRENCY", hide_env_values = true)]
     pub concurrency: usize,
+}
 
+/// What the run says about itself.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LoggingArgs {
     /// More log output (-v: each request and wait, -vv: also every response's headers).
     /// Wins over --quiet (as given on the command line over APIFETCH_QUIET in a job).
-    #[arg(short, long, action = ArgAction::Count, help_heading = "Logging")]
+    #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 
     /// Only errors on stderr; nothing at all on success.
     #[arg(
         short,
         long,
-        help_heading = "Logging",
         env = "APIFETCH_QUIET", value_parser = BoolishValueParser::new(),
         hide_env_values = true
     )]
@@ -515,11 +531,11 @@ pub struct Cli {
 
     /// Log as human-readable text, or as JSON Lines with stable fields (level, msg, page,
     /// records, status, attempt, wait_ms, url) for log collectors.
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, env = "APIFETCH_LOG_FORMAT", hide_env_values = true, help_heading = "Logging")]
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, env = "APIFETCH_LOG_FORMAT", hide_env_values = true)]
     pub log_format: LogFormat,
 
     /// When to color the logs; `auto` means when stderr is a terminal and NO_COLOR is unset.
-    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto, env = "APIFETCH_COLOR", hide_env_values = true, help_heading = "Logging")]
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto, env = "APIFETCH_COLOR", hide_env_values = true)]
     pub color: Color,
 
     /// Write a JSON summary of the run here (exit code, records, pages, requests, retries,
@@ -530,14 +546,9 @@ pub struct Cli {
         long,
         value_name = "FILE",
         env = "APIFETCH_SUMMARY_JSON",
-        hide_env_values = true,
-        help_heading = "Logging"
+        hide_env_values = true
     )]
     pub summary_json: Option<PathBuf>,
-
-    /// Print shell completions or the man page to stdout, then exit.
-    #[arg(long, value_name = "WHAT", value_enum, hide = true)]
-    pub generate: Option<Generate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -34,7 +34,7 @@ impl TryFrom<Cli> for Config {
     type Error = Error;
 
     fn try_from(cli: Cli) -> Result<Self, Error> {
-        let target = match (&cli.url, &cli.base_url, cli.demo) {
+        let target = match (&cli.url, &cli.request.base_url, cli.demo) {
             (_, _, true) => Target::Demo,
             (Some(path), Some(base), false) if path.starts_with('/') => {
                 Target::Url(parse_url(&format!("{}{path}", base.trim_end_matches('/')))?)
@@ -44,45 +44,46 @@ impl TryFrom<Cli> for Config {
                 return Err(Error::Usage("a URL is required (or --demo)".into()));
             }
         };
-        if cli.backoff > cli.backoff_max {
+        if cli.retry.backoff > cli.retry.backoff_max {
             return Err(Error::Usage(format!(
                 "--backoff ({}) is longer than --backoff-max ({})",
-                human(cli.backoff),
-                human(cli.backoff_max)
+                human(cli.retry.backoff),
+                human(cli.retry.backoff_max)
             )));
         }
         let params = cli
+            .request
             .params
             .iter()
             .map(|p| parse_param(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let (cooldown, max_wait) = breaker_waits(cli.breaker_cooldown, cli.retry_max_wait)?;
-        let breaker = (cli.breaker > 0)
+        let (cooldown, max_wait) = breaker_waits(cli.polite.breaker_cooldown, cli.retry.retry_max_wait)?;
+        let breaker = (cli.polite.breaker > 0)
             .then_some(cooldown)
             .map(|cooldown| breaker::Settings {
-                threshold: cli.breaker,
+                threshold: cli.polite.breaker,
                 cooldown,
             });
         let mut headers = HeaderMap::new();
-        for line in header_lines(&cli.headers, &cli.env_headers)? {
+        for line in header_lines(&cli.request.headers, &cli.request.env_headers)? {
             let (name, value) = parse_header(&line)?;
             headers.append(name, value);
         }
         let (body, graphql) = payload(&cli)?;
         let is_graphql = graphql.is_some();
-        let method = match (&cli.method, &body) {
+        let method = match (&cli.request.method, &body) {
             (Some(method), _) => method.clone(),
             (None, Some(_)) => reqwest::Method::POST,
             (None, None) => reqwest::Method::GET,
         };
         check_body_params(&cli, body.is_some())?;
         let style = pagination_style(&cli)?;
-        let cursor = match (cli.cursor_path, cli.cursor_from_record) {
+        let cursor = match (cli.pages.cursor_path, cli.pages.cursor_from_record) {
             (Some(pointer), _) => Some(CursorSource::Body(pointer)),
             (None, Some(pointer)) => Some(CursorSource::LastRecord(pointer)),
             (None, None) => None,
         };
-        let auth = match (cli.bearer, cli.user) {
+        let auth = match (cli.auth.bearer, cli.auth.user) {
             // Checked here, where it is a usage error: later it would be a failed
             // request, retried as if the network were at fault.
             (Some(token), _) if HeaderValue::from_str(token.expose()).is_err() => {
@@ -97,6 +98,7 @@ impl TryFrom<Cli> for Config {
             (None, None) => None,
         };
         let cacert = cli
+            .auth
             .cacert
             .as_ref()
             .map(|path| {
@@ -108,7 +110,7 @@ impl TryFrom<Cli> for Config {
         let stderr_is_terminal = std::io::stderr().is_terminal();
         let proxies = Proxies::from_env(|name| std::env::var(name).ok());
         let secrets = collect_secrets(&target, &params, &headers, auth.as_ref(), &proxies);
-        if let Some(summary) = &cli.summary_json {
+        if let Some(summary) = &cli.logging.summary_json {
             if let Some(what) = summary_clash(&Place::of(summary.clone()), cli.out.clone()) {
                 return Err(Error::Usage(format!(
                     "--summary-json {} names {what}, which it would overwrite",
@@ -122,9 +124,9 @@ impl TryFrom<Cli> for Config {
             out.as_deref().or(stream.as_deref()),
             out.is_some(),
         )?;
-        let save_profile = match cli.save_profile {
+        let save_profile = match cli.request.save_profile {
             Some(name) => {
-                let path = crate::profile::path(cli.config.as_deref(), |v| std::env::var(v).ok())
+                let path = crate::profile::path(cli.request.config.as_deref(), |v| std::env::var(v).ok())
                     .ok_or_else(|| {
                     Error::Usage("--save-profile: no config file (set HOME or --config)".into())
                 })?;
@@ -135,7 +137,7 @@ impl TryFrom<Cli> for Config {
         Ok(Config {
             target,
             save_profile,
-            action: match (cli.probe, cli.dry_run) {
+            action: match (cli.request.probe, cli.request.dry_run) {
                 (true, _) => Action::Probe,
                 (_, true) => Action::DryRun,
                 _ => Action::Fetch,
@@ -145,24 +147,24 @@ impl TryFrom<Cli> for Config {
             output,
             pages: paginate::Settings {
                 style,
-                page_param: cli.page_param,
-                size_param: cli.size_param,
-                page_size: cli.page_size,
-                start_page: cli.start_page,
-                max_pages: cli.max_pages,
-                offset_param: cli.offset_param,
-                limit_param: cli.limit_param,
+                page_param: cli.pages.page_param,
+                size_param: cli.pages.size_param,
+                page_size: cli.pages.page_size,
+                start_page: cli.pages.start_page,
+                max_pages: cli.pages.max_pages,
+                offset_param: cli.pages.offset_param,
+                limit_param: cli.pages.limit_param,
                 cursor,
-                cursor_param: cli.cursor_param,
-                next_path: cli.next_path,
-                has_more: cli.has_more,
-                total: cli.total,
-                max_records: cli.max_records,
+                cursor_param: cli.pages.cursor_param,
+                next_path: cli.pages.next_path,
+                has_more: cli.pages.has_more,
+                total: cli.pages.total,
+                max_records: cli.pages.max_records,
                 body,
                 graphql,
             },
             records: Select {
-                pointer: cli.records,
+                pointer: cli.pages.records,
                 object_is_record: style == Style::None,
                 item: None,
             },
@@ -171,37 +173,37 @@ impl TryFrom<Cli> for Config {
                 graphql: is_graphql,
                 params,
                 headers,
-                user_agent: cli.user_agent,
+                user_agent: cli.request.user_agent,
                 auth,
-                timeout: cli.timeout,
-                connect_timeout: cli.connect_timeout,
-                trust_next_origin: cli.trust_next_origin,
-                max_response_size: cli.max_response_size,
+                timeout: cli.request.timeout,
+                connect_timeout: cli.request.connect_timeout,
+                trust_next_origin: cli.pages.trust_next_origin,
+                max_response_size: cli.request.max_response_size,
                 tls: Tls {
                     cacert,
-                    insecure: cli.insecure,
+                    insecure: cli.auth.insecure,
                 },
                 proxies,
                 resolver: None,
             },
             retry: retry::Policy {
-                retries: cli.retries,
-                base: cli.backoff,
-                cap: cli.backoff_max,
-                jitter: cli.jitter,
-                retry_on: cli.retry_on,
+                retries: cli.retry.retries,
+                base: cli.retry.backoff,
+                cap: cli.retry.backoff_max,
+                jitter: cli.retry.jitter,
+                retry_on: cli.retry.retry_on,
                 max_wait,
             },
             logging: logging::Settings {
-                level: match (cli.quiet, cli.verbose) {
+                level: match (cli.logging.quiet, cli.logging.verbose) {
                     (true, 0) => LevelFilter::ERROR,
                     (false, 0) => LevelFilter::INFO,
                     (_, 1) => LevelFilter::DEBUG,
                     (_, _) => LevelFilter::TRACE,
                 },
-                format: cli.log_format,
-                color: cli.log_format == LogFormat::Text
-                    && match cli.color {
+                format: cli.logging.log_format,
+                color: cli.logging.log_format == LogFormat::Text
+                    && match cli.logging.color {
                         Color::Always => true,
                         Color::Never => false,
                         Color::Auto => {
@@ -209,18 +211,18 @@ impl TryFrom<Cli> for Config {
                                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                         }
                     },
-                progress: stderr_is_terminal && !(cli.quiet && cli.verbose == 0),
-                summary: cli.summary_json,
+                progress: stderr_is_terminal && !(cli.logging.quiet && cli.logging.verbose == 0),
+                summary: cli.logging.summary_json,
             },
             secrets,
             polite: Politeness {
                 pacing: pace::Pacing {
-                    rate: cli.rate,
-                    delay: cli.delay,
+                    rate: cli.polite.rate,
+                    delay: cli.polite.delay,
                 },
                 breaker,
-                max_time: cli.max_time,
-                concurrency: cli.concurrency,
+                max_time: cli.polite.max_time,
+                concurrency: cli.polite.concurrency,
             },
         })
     }
@@ -256,17 +258,17 @@ fn breaker_waits(
 /// The request body (`--data`, or `--graphql` with `--variables`), checked to be JSON
 /// before any request, and how a GraphQL query pages.
 fn payload(cli: &Cli) -> Result<(Option<serde_json::Value>, Option<Graphql>), Error> {
-    if let Some(data) = &cli.data {
+    if let Some(data) = &cli.request.data {
         let text = load(data, "--data")?;
         let body = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("--data is not JSON: {e}")))?;
         return Ok((Some(body), None));
     }
-    let Some(query) = &cli.graphql else {
+    let Some(query) = &cli.request.graphql else {
         return Ok((None, None));
     };
     let query = load(query, "--graphql")?;
-    let variables = match &cli.variables {
+    let variables = match &cli.request.variables {
         Some(v) => serde_json::from_str(&load(v, "--variables")?)
             .map_err(|e| Error::Usage(format!("--variables is not JSON: {e}")))?,
         None => serde_json::json!({}),
@@ -274,7 +276,7 @@ fn payload(cli: &Cli) -> Result<(Option<serde_json::Value>, Option<Graphql>), Er
     if !variables.is_object() {
         return Err(Error::Usage("--variables must be a JSON object".into()));
     }
-    let graphql = match &cli.cursor_var {
+    let graphql = match &cli.request.cursor_var {
         Some(name) => Graphql {
             cursor_var: Some(name.trim_start_matches('$').to_string()),
             backward: argument_var(&query, "before") == Some(name.trim_start_matches('$')),
@@ -333,11 +335,11 @@ fn load(arg: &str, flag: &str) -> Result<String, Error> {
 /// must be one.
 fn check_body_params(cli: &Cli, has_body: bool) -> Result<(), Error> {
     let flags = [
-        ("--page-param", Some(&cli.page_param)),
-        ("--size-param", Some(&cli.size_param)),
-        ("--offset-param", Some(&cli.offset_param)),
-        ("--limit-param", Some(&cli.limit_param)),
-        ("--cursor-param", cli.cursor_param.as_ref()),
+        ("--page-param", Some(&cli.pages.page_param)),
+        ("--size-param", Some(&cli.pages.size_param)),
+        ("--offset-param", Some(&cli.pages.offset_param)),
+        ("--limit-param", Some(&cli.pages.limit_param)),
+        ("--cursor-param", cli.pages.cursor_param.as_ref()),
     ];
     match flags
         .iter()
@@ -355,13 +357,13 @@ fn check_body_params(cli: &Cli, has_body: bool) -> Result<(), Error> {
 /// `--cursor-from-record` or `--next-path` imply; flags of another style are refused
 /// rather than silently ignored.
 fn pagination_style(cli: &Cli) -> Result<Style, Error> {
-    let cursor_flag = match (&cli.cursor_path, &cli.cursor_from_record) {
+    let cursor_flag = match (&cli.pages.cursor_path, &cli.pages.cursor_from_record) {
         (Some(_), _) => Some("--cursor-path"),
         (None, Some(_)) => Some("--cursor-from-record"),
-        (None, None) => cli.cursor_param.as_ref().map(|_| "--cursor-param"),
+        (None, None) => cli.pages.cursor_param.as_ref().map(|_| "--cursor-param"),
     };
-    let next_flag = cli.next_path.as_ref().map(|_| "--next-path");
-    let style = match (cli.paginate, cursor_flag, next_flag) {
+    let next_flag = cli.pages.next_path.as_ref().map(|_| "--next-path");
+    let style = match (cli.pages.paginate, cursor_flag, next_flag) {
         (_, Some(c), Some(n)) => {
             return Err(Error::Usage(format!(
                 "{c} and {n} are different pagination styles"
@@ -570,7 +572,7 @@ fn resolve_out(out: Option<PathBuf>) -> Result<(Option<PathBuf>, Option<PathBuf>
 /// beside it: [`Config::try_from`] refuses that, and the summary of that refusal must not
 /// replace what it names either.
 pub fn summary_place(cli: &Cli) -> Option<Place> {
-    let place = Place::of(cli.summary_json.clone()?);
+    let place = Place::of(cli.logging.summary_json.clone()?);
     summary_clash(&place, cli.out.clone())
         .is_none()
         .then_some(place)
