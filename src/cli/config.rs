@@ -11,7 +11,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing::level_filters::LevelFilter;
 use url::Url;
 
-use crate::cli::args::{Cli, Color};
+use crate::cli::args::{
+    AuthArgs, Cli, Color, LoggingArgs, PaginationArgs, PolitenessArgs, RequestArgs, RetryArgs,
+};
 use crate::engine::{Action, Config, Target};
 use crate::error::Error;
 use crate::fetch::{self, Auth, Proxies, Tls};
@@ -33,83 +35,24 @@ use crate::sink::rows::Form;
 impl TryFrom<Cli> for Config {
     type Error = Error;
 
+    /// Each group of flags becomes its module's settings; what is checked here is only what
+    /// spans groups (the target, the body's pointers, the summary's place, credentials).
     fn try_from(cli: Cli) -> Result<Self, Error> {
-        let target = match (&cli.url, &cli.request.base_url, cli.demo) {
-            (_, _, true) => Target::Demo,
-            (Some(path), Some(base), false) if path.starts_with('/') => {
-                Target::Url(parse_url(&format!("{}{path}", base.trim_end_matches('/')))?)
-            }
-            (Some(raw), _, false) | (None, Some(raw), false) => Target::Url(parse_url(raw)?),
-            (None, None, false) => {
-                return Err(Error::Usage("a URL is required (or --demo)".into()));
-            }
-        };
-        if cli.retry.backoff > cli.retry.backoff_max {
-            return Err(Error::Usage(format!(
-                "--backoff ({}) is longer than --backoff-max ({})",
-                human(cli.retry.backoff),
-                human(cli.retry.backoff_max)
-            )));
-        }
-        let params = cli
+        let target = target(&cli)?;
+        let (cooldown, max_wait) =
+            breaker_waits(cli.polite.breaker_cooldown, cli.retry.retry_max_wait)?;
+        let (body, graphql) = payload(&cli.request)?;
+        check_body_params(&cli.pages, body.is_some())?;
+        let request = cli
             .request
-            .params
-            .iter()
-            .map(|p| parse_param(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (cooldown, max_wait) = breaker_waits(cli.polite.breaker_cooldown, cli.retry.retry_max_wait)?;
-        let breaker = (cli.polite.breaker > 0)
-            .then_some(cooldown)
-            .map(|cooldown| breaker::Settings {
-                threshold: cli.polite.breaker,
-                cooldown,
-            });
-        let mut headers = HeaderMap::new();
-        for line in header_lines(&cli.request.headers, &cli.request.env_headers)? {
-            let (name, value) = parse_header(&line)?;
-            headers.append(name, value);
-        }
-        let (body, graphql) = payload(&cli)?;
-        let is_graphql = graphql.is_some();
-        let method = match (&cli.request.method, &body) {
-            (Some(method), _) => method.clone(),
-            (None, Some(_)) => reqwest::Method::POST,
-            (None, None) => reqwest::Method::GET,
-        };
-        check_body_params(&cli, body.is_some())?;
-        let style = pagination_style(&cli)?;
-        let cursor = match (cli.pages.cursor_path, cli.pages.cursor_from_record) {
-            (Some(pointer), _) => Some(CursorSource::Body(pointer)),
-            (None, Some(pointer)) => Some(CursorSource::LastRecord(pointer)),
-            (None, None) => None,
-        };
-        let auth = match (cli.auth.bearer, cli.auth.user) {
-            // Checked here, where it is a usage error: later it would be a failed
-            // request, retried as if the network were at fault.
-            (Some(token), _) if HeaderValue::from_str(token.expose()).is_err() => {
-                return Err(Error::Usage(
-                    "the --bearer token has characters a header cannot carry \
-                     (a line break or control character: was it read from a file with a newline?)"
-                        .into(),
-                ));
-            }
-            (Some(token), _) => Some(Auth::Bearer(token)),
-            (None, Some(user)) => Some(parse_user(&user)?),
-            (None, None) => None,
-        };
-        let cacert = cli
-            .auth
-            .cacert
-            .as_ref()
-            .map(|path| {
-                std::fs::read(path).map_err(|e| {
-                    Error::Usage(format!("cannot read --cacert {}: {e}", path.display()))
-                })
-            })
-            .transpose()?;
-        let stderr_is_terminal = std::io::stderr().is_terminal();
-        let proxies = Proxies::from_env(|name| std::env::var(name).ok());
-        let secrets = collect_secrets(&target, &params, &headers, auth.as_ref(), &proxies);
+            .settings(&cli.auth, &body, cli.pages.trust_next_origin)?;
+        let secrets = collect_secrets(
+            &target,
+            &request.params,
+            &request.headers,
+            request.auth.as_ref(),
+            &request.proxies,
+        );
         if let Some(summary) = &cli.logging.summary_json {
             if let Some(what) = summary_clash(&Place::of(summary.clone()), cli.out.clone()) {
                 return Err(Error::Usage(format!(
@@ -124,107 +67,235 @@ impl TryFrom<Cli> for Config {
             out.as_deref().or(stream.as_deref()),
             out.is_some(),
         )?;
-        let save_profile = match cli.request.save_profile {
-            Some(name) => {
-                let path = crate::profile::path(cli.request.config.as_deref(), |v| std::env::var(v).ok())
-                    .ok_or_else(|| {
-                    Error::Usage("--save-profile: no config file (set HOME or --config)".into())
-                })?;
-                Some((path, name))
-            }
-            None => None,
-        };
+        let (pages, records) = cli.pages.settings(body, graphql)?;
         Ok(Config {
             target,
-            save_profile,
-            action: match (cli.request.probe, cli.request.dry_run) {
-                (true, _) => Action::Probe,
-                (_, true) => Action::DryRun,
-                _ => Action::Fetch,
-            },
+            save_profile: cli.request.saved_profile()?,
+            action: cli.request.action(),
             out,
             stream,
             output,
-            pages: paginate::Settings {
-                style,
-                page_param: cli.pages.page_param,
-                size_param: cli.pages.size_param,
-                page_size: cli.pages.page_size,
-                start_page: cli.pages.start_page,
-                max_pages: cli.pages.max_pages,
-                offset_param: cli.pages.offset_param,
-                limit_param: cli.pages.limit_param,
-                cursor,
-                cursor_param: cli.pages.cursor_param,
-                next_path: cli.pages.next_path,
-                has_more: cli.pages.has_more,
-                total: cli.pages.total,
-                max_records: cli.pages.max_records,
-                body,
-                graphql,
-            },
-            records: Select {
-                pointer: cli.pages.records,
-                object_is_record: style == Style::None,
-                item: None,
-            },
-            request: fetch::Settings {
-                method,
-                graphql: is_graphql,
-                params,
-                headers,
-                user_agent: cli.request.user_agent,
-                auth,
-                timeout: cli.request.timeout,
-                connect_timeout: cli.request.connect_timeout,
-                trust_next_origin: cli.pages.trust_next_origin,
-                max_response_size: cli.request.max_response_size,
-                tls: Tls {
-                    cacert,
-                    insecure: cli.auth.insecure,
-                },
-                proxies,
-                resolver: None,
-            },
-            retry: retry::Policy {
-                retries: cli.retry.retries,
-                base: cli.retry.backoff,
-                cap: cli.retry.backoff_max,
-                jitter: cli.retry.jitter,
-                retry_on: cli.retry.retry_on,
-                max_wait,
-            },
-            logging: logging::Settings {
-                level: match (cli.logging.quiet, cli.logging.verbose) {
-                    (true, 0) => LevelFilter::ERROR,
-                    (false, 0) => LevelFilter::INFO,
-                    (_, 1) => LevelFilter::DEBUG,
-                    (_, _) => LevelFilter::TRACE,
-                },
-                format: cli.logging.log_format,
-                color: cli.logging.log_format == LogFormat::Text
-                    && match cli.logging.color {
-                        Color::Always => true,
-                        Color::Never => false,
-                        Color::Auto => {
-                            stderr_is_terminal
-                                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                        }
-                    },
-                progress: stderr_is_terminal && !(cli.logging.quiet && cli.logging.verbose == 0),
-                summary: cli.logging.summary_json,
-            },
+            pages,
+            records,
+            request,
+            retry: cli.retry.policy(max_wait)?,
+            logging: cli.logging.settings(),
             secrets,
-            polite: Politeness {
-                pacing: pace::Pacing {
-                    rate: cli.polite.rate,
-                    delay: cli.polite.delay,
-                },
-                breaker,
-                max_time: cli.polite.max_time,
-                concurrency: cli.polite.concurrency,
-            },
+            polite: cli.polite.politeness(cooldown),
         })
+    }
+}
+
+/// The URL to fetch: the argument, joined to a profile's base URL when it is a path.
+fn target(cli: &Cli) -> Result<Target, Error> {
+    match (&cli.url, &cli.request.base_url, cli.demo) {
+        (_, _, true) => Ok(Target::Demo),
+        (Some(path), Some(base), false) if path.starts_with('/') => Ok(Target::Url(parse_url(
+            &format!("{}{path}", base.trim_end_matches('/')),
+        )?)),
+        (Some(raw), _, false) | (None, Some(raw), false) => Ok(Target::Url(parse_url(raw)?)),
+        (None, None, false) => Err(Error::Usage("a URL is required (or --demo)".into())),
+    }
+}
+
+impl PaginationArgs {
+    /// The paginator's settings, and where the records are.
+    fn settings(
+        self,
+        body: Option<serde_json::Value>,
+        graphql: Option<Graphql>,
+    ) -> Result<(paginate::Settings, Select), Error> {
+        let style = pagination_style(&self)?;
+        let cursor = match (self.cursor_path, self.cursor_from_record) {
+            (Some(pointer), _) => Some(CursorSource::Body(pointer)),
+            (None, Some(pointer)) => Some(CursorSource::LastRecord(pointer)),
+            (None, None) => None,
+        };
+        let records = Select {
+            pointer: self.records,
+            object_is_record: style == Style::None,
+            item: None,
+        };
+        let pages = paginate::Settings {
+            style,
+            page_param: self.page_param,
+            size_param: self.size_param,
+            page_size: self.page_size,
+            start_page: self.start_page,
+            max_pages: self.max_pages,
+            offset_param: self.offset_param,
+            limit_param: self.limit_param,
+            cursor,
+            cursor_param: self.cursor_param,
+            next_path: self.next_path,
+            has_more: self.has_more,
+            total: self.total,
+            max_records: self.max_records,
+            body,
+            graphql,
+        };
+        Ok((pages, records))
+    }
+}
+
+impl RequestArgs {
+    /// The client's settings. A request with a body is a POST unless `-X` says otherwise.
+    fn settings(
+        &self,
+        auth: &AuthArgs,
+        body: &Option<serde_json::Value>,
+        trust_next_origin: bool,
+    ) -> Result<fetch::Settings, Error> {
+        let params = self
+            .params
+            .iter()
+            .map(|p| parse_param(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut headers = HeaderMap::new();
+        for line in header_lines(&self.headers, &self.env_headers)? {
+            let (name, value) = parse_header(&line)?;
+            headers.append(name, value);
+        }
+        let method = match (&self.method, body) {
+            (Some(method), _) => method.clone(),
+            (None, Some(_)) => reqwest::Method::POST,
+            (None, None) => reqwest::Method::GET,
+        };
+        Ok(fetch::Settings {
+            method,
+            graphql: self.graphql.is_some(),
+            params,
+            headers,
+            user_agent: self.user_agent.clone(),
+            auth: auth.credentials()?,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            trust_next_origin,
+            max_response_size: self.max_response_size,
+            tls: auth.tls()?,
+            proxies: Proxies::from_env(|name| std::env::var(name).ok()),
+            resolver: None,
+        })
+    }
+
+    fn action(&self) -> Action {
+        match (self.probe, self.dry_run) {
+            (true, _) => Action::Probe,
+            (_, true) => Action::DryRun,
+            _ => Action::Fetch,
+        }
+    }
+
+    /// `--save-profile NAME`: the config file to save it in, and the name.
+    fn saved_profile(&self) -> Result<Option<(PathBuf, String)>, Error> {
+        let Some(name) = &self.save_profile else {
+            return Ok(None);
+        };
+        let path = crate::profile::path(self.config.as_deref(), |v| std::env::var(v).ok())
+            .ok_or_else(|| {
+                Error::Usage("--save-profile: no config file (set HOME or --config)".into())
+            })?;
+        Ok(Some((path, name.clone())))
+    }
+}
+
+impl AuthArgs {
+    fn credentials(&self) -> Result<Option<Auth>, Error> {
+        match (&self.bearer, &self.user) {
+            // Checked here, where it is a usage error: later it would be a failed
+            // request, retried as if the network were at fault.
+            (Some(token), _) if HeaderValue::from_str(token.expose()).is_err() => {
+                Err(Error::Usage(
+                    "the --bearer token has characters a header cannot carry \
+                     (a line break or control character: was it read from a file with a newline?)"
+                        .into(),
+                ))
+            }
+            (Some(token), _) => Ok(Some(Auth::Bearer(token.clone()))),
+            (None, Some(user)) => Ok(Some(parse_user(user)?)),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn tls(&self) -> Result<Tls, Error> {
+        let cacert = self
+            .cacert
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    Error::Usage(format!("cannot read --cacert {}: {e}", path.display()))
+                })
+            })
+            .transpose()?;
+        Ok(Tls {
+            cacert,
+            insecure: self.insecure,
+        })
+    }
+}
+
+impl RetryArgs {
+    /// The retry policy; `max_wait` is settled with the breaker's cool-down.
+    fn policy(self, max_wait: Duration) -> Result<retry::Policy, Error> {
+        if self.backoff > self.backoff_max {
+            return Err(Error::Usage(format!(
+                "--backoff ({}) is longer than --backoff-max ({})",
+                human(self.backoff),
+                human(self.backoff_max)
+            )));
+        }
+        Ok(retry::Policy {
+            retries: self.retries,
+            base: self.backoff,
+            cap: self.backoff_max,
+            jitter: self.jitter,
+            retry_on: self.retry_on,
+            max_wait,
+        })
+    }
+}
+
+impl PolitenessArgs {
+    /// `cooldown` is settled with the retries' max wait.
+    fn politeness(self, cooldown: Duration) -> Politeness {
+        Politeness {
+            pacing: pace::Pacing {
+                rate: self.rate,
+                delay: self.delay,
+            },
+            breaker: (self.breaker > 0).then_some(breaker::Settings {
+                threshold: self.breaker,
+                cooldown,
+            }),
+            max_time: self.max_time,
+            concurrency: self.concurrency,
+        }
+    }
+}
+
+impl LoggingArgs {
+    fn settings(self) -> logging::Settings {
+        let stderr_is_terminal = std::io::stderr().is_terminal();
+        logging::Settings {
+            level: match (self.quiet, self.verbose) {
+                (true, 0) => LevelFilter::ERROR,
+                (false, 0) => LevelFilter::INFO,
+                (_, 1) => LevelFilter::DEBUG,
+                (_, _) => LevelFilter::TRACE,
+            },
+            format: self.log_format,
+            color: self.log_format == LogFormat::Text
+                && match self.color {
+                    Color::Always => true,
+                    Color::Never => false,
+                    Color::Auto => {
+                        stderr_is_terminal
+                            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    }
+                },
+            progress: stderr_is_terminal && !(self.quiet && self.verbose == 0),
+            summary: self.summary_json,
+        }
     }
 }
 
@@ -257,18 +328,18 @@ fn breaker_waits(
 
 /// The request body (`--data`, or `--graphql` with `--variables`), checked to be JSON
 /// before any request, and how a GraphQL query pages.
-fn payload(cli: &Cli) -> Result<(Option<serde_json::Value>, Option<Graphql>), Error> {
-    if let Some(data) = &cli.request.data {
+fn payload(request: &RequestArgs) -> Result<(Option<serde_json::Value>, Option<Graphql>), Error> {
+    if let Some(data) = &request.data {
         let text = load(data, "--data")?;
         let body = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("--data is not JSON: {e}")))?;
         return Ok((Some(body), None));
     }
-    let Some(query) = &cli.request.graphql else {
+    let Some(query) = &request.graphql else {
         return Ok((None, None));
     };
     let query = load(query, "--graphql")?;
-    let variables = match &cli.request.variables {
+    let variables = match &request.variables {
         Some(v) => serde_json::from_str(&load(v, "--variables")?)
             .map_err(|e| Error::Usage(format!("--variables is not JSON: {e}")))?,
         None => serde_json::json!({}),
@@ -276,7 +347,7 @@ fn payload(cli: &Cli) -> Result<(Option<serde_json::Value>, Option<Graphql>), Er
     if !variables.is_object() {
         return Err(Error::Usage("--variables must be a JSON object".into()));
     }
-    let graphql = match &cli.request.cursor_var {
+    let graphql = match &request.cursor_var {
         Some(name) => Graphql {
             cursor_var: Some(name.trim_start_matches('$').to_string()),
             backward: argument_var(&query, "before") == Some(name.trim_start_matches('$')),
@@ -333,13 +404,13 @@ fn load(arg: &str, flag: &str) -> Result<String, Error> {
 
 /// A `--*-param` that is a JSON Pointer puts its value in the request body, so there
 /// must be one.
-fn check_body_params(cli: &Cli, has_body: bool) -> Result<(), Error> {
+fn check_body_params(pages: &PaginationArgs, has_body: bool) -> Result<(), Error> {
     let flags = [
-        ("--page-param", Some(&cli.pages.page_param)),
-        ("--size-param", Some(&cli.pages.size_param)),
-        ("--offset-param", Some(&cli.pages.offset_param)),
-        ("--limit-param", Some(&cli.pages.limit_param)),
-        ("--cursor-param", cli.pages.cursor_param.as_ref()),
+        ("--page-param", Some(&pages.page_param)),
+        ("--size-param", Some(&pages.size_param)),
+        ("--offset-param", Some(&pages.offset_param)),
+        ("--limit-param", Some(&pages.limit_param)),
+        ("--cursor-param", pages.cursor_param.as_ref()),
     ];
     match flags
         .iter()
@@ -356,14 +427,14 @@ fn check_body_params(cli: &Cli, has_body: bool) -> Result<(), Error> {
 /// `--paginate`, where `auto` gives way to the style that `--cursor-path`,
 /// `--cursor-from-record` or `--next-path` imply; flags of another style are refused
 /// rather than silently ignored.
-fn pagination_style(cli: &Cli) -> Result<Style, Error> {
-    let cursor_flag = match (&cli.pages.cursor_path, &cli.pages.cursor_from_record) {
+fn pagination_style(pages: &PaginationArgs) -> Result<Style, Error> {
+    let cursor_flag = match (&pages.cursor_path, &pages.cursor_from_record) {
         (Some(_), _) => Some("--cursor-path"),
         (None, Some(_)) => Some("--cursor-from-record"),
-        (None, None) => cli.pages.cursor_param.as_ref().map(|_| "--cursor-param"),
+        (None, None) => pages.cursor_param.as_ref().map(|_| "--cursor-param"),
     };
-    let next_flag = cli.pages.next_path.as_ref().map(|_| "--next-path");
-    let style = match (cli.pages.paginate, cursor_flag, next_flag) {
+    let next_flag = pages.next_path.as_ref().map(|_| "--next-path");
+    let style = match (pages.paginate, cursor_flag, next_flag) {
         (_, Some(c), Some(n)) => {
             return Err(Error::Usage(format!(
                 "{c} and {n} are different pagination styles"
