@@ -498,6 +498,26 @@ fn collect_secrets(
     {
         secrets.extend(redact::forms(value));
     }
+    secrets.extend(header_secrets(headers));
+    match auth {
+        Some(Auth::Bearer(token)) => secrets.extend(redact::forms(token.expose())),
+        Some(Auth::Basic { user, password }) => {
+            secrets.extend(redact::forms(password.expose()));
+            secrets.push(redact::basic(user, password.expose()));
+        }
+        None => {}
+    }
+    for proxy in [&proxies.http, &proxies.https].into_iter().flatten() {
+        if let Some(url) = proxy_url(proxy.expose()) {
+            secrets.extend(redact::userinfo(&url));
+        }
+    }
+    secrets
+}
+
+/// The credentials in secret headers, in every form they may leak in.
+fn header_secrets(headers: &HeaderMap) -> Vec<Secret> {
+    let mut secrets = Vec::new();
     for (name, value) in headers {
         let Some(value) = value
             .to_str()
@@ -515,19 +535,6 @@ fn collect_secrets(
             .map(|(_, v)| v.trim());
         for part in [value, last].into_iter().chain(cookies) {
             secrets.extend(redact::forms(part));
-        }
-    }
-    match auth {
-        Some(Auth::Bearer(token)) => secrets.extend(redact::forms(token.expose())),
-        Some(Auth::Basic { user, password }) => {
-            secrets.extend(redact::forms(password.expose()));
-            secrets.push(redact::basic(user, password.expose()));
-        }
-        None => {}
-    }
-    for proxy in [&proxies.http, &proxies.https].into_iter().flatten() {
-        if let Some(url) = proxy_url(proxy.expose()) {
-            secrets.extend(redact::userinfo(&url));
         }
     }
     secrets
@@ -682,7 +689,20 @@ fn output(
             "--resume needs --out FILE: a run to standard output has nothing to resume".into(),
         ));
     }
-    let form = if format.is_tabular() {
+    let form = form(cli, format)?;
+    Ok(sink::Settings {
+        format,
+        form,
+        resume: cli.resume,
+        checkpoint_every: cli.checkpoint_every,
+        max_columns: cli.max_columns,
+    })
+}
+
+/// How records are held for `format`: cells for a table, checked against the column
+/// flags; lines otherwise, where the table-only flags are a mistake.
+fn form(cli: &crate::cli::args::OutputArgs, format: Format) -> Result<Form, Error> {
+    if format.is_tabular() {
         if cli.flatten_sep.is_empty() {
             return Err(Error::Usage(
                 "--flatten-sep cannot be empty (use --no-flatten to keep nested objects whole)"
@@ -699,12 +719,12 @@ fn output(
                 cli.max_columns
             )));
         }
-        Form::Cells {
+        Ok(Form::Cells {
             sep: (!cli.no_flatten).then(|| cli.flatten_sep.clone()),
             only: (!cli.columns.is_empty()).then(|| cli.columns.clone()),
             delimiter: if format == Format::Tsv { b'\t' } else { b',' },
             csv_safe: cli.csv_safe,
-        }
+        })
     } else {
         let tabular_only = [
             ("--columns", !cli.columns.is_empty()),
@@ -718,15 +738,8 @@ fn output(
                 format.name()
             )));
         }
-        Form::Lines
-    };
-    Ok(sink::Settings {
-        format,
-        form,
-        resume: cli.resume,
-        checkpoint_every: cli.checkpoint_every,
-        max_columns: cli.max_columns,
-    })
+        Ok(Form::Lines)
+    }
 }
 
 fn parse_url(raw: &str) -> Result<Url, Error> {

@@ -8,14 +8,14 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
-use crate::engine::Config;
-use crate::engine::{read, text};
+use crate::engine::{Config, read, text};
 use crate::error::Error;
 use crate::fetch::Auth;
 use crate::fetch::http::Fetcher;
 use crate::paginate::Paginator;
 use crate::profile::{self, Profile};
 use crate::report::redact;
+use crate::shape::records::Page;
 
 /// The first request as a curl command line, with every secret masked.
 pub fn dry_run(config: &Config, pages: &Paginator) -> Result<(), Error> {
@@ -70,42 +70,7 @@ pub async fn probe(
         .and_then(|r| serde_json::from_str::<Value>(r).ok());
     pages.advance(&headers, &page, &mut records)?;
     let mut lines = vec![format!("probed {}", redact::url(&first))];
-    if let Some(why) = pages.decided() {
-        lines.push(format!("  pagination  {why}"));
-    }
-    let pointer = config
-        .records
-        .pointer
-        .clone()
-        .or_else(|| page.records_pointer());
-    let at = match pointer.as_deref() {
-        Some(pointer) if !pointer.is_empty() => format!(" at {pointer}"),
-        _ => String::new(),
-    };
-    lines.push(format!("  records     {found} on the first page{at}"));
-    if let Some(total) = pages.total_records() {
-        lines.push(format!("  total       {total} records"));
-    }
-    if let Some(Value::Object(fields)) = &sample {
-        let columns: Vec<&str> = fields.keys().map(String::as_str).collect();
-        lines.push(format!("  columns     {}", columns.join(", ")));
-        let sample = Value::Object(fields.clone()).to_string();
-        lines.push(format!(
-            "  sample      {}",
-            redact::scrub(&sample, &config.secrets)
-        ));
-    }
-    if !pages.unconfirmed().is_empty() {
-        lines.push(format!(
-            "  maybe       the API may read {} instead: one page cannot tell, a run can",
-            pages
-                .unconfirmed()
-                .iter()
-                .map(|name| format!("`{name}`"))
-                .collect::<Vec<_>>()
-                .join(" or ")
-        ));
-    }
+    lines.extend(findings(pages, config, &page, found, sample));
     let mut pinned = pages.pinned();
     if config.records.pointer.is_none() {
         if let Some(pointer) = page.records_pointer().filter(|p| !p.is_empty()) {
@@ -129,6 +94,55 @@ pub async fn probe(
         }
     }
     print(&lines.join("\n"))
+}
+
+/// What the first page shows: the pagination decided and why, where the records are and
+/// how many, the total, the columns and a sample (secrets masked).
+fn findings(
+    pages: &Paginator,
+    config: &Config,
+    page: &Page,
+    found: usize,
+    sample: Option<Value>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(why) = pages.decided() {
+        lines.push(format!("  pagination  {why}"));
+    }
+    let pointer = config
+        .records
+        .pointer
+        .clone()
+        .or_else(|| page.records_pointer());
+    let at = match pointer.as_deref() {
+        Some(pointer) if !pointer.is_empty() => format!(" at {pointer}"),
+        _ => String::new(),
+    };
+    lines.push(format!("  records     {found} on the first page{at}"));
+    if let Some(total) = pages.total_records() {
+        lines.push(format!("  total       {total} records"));
+    }
+    if let Some(Value::Object(fields)) = sample {
+        let columns: Vec<&str> = fields.keys().map(String::as_str).collect();
+        lines.push(format!("  columns     {}", columns.join(", ")));
+        let sample = Value::Object(fields).to_string();
+        lines.push(format!(
+            "  sample      {}",
+            redact::scrub(&sample, &config.secrets)
+        ));
+    }
+    if !pages.unconfirmed().is_empty() {
+        lines.push(format!(
+            "  maybe       the API may read {} instead: one page cannot tell, a run can",
+            pages
+                .unconfirmed()
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+    }
+    lines
 }
 
 /// What `--save-profile` keeps of this run: the URL and the headers and parameters that

@@ -37,19 +37,7 @@ pub struct Summary {
 pub async fn run(config: Config) -> Result<Summary, Error> {
     let started = Instant::now();
     // Kept alive for the whole run: dropping it stops the demo API.
-    let demo;
-    let url = match &config.target {
-        Target::Url(url) => url.clone(),
-        Target::Demo => {
-            demo =
-                sim::demo().map_err(|e| Error::Usage(format!("cannot start the demo API: {e}")))?;
-            info!(
-                "demo: a simulated orders API is listening on {}",
-                demo.addr()
-            );
-            url::Url::parse(&demo.url("/v1/orders")).expect("a loopback URL parses")
-        }
-    };
+    let (url, _demo) = target(&config.target)?;
     let fetcher = Fetcher::new(
         &config.request,
         config.retry.clone(),
@@ -69,39 +57,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         }
         Action::Fetch => {}
     }
-    let identity = Identity::of(&config.job(), &url, &config.output.form);
-    let mut sink = Sink::open(
-        &config.output,
-        config.out.as_deref(),
-        config.stream.as_deref(),
-        &identity,
-        pages.position(),
-    )?;
-    let mut done = false;
-    if let Some(resumed) = sink.resumed() {
-        pages.resume(
-            resumed.position.clone(),
-            resumed.pages,
-            resumed.spool.records,
-            resumed.guard.clone(),
-        );
-        done = resumed.done;
-    }
-    if !done {
-        let mut writer = Writer::start(sink, &config.output.form);
-        // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
-        // already handed to the writer are still written.
-        let fetched = tokio::select! {
-            result = fetch(&fetcher, &mut pages, &config, &mut writer) => result,
-            () = interrupt::requested() => Err(Error::Interrupted),
-        };
-        // A failure to write is the one to report: the fetch may have stopped because of it.
-        let written = writer.stop().await;
-        sink = writer.into_sink();
-        if let Err(error) = written.and(fetched) {
-            return Err(sink.abandon(error));
-        }
-    }
+    let sink = sync(&fetcher, &mut pages, &config, &url).await?;
     let records = sink.records();
     if records == 0 {
         warn!("the API returned no records; writing an empty output");
@@ -126,6 +82,68 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         summary.destination
     );
     Ok(summary)
+}
+
+/// The URL to fetch, and for the demo the simulated API serving it, which must be kept
+/// until the run ends.
+fn target(target: &Target) -> Result<(url::Url, Option<sim::Server>), Error> {
+    match target {
+        Target::Url(url) => Ok((url.clone(), None)),
+        Target::Demo => {
+            let demo =
+                sim::demo().map_err(|e| Error::Usage(format!("cannot start the demo API: {e}")))?;
+            info!(
+                "demo: a simulated orders API is listening on {}",
+                demo.addr()
+            );
+            let url = url::Url::parse(&demo.url("/v1/orders")).expect("a loopback URL parses");
+            Ok((url, Some(demo)))
+        }
+    }
+}
+
+/// Opens the output (resuming a checkpoint that matches this run) and fetches every page
+/// into it, unless the resumed run had already fetched them all. A failed run's sink is
+/// abandoned here, keeping what was fetched for `--resume`.
+async fn sync(
+    fetcher: &Fetcher,
+    pages: &mut Paginator,
+    config: &Config,
+    url: &url::Url,
+) -> Result<Sink, Error> {
+    let identity = Identity::of(&config.job(), url, &config.output.form);
+    let sink = Sink::open(
+        &config.output,
+        config.out.as_deref(),
+        config.stream.as_deref(),
+        &identity,
+        pages.position(),
+    )?;
+    if let Some(resumed) = sink.resumed() {
+        pages.resume(
+            resumed.position.clone(),
+            resumed.pages,
+            resumed.spool.records,
+            resumed.guard.clone(),
+        );
+        if resumed.done {
+            return Ok(sink);
+        }
+    }
+    let mut writer = Writer::start(sink, &config.output.form);
+    // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
+    // already handed to the writer are still written.
+    let fetched = tokio::select! {
+        result = fetch(fetcher, pages, config, &mut writer) => result,
+        () = interrupt::requested() => Err(Error::Interrupted),
+    };
+    // A failure to write is the one to report: the fetch may have stopped because of it.
+    let written = writer.stop().await;
+    let sink = writer.into_sink();
+    match written.and(fetched) {
+        Ok(()) => Ok(sink),
+        Err(error) => Err(sink.abandon(error)),
+    }
 }
 
 /// The summary of a run that wrote no data (`--probe`, `--dry-run`).
@@ -174,23 +192,9 @@ async fn fetch(
         // A run short of what the API announced is not done: resuming asks again.
         let standing = pages.standing(step != Step::Continue && shortfall.is_none());
         writer.page(body, &records, standing).await?;
-        let (number, total) = (pages.fetched(), writer.records());
         // A page that only taught the paginator something is not news.
-        let learned = records.is_empty() && step == Step::Continue;
-        if !learned {
-            let of = match pages.total_records() {
-                Some(expected) => format!(" of {}", indicatif::HumanCount(expected)),
-                None => String::new(),
-            };
-            info!(
-                target: logging::PAGE_TARGET,
-                page = number,
-                records = total,
-                expected_records = pages.total_records(),
-                "page {number}: +{} ({} so far{of})",
-                units::counted(records.len() as u64, "record", "records"),
-                indicatif::HumanCount(total)
-            );
+        if !(records.is_empty() && step == Step::Continue) {
+            log_page(pages, records.len() as u64, writer.records());
         }
         if let Some(error) = shortfall {
             return Err(error);
@@ -210,6 +214,24 @@ async fn fetch(
             }
         }
     }
+}
+
+/// The page line: what the page brought, and the count so far against any total.
+fn log_page(pages: &Paginator, added: u64, total: u64) {
+    let number = pages.fetched();
+    let of = match pages.total_records() {
+        Some(expected) => format!(" of {}", indicatif::HumanCount(expected)),
+        None => String::new(),
+    };
+    info!(
+        target: logging::PAGE_TARGET,
+        page = number,
+        records = total,
+        expected_records = pages.total_records(),
+        "page {number}: +{} ({} so far{of})",
+        units::counted(added, "record", "records"),
+        indicatif::HumanCount(total)
+    );
 }
 
 /// A refusal (400, 422) that names a parameter of `url`, with whose it was.

@@ -382,8 +382,8 @@ impl Fetcher {
         Ok(response)
     }
 
-    /// Sends the request, following redirects, and reads the response. `quota` is set to what the response says
-    /// is left of the API's rate-limit quota, whatever the status.
+    /// Sends the request, following redirects, and reads the response. `quota` is set to
+    /// what the response says is left of the API's rate-limit quota, whatever the status.
     async fn exchange(
         &self,
         url: &Url,
@@ -392,45 +392,7 @@ impl Fetcher {
         bytes: &mut u64,
         quota: &mut Option<Quota>,
     ) -> Result<Response, Failure> {
-        let (mut at, mut trusted) = (url.clone(), trusted);
-        let (mut method, mut body) = (self.method.clone(), body);
-        let mut response = self.send(&at, &method, body, trusted).await?;
-        let mut visited = vec![at.clone()];
-        while let Some(to) = redirect(&response) {
-            if visited.contains(&to) {
-                return Err(Failure::Unreachable(format!(
-                    "a redirect loop: {} redirects back to {}",
-                    redact::url(&at),
-                    redact::url(&to)
-                )));
-            }
-            if visited.len() > MAX_REDIRECTS {
-                return Err(Failure::Unreachable(format!(
-                    "more than {MAX_REDIRECTS} redirects in a row"
-                )));
-            }
-            visited.push(to.clone());
-            let credentials = !(self.headers.is_empty() && self.auth.is_none());
-            trusted = match hop(&at, &to, trusted && credentials, trusted, &self.trust) {
-                Some(trusted) => trusted,
-                None => {
-                    return Err(Failure::Redirected {
-                        status: response.status().as_u16(),
-                        to: redact::url(&to),
-                    });
-                }
-            };
-            at = to;
-            // As browsers and curl do: 307 and 308 repeat the request as it was, the other
-            // redirects fetch the new place with a GET.
-            if !matches!(
-                response.status(),
-                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
-            ) {
-                (method, body) = (Method::GET, None);
-            }
-            response = self.send(&at, &method, body, trusted).await?;
-        }
+        let mut response = self.follow(url, body, trusted).await?;
         let status = response.status();
         let headers = response.headers().clone();
         let now = SystemTime::now();
@@ -477,6 +439,56 @@ impl Fetcher {
             rate_limited,
             body,
         })
+    }
+
+    /// Sends the request and follows its redirects, by the rules of [`hop`], to the
+    /// response that is not one.
+    async fn follow(
+        &self,
+        url: &Url,
+        body: Option<&Bytes>,
+        trusted: bool,
+    ) -> Result<reqwest::Response, Failure> {
+        let (mut at, mut trusted) = (url.clone(), trusted);
+        let (mut method, mut body) = (self.method.clone(), body);
+        let mut response = self.send(&at, &method, body, trusted).await?;
+        let mut visited = vec![at.clone()];
+        while let Some(to) = redirect(&response) {
+            if visited.contains(&to) {
+                return Err(Failure::Unreachable(format!(
+                    "a redirect loop: {} redirects back to {}",
+                    redact::url(&at),
+                    redact::url(&to)
+                )));
+            }
+            if visited.len() > MAX_REDIRECTS {
+                return Err(Failure::Unreachable(format!(
+                    "more than {MAX_REDIRECTS} redirects in a row"
+                )));
+            }
+            visited.push(to.clone());
+            let credentials = !(self.headers.is_empty() && self.auth.is_none());
+            trusted = match hop(&at, &to, trusted && credentials, trusted, &self.trust) {
+                Some(trusted) => trusted,
+                None => {
+                    return Err(Failure::Redirected {
+                        status: response.status().as_u16(),
+                        to: redact::url(&to),
+                    });
+                }
+            };
+            at = to;
+            // As browsers and curl do: 307 and 308 repeat the request as it was, the other
+            // redirects fetch the new place with a GET.
+            if !matches!(
+                response.status(),
+                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+            ) {
+                (method, body) = (Method::GET, None);
+            }
+            response = self.send(&at, &method, body, trusted).await?;
+        }
+        Ok(response)
     }
 }
 

@@ -694,28 +694,31 @@ impl Paginator {
 
     /// Acts on what the first response showed: the position of the page just read, from
     /// which [`Self::step`] moves on.
-    fn settle(&mut self, found: detect::Found) {
-        // A request with a JSON body (a POST search, Notion's query) takes what it is paged
-        // by in the body: names apifetch found go there, names the flags give stay as
-        // written (a `/pointer` for the body, a plain name for the query).
+    /// Where a parameter named `name` goes. A request with a JSON body (a POST search,
+    /// Notion's query) takes what it is paged by in the body: names apifetch found go
+    /// there, names the flags give stay as written (a `/pointer` for the body, a plain name
+    /// for the query).
+    fn placed(&self, name: String) -> String {
         let flags = [
             &self.pages.page_param,
             &self.pages.size_param,
             &self.pages.offset_param,
             &self.pages.limit_param,
         ];
-        let in_body = self.body.is_some();
-        let place = |name: String| match in_body
+        match self.body.is_some()
             && !name.starts_with('/')
             && !flags.contains(&&name)
             && self.pages.cursor_param.as_ref() != Some(&name)
         {
             true => format!("/{name}"),
             false => name,
-        };
+        }
+    }
+
+    fn settle(&mut self, found: detect::Found) {
         let mut untried = Vec::new();
         let mut names = |params: Vec<String>| {
-            let mut params = params.into_iter().map(place);
+            let mut params = params.into_iter().map(|name| self.placed(name));
             let param = params.next().unwrap_or_default();
             untried = params.collect();
             param
@@ -797,24 +800,31 @@ impl Paginator {
     /// What a page other than the first taught, before it is written: that page 1 is
     /// the first page again (numbers start at 1), or that the API ignored the parameter's
     /// name, which is then swapped for the next one to try.
+    /// Whether page 1, asked for after the first page, repeats it: then pages count from
+    /// 1 and the next is page 2. Most of it shared, not just a record or two that moved: a
+    /// 0-based page 1 with one record shifted in from the first page is still the second
+    /// page.
+    fn counts_from_one(&mut self, records: &[&str]) -> bool {
+        let first_page = std::mem::take(&mut self.first_page);
+        let shared = records
+            .iter()
+            .filter(|r| first_page.contains(&guard::hash(r)))
+            .count();
+        let again = shared * 2 > records.len();
+        let Position::Page { number, first, .. } = &mut self.position else {
+            return false;
+        };
+        *first = Some(if again { 1 } else { 0 });
+        if again {
+            info!("pagination: page 1 is the first page again, so pages count from 1");
+            *number = 2;
+        }
+        again
+    }
+
     fn learn(&mut self, records: &[&str]) -> Result<Learned, Error> {
-        if std::mem::take(&mut self.probing) {
-            let first_page = std::mem::take(&mut self.first_page);
-            // Most of it shared, not just a record or two that moved: a 0-based page 1
-            // with one record shifted in from the first page is still the second page.
-            let shared = records
-                .iter()
-                .filter(|r| first_page.contains(&guard::hash(r)))
-                .count();
-            let again = shared * 2 > records.len();
-            if let Position::Page { number, first, .. } = &mut self.position {
-                *first = Some(if again { 1 } else { 0 });
-                if again {
-                    info!("pagination: page 1 is the first page again, so pages count from 1");
-                    *number = 2;
-                    return Ok(Learned::FirstAgain);
-                }
-            }
+        if std::mem::take(&mut self.probing) && self.counts_from_one(records) {
+            return Ok(Learned::FirstAgain);
         }
         // An API that ignores a parameter answers with the first page (or, for a name
         // it takes as a filter, with nothing although more was announced).
@@ -881,81 +891,9 @@ impl Paginator {
             more != Some(true) && self.total_records().is_some_and(|t| self.records >= t);
         match self.mode.clone() {
             Mode::Page | Mode::Offset if records.is_empty() => Ok(Step::Done("empty page")),
-            Mode::Page => {
-                let Position::Page {
-                    number,
-                    param,
-                    first,
-                } = self.position.clone()
-                else {
-                    unreachable!("page numbers keep a page position");
-                };
-                let next = number
-                    .checked_add(1)
-                    .ok_or_else(|| overflow("page number"))?;
-                let past = first
-                    .zip(self.totals.pages)
-                    .map(|(f, n)| f.saturating_add(n));
-                if more != Some(true) && past.is_some_and(|past| next >= past) {
-                    return Ok(Step::Done("last page of the page count"));
-                }
-                if total_reached {
-                    return Ok(Step::Done("all records of the total fetched"));
-                }
-                self.position = Position::Page {
-                    number: next,
-                    param,
-                    first,
-                };
-                Ok(Step::Continue)
-            }
-            Mode::Offset => {
-                let Position::Offset { offset, param } = self.position.clone() else {
-                    unreachable!("offsets keep an offset position");
-                };
-                let offset = offset
-                    .checked_add(records.len() as u64)
-                    .ok_or_else(|| overflow("offset"))?;
-                self.position = Position::Offset { offset, param };
-                if total_reached {
-                    return Ok(Step::Done("all records of the total fetched"));
-                }
-                Ok(Step::Continue)
-            }
-            Mode::Cursor { from } => {
-                let Position::Cursor {
-                    value: current,
-                    param,
-                    ..
-                } = self.position.clone()
-                else {
-                    unreachable!("cursors keep a cursor position");
-                };
-                let raw = match &from {
-                    CursorSource::Body(pointer) => page.raw(pointer),
-                    CursorSource::LastRecord(pointer) => {
-                        records.last().and_then(|r| records::lookup(r, pointer))
-                    }
-                };
-                // Into the body goes the value as sent; into the query, its text.
-                let value = match param.starts_with('/') {
-                    true => raw.and_then(detect::cursor_json),
-                    false => raw.and_then(detect::cursor_text),
-                };
-                let Some(value) = value else {
-                    return Ok(Step::Done("no next cursor"));
-                };
-                if !current.is_empty() {
-                    self.guard
-                        .remember(&format!("cursor {current}"), self.fetched);
-                }
-                self.guard
-                    .check_new(&format!("cursor {value}"), self.fetched, || {
-                        format!("cursor `{}`", shorten(&value))
-                    })?;
-                self.position = Position::Cursor { value, param, from };
-                Ok(Step::Continue)
-            }
+            Mode::Page => self.next_page(more, total_reached),
+            Mode::Offset => self.next_offset(records.len() as u64, total_reached),
+            Mode::Cursor { from } => self.next_cursor(page, records, from),
             Mode::Next { pointer } => {
                 let next = match page.value(&pointer) {
                     Some(Value::String(next)) if !next.is_empty() => next,
@@ -975,6 +913,92 @@ impl Paginator {
             Mode::Once => Ok(Step::Done("one request")),
             Mode::Detect(_) => unreachable!("the first page decides the style"),
         }
+    }
+
+    /// The page after this one, unless a page count or the total says this was the last.
+    fn next_page(&mut self, more: Option<bool>, total_reached: bool) -> Result<Step, Error> {
+        let Position::Page {
+            number,
+            param,
+            first,
+        } = self.position.clone()
+        else {
+            unreachable!("page numbers keep a page position");
+        };
+        let next = number
+            .checked_add(1)
+            .ok_or_else(|| overflow("page number"))?;
+        let past = first
+            .zip(self.totals.pages)
+            .map(|(f, n)| f.saturating_add(n));
+        if more != Some(true) && past.is_some_and(|past| next >= past) {
+            return Ok(Step::Done("last page of the page count"));
+        }
+        if total_reached {
+            return Ok(Step::Done("all records of the total fetched"));
+        }
+        self.position = Position::Page {
+            number: next,
+            param,
+            first,
+        };
+        Ok(Step::Continue)
+    }
+
+    /// The offset past this page's `count` records.
+    fn next_offset(&mut self, count: u64, total_reached: bool) -> Result<Step, Error> {
+        let Position::Offset { offset, param } = self.position.clone() else {
+            unreachable!("offsets keep an offset position");
+        };
+        let offset = offset
+            .checked_add(count)
+            .ok_or_else(|| overflow("offset"))?;
+        self.position = Position::Offset { offset, param };
+        if total_reached {
+            return Ok(Step::Done("all records of the total fetched"));
+        }
+        Ok(Step::Continue)
+    }
+
+    /// The cursor the page gives for the next one, unless the run has sent it before.
+    fn next_cursor(
+        &mut self,
+        page: &Page,
+        records: &[&str],
+        from: CursorSource,
+    ) -> Result<Step, Error> {
+        let Position::Cursor {
+            value: current,
+            param,
+            ..
+        } = self.position.clone()
+        else {
+            unreachable!("cursors keep a cursor position");
+        };
+        let raw = match &from {
+            CursorSource::Body(pointer) => page.raw(pointer),
+            CursorSource::LastRecord(pointer) => {
+                records.last().and_then(|r| records::lookup(r, pointer))
+            }
+        };
+        // Into the body goes the value as sent; into the query, its text.
+        let value = match param.starts_with('/') {
+            true => raw.and_then(detect::cursor_json),
+            false => raw.and_then(detect::cursor_text),
+        };
+        let Some(value) = value else {
+            return Ok(Step::Done("no next cursor"));
+        };
+        if !current.is_empty() {
+            self.guard
+                .remember(&format!("cursor {current}"), self.fetched);
+        }
+        self.guard
+            .check_new(&format!("cursor {value}"), self.fetched, || {
+                format!("cursor `{}`", shorten(&value))
+            })?;
+        self.position = Position::Cursor { value, param, from };
+        Ok(Step::Continue)
     }
 
     /// Moves to a next URL, unless this run has been there before.

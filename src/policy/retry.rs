@@ -273,22 +273,7 @@ where
                             human(wait)
                         ))
                     })?;
-                let asked = match &failure {
-                    Failure::Status {
-                        retry_after: Some(asked),
-                        ..
-                    } if !asked.is_zero() => format!(" as the server asked ({})", human(*asked)),
-                    _ => String::new(),
-                };
-                warn!(
-                    url = what,
-                    attempt = n,
-                    wait_ms = wait.as_millis() as u64,
-                    status = failure.status(),
-                    cause = failure.cause(),
-                    "{what}: {failed}; retrying in {}{asked}",
-                    human(wait)
-                );
+                log_retry(&failure, what, &failed, n, wait);
                 tokio::time::sleep(wait).await;
             }
             Decision::GiveUp(reason) => return Err(Error::GaveUp(format!("{what}: {reason}"))),
@@ -296,39 +281,50 @@ where
                 let reason = exhausted(&failure, n, started.elapsed());
                 return Err(Error::GaveUp(format!("{what}: {reason}")));
             }
-            Decision::Stop => {
-                return Err(match failure {
-                    Failure::Status { status, body, .. } => Error::Permanent {
-                        url: what.to_string(),
-                        status,
-                        body,
-                    },
-                    Failure::Redirected { status, to } => Error::Permanent {
-                        url: what.to_string(),
-                        status,
-                        body: format!(
-                            "redirected to another origin ({to}), which is followed only with \
-                             --trust-next-origin"
-                        ),
-                    },
-                    Failure::Untrusted(why) => Error::Untrusted {
-                        url: what.to_string(),
-                        why,
-                    },
-                    Failure::Unreachable(why) => Error::Unreachable {
-                        url: what.to_string(),
-                        why,
-                    },
-                    Failure::Undecodable(why) => Error::Undecodable {
-                        url: what.to_string(),
-                        why,
-                    },
-                    other => Error::BadResponse(format!("{what}: {}", other.describe())),
-                });
-            }
+            Decision::Stop => return Err(stopped(failure, what)),
         }
     }
     unreachable!("the loop returns")
+}
+
+/// The warning before a retry: what failed, and how long until the next attempt.
+fn log_retry(failure: &Failure, what: &str, failed: &str, attempt: u32, wait: Duration) {
+    let asked = match failure {
+        Failure::Status {
+            retry_after: Some(asked),
+            ..
+        } if !asked.is_zero() => format!(" as the server asked ({})", human(*asked)),
+        _ => String::new(),
+    };
+    warn!(
+        url = what,
+        attempt,
+        wait_ms = wait.as_millis() as u64,
+        status = failure.status(),
+        cause = failure.cause(),
+        "{what}: {failed}; retrying in {}{asked}",
+        human(wait)
+    );
+}
+
+/// The error a failure that is not worth retrying ends the run with.
+fn stopped(failure: Failure, what: &str) -> Error {
+    let url = what.to_string();
+    match failure {
+        Failure::Status { status, body, .. } => Error::Permanent { url, status, body },
+        Failure::Redirected { status, to } => Error::Permanent {
+            url,
+            status,
+            body: format!(
+                "redirected to another origin ({to}), which is followed only with \
+                 --trust-next-origin"
+            ),
+        },
+        Failure::Untrusted(why) => Error::Untrusted { url, why },
+        Failure::Unreachable(why) => Error::Unreachable { url, why },
+        Failure::Undecodable(why) => Error::Undecodable { url, why },
+        other => Error::BadResponse(format!("{what}: {}", other.describe())),
+    }
 }
 
 #[cfg(test)]

@@ -333,26 +333,7 @@ impl Partial {
         }
         // The old checkpoint goes first: it must never describe the new partial file.
         files.remove_checkpoint().map_err(cannot_write)?;
-        let file = match existing {
-            Some(file) => file,
-            None => {
-                let created = place::open_own(
-                    OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(false),
-                    &files.partial,
-                )
-                .map_err(cannot_write)?;
-                lock(created, &files.partial, out)?
-            }
-        };
-        // Not truncated on opening: that would have cut a file another run has locked.
-        // (A device such as /dev/full has no length to cut.)
-        if file.metadata().map_err(cannot_write)?.len() > 0 {
-            file.set_len(0).map_err(cannot_write)?;
-        }
+        let file = emptied(existing, &files, out)?;
         let checkpoint = Checkpoint::start(identity, start.clone());
         checkpoint
             .save(&files.checkpoint, identity)
@@ -570,6 +551,34 @@ fn still_at(file: &File, path: &Path) -> bool {
 #[cfg(not(unix))]
 fn still_at(_file: &File, _path: &Path) -> bool {
     true
+}
+
+/// The partial file for a run that starts from the beginning: the one already locked, or
+/// a new one, emptied.
+fn emptied(existing: Option<File>, files: &Files, out: &Path) -> Result<File, Error> {
+    let cannot_write =
+        |e: io::Error| Error::output(e, format!("cannot write beside {}", out.display()));
+    let file = match existing {
+        Some(file) => file,
+        None => {
+            let created = place::open_own(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+                &files.partial,
+            )
+            .map_err(cannot_write)?;
+            lock(created, &files.partial, out)?
+        }
+    };
+    // Not truncated on opening: that would have cut a file another run has locked.
+    // (A device such as /dev/full has no length to cut.)
+    if file.metadata().map_err(cannot_write)?.len() > 0 {
+        file.set_len(0).map_err(cannot_write)?;
+    }
+    Ok(file)
 }
 
 fn kept(error: Error, records: u64, partial: &Path) -> Error {

@@ -167,26 +167,7 @@ impl Encoder {
             filled[index] = *stamp;
             *guess = index;
             let start = cells.len();
-            match cell {
-                Cell::Null => {}
-                // Valid JSON has no quote or line break in a string without escapes, and
-                // none in a number: only a delimiter (the mark) would need quotes.
-                Cell::Str {
-                    raw,
-                    escaped: false,
-                    marked: false,
-                } => {
-                    cells.extend_from_slice(&safe_cell(raw.as_bytes(), *csv_safe));
-                }
-                // A number (or `true`, `false`) is a value to a spreadsheet, never a
-                // formula, even when negative: prefixing `-13.11` would turn it into text.
-                Cell::Verbatim(raw) => cells.extend_from_slice(raw.as_bytes()),
-                cell => {
-                    text.clear();
-                    cell.text_into(text)?;
-                    push_cell(cells, &safe_cell(text.as_bytes(), *csv_safe), *delimiter);
-                }
-            }
+            put_cell(cells, text, cell, *csv_safe, *delimiter)?;
             spans[index] = start..cells.len();
             cells.push(*delimiter);
             Some(())
@@ -324,6 +305,39 @@ fn safe_cell(text: &[u8], csv_safe: bool) -> Cow<'_, [u8]> {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned([b"'", text].concat()),
         _ => Cow::Borrowed(text),
     }
+}
+
+/// Appends `cell` as it goes in a row: as it is where it cannot need quoting or escaping,
+/// else through `text`. `None` if a string's escapes do not decode.
+#[inline]
+fn put_cell(
+    cells: &mut Vec<u8>,
+    text: &mut String,
+    cell: Cell,
+    csv_safe: bool,
+    delimiter: u8,
+) -> Option<()> {
+    match cell {
+        Cell::Null => {}
+        // Valid JSON has no quote or line break in a string without escapes, and
+        // none in a number: only a delimiter (the mark) would need quotes.
+        Cell::Str {
+            raw,
+            escaped: false,
+            marked: false,
+        } => {
+            cells.extend_from_slice(&safe_cell(raw.as_bytes(), csv_safe));
+        }
+        // A number (or `true`, `false`) is a value to a spreadsheet, never a
+        // formula, even when negative: prefixing `-13.11` would turn it into text.
+        Cell::Verbatim(raw) => cells.extend_from_slice(raw.as_bytes()),
+        cell => {
+            text.clear();
+            cell.text_into(text)?;
+            push_cell(cells, &safe_cell(text.as_bytes(), csv_safe), delimiter);
+        }
+    }
+    Some(())
 }
 
 #[cfg(test)]
