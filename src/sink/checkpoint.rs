@@ -30,7 +30,7 @@ use crate::sink::spool::Mark;
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
-const LAYOUT: u32 = 5;
+const LAYOUT: u32 = 6;
 
 /// How old a checkpoint may be before resuming it earns a warning: a scheduled job that
 /// always passes `--resume` would otherwise quietly mix records fetched days apart.
@@ -121,7 +121,7 @@ impl Identity {
             request_part(job).to_string(),
             pages_part(job.pages).to_string(),
             records_part(job.records).to_string(),
-            format!("{form:?}"),
+            form_part(form).to_string(),
         ];
         Identity {
             parts: parts
@@ -141,8 +141,9 @@ impl Identity {
 
 /// The version of the identity's layout below: raised when a field that decides what a run
 /// fetches joins or changes meaning, and only then, so that refactoring the settings'
-/// types leaves saved checkpoints valid.
-const IDENTITY_VERSION: u32 = 1;
+/// types leaves saved checkpoints valid. 2: the output form as named fields (it was its
+/// Debug text).
+const IDENTITY_VERSION: u32 = 2;
 
 /// The request's method and extra parameters, as explicit, named fields.
 fn request_part(job: &Job) -> serde_json::Value {
@@ -174,6 +175,22 @@ fn pages_part(pages: &paginate::Settings) -> serde_json::Value {
         "body": pages.body,
         "graphql": pages.graphql.as_ref().map(|g| (&g.cursor_var, g.backward)),
     })
+}
+
+/// How the records are written: the columns and cells of a table, or lines.
+fn form_part(form: &Form) -> serde_json::Value {
+    match form {
+        Form::Cells {
+            sep,
+            only,
+            delimiter,
+            csv_safe,
+        } => serde_json::json!({
+            "v": IDENTITY_VERSION,
+            "cells": {"sep": sep, "only": only, "delimiter": delimiter, "csv_safe": csv_safe},
+        }),
+        Form::Lines => serde_json::json!({"v": IDENTITY_VERSION, "lines": true}),
+    }
 }
 
 /// Where the records are found.
@@ -575,7 +592,21 @@ mod tests {
         // here, renamed or reordered) must come with a new IDENTITY_VERSION.
         assert_eq!(
             pages_part(&pages).to_string(),
-            r#"{"v":1,"style":"auto","page_param":"page","size_param":"per_page","page_size":50,"start_page":null,"offset_param":"offset","limit_param":"limit","cursor":null,"cursor_param":null,"next_path":null,"has_more":null,"total":null,"max_records":null,"body":null,"graphql":null}"#
+            r#"{"v":2,"style":"auto","page_param":"page","size_param":"per_page","page_size":50,"start_page":null,"offset_param":"offset","limit_param":"limit","cursor":null,"cursor_param":null,"next_path":null,"has_more":null,"total":null,"max_records":null,"body":null,"graphql":null}"#
+        );
+        let form = Form::Cells {
+            sep: Some(".".into()),
+            only: None,
+            delimiter: b',',
+            csv_safe: false,
+        };
+        assert_eq!(
+            form_part(&form).to_string(),
+            r#"{"v":2,"cells":{"sep":".","only":null,"delimiter":44,"csv_safe":false}}"#
+        );
+        assert_eq!(
+            form_part(&Form::Lines).to_string(),
+            r#"{"v":2,"lines":true}"#
         );
     }
 }
