@@ -198,6 +198,7 @@ async fn fetch(
             None => (&body, page, records),
         };
         let step = pages.advance(&headers, &page, &mut records)?;
+        whole_characters(&records, pages.fetched(), &page_url)?;
         let shortfall = match step {
             Step::Continue => None,
             _ => pages.shortfall(&step),
@@ -299,6 +300,31 @@ pub(crate) fn read<'a>(
             _ => e,
         })?;
     Ok((page, records))
+}
+
+/// Refuses a page with a record holding half of a UTF-16 surrogate pair (`"\ud800"`), before
+/// any of it is written, whatever the format: it is no character, so a CSV or TSV cell
+/// could only hold a replacement for it, and JSON text holding it is refused or mangled by
+/// the parsers downstream (serde_json refuses it too). Every format must treat it alike.
+fn whole_characters(records: &[&str], page: u64, url: &url::Url) -> Result<(), Error> {
+    for (n, record) in (1..).zip(records) {
+        let Some(at) = json::lone_surrogate(record) else {
+            continue;
+        };
+        let place = match records::pointer_to(record, at) {
+            Some((pointer, true)) if pointer.is_empty() => "a key of the record".to_string(),
+            Some((pointer, true)) => format!("a key in {pointer}"),
+            Some((pointer, false)) if !pointer.is_empty() => format!("field {pointer}"),
+            _ => "the record".to_string(),
+        };
+        return Err(Error::BadResponse(format!(
+            "{}: page {page}, record {n}: {place} holds `{}`, half of a UTF-16 surrogate \
+             pair, which is no character; no output format can hold it as text",
+            redact::url(url),
+            &record[at..at + 6]
+        )));
+    }
+    Ok(())
 }
 
 fn not_json(url: &url::Url, why: String, body: &[u8]) -> Error {

@@ -294,6 +294,44 @@ pub fn unescape(mut contents: &str, out: &mut String) -> Option<()> {
     Some(())
 }
 
+/// Where the first `\u` escape of half a UTF-16 surrogate pair is in checked text: a high
+/// surrogate not followed by the escape of a low one, or a low one on its own. JSON's
+/// grammar lets them through, but they are no character: serde_json refuses them in a
+/// string, and no UTF-8 text can hold them.
+pub fn lone_surrogate(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let unit = |at: usize| {
+        let hex = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut at = 0;
+    while let Some(found) = scan::find(&bytes[at..], [b'\\']) {
+        at += found;
+        if bytes.get(at + 1) != Some(&b'u') {
+            at += 2;
+            continue;
+        }
+        match unit(at + 2)? {
+            0xD800..=0xDBFF if bytes.get(at + 6..at + 8) == Some(b"\\u") => match unit(at + 8)? {
+                0xDC00..=0xDFFF => at += 12,
+                _ => return Some(at),
+            },
+            0xD800..=0xDFFF => return Some(at),
+            _ => at += 6,
+        }
+    }
+    None
+}
+
+/// Past the value that starts at `at` in checked text.
+pub fn value_end_checked(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'"' => Some(read_string(bytes, at + 1, b'"')?.0),
+        b'[' | b'{' => nested_end(bytes, at),
+        _ => Some(at + scalar_len(&bytes[at..])),
+    }
+}
+
 /// JSON text without the whitespace between tokens (strings untouched), so a record or an
 /// array cell reads the same however the API indented it. Most APIs send it compact
 /// already (spaces inside strings aside): that text is taken as it is.
@@ -350,6 +388,26 @@ mod tests {
         let (items, len) = split_array(text)?;
         // What follows the array is the caller's to check; here, only space may.
         trim_start(&text[len..]).is_empty().then_some(items)
+    }
+
+    /// The surrogate escapes found are exactly those that make serde_json refuse a string.
+    #[test]
+    fn lone_surrogates_are_what_serde_json_refuses() {
+        for (text, lone) in [
+            (r#""\ud800""#, Some(1)),
+            (r#""a\ud800\u0041""#, Some(2)),
+            (r#""\ud800\ud800\udc00""#, Some(1)),
+            (r#""\udc00""#, Some(1)),
+            (r#""x\\ud800""#, None),
+            (r#""\ud83d\ude00 \u00e9 \uD83D\uDE00""#, None),
+            (r#"{"\ud800": 1}"#, Some(2)),
+            (r#"["\n", "\uDBFF"]"#, Some(8)),
+            (r#""\ud800\n""#, Some(1)),
+        ] {
+            assert_eq!(lone_surrogate(text), lone, "{text}");
+            let refused = serde_json::from_str::<Value>(text).is_err();
+            assert_eq!(refused, lone.is_some(), "serde_json on {text}");
+        }
     }
 
     #[test]

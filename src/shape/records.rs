@@ -295,6 +295,41 @@ pub fn token(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
+/// The JSON Pointer to the innermost value of `text` (checked JSON) that holds byte `at`,
+/// and whether `at` is in one of its keys rather than in a value it holds.
+pub fn pointer_to(text: &str, at: usize) -> Option<(String, bool)> {
+    let bytes = text.as_bytes();
+    let mut pointer = String::new();
+    let mut value = json::space(bytes, 0);
+    while let open @ (b'{' | b'[') = *bytes.get(value)? {
+        let mut member = json::space(bytes, value + 1);
+        for index in 0.. {
+            let name = match open {
+                b'{' => {
+                    let key_end = json::value_end_checked(bytes, member)?;
+                    if at < key_end {
+                        return Some((pointer, true));
+                    }
+                    let mut key = String::new();
+                    json::unescape(&text[member + 1..key_end - 1], &mut key)?;
+                    member = json::space(bytes, json::space(bytes, key_end) + 1);
+                    token(&key)
+                }
+                _ => index.to_string(),
+            };
+            let end = json::value_end_checked(bytes, member)?;
+            if at < end {
+                pointer.push('/');
+                pointer.push_str(&name);
+                break;
+            }
+            member = json::space(bytes, json::space(bytes, end) + 1);
+        }
+        value = member;
+    }
+    Some((pointer, false))
+}
+
 /// Where APIs that send each record as an array of values put the column names.
 const COLUMN_KEYS: &[&str] = &["/columns", "/fields", "/column_names", "/headers"];
 
@@ -996,6 +1031,25 @@ mod tests {
             got,
             ["0.1", "1E21", "12345678901234567890", "1.0", "[1e-7,2]"]
         );
+    }
+
+    #[test]
+    fn a_byte_is_placed_by_the_pointer_to_the_value_or_key_holding_it() {
+        let record = r#"{"id": 1, "meta": {"a/b": [true, "x\ud800"], "\u0041": "y"}, "z": 2}"#;
+        let at = |what: &str| record.find(what).unwrap();
+        assert_eq!(
+            pointer_to(record, at("\\ud800")),
+            Some(("/meta/a~1b/1".into(), false))
+        );
+        assert_eq!(
+            pointer_to(record, at("\\u0041")),
+            Some(("/meta".into(), true))
+        );
+        assert_eq!(
+            pointer_to(record, at("\"y")),
+            Some(("/meta/A".into(), false))
+        );
+        assert_eq!(pointer_to(" \"s\"", 2), Some((String::new(), false)));
     }
 
     #[test]

@@ -695,6 +695,55 @@ fn cursor_and_next_url_runs_resume_where_they_stopped_without_saving_the_key() {
     }
 }
 
+/// An API of two pages whose second holds a record with `escape` in a nested string.
+fn surrogate_api(escape: &str) -> Server {
+    let second = format!(
+        r#"{{"data": [{{"id": 3, "meta": {{"name": "a{escape}b"}}}}], "page": 2, "has_more": false}}"#
+    );
+    Server::start(move |req| match page_number(req) {
+        1 => Reply::json(&json!({"data": records(2), "page": 1, "has_more": true})),
+        _ => Reply::status(200)
+            .header("content-type", "application/json")
+            .body(second.clone()),
+    })
+    .unwrap()
+}
+
+#[test]
+fn half_a_surrogate_pair_is_refused_alike_in_every_format() {
+    for (escape, half) in [
+        (r"\ud800", r"\ud800"),
+        (r"\ud800\u0041", r"\ud800"),
+        (r"\udc00", r"\udc00"),
+    ] {
+        let server = surrogate_api(escape);
+        let expected = format!(
+            "apifetch: error: {}: page 2, record 1: field /meta/name holds `{half}`, half of a \
+             UTF-16 surrogate pair, which is no character; no output format can hold it as text",
+            server.url("/?page=2")
+        );
+        for format in ["csv", "tsv", "jsonl", "json"] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join(format!("out.{format}"));
+            let before = server.requests().len();
+            let run = apifetch()
+                .arg(server.url("/"))
+                .arg("--out")
+                .arg(&out)
+                .assert();
+            let stderr = String::from_utf8(run.code(5).get_output().stderr.clone()).unwrap();
+            let last = stderr.lines().last().unwrap();
+            assert_eq!(
+                last.split("; 2 records are kept in ").next(),
+                Some(expected.as_str()),
+                "{escape} in {format}"
+            );
+            assert_eq!(server.requests().len() - before, 2, "{escape} in {format}");
+            assert!(!out.exists(), "{escape} in {format}: nothing written");
+        }
+    }
+}
+
 /// An endless cursor API of one-record pages, where cursor `cN` asks for page N. Page
 /// `refused` is answered with a 403; page `back` sends the cursor of ten pages before it.
 fn endless_cursor_api(refused: &Arc<AtomicU64>, back: &Arc<AtomicU64>) -> Server {
