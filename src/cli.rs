@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, ValueEnum};
 
+use crate::compress::Compression;
 use crate::deadline::LONGEST;
 use crate::output::Format;
 use crate::pace::Rate;
@@ -123,7 +124,8 @@ pub struct Cli {
     )]
     pub url: Option<String>,
 
-    /// Where to write the records; `-` or no --out means standard output.
+    /// Where to write the records; `-` or no --out means standard output. A name ending in
+    /// .gz or .zst is compressed (orders.csv.gz).
     #[arg(
         short,
         long,
@@ -655,7 +657,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Output format: csv, tsv, jsonl or json [default: from the --out extension (.csv,
-    /// .tsv, .jsonl, .ndjson, .json), else csv]
+    /// .tsv, .jsonl, .ndjson, .json, before any .gz or .zst), else csv]
     #[arg(
         long,
         value_name = "FORMAT",
@@ -664,6 +666,19 @@ pub struct OutputArgs {
         hide_env_values = true
     )]
     pub format: Option<Format>,
+
+    /// Compress the output as it is written: gzip or zstd, or none [default: from the --out
+    /// name (orders.csv.gz, events.jsonl.zst), else none]. For standard output and names
+    /// that do not say; a name that does (.gz, .zst) must agree. A run to --out keeps its
+    /// partial file uncompressed, so --resume works as for any output.
+    #[arg(
+        long,
+        value_name = "CODEC",
+        value_enum,
+        env = "APIFETCH_COMPRESS",
+        hide_env_values = true
+    )]
+    pub compress: Option<Compression>,
 
     /// Only these columns, in this order, named as they appear in the header (e.g.
     /// `id,customer.name`); a record without one gets an empty cell. csv and tsv only.

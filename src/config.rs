@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::checkpoint::Files;
 use crate::cli::{Cli, Color, LogFormat};
+use crate::compress::Compression;
 use crate::error::Error;
 use crate::output::Format;
 use crate::paginate::{CursorSource, Style};
@@ -154,6 +155,8 @@ pub struct Logging {
 #[derive(Debug, Clone)]
 pub struct Output {
     pub format: Format,
+    /// How the output itself is compressed; the partial file beside it never is.
+    pub compression: Compression,
     /// How records are spooled; decided by the format and the column options.
     pub form: Form,
     /// Continue from the checkpoint beside `--out`, if there is one.
@@ -819,16 +822,17 @@ fn summary_clash(summary: &Place, out: Option<PathBuf>) -> Option<&'static str> 
     .map(|(_, what)| what)
 }
 
-/// `named` is the path `--out` gave (its extension picks the default format); `resumable`
-/// says whether it is a file that can carry a partial run.
+/// `named` is the path `--out` gave (its extensions pick the default format and
+/// compression); `resumable` says whether it is a file that can carry a partial run.
 fn output(
     cli: &crate::cli::OutputArgs,
     named: Option<&Path>,
     resumable: bool,
 ) -> Result<Output, Error> {
+    let (compression, named) = compression(cli.compress, named)?;
     let format = match (cli.format, named) {
         (Some(format), _) => format,
-        (None, Some(path)) => Format::from_path(path).map_err(Error::Usage)?,
+        (None, Some(path)) => Format::from_path(&path).map_err(Error::Usage)?,
         (None, None) => Format::Csv,
     };
     if cli.resume && !resumable {
@@ -876,11 +880,39 @@ fn output(
     };
     Ok(Output {
         format,
+        compression,
         form,
         resume: cli.resume,
         checkpoint_every: cli.checkpoint_every,
         max_columns: cli.max_columns,
     })
+}
+
+/// The compression `--compress` or the output's name asks for, and the name without the
+/// compression's extension. A name that says gzip or zstd gets just that: `--compress` is
+/// for standard output and names that say nothing, and one that contradicts the name would
+/// write a file its name misdescribes.
+fn compression(
+    flag: Option<Compression>,
+    named: Option<&Path>,
+) -> Result<(Compression, Option<PathBuf>), Error> {
+    let Some(path) = named else {
+        return Ok((flag.unwrap_or(Compression::None), None));
+    };
+    let (by_name, inner) = Compression::from_path(path);
+    match flag {
+        Some(flag) if by_name != Compression::None && flag != by_name => {
+            Err(Error::Usage(format!(
+                "--compress {} contradicts the name {}; name the output for what it holds",
+                clap::ValueEnum::to_possible_value(&flag)
+                    .expect("no variant is skipped")
+                    .get_name(),
+                path.display()
+            )))
+        }
+        Some(flag) => Ok((flag, Some(inner))),
+        None => Ok((by_name, Some(inner))),
+    }
 }
 
 fn parse_url(raw: &str) -> Result<Url, Error> {

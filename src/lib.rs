@@ -10,6 +10,7 @@ pub mod ahead;
 pub mod breaker;
 pub mod checkpoint;
 pub mod cli;
+pub mod compress;
 pub mod config;
 pub mod deadline;
 pub mod error;
@@ -45,6 +46,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::checkpoint::Identity;
+use crate::compress::Written;
 use crate::config::{Action, Config, Target};
 pub use crate::error::{Error, Exit};
 use crate::http::Fetcher;
@@ -60,6 +62,7 @@ pub struct Summary {
     pub retries: u64,
     pub elapsed: Duration,
     pub destination: String,
+    pub written: Written,
 }
 
 /// Fetches every page the configuration describes and writes the records out.
@@ -136,23 +139,31 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         warn!("the API returned no records; writing an empty output");
     }
     let destination = sink.describe();
-    sink.finish()?;
+    let written = sink.finish()?;
     let summary = Summary {
         records,
         pages: pages.fetched(),
         retries: fetcher.retries(),
         elapsed: started.elapsed(),
         destination,
+        written,
+    };
+    let compressed = match written.compressed {
+        Some(bytes) => format!(", {bytes} compressed"),
+        None => String::new(),
     };
     info!(
         records = summary.records,
         pages = summary.pages,
-        "synced {} from {} in {:.1}s ({}) → {}",
+        output_bytes = written.bytes,
+        output_bytes_compressed = written.compressed,
+        "synced {} from {} in {:.1}s ({}) → {} ({}{compressed})",
         counted(summary.records, "record", "records"),
         counted(summary.pages, "page", "pages"),
         summary.elapsed.as_secs_f64(),
         counted(summary.retries, "retry", "retries"),
-        summary.destination
+        summary.destination,
+        counted(written.bytes, "byte", "bytes"),
     );
     Ok(summary)
 }
@@ -165,6 +176,7 @@ fn nothing(started: Instant) -> Summary {
         retries: 0,
         elapsed: started.elapsed(),
         destination: "standard output".into(),
+        written: Written::default(),
     }
 }
 

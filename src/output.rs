@@ -7,7 +7,8 @@
 //! the output byte for byte (JSON Lines; a table whose columns all showed on the first
 //! page), or else the output is written under a temporary name and renamed into place.
 //! A run to standard output streams JSON Lines page by page, and writes the other formats
-//! at the end from an anonymous spool.
+//! at the end from an anonymous spool. Either way the output may be compressed as it is
+//! written (see [`crate::compress`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -20,6 +21,7 @@ use fs4::TryLockError;
 use tracing::{info, warn};
 
 use crate::checkpoint::{self, Checkpoint, Files, Identity};
+use crate::compress::{Compressed, Compression, Written};
 use crate::config;
 use crate::error::Error;
 use crate::paginate::{Position, Progress};
@@ -42,8 +44,9 @@ pub enum Format {
 
 impl Format {
     /// The format an output file's extension asks for; csv when it names none. An
-    /// extension apifetch does not write (`.parquet`, `.xlsx`, `.gz`) is refused: writing
-    /// CSV under that name would be silently wrong.
+    /// extension apifetch does not write (`.parquet`, `.xlsx`, `.bz2`) is refused: writing
+    /// CSV under that name would be silently wrong. A compression's extension (`.gz`) is
+    /// taken off first (see [`Compression::from_path`]).
     pub fn from_path(path: &Path) -> Result<Self, String> {
         let ext = path
             .extension()
@@ -54,9 +57,9 @@ impl Format {
             Some("tsv") => Ok(Format::Tsv),
             Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
             Some("json") => Ok(Format::Json),
-            Some(ext @ ("gz" | "zst" | "bz2" | "xz")) => Err(format!(
-                "{}: apifetch does not compress its output (.{ext}); write a plain file and \
-                 compress it afterwards, or pipe standard output through a compressor",
+            Some(ext @ ("bz2" | "xz" | "lz4" | "br")) => Err(format!(
+                "{}: apifetch compresses with gzip (.gz) or zstd (.zst), not .{ext}; name the \
+                 output .gz or .zst, or pipe standard output through another compressor",
                 path.display()
             )),
             Some(ext) => Err(format!(
@@ -86,6 +89,7 @@ impl Format {
 pub struct Sink {
     route: Route,
     format: Format,
+    compression: Compression,
 }
 
 enum Route {
@@ -125,12 +129,12 @@ const SYNC_AHEAD: u64 = 2 << 20;
 
 /// Standard output, or a device or pipe `--out` named, written front to back.
 struct Pipe {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: BufWriter<Compressed<Box<dyn Write + Send>>>,
     name: String,
 }
 
 impl Pipe {
-    fn open(stream: Option<&Path>) -> Result<Self, Error> {
+    fn open(stream: Option<&Path>, compression: Compression) -> Result<Self, Error> {
         let (out, name): (Box<dyn Write + Send>, String) = match stream {
             None => (Box::new(io::stdout()), "stdout".into()),
             Some(path) => {
@@ -144,6 +148,8 @@ impl Pipe {
                 (Box::new(file), path.display().to_string())
             }
         };
+        let out = Compressed::new(compression, out)
+            .map_err(|e| Error::output(e, "cannot start compressing"))?;
         Ok(Pipe {
             out: BufWriter::with_capacity(1 << 16, out),
             name,
@@ -152,6 +158,16 @@ impl Pipe {
 
     fn failed(&self, e: io::Error) -> Error {
         Error::output(e, format!("cannot write to {}", self.name))
+    }
+
+    /// Writes what is left, ending a compressed stream.
+    fn finish(self) -> Result<Written, Error> {
+        let Pipe { out, name } = self;
+        let finished = out.into_inner().map_err(io::IntoInnerError::into_error);
+        finished
+            .and_then(Compressed::finish)
+            .map(|(_, written)| written)
+            .map_err(|e| Error::output(e, format!("cannot write to {name}")))
     }
 }
 
@@ -168,7 +184,7 @@ impl Sink {
     ) -> Result<Self, Error> {
         let route = match out {
             None if output.format == Format::Jsonl => Route::Stream {
-                out: Pipe::open(stream)?,
+                out: Pipe::open(stream, output.compression)?,
                 records: 0,
             },
             None => {
@@ -178,7 +194,7 @@ impl Sink {
                     spool: Box::new(
                         Spool::new(file, output.form.clone()).with_max_columns(output.max_columns),
                     ),
-                    out: Pipe::open(stream)?,
+                    out: Pipe::open(stream, output.compression)?,
                 }
             }
             Some(out) => Route::File(Box::new(Partial::open(out, output, identity, start)?)),
@@ -186,6 +202,7 @@ impl Sink {
         Ok(Sink {
             route,
             format: output.format,
+            compression: output.compression,
         })
     }
 
@@ -261,18 +278,19 @@ impl Sink {
         }
     }
 
-    /// Writes the output once every page is in. A file is synced, then renamed over the
-    /// target (the partial file itself, or the output written under a temporary name in
-    /// the same directory), so readers see either the old file or the complete new one;
-    /// then the partial file and checkpoint go.
-    pub fn finish(self) -> Result<(), Error> {
+    /// Writes the output once every page is in, and says how many bytes it took. A file
+    /// is synced, then renamed over the target (the partial file itself, or the output
+    /// written under a temporary name in the same directory), so readers see either the
+    /// old file or the complete new one; then the partial file and checkpoint go.
+    pub fn finish(self) -> Result<Written, Error> {
         let format = self.format;
         match self.route {
-            Route::Stream { mut out, .. } => out.out.flush().map_err(|e| out.failed(e)),
-            Route::Spooled { mut spool, mut out } => write(format, &mut spool, &mut out.out)
-                .and_then(|()| out.out.flush())
-                .map_err(|e| out.failed(e)),
-            Route::File(partial) => partial.finish(format),
+            Route::Stream { out, .. } => out.finish(),
+            Route::Spooled { mut spool, mut out } => {
+                write(format, &mut spool, &mut out.out).map_err(|e| out.failed(e))?;
+                out.finish()
+            }
+            Route::File(partial) => partial.finish(format, self.compression),
         }
     }
 
@@ -459,32 +477,42 @@ impl Partial {
 
     /// Puts the output in place, then removes the partial file and the checkpoint. The
     /// partial file stays locked until the end, so another run cannot take it over midway.
-    fn finish(mut self, format: Format) -> Result<(), Error> {
+    /// A compressed output is always written anew: the partial file holds plain text.
+    fn finish(mut self, format: Format, compression: Compression) -> Result<Written, Error> {
         let records = self.spool.records();
         let (partial, out) = (self.files.partial.clone(), self.out.display().to_string());
         let failed = |e: io::Error| {
             let error = Error::output(e, format!("cannot write {out}"));
             kept(error, records, &partial)
         };
-        if format != Format::Json && self.spool.is_whole() {
-            return self.rename_into_place().map_err(failed);
+        let plain = compression == Compression::None;
+        if plain && format != Format::Json && self.spool.is_whole() {
+            let bytes = self.rename_into_place().map_err(failed)?;
+            let compressed = None;
+            return Ok(Written { bytes, compressed });
         }
-        replace(&self.out, |file| {
-            write(format, &mut self.spool, BufWriter::new(file))
+        let written = replace(&self.out, |file| {
+            let mut out = BufWriter::with_capacity(1 << 16, Compressed::new(compression, file)?);
+            write(format, &mut self.spool, &mut out)?;
+            let out = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+            out.finish().map(|(_, written)| written)
         })
         .map_err(failed)?;
         self.files
             .remove()
-            .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display())))
+            .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display())))?;
+        Ok(written)
     }
 
-    /// Renames the partial file, the output byte for byte, over the output. The checkpoint
-    /// goes first: one left behind by a crash right after the rename would describe a
-    /// partial file that is no longer there, and every later `--resume` would fail; a crash
-    /// right before it merely starts the next run afresh. A failed rename puts it back.
-    fn rename_into_place(&mut self) -> io::Result<()> {
+    /// Renames the partial file, the output byte for byte, over the output, and says how
+    /// many bytes it holds. The checkpoint goes first: one left behind by a crash right
+    /// after the rename would describe a partial file that is no longer there, and every
+    /// later `--resume` would fail; a crash right before it merely starts the next run
+    /// afresh. A failed rename puts it back.
+    fn rename_into_place(&mut self) -> io::Result<u64> {
         let file = self.spool.file()?;
-        let own = file.metadata()?.permissions();
+        let meta = file.metadata()?;
+        let own = meta.permissions();
         // As with `replace`, the output keeps the mode of the file it replaces.
         if let Ok(old) = fs::metadata(&self.out) {
             file.set_permissions(old.permissions())?;
@@ -500,7 +528,8 @@ impl Partial {
             if !restored {
                 tracing::debug!("could not restore the partial file's mode and checkpoint");
             }
-        })
+        })?;
+        Ok(meta.len())
     }
 
     fn keep(mut self, error: Error) -> Error {
@@ -568,10 +597,10 @@ fn kept(error: Error, records: u64, partial: &Path) -> Error {
 
 /// Writes `path` through a temporary file beside it that is synced and renamed over it, so
 /// a failure at any point leaves the old file as it was and no temporary file behind.
-pub(crate) fn replace(
+pub(crate) fn replace<T>(
     path: &Path,
-    write: impl FnOnce(&mut File) -> io::Result<()>,
-) -> io::Result<()> {
+    write: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<T> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -590,10 +619,10 @@ pub(crate) fn replace(
     if let Ok(old) = fs::metadata(path) {
         tmp.as_file().set_permissions(old.permissions())?;
     }
-    write(tmp.as_file_mut())?;
+    let written = write(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(written)
 }
 
 /// The whole output from a spool, in `format`.
@@ -601,7 +630,8 @@ fn write(format: Format, spool: &mut Spool, out: impl Write) -> io::Result<()> {
     match format {
         Format::Csv | Format::Tsv => spool.write_table(out),
         Format::Json => write_array(spool, out),
-        Format::Jsonl => unreachable!("JSON Lines is streamed, or renamed into place as a file"),
+        // The spool of JSON lines is the output, copied when it cannot be renamed.
+        Format::Jsonl => spool.copy_from(0, out).map(drop),
     }
 }
 
@@ -640,13 +670,7 @@ mod tests {
         ] {
             assert_eq!(Format::from_path(Path::new(path)), Ok(format), "{path}");
         }
-        for path in [
-            "a.parquet",
-            "a.xlsx",
-            "a.txt",
-            "orders.csv.gz",
-            "e.jsonl.zst",
-        ] {
+        for path in ["a.parquet", "a.xlsx", "a.txt", "orders.csv.bz2", "a.gz"] {
             assert!(Format::from_path(Path::new(path)).is_err(), "{path}");
         }
     }

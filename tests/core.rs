@@ -845,22 +845,46 @@ fn usage_errors_say_what_to_do() {
 fn an_output_name_apifetch_cannot_honour_is_refused_before_any_request() {
     let server = Server::start(paged(records(2))).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for (name, said) in [
+    for (name, extra, said) in [
         (
             "out.parquet",
+            &[][..],
             "does not write .parquet files; pass --format",
         ),
-        ("orders.csv.gz", "does not compress its output (.gz)"),
-        ("events.jsonl.zst", "does not compress its output (.zst)"),
+        ("out.xlsx", &[], "does not write .xlsx files; pass --format"),
+        ("notes.txt", &[], "does not write .txt files; pass --format"),
+        // A compression's extension comes off first: the one before it names the format.
+        (
+            "notes.txt.gz",
+            &[],
+            "does not write .txt files; pass --format",
+        ),
+        (
+            "orders.csv.bz2",
+            &[],
+            "compresses with gzip (.gz) or zstd (.zst), not .bz2",
+        ),
+        (
+            "orders.csv.gz",
+            &["--compress", "zstd"],
+            "--compress zstd contradicts the name",
+        ),
+        (
+            "orders.csv.zst",
+            &["--compress", "none"],
+            "--compress none contradicts the name",
+        ),
     ] {
         apifetch()
             .arg(server.url("/"))
             .arg("--out")
             .arg(dir.path().join(name))
+            .args(extra)
             .assert()
             .code(2)
             .stderr(predicate::str::contains(said));
     }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     assert_eq!(server.requests().len(), 0);
     let named = dir.path().join("out.txt");
     apifetch()
@@ -871,4 +895,14 @@ fn an_output_name_apifetch_cannot_honour_is_refused_before_any_request() {
         .assert()
         .success();
     assert_eq!(std::fs::read_to_string(&named).unwrap().lines().count(), 2);
+    let named = dir.path().join("notes.txt.gz");
+    apifetch()
+        .arg(server.url("/"))
+        .arg("--out")
+        .arg(&named)
+        .args(["--format", "jsonl"])
+        .assert()
+        .success();
+    let text = decompressed("notes.txt.gz", &std::fs::read(&named).unwrap());
+    assert_eq!(text.split(|&b| b == b'\n').count(), 3, "two lines in gzip");
 }

@@ -178,6 +178,60 @@ fn every_format_round_trips_awkward_records() {
 }
 
 #[test]
+fn compressed_outputs_hold_exactly_the_plain_output_of_every_format() {
+    let server = Server::start(raw_pages(&[PAGE_1, PAGE_2])).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["csv", "tsv", "jsonl", "json"] {
+        let plain = fetch_both_ways(&server, &format!("out.{format}"), &[]);
+        for (ext, codec) in [("gz", "gzip"), ("zst", "zstd")] {
+            let name = format!("out.{format}.{ext}");
+            let path = dir.path().join(&name);
+            apifetch()
+                .arg(server.url("/"))
+                .arg("--out")
+                .arg(&path)
+                .assert()
+                .success();
+            let stored = std::fs::read(&path).unwrap();
+            assert!(stored != plain, "{name} is compressed");
+            assert!(decompressed(&name, &stored) == plain, "{name}");
+            // Standard output, compressed by --compress, holds the same.
+            let printed = apifetch()
+                .arg(server.url("/"))
+                .args(["--format", format, "--compress", codec])
+                .assert()
+                .success();
+            let printed = &printed.get_output().stdout;
+            assert!(decompressed(&name, printed) == plain, "{name} on stdout");
+        }
+    }
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "out.csv.gz",
+            "out.csv.zst",
+            "out.json.gz",
+            "out.json.zst",
+            "out.jsonl.gz",
+            "out.jsonl.zst",
+            "out.tsv.gz",
+            "out.tsv.zst"
+        ],
+        "no partial file, checkpoint or temporary file is left"
+    );
+    assert_eq!(
+        server.requests().len(),
+        24 * 3,
+        "the same 3 requests for each of 24 runs"
+    );
+}
+
+#[test]
 fn columns_select_and_order_and_leave_missing_cells_empty() {
     let server = Server::start(raw_pages(&[PAGE_1, PAGE_2])).unwrap();
     let csv = fetch_both_ways(
@@ -579,6 +633,73 @@ fn a_killed_run_resumes_into_the_same_file_an_uninterrupted_run_writes() {
             assert_finished(&out, &reference, &format!("{name} killed at page {page}"));
         }
     }
+}
+
+/// `out` decompresses to exactly `reference`, and no partial file or checkpoint is left.
+fn assert_finished_compressed(out: &Path, reference: &[u8], what: &str) {
+    let name = out.to_str().unwrap();
+    let stored = std::fs::read(out).unwrap();
+    assert!(
+        decompressed(name, &stored) == reference,
+        "{what}: the file differs from an uninterrupted run's"
+    );
+    assert_eq!(leftovers(out).map(|p| p.exists()), [false, false], "{what}");
+}
+
+#[test]
+fn a_killed_compressed_run_resumes_from_its_plain_partial_file() {
+    let api = SlowApi::start();
+    // Killed after a column joined (page 7 has the first `late.k`), and before.
+    for (name, page, partial_starts) in [
+        ("out.csv.gz", 8, &b"id,v\n1,\"r,1\n\"\n"[..]),
+        ("out.jsonl.zst", 5, br#"{"id":1,"v":"r,1\n"}"#),
+    ] {
+        let plain = api.reference(name.rsplit_once('.').unwrap().0);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join(name);
+        api.run(&out, &[]).success();
+        let previous = std::fs::read(&out).unwrap();
+        api.slow.store(page, Ordering::SeqCst);
+        let before = api.server.requests().len();
+        let mut child = api.spawn(&out, Stdio::null(), &["--checkpoint-every", "0"]);
+        wait_for_requests(&api.server, before + page as usize);
+        wait_for_checkpoint(&out, page - 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            std::fs::read(&out).unwrap() == previous,
+            "{name}: untouched"
+        );
+        let partial = std::fs::read(&leftovers(&out)[0]).unwrap();
+        assert!(
+            partial.starts_with(partial_starts),
+            "{name}: a plain partial file"
+        );
+        assert_eq!(api.resume(&out), Some(page.to_string()), "{name}");
+        assert_finished_compressed(&out, &plain, name);
+    }
+}
+
+#[test]
+fn a_failed_compressed_run_leaves_the_previous_file_untouched() {
+    let api = SlowApi::start();
+    let plain = api.reference("out.tsv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.tsv.gz");
+    api.run(&out, &[]).success();
+    let previous = std::fs::read(&out).unwrap();
+    api.broken.store(3, Ordering::SeqCst);
+    api.run(&out, &[])
+        .code(3)
+        .stderr(predicate::str::contains("6 records are kept in"))
+        .stderr(predicate::str::contains("out.tsv.gz.partial"));
+    api.broken.store(0, Ordering::SeqCst);
+    assert!(
+        std::fs::read(&out).unwrap() == previous,
+        "the old file stays"
+    );
+    assert_eq!(api.resume(&out).as_deref(), Some("3"));
+    assert_finished_compressed(&out, &plain, "resumed");
 }
 
 #[test]
