@@ -25,8 +25,9 @@ const MAX_BODY: u64 = 4 << 30;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0    success: every record the API has (also: zero records, or --max-pages or
-       --max-records reached)
+  0    success: every record the API has (also: zero records, --max-pages or
+       --max-records reached, or a reader that closed standard output early, as
+       `| head` does)
   2    usage error: bad flags or values, or a flag that names nothing in the first
        response
   3    permanent failure, not retried: an HTTP error such as 401, 403, 404, 501, a TLS
@@ -682,6 +683,7 @@ pub struct OutputArgs {
 
     /// Only these columns, in this order, named as they appear in the header (e.g.
     /// `id,customer.name`); a record without one gets an empty cell. csv and tsv only.
+    /// With the columns fixed, a table on standard output is written page by page.
     #[arg(
         long,
         value_name = "COLUMNS",

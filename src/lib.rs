@@ -121,11 +121,14 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     }
     if !done {
         let mut writer = Writer::start(sink, &config.output.form);
+        let failed = writer.failed();
         // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
-        // already handed to the writer are still written.
+        // already handed to the writer are still written. A writer that failed has its own
+        // error, reported below.
         let fetched = tokio::select! {
             result = fetch(&fetcher, &mut pages, &config, &mut writer) => result,
             () = interrupt::requested() => Err(Error::Interrupted),
+            () = failed => Ok(()),
         };
         // A failure to write is the one to report: the fetch may have stopped because of it.
         let written = writer.stop().await;

@@ -6,9 +6,10 @@
 //! be resumed. At the end, the partial file is renamed over the output when it already is
 //! the output byte for byte (JSON Lines; a table whose columns all showed on the first
 //! page), or else the output is written under a temporary name and renamed into place.
-//! A run to standard output streams JSON Lines page by page, and writes the other formats
-//! at the end from an anonymous spool. Either way the output may be compressed as it is
-//! written (see [`crate::compress`]).
+//! A run to standard output streams JSON Lines page by page, and so a table whose columns
+//! are fixed (`--columns`); it writes the other formats at the end from an anonymous spool,
+//! as a table's header is known only once every record has shown its keys. Either way
+//! the output may be compressed as it is written (see [`crate::compress`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -27,7 +28,7 @@ use crate::error::Error;
 use crate::paginate::{Position, Progress};
 use crate::place;
 use crate::rows::{Encoded, Layout};
-use crate::spool::Spool;
+use crate::spool::{Form, Spool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -97,8 +98,14 @@ enum Route {
     /// arrives.
     Stream { out: Pipe, records: u64 },
     /// Standard output (or a device or pipe) in the other formats: spooled to an anonymous
-    /// file until the end.
-    Spooled { spool: Box<Spool>, out: Pipe },
+    /// file. A table whose columns are fixed is passed on page by page, as no later record
+    /// can change its header; `passed` counts the spool's bytes passed on so far. Any
+    /// other waits for the end.
+    Spooled {
+        spool: Box<Spool>,
+        out: Pipe,
+        passed: Option<u64>,
+    },
     /// A file: spooled durably into the partial file beside it, checkpointed per page.
     File(Box<Partial>),
 }
@@ -190,11 +197,13 @@ impl Sink {
             None => {
                 let file = tempfile::tempfile()
                     .map_err(|e| Error::output(e, "cannot create a temporary file"))?;
+                let fixed = matches!(&output.form, Form::Cells { only: Some(_), .. });
                 Route::Spooled {
                     spool: Box::new(
                         Spool::new(file, output.form.clone()).with_max_columns(output.max_columns),
                     ),
                     out: Pipe::open(stream, output.compression)?,
+                    passed: fixed.then_some(0),
                 }
             }
             Some(out) => Route::File(Box::new(Partial::open(out, output, identity, start)?)),
@@ -231,13 +240,19 @@ impl Sink {
                     .and_then(|()| out.out.flush())
                     .map_err(|e| out.failed(e))
             }
-            Route::Spooled { spool, .. } => {
+            Route::Spooled { spool, out, passed } => {
                 spool.add_page(records, encoded)?;
                 // Marked like a partial file, so the table settles after the first page.
-                let marked = spool.mark();
-                marked
-                    .map(drop)
-                    .map_err(|e| Error::output(e, "cannot spool records to disk"))
+                let mark =
+                    (spool.mark()).map_err(|e| Error::output(e, "cannot spool records to disk"))?;
+                let Some(passed) = passed else {
+                    return Ok(());
+                };
+                (spool.copy_from(*passed, &mut out.out))
+                    .and_then(|_| out.out.flush())
+                    .map_err(|e| out.failed(e))?;
+                *passed = mark.len;
+                Ok(())
             }
             Route::File(partial) => partial.page(records, encoded, progress),
         }
@@ -285,8 +300,15 @@ impl Sink {
     pub fn finish(self) -> Result<Written, Error> {
         let format = self.format;
         match self.route {
-            Route::Stream { out, .. } => out.finish(),
-            Route::Spooled { mut spool, mut out } => {
+            Route::Stream { out, .. }
+            | Route::Spooled {
+                out,
+                passed: Some(_),
+                ..
+            } => out.finish(),
+            Route::Spooled {
+                mut spool, mut out, ..
+            } => {
                 write(format, &mut spool, &mut out.out).map_err(|e| out.failed(e))?;
                 out.finish()
             }

@@ -318,7 +318,8 @@ impl Spool {
     }
 
     /// Copies the spool's bytes from byte `from` on to `out`, and says how many there
-    /// were. The file's position, where records are added, stays where it is.
+    /// were. The file's position, where records are added, stays where it is: a table of
+    /// fixed columns is passed on page by page while the spool grows.
     pub fn copy_from(&mut self, from: u64, mut out: impl Write) -> io::Result<u64> {
         use std::os::unix::fs::FileExt;
         self.file.flush()?;

@@ -464,6 +464,66 @@ fn json_lines_to_stdout_arrive_page_by_page() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn a_table_of_fixed_columns_streams_to_stdout_and_a_closed_pipe_ends_the_run_quietly() {
+    // Page 2 waits for the test's word; page 3, the last, takes a minute.
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let serve = paged(records(9));
+    let server = Server::start(move |req| match page_number(req) {
+        2 => {
+            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            serve(req)
+        }
+        3 => serve(req).delay(Duration::from_secs(60)),
+        _ => serve(req),
+    })
+    .unwrap();
+    let mut child = apifetch_std()
+        .arg(server.url("/"))
+        .args(["--page-size", "3", "--columns", "id,name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A real `| head -n 4`, so that nothing but head holds the pipe's reading end: a copy
+    // kept here could be inherited by a process another test is starting, and keep the
+    // pipe open after head has gone.
+    let head = std::process::Command::new("head")
+        .args(["-n", "4"])
+        .stdin(Stdio::from(child.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shown = head.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8(shown.stdout).unwrap(),
+        "id,name\n1,item 1\n2,item 2\n3,item 3\n"
+    );
+    wait_for_requests(&server, 2);
+    let requests = server.requests();
+    assert!(
+        requests.len() == 2 && requests[1].answered.is_none(),
+        "page 1's rows arrived while page 2 was still held: {requests:?}"
+    );
+    // head has its lines and is gone; then page 2 comes, with nobody left to read it.
+    release.send(()).unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "a closed pipe is no failure");
+    let stderr = String::from_utf8(done.stderr).unwrap();
+    assert!(!stderr.contains("error"), "{stderr}");
+    // Writing page 2 found the pipe closed, and the run stopped then: page 3 may have been
+    // asked for meanwhile, but not waited for.
+    let pages: Vec<(usize, bool)> = (server.requests().iter())
+        .map(|r| (page_number(r), r.answered.is_some()))
+        .collect();
+    assert!(
+        pages == [(1, true), (2, true)] || pages == [(1, true), (2, true), (3, false)],
+        "{pages:?}"
+    );
+}
+
 /// A 12-page API (3 records a page, a key that first appears on page 7) that holds the
 /// request for page `slow` back for a long time, so a test can stop a run while it waits.
 struct SlowApi {
