@@ -1,15 +1,12 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use apifetch::cli::{self, LogFormat};
-use apifetch::config::{self, Config};
-use apifetch::outcome::Outcome;
-use apifetch::stats::Stats;
-use apifetch::{Error, generate, logging, profile};
+use apifetch::cli::{self, Outcome};
+use apifetch::{Config, Error, LogFormat, Stats};
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = match profile::expand(std::env::args_os().collect()) {
+    let cli = match apifetch::expand(std::env::args_os().collect()) {
         Ok(args) => cli::parse(args),
         Err(e) => {
             let outcome = Outcome::of(Err(e), None, &[], false);
@@ -17,9 +14,9 @@ fn main() -> ExitCode {
         }
     };
     if let Some(what) = cli.generate {
-        return generate::print(what).into();
+        return cli::generate(what).into();
     }
-    let summary = config::summary_place(&cli);
+    let summary = cli::summary_place(&cli);
     let config = match Config::try_from(cli) {
         Ok(config) => config,
         Err(e) => {
@@ -29,7 +26,7 @@ fn main() -> ExitCode {
                 .into();
         }
     };
-    let logs = logging::init(&config.logging, &config.secrets);
+    let logs = apifetch::init_logging(&config.logging, &config.secrets);
     let (secrets, output) = (config.secrets.clone(), config.out.clone());
     let json_logs = config.logging.format == LogFormat::Json;
     let result = fetch(config);
