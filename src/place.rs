@@ -149,8 +149,11 @@ fn effective_uid() -> u32 {
 
 /// Writes `path` through a temporary file beside it that is synced and renamed over it, so
 /// a failure at any point leaves the old file as it was and no temporary file behind.
-/// Returns the new file, open for writing.
-pub fn replace(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<File> {
+/// Returns the new file, open for writing, and what `write` returned.
+pub fn replace<T>(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<(File, T)> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -169,9 +172,10 @@ pub fn replace(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> 
     if let Ok(old) = fs::metadata(path) {
         tmp.as_file().set_permissions(old.permissions())?;
     }
-    write(tmp.as_file_mut())?;
+    let written = write(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)
+    let file = tmp.persist(path).map_err(|e| e.error)?;
+    Ok((file, written))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::policy::deadline::LONGEST;
 use crate::policy::pace::Rate;
 use crate::policy::retry::Jitter;
 use crate::report::redact::Secret;
+use crate::sink::compress::Compression;
 use crate::sink::output::Format;
 
 /// Bounds of the numeric flags: far beyond any real use, and small enough that no count
@@ -26,8 +27,9 @@ const MAX_BODY: u64 = 4 << 30;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0    success: every record the API has (also: zero records, or --max-pages or
-       --max-records reached)
+  0    success: every record the API has (also: zero records, --max-pages or
+       --max-records reached, or a reader that closed standard output early, as
+       `| head` does)
   2    usage error: bad flags or values, or a flag that names nothing in the first
        response
   3    permanent failure, not retried: an HTTP error such as 401, 403, 404, 501, a TLS
@@ -125,7 +127,8 @@ pub struct Cli {
     )]
     pub url: Option<String>,
 
-    /// Where to write the records; `-` or no --out means standard output.
+    /// Where to write the records; `-` or no --out means standard output. A name ending in
+    /// .gz or .zst is compressed (orders.csv.gz).
     #[arg(
         short,
         long,
@@ -662,7 +665,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Output format: csv, tsv, jsonl or json [default: from the --out extension (.csv,
-    /// .tsv, .jsonl, .ndjson, .json), else csv]
+    /// .tsv, .jsonl, .ndjson, .json, before any .gz or .zst), else csv]
     #[arg(
         long,
         value_name = "FORMAT",
@@ -672,8 +675,22 @@ pub struct OutputArgs {
     )]
     pub format: Option<Format>,
 
+    /// Compress the output as it is written: gzip or zstd, or none [default: from the --out
+    /// name (orders.csv.gz, events.jsonl.zst), else none]. For standard output and names
+    /// that do not say; a name that does (.gz, .zst) must agree. A run to --out keeps its
+    /// partial file uncompressed, so --resume works as for any output.
+    #[arg(
+        long,
+        value_name = "CODEC",
+        value_enum,
+        env = "APIFETCH_COMPRESS",
+        hide_env_values = true
+    )]
+    pub compress: Option<Compression>,
+
     /// Only these columns, in this order, named as they appear in the header (e.g.
     /// `id,customer.name`); a record without one gets an empty cell. csv and tsv only.
+    /// With the columns fixed, a table on standard output is written page by page.
     #[arg(
         long,
         value_name = "COLUMNS",

@@ -29,6 +29,7 @@ use crate::report::units::human;
 use crate::shape::records::Select;
 use crate::sink;
 use crate::sink::checkpoint::Files;
+use crate::sink::compress::Compression;
 use crate::sink::output::Format;
 use crate::sink::rows::Form;
 
@@ -672,16 +673,17 @@ fn summary_clash(summary: &Place, out: Option<PathBuf>) -> Option<&'static str> 
     .map(|(_, what)| what)
 }
 
-/// `named` is the path `--out` gave (its extension picks the default format); `resumable`
-/// says whether it is a file that can carry a partial run.
+/// `named` is the path `--out` gave (its extensions pick the default format and
+/// compression); `resumable` says whether it is a file that can carry a partial run.
 fn output(
     cli: &crate::cli::args::OutputArgs,
     named: Option<&Path>,
     resumable: bool,
 ) -> Result<sink::Settings, Error> {
+    let (compression, named) = compression(cli.compress, named)?;
     let format = match (cli.format, named) {
         (Some(format), _) => format,
-        (None, Some(path)) => Format::from_path(path).map_err(Error::Usage)?,
+        (None, Some(path)) => Format::from_path(&path).map_err(Error::Usage)?,
         (None, None) => Format::Csv,
     };
     if cli.resume && !resumable {
@@ -692,6 +694,7 @@ fn output(
     let form = form(cli, format)?;
     Ok(sink::Settings {
         format,
+        compression,
         form,
         resume: cli.resume,
         checkpoint_every: cli.checkpoint_every,
@@ -740,6 +743,33 @@ fn form(cli: &crate::cli::args::OutputArgs, format: Format) -> Result<Form, Erro
             )));
         }
         Ok(Form::Lines)
+    }
+}
+
+/// The compression `--compress` or the output's name asks for, and the name without the
+/// compression's extension. A name that says gzip or zstd gets just that: `--compress` is
+/// for standard output and names that say nothing, and one that contradicts the name would
+/// write a file its name misdescribes.
+fn compression(
+    flag: Option<Compression>,
+    named: Option<&Path>,
+) -> Result<(Compression, Option<PathBuf>), Error> {
+    let Some(path) = named else {
+        return Ok((flag.unwrap_or(Compression::None), None));
+    };
+    let (by_name, inner) = Compression::from_path(path);
+    match flag {
+        Some(flag) if by_name != Compression::None && flag != by_name => {
+            Err(Error::Usage(format!(
+                "--compress {} contradicts the name {}; name the output for what it holds",
+                clap::ValueEnum::to_possible_value(&flag)
+                    .expect("no variant is skipped")
+                    .get_name(),
+                path.display()
+            )))
+        }
+        Some(flag) => Ok((flag, Some(inner))),
+        None => Ok((by_name, Some(inner))),
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::engine::interrupt::{Interrupt, Stop};
+use crate::engine::interrupt::Interrupt;
 use crate::error::Error;
 use crate::fetch::http::{self, Fetcher};
 use crate::paginate::{self, Paginator, Step};
@@ -21,7 +21,9 @@ use crate::report::{logging, redact, units};
 use crate::shape::{json, records};
 use crate::sim;
 use crate::sink::checkpoint::Identity;
+use crate::sink::compress::Written;
 use crate::sink::output::Sink;
+use crate::sink::stop::Stop;
 use crate::sink::writer::Writer;
 
 /// What a successful run did.
@@ -32,6 +34,7 @@ pub struct Summary {
     pub retries: u64,
     pub elapsed: Duration,
     pub destination: String,
+    pub written: Written,
 }
 
 /// Fetches every page the configuration describes and writes the records out.
@@ -66,25 +69,39 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         warn!("the API returned no records; writing an empty output");
     }
     let destination = sink.describe();
-    finish(sink, interrupt.stop()).await?;
+    let written = finish(sink, interrupt.stop()).await?;
     let summary = Summary {
         records,
         pages: pages.fetched(),
         retries: fetcher.retries(),
         elapsed: started.elapsed(),
         destination,
+        written,
+    };
+    log_synced(&summary);
+    Ok(summary)
+}
+
+/// The last line of a successful run, whose byte counts also go into `--summary-json`.
+fn log_synced(summary: &Summary) {
+    let written = summary.written;
+    let compressed = match written.compressed {
+        Some(bytes) => format!(", {bytes} compressed"),
+        None => String::new(),
     };
     info!(
         records = summary.records,
         pages = summary.pages,
-        "synced {} from {} in {:.1}s ({}) → {}",
+        output_bytes = written.bytes,
+        output_bytes_compressed = written.compressed,
+        "synced {} from {} in {:.1}s ({}) → {} ({}{compressed})",
         units::counted(summary.records, "record", "records"),
         units::counted(summary.pages, "page", "pages"),
         summary.elapsed.as_secs_f64(),
         units::counted(summary.retries, "retry", "retries"),
-        summary.destination
+        summary.destination,
+        units::counted(written.bytes, "byte", "bytes"),
     );
-    Ok(summary)
 }
 
 /// The URL to fetch, and for the demo the simulated API serving it, which must be kept
@@ -135,11 +152,14 @@ async fn sync(
         }
     }
     let mut writer = Writer::start(sink, &config.output.form);
+    let failed = writer.failed();
     // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
-    // already handed to the writer are still written.
+    // already handed to the writer are still written. A writer that failed has its own
+    // error, reported below.
     let fetched = tokio::select! {
         result = fetch(fetcher, pages, config, &mut writer) => result,
         () = interrupt.requested() => Err(Error::Interrupted),
+        () = failed => Ok(()),
     };
     // A failure to write is the one to report: the fetch may have stopped because of it.
     let written = writer.stop().await;
@@ -152,7 +172,7 @@ async fn sync(
 
 /// Writes the output once every page is in, on a blocking thread: the runtime's one
 /// thread must stay free to notice a signal, which the write heeds at its next block.
-async fn finish(sink: Sink, stop: Stop) -> Result<(), Error> {
+async fn finish(sink: Sink, stop: Stop) -> Result<Written, Error> {
     match tokio::task::spawn_blocking(move || sink.finish(&stop)).await {
         Ok(finished) => finished,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -167,6 +187,7 @@ fn nothing(started: Instant) -> Summary {
         retries: 0,
         elapsed: started.elapsed(),
         destination: "standard output".into(),
+        written: Written::default(),
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Fields {
     pub status: Option<u64>,
     pub cause: Option<String>,
     pub bytes: Option<u64>,
+    pub output_bytes: Option<u64>,
+    pub output_bytes_compressed: Option<u64>,
 }
 
 impl Fields {
@@ -35,6 +37,8 @@ impl Visit for Fields {
             "wait_ms" => &mut self.wait_ms,
             "status" => &mut self.status,
             "bytes" => &mut self.bytes,
+            "output_bytes" => &mut self.output_bytes,
+            "output_bytes_compressed" => &mut self.output_bytes_compressed,
             _ => return,
         };
         *slot = Some(value);

@@ -70,6 +70,8 @@ const IN_MESSAGE: &[&str] = &[
     "cause",
     "bytes",
     "url",
+    "output_bytes",
+    "output_bytes_compressed",
 ];
 
 /// What [`init`] installed, for the end of the run.

@@ -30,6 +30,10 @@ pub struct Counts {
     pub waits: Waits,
     /// Response body bytes read.
     pub bytes: u64,
+    /// Bytes of the output in its format; `null` until the run has written all of it.
+    pub output_bytes: Option<u64>,
+    /// Bytes of the output as stored, compressed; `null` when it is not compressed.
+    pub output_bytes_compressed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -61,6 +65,10 @@ impl Counts {
         if let Some(bytes) = fields.bytes {
             self.requests += 1;
             self.bytes += bytes;
+        }
+        if fields.output_bytes.is_some() {
+            self.output_bytes = fields.output_bytes;
+            self.output_bytes_compressed = fields.output_bytes_compressed;
         }
         if let Some(wait) = fields.wait_ms {
             self.waits.count += 1;
@@ -157,6 +165,12 @@ mod tests {
                 wait_ms: Some(1000),
                 ..Fields::default()
             },
+            Fields {
+                records: Some(100),
+                output_bytes: Some(4200),
+                output_bytes_compressed: Some(910),
+                ..Fields::default()
+            },
         ];
         for fields in &events {
             counts.observe(fields);
@@ -173,6 +187,8 @@ mod tests {
                     total_ms: 1750
                 },
                 bytes: 100,
+                output_bytes: Some(4200),
+                output_bytes_compressed: Some(910),
             }
         );
     }

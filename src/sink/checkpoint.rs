@@ -468,7 +468,7 @@ impl Checkpoint {
         let mut text = serde_json::to_vec(&doc)?;
         text.push(b'\n');
         let at = text.len() as u64;
-        let file = place::replace(path, |file| file.write_all(&text))?;
+        let (file, ()) = place::replace(path, |file| file.write_all(&text))?;
         Ok(Notes { file, at })
     }
 }

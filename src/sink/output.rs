@@ -6,8 +6,10 @@
 //! be resumed. At the end, the partial file is renamed over the output when it already is
 //! the output byte for byte (JSON Lines; a table whose columns all showed on the first
 //! page), or else the output is written under a temporary name and renamed into place.
-//! A run to standard output streams JSON Lines page by page, and writes the other formats
-//! at the end from an anonymous spool.
+//! A run to standard output streams JSON Lines page by page, and so a table whose columns
+//! are fixed (`--columns`); it writes the other formats at the end from an anonymous spool,
+//! as a table's header is known only once every record has shown its keys. Either way
+//! the output may be compressed as it is written (see [`crate::sink::compress`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -19,19 +21,22 @@ use fs4::FileExt;
 use fs4::TryLockError;
 use tracing::{info, warn};
 
-use crate::engine::interrupt::{Stop, Stoppable};
 use crate::error::Error;
 use crate::paginate::{Position, Standing};
 use crate::place;
 use crate::sink::checkpoint::{self, Checkpoint, Files, Identity, Notes, State};
+use crate::sink::compress::{Compressed, Compression, Written};
 use crate::sink::rows::Form;
 use crate::sink::rows::{Encoded, Layout};
 use crate::sink::spool::Spool;
+use crate::sink::stop::{Stop, Stoppable};
 
 /// What the output looks like, and whether a run continues an interrupted one.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub format: Format,
+    /// How the output itself is compressed; the partial file beside it never is.
+    pub compression: Compression,
     /// How records are spooled; decided by the format and the column options.
     pub form: Form,
     /// Continue from the checkpoint beside `--out`, if there is one.
@@ -59,8 +64,9 @@ pub enum Format {
 
 impl Format {
     /// The format an output file's extension asks for; csv when it names none. An
-    /// extension apifetch does not write (`.parquet`, `.xlsx`, `.gz`) is refused: writing
-    /// CSV under that name would be silently wrong.
+    /// extension apifetch does not write (`.parquet`, `.xlsx`, `.bz2`) is refused: writing
+    /// CSV under that name would be silently wrong. A compression's extension (`.gz`) is
+    /// taken off first (see [`Compression::from_path`]).
     pub fn from_path(path: &Path) -> Result<Self, String> {
         let ext = path
             .extension()
@@ -71,9 +77,9 @@ impl Format {
             Some("tsv") => Ok(Format::Tsv),
             Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
             Some("json") => Ok(Format::Json),
-            Some(ext @ ("gz" | "zst" | "bz2" | "xz")) => Err(format!(
-                "{}: apifetch does not compress its output (.{ext}); write a plain file and \
-                 compress it afterwards, or pipe standard output through a compressor",
+            Some(ext @ ("bz2" | "xz" | "lz4" | "br")) => Err(format!(
+                "{}: apifetch compresses with gzip (.gz) or zstd (.zst), not .{ext}; name the \
+                 output .gz or .zst, or pipe standard output through another compressor",
                 path.display()
             )),
             Some(ext) => Err(format!(
@@ -103,6 +109,7 @@ impl Format {
 pub struct Sink {
     route: Route,
     format: Format,
+    compression: Compression,
     /// `--test-final-write-pause`: a pause before each block of the final write.
     pause: Duration,
 }
@@ -112,8 +119,14 @@ enum Route {
     /// arrives.
     Stream { out: Pipe, records: u64 },
     /// Standard output (or a device or pipe) in the other formats: spooled to an anonymous
-    /// file until the end.
-    Spooled { spool: Box<Spool>, out: Pipe },
+    /// file. A table whose columns are fixed is passed on page by page, as no later record
+    /// can change its header; `passed` counts the spool's bytes passed on so far. Any
+    /// other waits for the end.
+    Spooled {
+        spool: Box<Spool>,
+        out: Pipe,
+        passed: Option<u64>,
+    },
     /// A file: spooled durably into the partial file beside it, checkpointed per page.
     File(Box<Partial>),
 }
@@ -146,12 +159,12 @@ const SYNC_AHEAD: u64 = 2 << 20;
 
 /// Standard output, or a device or pipe `--out` named, written front to back.
 struct Pipe {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: BufWriter<Compressed<Box<dyn Write + Send>>>,
     name: String,
 }
 
 impl Pipe {
-    fn open(stream: Option<&Path>) -> Result<Self, Error> {
+    fn open(stream: Option<&Path>, compression: Compression) -> Result<Self, Error> {
         let (out, name): (Box<dyn Write + Send>, String) = match stream {
             None => (Box::new(io::stdout()), "stdout".into()),
             Some(path) => {
@@ -165,6 +178,8 @@ impl Pipe {
                 (Box::new(file), path.display().to_string())
             }
         };
+        let out = Compressed::new(compression, out)
+            .map_err(|e| Error::output(e, "cannot start compressing"))?;
         Ok(Pipe {
             out: BufWriter::with_capacity(1 << 16, out),
             name,
@@ -173,6 +188,16 @@ impl Pipe {
 
     fn failed(&self, e: io::Error) -> Error {
         Error::output(e, format!("cannot write to {}", self.name))
+    }
+
+    /// Writes what is left, ending a compressed stream.
+    fn finish(self) -> Result<Written, Error> {
+        let Pipe { out, name } = self;
+        let finished = out.into_inner().map_err(io::IntoInnerError::into_error);
+        finished
+            .and_then(Compressed::finish)
+            .map(|(_, written)| written)
+            .map_err(|e| Error::output(e, format!("cannot write to {name}")))
     }
 }
 
@@ -189,17 +214,19 @@ impl Sink {
     ) -> Result<Self, Error> {
         let route = match out {
             None if output.format == Format::Jsonl => Route::Stream {
-                out: Pipe::open(stream)?,
+                out: Pipe::open(stream, output.compression)?,
                 records: 0,
             },
             None => {
                 let file = tempfile::tempfile()
                     .map_err(|e| Error::output(e, "cannot create a temporary file"))?;
+                let fixed = matches!(&output.form, Form::Cells { only: Some(_), .. });
                 Route::Spooled {
                     spool: Box::new(
                         Spool::new(file, output.form.clone()).with_max_columns(output.max_columns),
                     ),
-                    out: Pipe::open(stream)?,
+                    out: Pipe::open(stream, output.compression)?,
+                    passed: fixed.then_some(0),
                 }
             }
             Some(out) => Route::File(Box::new(Partial::open(out, output, identity, start)?)),
@@ -207,6 +234,7 @@ impl Sink {
         Ok(Sink {
             route,
             format: output.format,
+            compression: output.compression,
             pause: output.final_write_pause,
         })
     }
@@ -236,13 +264,19 @@ impl Sink {
                     .and_then(|()| out.out.flush())
                     .map_err(|e| out.failed(e))
             }
-            Route::Spooled { spool, .. } => {
+            Route::Spooled { spool, out, passed } => {
                 spool.add_page(records, encoded)?;
                 // Marked like a partial file, so the table settles after the first page.
-                let marked = spool.mark();
-                marked
-                    .map(drop)
-                    .map_err(|e| Error::output(e, "cannot spool records to disk"))
+                let mark =
+                    (spool.mark()).map_err(|e| Error::output(e, "cannot spool records to disk"))?;
+                let Some(passed) = passed else {
+                    return Ok(());
+                };
+                (spool.copy_from(*passed, &mut out.out))
+                    .and_then(|_| out.out.flush())
+                    .map_err(|e| out.failed(e))?;
+                *passed = mark.len;
+                Ok(())
             }
             Route::File(partial) => partial.page(records, encoded, progress),
         }
@@ -283,22 +317,30 @@ impl Sink {
         }
     }
 
-    /// Writes the output once every page is in. A file is synced, then renamed over the
-    /// target (the partial file itself, or the output written under a temporary name in
-    /// the same directory), so readers see either the old file or the complete new one;
-    /// then the partial file and checkpoint go. A `stop` requested before the output is in
-    /// place ends the write at its next block, keeping the partial file and checkpoint.
-    pub fn finish(self, stop: &Stop) -> Result<(), Error> {
+    /// Writes the output once every page is in, and says how many bytes it took. A file
+    /// is synced, then renamed over the target (the partial file itself, or the output
+    /// written under a temporary name in the same directory), so readers see either the
+    /// old file or the complete new one; then the partial file and checkpoint go. A `stop`
+    /// requested before the output is in place ends the write at its next block, keeping
+    /// the partial file and checkpoint.
+    pub fn finish(self, stop: &Stop) -> Result<Written, Error> {
         let (format, pause) = (self.format, self.pause);
         match self.route {
-            Route::Stream { mut out, .. } => out.out.flush().map_err(|e| out.failed(e)),
-            Route::Spooled { mut spool, mut out } => {
+            Route::Stream { out, .. }
+            | Route::Spooled {
+                out,
+                passed: Some(_),
+                ..
+            } => out.finish(),
+            Route::Spooled {
+                mut spool, mut out, ..
+            } => {
                 let stoppable = Stoppable::new(&mut out.out, stop.clone(), pause);
                 write(format, &mut spool, stoppable)
-                    .and_then(|()| out.out.flush())
-                    .map_err(|e| stopped_or(stop, || out.failed(e)))
+                    .map_err(|e| stopped_or(stop, || out.failed(e)))?;
+                out.finish()
             }
-            Route::File(partial) => partial.finish(format, stop, pause),
+            Route::File(partial) => partial.finish(format, self.compression, stop, pause),
         }
     }
 
@@ -499,38 +541,55 @@ impl Partial {
 
     /// Puts the output in place, then removes the partial file and the checkpoint. The
     /// partial file stays locked until the end, so another run cannot take it over midway.
-    fn finish(mut self, format: Format, stop: &Stop, pause: Duration) -> Result<(), Error> {
+    /// A compressed output is always written anew: the partial file holds plain text.
+    fn finish(
+        mut self,
+        format: Format,
+        compression: Compression,
+        stop: &Stop,
+        pause: Duration,
+    ) -> Result<Written, Error> {
         let records = self.spool.records();
         let (partial, out) = (self.files.partial.clone(), self.out.display().to_string());
         let failed = |e: io::Error| {
             let error = stopped_or(stop, || Error::output(e, format!("cannot write {out}")));
             kept(error, records, &partial)
         };
-        if format != Format::Json && self.spool.is_whole() {
-            return self.rename_into_place(stop).map_err(failed);
+        let plain = compression == Compression::None;
+        if plain && format != Format::Json && self.spool.is_whole() {
+            let bytes = self.rename_into_place(stop).map_err(failed)?;
+            let compressed = None;
+            return Ok(Written { bytes, compressed });
         }
         // The one step that can take long after the last page: a rewrite of every record.
         info!(
             "all {} are in; writing {out}",
             crate::report::units::counted(records, "record", "records")
         );
-        place::replace(&self.out, |file| {
+        let (_, written) = place::replace(&self.out, |file| {
             let stoppable = Stoppable::new(file, stop.clone(), pause);
-            write(format, &mut self.spool, BufWriter::new(stoppable))
+            let compressed = Compressed::new(compression, stoppable)?;
+            let mut out = BufWriter::with_capacity(1 << 16, compressed);
+            write(format, &mut self.spool, &mut out)?;
+            let out = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+            out.finish().map(|(_, written)| written)
         })
         .map_err(failed)?;
         self.files
             .remove()
-            .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display())))
+            .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display())))?;
+        Ok(written)
     }
 
-    /// Renames the partial file, the output byte for byte, over the output. The checkpoint
-    /// goes first: one left behind by a crash right after the rename would describe a
-    /// partial file that is no longer there, and every later `--resume` would fail; a crash
-    /// right before it merely starts the next run afresh. A failed rename puts it back.
-    fn rename_into_place(&mut self, stop: &Stop) -> io::Result<()> {
+    /// Renames the partial file, the output byte for byte, over the output, and says how
+    /// many bytes it holds. The checkpoint goes first: one left behind by a crash right
+    /// after the rename would describe a partial file that is no longer there, and every
+    /// later `--resume` would fail; a crash right before it merely starts the next run
+    /// afresh. A failed rename puts it back.
+    fn rename_into_place(&mut self, stop: &Stop) -> io::Result<u64> {
         let file = self.spool.file()?;
-        let own = file.metadata()?.permissions();
+        let meta = file.metadata()?;
+        let own = meta.permissions();
         // As with `replace`, the output keeps the mode of the file it replaces.
         if let Ok(old) = fs::metadata(&self.out) {
             file.set_permissions(old.permissions())?;
@@ -549,7 +608,8 @@ impl Partial {
             if !restored {
                 tracing::debug!("could not restore the partial file's mode and checkpoint");
             }
-        })
+        })?;
+        Ok(meta.len())
     }
 
     fn keep(mut self, error: Error) -> Error {
@@ -657,7 +717,8 @@ fn write(format: Format, spool: &mut Spool, out: impl Write) -> io::Result<()> {
     match format {
         Format::Csv | Format::Tsv => spool.write_table(out),
         Format::Json => write_array(spool, out),
-        Format::Jsonl => unreachable!("JSON Lines is streamed, or renamed into place as a file"),
+        // The spool of JSON lines is the output, copied when it cannot be renamed.
+        Format::Jsonl => spool.copy_from(0, out).map(drop),
     }
 }
 
@@ -696,13 +757,7 @@ mod tests {
         ] {
             assert_eq!(Format::from_path(Path::new(path)), Ok(format), "{path}");
         }
-        for path in [
-            "a.parquet",
-            "a.xlsx",
-            "a.txt",
-            "orders.csv.gz",
-            "e.jsonl.zst",
-        ] {
+        for path in ["a.parquet", "a.xlsx", "a.txt", "orders.csv.bz2", "a.gz"] {
             assert!(Format::from_path(Path::new(path)).is_err(), "{path}");
         }
     }

@@ -301,10 +301,29 @@ impl Spool {
             table.flush()?;
             rest = narrow.end;
         }
-        let mut file = file;
-        file.seek(SeekFrom::Start(rest))?;
-        io::copy(&mut file.take(len - rest), &mut out)?;
+        self.copy_from(rest, &mut out)?;
         out.flush()
+    }
+
+    /// Copies the spool's bytes from byte `from` on to `out`, and says how many there
+    /// were. The file's position, where records are added, stays where it is: a table of
+    /// fixed columns is passed on page by page while the spool grows.
+    pub fn copy_from(&mut self, from: u64, mut out: impl Write) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        self.file.flush()?;
+        let Counted { file, len } = self.file.get_ref();
+        let mut buf = vec![0; (len.saturating_sub(from) as usize).min(1 << 16)];
+        let mut at = from;
+        while at < *len {
+            let want = buf.len().min((len - at) as usize);
+            let n = file.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            out.write_all(&buf[..n])?;
+            at += n as u64;
+        }
+        Ok(at - from)
     }
 
     /// Reads the records of a [`Form::Lines`] spool back in order, each as its JSON text.

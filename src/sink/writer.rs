@@ -11,7 +11,7 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
@@ -39,6 +39,8 @@ pub struct Writer {
     records: u64,
     /// For a table, what the fetching side needs to encode rows ahead.
     ahead: Option<Ahead>,
+    /// Told when the writer stops at an error (see [`Writer::failed`]).
+    failed: Arc<Notify>,
 }
 
 struct Ahead {
@@ -72,6 +74,8 @@ impl Writer {
         let shared = ahead
             .as_ref()
             .map(|a| (Arc::clone(&a.layout), Arc::clone(&a.spare)));
+        let failed = Arc::new(Notify::new());
+        let failing = Arc::clone(&failed);
         let thread = tokio::task::spawn_blocking(move || {
             let mut reported = None;
             while let Some(batch) = queue.blocking_recv() {
@@ -79,6 +83,7 @@ impl Writer {
                     .map(|span| &batch.body[span.clone()])
                     .collect();
                 if let Err(error) = sink.page(&records, batch.encoded.as_ref(), batch.progress) {
+                    failing.notify_one();
                     return (sink, Err(error));
                 }
                 if let Some((layout, spare)) = &shared {
@@ -100,7 +105,17 @@ impl Writer {
             stopped: None,
             records,
             ahead,
+            failed,
         }
+    }
+
+    /// Resolves once the writer has stopped at an error, so the run can stop fetching at
+    /// once rather than when it hands over the next page: a reader that closed standard
+    /// output (`| head`) is not kept waiting for a page nobody will read, and a full disk
+    /// does not wait out the API's retries.
+    pub fn failed(&self) -> impl Future<Output = ()> + use<> {
+        let failed = Arc::clone(&self.failed);
+        async move { failed.notified().await }
     }
 
     /// Hands over the records of a page, which are slices of `body`. Waits while the writer

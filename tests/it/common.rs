@@ -163,3 +163,23 @@ pub fn mkfifo(path: &std::path::Path) {
         .unwrap();
     assert!(made.success());
 }
+
+/// `bytes` decompressed as the name's last extension says: `.gz` as gzip, `.zst` as
+/// zstd, anything else as it is.
+pub fn decompressed(name: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    match std::path::Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+    {
+        Some("gz") => {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut plain)
+                .expect("valid gzip");
+            plain
+        }
+        Some("zst") => zstd::decode_all(bytes).expect("valid zstd"),
+        _ => bytes.to_vec(),
+    }
+}

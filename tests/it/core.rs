@@ -843,30 +843,63 @@ fn usage_errors_say_what_to_do() {
 fn an_output_name_apifetch_cannot_honour_is_refused_before_any_request() {
     let server = Server::start(paged(records(2))).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for (name, said) in [
+    for (name, extra, said) in [
         (
             "out.parquet",
+            &[][..],
             "does not write .parquet files; pass --format",
         ),
-        ("orders.csv.gz", "does not compress its output (.gz)"),
-        ("events.jsonl.zst", "does not compress its output (.zst)"),
+        ("out.xlsx", &[], "does not write .xlsx files; pass --format"),
+        ("notes.txt", &[], "does not write .txt files; pass --format"),
+        // A compression's extension comes off first: the one before it names the format.
+        (
+            "notes.txt.gz",
+            &[],
+            "does not write .txt files; pass --format",
+        ),
+        (
+            "orders.csv.bz2",
+            &[],
+            "compresses with gzip (.gz) or zstd (.zst), not .bz2",
+        ),
+        (
+            "orders.csv.gz",
+            &["--compress", "zstd"],
+            "--compress zstd contradicts the name",
+        ),
+        (
+            "orders.csv.zst",
+            &["--compress", "none"],
+            "--compress none contradicts the name",
+        ),
     ] {
         apifetch()
             .arg(server.url("/"))
             .arg("--out")
             .arg(dir.path().join(name))
+            .args(extra)
             .assert()
             .code(2)
             .stderr(predicate::str::contains(said));
     }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     assert_eq!(server.requests().len(), 0);
-    let named = dir.path().join("out.txt");
-    apifetch()
-        .arg(server.url("/"))
-        .arg("--out")
-        .arg(&named)
-        .args(["--format", "jsonl"])
-        .assert()
-        .success();
-    assert_eq!(std::fs::read_to_string(&named).unwrap().lines().count(), 2);
+}
+
+#[test]
+fn format_writes_any_name_and_a_compression_extension_still_compresses() {
+    let server = Server::start(paged(records(2))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["out.txt", "notes.txt.gz"] {
+        let named = dir.path().join(name);
+        apifetch()
+            .arg(server.url("/"))
+            .arg("--out")
+            .arg(&named)
+            .args(["--format", "jsonl"])
+            .assert()
+            .success();
+        let text = decompressed(name, &std::fs::read(&named).unwrap());
+        assert_eq!(text.split(|&b| b == b'\n').count(), 3, "{name}: two lines");
+    }
 }

@@ -426,6 +426,52 @@ fn the_summary_counts_what_the_run_did() {
 }
 
 #[test]
+fn the_summary_gives_the_output_bytes_plain_and_compressed() {
+    let server = Server::start(paged(records(25))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url("/");
+    for name in ["out.csv", "out.json", "out.jsonl.gz", "out.tsv.zst"] {
+        let out = dir.path().join(name);
+        let (code, s) = summary_of(&["--page-size", "10", "--out", out.to_str().unwrap()], &url);
+        assert_eq!(code, 0);
+        let stored = std::fs::read(&out).unwrap();
+        let plain = decompressed(name, &stored);
+        assert_eq!(s["output_bytes"], plain.len(), "{name}");
+        match name.ends_with(".csv") || name.ends_with(".json") {
+            true => assert_eq!(s["output_bytes_compressed"], Value::Null, "{name}"),
+            false => assert_eq!(s["output_bytes_compressed"], stored.len(), "{name}"),
+        }
+    }
+    // On standard output too, compressed by --compress.
+    for args in [
+        &["--compress", "gzip"][..],
+        &["--columns", "id", "--compress", "zstd"],
+    ] {
+        let path = dir.path().join("summary.json");
+        let run = apifetch()
+            .arg(&url)
+            .args(args)
+            .arg("--summary-json")
+            .arg(&path)
+            .assert()
+            .success();
+        let printed = &run.get_output().stdout;
+        let codec = if args.contains(&"gzip") {
+            "x.gz"
+        } else {
+            "x.zst"
+        };
+        let s: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            s["output_bytes"],
+            decompressed(codec, printed).len(),
+            "{args:?}"
+        );
+        assert_eq!(s["output_bytes_compressed"], printed.len(), "{args:?}");
+    }
+}
+
+#[test]
 fn the_summary_counts_pacing_waits_but_not_as_retries() {
     let server = Server::start(paged(records(3))).unwrap();
     let (code, s) = summary_of(&["--page-size", "1", "--delay", "0.2"], &server.url("/"));
@@ -450,6 +496,11 @@ fn the_summary_is_written_when_the_run_fails() {
         (Some(1), Some(0))
     );
     assert_eq!(s["output"], Value::Null);
+    assert_eq!(
+        (&s["output_bytes"], &s["output_bytes_compressed"]),
+        (&Value::Null, &Value::Null),
+        "no output was written"
+    );
     let (code, s) = summary_of(&["--user", "no-password"], "http://127.0.0.1:9/");
     assert_eq!((code, s["exit_code"].as_u64()), (2, Some(2)));
 }

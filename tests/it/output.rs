@@ -176,6 +176,60 @@ fn every_format_round_trips_awkward_records() {
 }
 
 #[test]
+fn compressed_outputs_hold_exactly_the_plain_output_of_every_format() {
+    let server = Server::start(raw_pages(&[PAGE_1, PAGE_2])).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["csv", "tsv", "jsonl", "json"] {
+        let plain = fetch_both_ways(&server, &format!("out.{format}"), &[]);
+        for (ext, codec) in [("gz", "gzip"), ("zst", "zstd")] {
+            let name = format!("out.{format}.{ext}");
+            let path = dir.path().join(&name);
+            apifetch()
+                .arg(server.url("/"))
+                .arg("--out")
+                .arg(&path)
+                .assert()
+                .success();
+            let stored = std::fs::read(&path).unwrap();
+            assert!(stored != plain, "{name} is compressed");
+            assert!(decompressed(&name, &stored) == plain, "{name}");
+            // Standard output, compressed by --compress, holds the same.
+            let printed = apifetch()
+                .arg(server.url("/"))
+                .args(["--format", format, "--compress", codec])
+                .assert()
+                .success();
+            let printed = &printed.get_output().stdout;
+            assert!(decompressed(&name, printed) == plain, "{name} on stdout");
+        }
+    }
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "out.csv.gz",
+            "out.csv.zst",
+            "out.json.gz",
+            "out.json.zst",
+            "out.jsonl.gz",
+            "out.jsonl.zst",
+            "out.tsv.gz",
+            "out.tsv.zst"
+        ],
+        "no partial file, checkpoint or temporary file is left"
+    );
+    assert_eq!(
+        server.requests().len(),
+        24 * 3,
+        "the same 3 requests for each of 24 runs"
+    );
+}
+
+#[test]
 fn columns_select_and_order_and_leave_missing_cells_empty() {
     let server = Server::start(raw_pages(&[PAGE_1, PAGE_2])).unwrap();
     let csv = fetch_both_ways(
@@ -408,6 +462,66 @@ fn json_lines_to_stdout_arrive_page_by_page() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn a_table_of_fixed_columns_streams_to_stdout_and_a_closed_pipe_ends_the_run_quietly() {
+    // Page 2 waits for the test's word; page 3, the last, takes a minute.
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let serve = paged(records(9));
+    let server = Server::start(move |req| match page_number(req) {
+        2 => {
+            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            serve(req)
+        }
+        3 => serve(req).delay(Duration::from_secs(60)),
+        _ => serve(req),
+    })
+    .unwrap();
+    let mut child = apifetch_std()
+        .arg(server.url("/"))
+        .args(["--page-size", "3", "--columns", "id,name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A real `| head -n 4`, so that nothing but head holds the pipe's reading end: a copy
+    // kept here could be inherited by a process another test is starting, and keep the
+    // pipe open after head has gone.
+    let head = std::process::Command::new("head")
+        .args(["-n", "4"])
+        .stdin(Stdio::from(child.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shown = head.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8(shown.stdout).unwrap(),
+        "id,name\n1,item 1\n2,item 2\n3,item 3\n"
+    );
+    wait_for_requests(&server, 2);
+    let requests = server.requests();
+    assert!(
+        requests.len() == 2 && requests[1].answered.is_none(),
+        "page 1's rows arrived while page 2 was still held: {requests:?}"
+    );
+    // head has its lines and is gone; then page 2 comes, with nobody left to read it.
+    release.send(()).unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "a closed pipe is no failure");
+    let stderr = String::from_utf8(done.stderr).unwrap();
+    assert!(!stderr.contains("error"), "{stderr}");
+    // Writing page 2 found the pipe closed, and the run stopped then: page 3 may have been
+    // asked for meanwhile, but not waited for.
+    let pages: Vec<(usize, bool)> = (server.requests().iter())
+        .map(|r| (page_number(r), r.answered.is_some()))
+        .collect();
+    assert!(
+        pages == [(1, true), (2, true)] || pages == [(1, true), (2, true), (3, false)],
+        "{pages:?}"
+    );
+}
+
 /// A 12-page API (3 records a page, a key that first appears on page 7) that holds the
 /// request for page `slow` back for a long time, so a test can stop a run while it waits.
 struct SlowApi {
@@ -590,6 +704,73 @@ fn a_killed_run_resumes_into_the_same_file_an_uninterrupted_run_writes() {
             assert_finished(&out, &reference, &format!("{name} killed at page {page}"));
         }
     }
+}
+
+/// `out` decompresses to exactly `reference`, and no partial file or checkpoint is left.
+fn assert_finished_compressed(out: &Path, reference: &[u8], what: &str) {
+    let name = out.to_str().unwrap();
+    let stored = std::fs::read(out).unwrap();
+    assert!(
+        decompressed(name, &stored) == reference,
+        "{what}: the file differs from an uninterrupted run's"
+    );
+    assert_eq!(leftovers(out).map(|p| p.exists()), [false, false], "{what}");
+}
+
+#[test]
+fn a_killed_compressed_run_resumes_from_its_plain_partial_file() {
+    let api = SlowApi::start();
+    // Killed after a column joined (page 7 has the first `late.k`), and before.
+    for (name, page, partial_starts) in [
+        ("out.csv.gz", 8, &b"id,v\n1,\"r,1\n\"\n"[..]),
+        ("out.jsonl.zst", 5, br#"{"id":1,"v":"r,1\n"}"#),
+    ] {
+        let plain = api.reference(name.rsplit_once('.').unwrap().0);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join(name);
+        api.run(&out, &[]).success();
+        let previous = std::fs::read(&out).unwrap();
+        api.slow.store(page, Ordering::SeqCst);
+        let before = api.server.requests().len();
+        let mut child = api.spawn(&out, Stdio::null(), &["--checkpoint-every", "0"]);
+        wait_for_requests(&api.server, before + page as usize);
+        wait_for_checkpoint(&out, page - 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            std::fs::read(&out).unwrap() == previous,
+            "{name}: untouched"
+        );
+        let partial = std::fs::read(&leftovers(&out)[0]).unwrap();
+        assert!(
+            partial.starts_with(partial_starts),
+            "{name}: a plain partial file"
+        );
+        assert_eq!(api.resume(&out), Some(page.to_string()), "{name}");
+        assert_finished_compressed(&out, &plain, name);
+    }
+}
+
+#[test]
+fn a_failed_compressed_run_leaves_the_previous_file_untouched() {
+    let api = SlowApi::start();
+    let plain = api.reference("out.tsv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.tsv.gz");
+    api.run(&out, &[]).success();
+    let previous = std::fs::read(&out).unwrap();
+    api.broken.store(3, Ordering::SeqCst);
+    api.run(&out, &[])
+        .code(3)
+        .stderr(predicate::str::contains("6 records are kept in"))
+        .stderr(predicate::str::contains("out.tsv.gz.partial"));
+    api.broken.store(0, Ordering::SeqCst);
+    assert!(
+        std::fs::read(&out).unwrap() == previous,
+        "the old file stays"
+    );
+    assert_eq!(api.resume(&out).as_deref(), Some("3"));
+    assert_finished_compressed(&out, &plain, "resumed");
 }
 
 #[test]
