@@ -17,6 +17,7 @@ pub mod gate;
 pub mod generate;
 pub mod graphql;
 pub mod http;
+pub mod incremental;
 pub mod inspect;
 pub mod interrupt;
 pub mod json;
