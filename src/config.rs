@@ -14,6 +14,7 @@ use url::Url;
 use crate::checkpoint::Files;
 use crate::cli::{Cli, Color, LogFormat};
 use crate::error::Error;
+use crate::incremental::Settings;
 use crate::output::Format;
 use crate::paginate::{CursorSource, Style};
 use crate::place::Place;
@@ -162,6 +163,8 @@ pub struct Output {
     pub checkpoint_every: Duration,
     /// `--max-columns`: the most columns a table may have.
     pub max_columns: usize,
+    /// `--append`: the new records go after those of the existing output.
+    pub append: bool,
 }
 
 /// How gently the run treats the API: pacing, the circuit breaker, the deadline, and
@@ -201,6 +204,8 @@ pub struct Config {
     /// standard output, since it cannot be replaced by renaming.
     pub stream: Option<PathBuf>,
     pub output: Output,
+    /// `--incremental`: only records above the mark earlier runs reached.
+    pub incremental: Option<Settings>,
     pub pages: Pages,
     pub records: Select,
     pub request: Request,
@@ -299,11 +304,17 @@ impl TryFrom<Cli> for Config {
             }
         }
         let (out, stream) = resolve_out(cli.out)?;
-        let output = output(
+        let mut output = output(
             &cli.output,
             out.as_deref().or(stream.as_deref()),
             out.is_some(),
         )?;
+        let bounded = [
+            ("--max-records", cli.max_records.is_some()),
+            ("--max-pages", cli.max_pages.is_some()),
+        ];
+        let incremental = incremental(&cli.incremental, &bounded, out.as_deref(), output.format)?;
+        output.append = cli.incremental.append;
         let save_profile = match cli.save_profile {
             Some(name) => {
                 let path = crate::profile::path(cli.config.as_deref(), |v| std::env::var(v).ok())
@@ -325,6 +336,7 @@ impl TryFrom<Cli> for Config {
             out,
             stream,
             output,
+            incremental,
             pages: Pages {
                 style,
                 page_param: cli.page_param,
@@ -880,7 +892,68 @@ fn output(
         resume: cli.resume,
         checkpoint_every: cli.checkpoint_every,
         max_columns: cli.max_columns,
+        append: false,
     })
+}
+
+/// `--incremental` and its flags, checked against the output they keep a mark for.
+/// `bounded` names the flags that cut a run short, and whether each was given.
+fn incremental(
+    args: &crate::cli::IncrementalArgs,
+    bounded: &[(&str, bool)],
+    out: Option<&Path>,
+    format: Format,
+) -> Result<Option<Settings>, Error> {
+    let Some(field) = &args.incremental else {
+        return Ok(None);
+    };
+    let state = match (&args.state, out) {
+        (Some(state), _) => state.clone(),
+        (None, Some(out)) => {
+            let mut name = out.as_os_str().to_owned();
+            name.push(".state");
+            PathBuf::from(name)
+        }
+        (None, None) => {
+            return Err(Error::Usage(
+                "--incremental to standard output needs --state FILE to keep its mark in".into(),
+            ));
+        }
+    };
+    // The mark moves to the highest value written: a run cut short would move it past
+    // records it never fetched.
+    if let Some(flag) = bounded
+        .iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    {
+        return Err(Error::Usage(format!(
+            "{flag} cannot bound an --incremental run: the mark would move past records it \
+             never fetched"
+        )));
+    }
+    if args.lookback.is_some() != args.key.is_some() {
+        return Err(Error::Usage(
+            "--lookback and --key go together: the records read again are told apart by \
+             their key"
+                .into(),
+        ));
+    }
+    match (args.append, out, format) {
+        (true, None, _) => Err(Error::Usage(
+            "--append needs --out FILE: standard output has nothing to add to".into(),
+        )),
+        (true, _, Format::Json) => Err(Error::Usage(
+            "--append cannot add records to a JSON array; write --format jsonl".into(),
+        )),
+        _ => Ok(Some(Settings {
+            field: field.clone(),
+            state,
+            since: (args.since_param.clone()).map(|param| (param, args.since_format)),
+            newest_first: args.newest_first,
+            lookback: args.lookback,
+            key: args.key.clone(),
+        })),
+    }
 }
 
 fn parse_url(raw: &str) -> Result<Url, Error> {

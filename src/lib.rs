@@ -90,7 +90,13 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         config.request.headers.clone(),
         http::Trust::new(&url, config.request.trust_next_origin),
     );
-    let mut pages = Paginator::new(&url, &config.request.params, &config.pages);
+    let mut tracker = match &config.incremental {
+        Some(settings) => Some(incremental::Tracker::open(settings, job(&config))?),
+        None => None,
+    };
+    let since = tracker.as_ref().and_then(incremental::Tracker::since_param);
+    let params: Vec<_> = config.request.params.iter().cloned().chain(since).collect();
+    let mut pages = Paginator::new(&url, &params, &config.pages);
     match config.action {
         Action::DryRun => return inspect::dry_run(&config, &pages).map(|()| nothing(started)),
         Action::Probe => {
@@ -99,13 +105,21 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         }
         Action::Fetch => {}
     }
-    let identity = Identity::of(&config, &url, &config.output.form);
+    let mut identity = Identity::of(&config, &url, &config.output.form);
+    let mut append = None;
+    if let Some(tracker) = &tracker {
+        identity = identity.with_incremental(&tracker.identity());
+        if let (true, Some(out)) = (config.output.append, &config.out) {
+            append = Some(tracker.appending(out)?);
+        }
+    }
     let mut sink = Sink::open(
         &config.output,
         config.out.as_deref(),
         config.stream.as_deref(),
         &identity,
         pages.position(),
+        append,
     )?;
     let mut done = false;
     if let Some(resumed) = sink.resumed() {
@@ -116,13 +130,16 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
             resumed.guard.clone(),
         );
         done = resumed.done;
+        if let Some(tracker) = &mut tracker {
+            tracker.restore(resumed.incremental.as_ref())?;
+        }
     }
     if !done {
         let mut writer = Writer::start(sink, &config.output.form);
         // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
         // already handed to the writer are still written.
         let fetched = tokio::select! {
-            result = fetch(&fetcher, &mut pages, &config, &mut writer) => result,
+            result = fetch(&fetcher, &mut pages, &config, &mut writer, tracker.as_mut()) => result,
             () = interrupt::requested() => Err(Error::Interrupted),
         };
         // A failure to write is the one to report: the fetch may have stopped because of it.
@@ -138,6 +155,9 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     }
     let destination = sink.describe();
     sink.finish()?;
+    if let Some(tracker) = tracker {
+        tracker.finish(output_len(config.out.as_deref())?)?;
+    }
     let summary = Summary {
         records,
         pages: pages.fetched(),
@@ -158,6 +178,34 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     Ok(summary)
 }
 
+/// The job an incremental state belongs to: the URL with its `--param` values, as logs
+/// show it (credentials masked), and the field.
+fn job(config: &Config) -> incremental::Job {
+    let mut named = match &config.target {
+        Target::Url(url) => url.clone(),
+        // The demo listens on a new port each run but is always the same API.
+        Target::Demo => url::Url::parse("http://demo/v1/orders").expect("a URL"),
+    };
+    if !config.request.params.is_empty() {
+        named.query_pairs_mut().extend_pairs(&config.request.params);
+    }
+    let field = config.incremental.as_ref().map(|s| s.field.clone());
+    incremental::Job {
+        url: redact::url(&named),
+        field: field.unwrap_or_default(),
+    }
+}
+
+/// The length of the output file just put in place, for the incremental state.
+fn output_len(out: Option<&std::path::Path>) -> Result<Option<u64>, Error> {
+    let Some(out) = out else {
+        return Ok(None);
+    };
+    let meta = std::fs::metadata(out)
+        .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?;
+    Ok(Some(meta.len()))
+}
+
 /// The summary of a run that wrote no data (`--probe`, `--dry-run`).
 fn nothing(started: Instant) -> Summary {
     Summary {
@@ -176,6 +224,7 @@ async fn fetch(
     pages: &mut Paginator,
     config: &Config,
     writer: &mut Writer,
+    mut tracker: Option<&mut incremental::Tracker>,
 ) -> Result<(), Error> {
     let mut window = ahead::Window::new(fetcher, config.polite.concurrency);
     loop {
@@ -197,16 +246,20 @@ async fn fetch(
             None => (&body, page, records),
         };
         let step = pages.advance(&headers, &page, &mut records)?;
+        let arrived = !records.is_empty();
+        let (step, cut) = sift(tracker.as_deref_mut(), &mut records, step);
         let shortfall = match step {
             Step::Continue => None,
+            _ if cut => None,
             _ => pages.shortfall(&step),
         };
         // A run short of what the API announced is not done: resuming asks again.
-        let progress = pages.progress(step != Step::Continue && shortfall.is_none());
+        let mut progress = pages.progress(step != Step::Continue && shortfall.is_none());
+        progress.incremental = tracker.as_deref().map(incremental::Tracker::snapshot);
         writer.page(body, &records, progress).await?;
         let (number, total) = (pages.fetched(), writer.records());
         // A page that only taught the paginator something is not news.
-        let learned = records.is_empty() && step == Step::Continue;
+        let learned = !arrived && step == Step::Continue;
         if !learned {
             let of = match pages.total_records() {
                 Some(expected) => format!(" of {}", indicatif::HumanCount(expected)),
@@ -239,6 +292,21 @@ async fn fetch(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Drops the records that earlier runs of an incremental job wrote. With `--newest-first`,
+/// a page that reached the mark is the last; then the run stops short of what the API
+/// has on purpose (the second value), and is not held to its totals.
+fn sift(
+    tracker: Option<&mut incremental::Tracker>,
+    records: &mut Vec<&str>,
+    step: Step,
+) -> (Step, bool) {
+    let reached = tracker.is_some_and(|tracker| tracker.page(records));
+    match step {
+        Step::Continue if reached => (Step::Done("reached the incremental mark"), true),
+        step => (step, false),
     }
 }
 

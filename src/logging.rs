@@ -53,6 +53,11 @@ const IN_MESSAGE: &[&str] = &[
     "cause",
     "bytes",
     "url",
+    "incremental",
+    "mark_before",
+    "mark_after",
+    "skipped",
+    "incomparable",
 ];
 
 /// What [`init`] installed, for the end of the run.
@@ -239,6 +244,13 @@ pub struct Fields {
     pub status: Option<u64>,
     pub cause: Option<String>,
     pub bytes: Option<u64>,
+    /// An incremental run's field, when it starts.
+    pub incremental: Option<String>,
+    /// The marks as JSON text.
+    pub mark_before: Option<String>,
+    pub mark_after: Option<String>,
+    pub skipped: Option<u64>,
+    pub incomparable: Option<u64>,
 }
 
 impl Fields {
@@ -259,6 +271,8 @@ impl Visit for Fields {
             "wait_ms" => &mut self.wait_ms,
             "status" => &mut self.status,
             "bytes" => &mut self.bytes,
+            "skipped" => &mut self.skipped,
+            "incomparable" => &mut self.incomparable,
             _ => return,
         };
         *slot = Some(value);
@@ -271,9 +285,14 @@ impl Visit for Fields {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "cause" {
-            self.cause = Some(value.to_string());
-        }
+        let slot = match field.name() {
+            "cause" => &mut self.cause,
+            "incremental" => &mut self.incremental,
+            "mark_before" => &mut self.mark_before,
+            "mark_after" => &mut self.mark_after,
+            _ => return,
+        };
+        *slot = Some(value.to_string());
     }
 
     fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}

@@ -109,6 +109,8 @@ struct Partial {
     identity: Identity,
     /// This run carries on one that was interrupted.
     resumed: bool,
+    /// `--append`: what of the existing output the new records go after.
+    append: Option<Append>,
     /// `--checkpoint-every`: the least time between two saves.
     every: Duration,
     saved_at: Instant,
@@ -117,6 +119,63 @@ struct Partial {
     /// Bytes of the partial file as of the last sync started ahead, and that sync.
     synced: u64,
     syncing: Option<JoinHandle<()>>,
+}
+
+/// The existing output that `--append` adds to.
+struct Append {
+    /// Its bytes to keep: what the last completed run left.
+    keep: u64,
+    /// The columns its header names (none for JSON Lines or an empty table), which the
+    /// new rows must fit.
+    columns: Vec<String>,
+}
+
+impl Append {
+    fn of(out: &Path, keep: u64, form: &crate::spool::Form) -> Result<Self, Error> {
+        let columns = match keep {
+            0 => Vec::new(),
+            _ => File::open(out)
+                .and_then(|file| Spool::header_of(&file, keep, form))
+                .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?,
+        };
+        Ok(Append { keep, columns })
+    }
+
+    /// A table's new rows would not line up under the existing header: say what to do.
+    fn misfit(out: &Path, why: &str) -> Error {
+        Error::Usage(format!(
+            "--append: {why}; appending would misalign the rows of {}: run once without \
+             --append to rewrite it, or switch to --format jsonl",
+            out.display()
+        ))
+    }
+
+    /// Checks that the spool's table still has only the output's columns.
+    fn check(&self, spool: &Spool, out: &Path) -> Result<(), Error> {
+        let Some(layout) = spool.layout().filter(|_| !self.columns.is_empty()) else {
+            return Ok(());
+        };
+        match layout.columns.get_index(self.columns.len()) {
+            Some(new) => Err(Append::misfit(
+                out,
+                &format!(
+                    "the records now have a column `{new}` that {} lacks",
+                    out.display()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the output: the kept bytes of the old one, then the new records.
+    fn write(&self, out: &Path, spool: &mut Spool, file: &mut File) -> io::Result<()> {
+        let mut old = File::open(out).map(|f| io::Read::take(f, self.keep))?;
+        let copied = io::copy(&mut old, file)?;
+        if copied != self.keep {
+            return Err(io::Error::other("it shrank while this run appended to it"));
+        }
+        spool.write_appended(BufWriter::new(file), !self.columns.is_empty())
+    }
 }
 
 /// Bytes written to the partial file since the last sync beyond which another is started
@@ -165,6 +224,7 @@ impl Sink {
         stream: Option<&Path>,
         identity: &Identity,
         start: &Position,
+        append: Option<u64>,
     ) -> Result<Self, Error> {
         let route = match out {
             None if output.format == Format::Jsonl => Route::Stream {
@@ -181,7 +241,13 @@ impl Sink {
                     out: Pipe::open(stream)?,
                 }
             }
-            Some(out) => Route::File(Box::new(Partial::open(out, output, identity, start)?)),
+            Some(out) => {
+                let mut partial = Partial::open(out, output, identity, start)?;
+                if let Some(keep) = append {
+                    partial.append(Append::of(out, keep, &output.form)?)?;
+                }
+                Route::File(Box::new(partial))
+            }
         };
         Ok(Sink {
             route,
@@ -384,6 +450,17 @@ impl Partial {
         })
     }
 
+    /// Makes this run's records go after those of the existing output. A table starts
+    /// with the output's columns, so its rows line up under that header.
+    fn append(&mut self, append: Append) -> Result<(), Error> {
+        if !self.resumed && self.spool.seed_columns(&append.columns).is_err() {
+            let why = format!("--columns is not the header of {}", self.out.display());
+            return Err(Append::misfit(&self.out, &why));
+        }
+        self.append = Some(append);
+        Ok(())
+    }
+
     /// A partial file whose checkpoint was just saved (or loaded).
     fn new(
         out: &Path,
@@ -401,6 +478,7 @@ impl Partial {
             checkpoint,
             identity: identity.clone(),
             resumed: false,
+            append: None,
             every: output.checkpoint_every,
             saved_at: Instant::now(),
             synced: 0,
@@ -420,6 +498,9 @@ impl Partial {
             Error::Output(e) => self.partial_error(e),
             e => e,
         })?;
+        if let Some(append) = &self.append {
+            append.check(&self.spool, &self.out)?;
+        }
         let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
         let (last, len) = (progress.done, mark.len);
         self.checkpoint.advance(progress, mark);
@@ -466,13 +547,20 @@ impl Partial {
             let error = Error::output(e, format!("cannot write {out}"));
             kept(error, records, &partial)
         };
-        if format != Format::Json && self.spool.is_whole() {
-            return self.rename_into_place().map_err(failed);
-        }
-        replace(&self.out, |file| {
-            write(format, &mut self.spool, BufWriter::new(file))
-        })
-        .map_err(failed)?;
+        // Appending copies the old output into the new one, which is renamed over it like
+        // any other: readers never see half an append.
+        let written = match self.append.take() {
+            Some(append) => replace(&self.out, |file| {
+                append.write(&self.out, &mut self.spool, file)
+            }),
+            None if format != Format::Json && self.spool.is_whole() => {
+                return self.rename_into_place().map_err(failed);
+            }
+            None => replace(&self.out, |file| {
+                write(format, &mut self.spool, BufWriter::new(file))
+            }),
+        };
+        written.map_err(failed)?;
         self.files
             .remove()
             .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display())))

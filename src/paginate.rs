@@ -169,6 +169,8 @@ pub struct Progress {
     pub pages: u64,
     /// No more pages will come.
     pub done: bool,
+    /// An `--incremental` run's progress, set by the run loop.
+    pub incremental: Option<serde_json::Value>,
 }
 
 impl Paginator {
@@ -414,6 +416,7 @@ impl Paginator {
             guard,
             pages: self.fetched,
             done,
+            incremental: None,
         }
     }
 

@@ -164,13 +164,13 @@ impl Tracker {
         let state = self.settings.state.display();
         match &before {
             Some(mark) => info!(
-                incremental = %self.job.field,
-                mark_before = %mark,
+                incremental = self.job.field.as_str(),
+                mark_before = mark.as_str(),
                 "incremental: records whose {} is above {mark} (from {state})",
                 self.job.field
             ),
             None => info!(
-                incremental = %self.job.field,
+                incremental = self.job.field.as_str(),
                 "incremental: no mark yet in {state}; fetching every record"
             ),
         }
@@ -229,7 +229,10 @@ impl Tracker {
     }
 
     fn kind(&self) -> Option<Kind> {
-        self.before.as_ref().map(|m| m.value.kind()).or(self.run.kind)
+        self.before
+            .as_ref()
+            .map(|m| m.value.kind())
+            .or(self.run.kind)
     }
 
     fn verdict(&mut self, record: &str) -> Verdict {
@@ -239,13 +242,19 @@ impl Tracker {
             self.run.incomparable += 1;
             return Verdict::Keep;
         };
-        if self.floor.as_ref().is_some_and(|f| mark.value.at_or_below(f)) {
+        if self
+            .floor
+            .as_ref()
+            .is_some_and(|f| mark.value.at_or_below(f))
+        {
             return Verdict::Old;
         }
         let key = (self.settings.key.as_ref())
             .and_then(|pointer| crate::records::lookup(record, pointer))
             .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
-        let seen = key.as_ref().and_then(|k| self.remembered.get(&k.to_string()));
+        let seen = key
+            .as_ref()
+            .and_then(|k| self.remembered.get(&k.to_string()));
         if seen.is_some_and(|(_, written)| mark.value.at_or_below(&written.value)) {
             return Verdict::Seen;
         }
@@ -345,9 +354,14 @@ impl Tracker {
 
     /// Carries on from the progress a checkpoint saved.
     pub fn restore(&mut self, saved: Option<&Value>) -> Result<(), Error> {
-        let unusable = || Error::Usage("the checkpoint holds no incremental progress; run without --resume to start over".into());
-        let saved: Saved = serde_json::from_value(saved.ok_or_else(unusable)?.clone())
-            .map_err(|_| unusable())?;
+        let unusable = || {
+            Error::Usage(
+                "the checkpoint holds no incremental progress; run without --resume to start over"
+                    .into(),
+            )
+        };
+        let saved: Saved =
+            serde_json::from_value(saved.ok_or_else(unusable)?.clone()).map_err(|_| unusable())?;
         let kind = self.kind().or(saved.kind);
         let mark = |raw: Value| Mark::of(raw, kind).ok_or_else(unusable);
         self.run = Run {
@@ -374,7 +388,11 @@ impl Tracker {
                 "{} without a comparable {} (missing, null or of another kind) {} kept",
                 crate::counted(self.run.incomparable, "record", "records"),
                 self.job.field,
-                if self.run.incomparable == 1 { "was" } else { "were" }
+                if self.run.incomparable == 1 {
+                    "was"
+                } else {
+                    "were"
+                }
             );
         }
         let mut entries = std::mem::take(&mut self.remembered);
@@ -390,9 +408,9 @@ impl Tracker {
             let path = self.settings.state.display();
             Error::output(e, format!("cannot write the state file {path}"))
         })?;
-        let after = state.mark.as_ref().map_or("none".into(), Value::to_string);
+        let after = state.mark.as_ref().map_or("null".into(), Value::to_string);
         info!(
-            mark_after = %after,
+            mark_after = after.as_str(),
             skipped = self.run.skipped,
             "incremental: the mark is now {after} ({} skipped as already written)",
             self.run.skipped
@@ -464,7 +482,13 @@ mod tests {
         let (kept, reached) = page(&mut second, &[newer, same_instant, records[1]]);
         assert_eq!((kept, reached), (vec![newer, records[1]], true));
         assert_eq!((second.run.skipped, second.run.incomparable), (1, 1));
-        assert_eq!(second.appending(&dir.path().join("none")).unwrap_err().exit(), crate::Exit::Usage);
+        assert_eq!(
+            second
+                .appending(&dir.path().join("none"))
+                .unwrap_err()
+                .exit(),
+            crate::Exit::Usage
+        );
         second.finish(None).unwrap();
         let state = State::load(&s.state, &job()).unwrap().unwrap();
         assert_eq!(state.mark, Some(serde_json::json!("2026-01-01T08:00:01Z")));
@@ -513,7 +537,10 @@ mod tests {
         let tracker = Tracker::open(&s, job()).unwrap();
         assert_eq!(tracker.appending(&out).unwrap(), 0);
         std::fs::write(&out, "old\n").unwrap();
-        assert!(tracker.appending(&out).is_err(), "a file the state never wrote");
+        assert!(
+            tracker.appending(&out).is_err(),
+            "a file the state never wrote"
+        );
         tracker.finish(Some(4)).unwrap();
         let tracker = Tracker::open(&s, job()).unwrap();
         assert_eq!(tracker.appending(&out).unwrap(), 4);

@@ -315,7 +315,11 @@ mod tests {
     #[test]
     fn numbers_compare_exactly_past_what_floats_hold() {
         let cases = [
-            ("12345678901234567890", "12345678901234567891", Ordering::Less),
+            (
+                "12345678901234567890",
+                "12345678901234567891",
+                Ordering::Less,
+            ),
             ("1E21", "999999999999999999999", Ordering::Greater),
             ("1.50", "1.5", Ordering::Equal),
             ("-0", "0", Ordering::Equal),
@@ -386,7 +390,10 @@ mod tests {
             "2026-01-01T08:00:00.25Z"
         );
         assert_eq!(t.since(SinceFormat::Epoch, None).unwrap(), "1767254400");
-        assert_eq!(t.since(SinceFormat::EpochMs, None).unwrap(), "1767254400250");
+        assert_eq!(
+            t.since(SinceFormat::EpochMs, None).unwrap(),
+            "1767254400250"
+        );
         let n = number("12345678901234567890");
         assert_eq!(
             value(n.clone()).since(SinceFormat::Raw, Some(&n)).unwrap(),
