@@ -169,10 +169,11 @@ impl Append {
 
     /// Writes the output: the kept bytes of the old one, then the new records.
     fn write(&self, out: &Path, spool: &mut Spool, file: &mut File) -> io::Result<()> {
-        let mut old = File::open(out).map(|f| io::Read::take(f, self.keep))?;
-        let copied = io::copy(&mut old, file)?;
-        if copied != self.keep {
-            return Err(io::Error::other("it shrank while this run appended to it"));
+        if self.keep > 0 {
+            let mut old = File::open(out).map(|f| io::Read::take(f, self.keep))?;
+            if io::copy(&mut old, file)? != self.keep {
+                return Err(io::Error::other("it shrank while this run appended to it"));
+            }
         }
         spool.write_appended(BufWriter::new(file), !self.columns.is_empty())
     }
