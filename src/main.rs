@@ -1,16 +1,19 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use apifetch::cli::{self, LogFormat};
-use apifetch::config::{self, Config};
-use apifetch::outcome::Outcome;
-use apifetch::stats::Stats;
-use apifetch::{Error, generate, logging, profile};
+use apifetch::cli::args;
+use apifetch::cli::config;
+use apifetch::cli::generate;
+use apifetch::cli::outcome::Outcome;
+use apifetch::engine::Config;
+use apifetch::report::logging::{self, LogFormat};
+use apifetch::report::stats::Stats;
+use apifetch::{Error, profile};
 
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = match profile::expand(std::env::args_os().collect()) {
-        Ok(args) => cli::parse(args),
+        Ok(args) => args::parse(args),
         Err(e) => {
             let outcome = Outcome::of(Err(e), None, &[], false);
             return outcome.finish(None, &Stats::default(), started).into();

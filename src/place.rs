@@ -39,7 +39,7 @@ impl Place {
     }
 
     /// Writes the whole of `write`'s output there: in place for a stream, else through a
-    /// temporary file renamed over the path (see [`crate::output::replace`]).
+    /// temporary file renamed over the path (see [`replace`]).
     pub fn write(&self, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
         match self {
             Place::Stream(path) => {
@@ -47,7 +47,7 @@ impl Place {
                 write(&mut file)?;
                 file.flush()
             }
-            Place::File(path) => crate::output::replace(path, |file| write(file)),
+            Place::File(path) => replace(path, |file| write(file)),
         }
     }
 
@@ -145,6 +145,33 @@ pub fn open_own(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
 fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions, touches no memory and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Writes `path` through a temporary file beside it that is synced and renamed over it, so
+/// a failure at any point leaves the old file as it was and no temporary file behind.
+pub fn replace(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".apifetch-").suffix(".tmp");
+    // tempfile creates files only their owner can read; an output file should get the
+    // same mode as any file the user creates (the umask applies), or keep exactly the mode
+    // of the file it replaces.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    if let Ok(old) = fs::metadata(path) {
+        tmp.as_file().set_permissions(old.permissions())?;
+    }
+    write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

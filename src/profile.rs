@@ -191,13 +191,12 @@ fn run(command: &str) -> Result<String, Error> {
 /// A file that others may read must not hold a credential: profiles name where
 /// credentials come from, but a header can still be written into one by hand.
 fn warn_if_exposed(path: &Path, profile: &Profile) {
-    let secret =
-        profile.headers.iter().any(|h| {
-            crate::redact::is_secret_header(h.split(':').next().unwrap_or_default().trim())
-        }) || profile
-            .params
-            .iter()
-            .any(|p| crate::redact::is_secret_param(p.split('=').next().unwrap_or_default()));
+    let secret = profile.headers.iter().any(|h| {
+        crate::report::redact::is_secret_header(h.split(':').next().unwrap_or_default().trim())
+    }) || profile
+        .params
+        .iter()
+        .any(|p| crate::report::redact::is_secret_param(p.split('=').next().unwrap_or_default()));
     if secret && readable_by_others(path) {
         // Logging starts after the command line is read, which this is part of.
         eprintln!(

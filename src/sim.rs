@@ -154,7 +154,7 @@ pub struct Server {
 }
 
 /// A certificate chain and its private key, for a server that speaks HTTPS.
-pub struct Identity {
+pub struct ServerCert {
     /// DER certificates, the server's own first.
     pub chain: Vec<Vec<u8>>,
     /// The private key, PKCS#8 DER.
@@ -179,7 +179,7 @@ impl Server {
 
     /// Starts on 127.0.0.1, speaking HTTPS with `identity`.
     pub fn start_tls(
-        identity: Identity,
+        identity: ServerCert,
         handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
     ) -> io::Result<Server> {
         let chain = identity

@@ -236,7 +236,7 @@ impl Tracker {
     }
 
     fn verdict(&mut self, record: &str) -> Verdict {
-        let raw = crate::records::lookup(record, &self.settings.field)
+        let raw = crate::shape::records::lookup(record, &self.settings.field)
             .and_then(|raw| serde_json::from_str(raw.get()).ok());
         let Some(mark) = raw.and_then(|raw| Mark::of(raw, self.kind())) else {
             self.run.incomparable += 1;
@@ -250,7 +250,7 @@ impl Tracker {
             return Verdict::Old;
         }
         let key = (self.settings.key.as_ref())
-            .and_then(|pointer| crate::records::lookup(record, pointer))
+            .and_then(|pointer| crate::shape::records::lookup(record, pointer))
             .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
         let seen = key
             .as_ref()
@@ -386,7 +386,7 @@ impl Tracker {
         if self.run.incomparable > 0 {
             warn!(
                 "{} without a comparable {} (missing, null or of another kind) {} kept",
-                crate::counted(self.run.incomparable, "record", "records"),
+                crate::report::units::counted(self.run.incomparable, "record", "records"),
                 self.job.field,
                 if self.run.incomparable == 1 {
                     "was"

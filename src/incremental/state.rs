@@ -93,7 +93,7 @@ impl State {
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let mut text = serde_json::to_vec_pretty(self)?;
         text.push(b'\n');
-        crate::output::replace(path, |file| file.write_all(&text))
+        crate::place::replace(path, |file| file.write_all(&text))
     }
 }
 

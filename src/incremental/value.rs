@@ -148,7 +148,7 @@ impl Lookback {
             };
         }
         match humantime::parse_duration(s) {
-            Ok(d) if d <= crate::deadline::LONGEST => Ok(Lookback::Duration(d)),
+            Ok(d) if d <= crate::policy::deadline::LONGEST => Ok(Lookback::Duration(d)),
             _ => Err(format!(
                 "`{s}` is neither a count (100) nor a duration with a unit (90s, 10m, 2h)"
             )),

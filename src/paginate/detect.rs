@@ -14,9 +14,9 @@ use url::Url;
 
 use super::totals::count;
 use super::{CursorSource, Style, link, shorten};
-use crate::config::Pages;
 use crate::error::Error;
-use crate::records::{self, Page};
+use crate::paginate::Settings;
+use crate::shape::records::{self, Page};
 
 /// Where APIs put a next-page URL in the body, tried in order (`next_url` before `next`:
 /// Datasette sends a bare token in `next` beside the URL).
@@ -175,7 +175,7 @@ fn decided(found: Found, why: impl Into<String>) -> Decision {
 }
 
 /// Whether this page says more pages follow: `Some(false)` on the last page.
-pub fn more(pages: &Pages, page: &Page) -> Option<bool> {
+pub fn more(pages: &Settings, page: &Page) -> Option<bool> {
     if let Some(pointer) = &pages.has_more {
         return boolean(page, pointer);
     }
@@ -195,7 +195,7 @@ pub fn more(pages: &Pages, page: &Page) -> Option<bool> {
 /// arrived); `start` the page number or offset the user's URL or flags asked for.
 pub fn style(
     style: Style,
-    pages: &Pages,
+    pages: &Settings,
     headers: &HeaderMap,
     page: &Page,
     records: &[&str],
@@ -217,7 +217,7 @@ pub fn style(
 }
 
 fn auto(
-    pages: &Pages,
+    pages: &Settings,
     headers: &HeaderMap,
     page: &Page,
     records: &[&str],
@@ -279,7 +279,7 @@ fn next_url(page: &Page) -> Option<Decision> {
     })
 }
 
-fn cursor(pages: &Pages, page: &Page) -> Option<Decision> {
+fn cursor(pages: &Settings, page: &Page) -> Option<Decision> {
     let notion = page.value("/object") == Some(Value::String("list".into()));
     CURSOR_POINTERS.iter().find_map(|(pointer, params)| {
         match page.value(pointer)? {
@@ -384,7 +384,7 @@ fn echoed_page(page: &Page) -> Option<Decision> {
 
 /// Page numbers in `--page-param`, starting from the number the URL or `--start-page`
 /// asked for, or else the one the response echoes.
-fn page_numbers(pages: &Pages, page: &Page, url: &Url) -> Decision {
+fn page_numbers(pages: &Settings, page: &Page, url: &Url) -> Decision {
     let param = &pages.page_param;
     let current = query_number(url, param).or_else(|| match echoed_page(page)?.found {
         Found::Page { current, .. } => current,
@@ -405,7 +405,7 @@ fn page_numbers(pages: &Pages, page: &Page, url: &Url) -> Decision {
 
 /// Offsets in `--offset-param`, from the offset the URL asked for, or else the one the
 /// response echoes, or else 0.
-fn offsets(pages: &Pages, page: &Page, url: &Url) -> Decision {
+fn offsets(pages: &Settings, page: &Page, url: &Url) -> Decision {
     let param = &pages.offset_param;
     let start = query_number(url, param)
         .or_else(|| match echoed_offset(page)?.found {
@@ -450,7 +450,7 @@ pub fn absent(flag: &str, pointer: &str, page: &Page, headers: &HeaderMap) -> Er
 
 /// Checks that every pointer flag names something in the first response (a `null` there
 /// counts: it means "none, this is the last page").
-pub fn check_pointers(pages: &Pages, page: &Page, headers: &HeaderMap) -> Result<(), Error> {
+pub fn check_pointers(pages: &Settings, page: &Page, headers: &HeaderMap) -> Result<(), Error> {
     let flags = [
         ("--next-path", pages.next_path.as_deref()),
         ("--has-more", pages.has_more.as_deref()),
@@ -502,7 +502,7 @@ const SIZE_POINTERS: &[&str] = &[
 /// Checks that `--page-size` reached the API: a first response that echoes another size
 /// under another name shows the size went out in a parameter the API does not read (or,
 /// worse, read as a filter). An echo under the same name is the API's cap, worth a warning.
-pub fn check_size(pages: &Pages, page: &Page) -> Result<(), Error> {
+pub fn check_size(pages: &Settings, page: &Page) -> Result<(), Error> {
     let Some(asked) = pages.page_size else {
         return Ok(());
     };
@@ -572,7 +572,7 @@ pub fn suspects(page: &Page, headers: &HeaderMap) -> String {
 
 /// The parameter a user-given cursor is sent back in: `--cursor-param`, or the name the
 /// API that uses this field expects, or `cursor`.
-pub fn cursor_params(pages: &Pages, from: &CursorSource) -> Vec<String> {
+pub fn cursor_params(pages: &Settings, from: &CursorSource) -> Vec<String> {
     if let Some(param) = &pages.cursor_param {
         return vec![param.clone()];
     }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::link;
-use crate::records::Page;
+use crate::shape::records::Page;
 
 /// Body fields holding the number of records in the whole result.
 const RECORD_POINTERS: &[&str] = &[

@@ -1,0 +1,365 @@
+//! The run: paginate → request with retry → extract records → spool and checkpoint →
+//! write, page after page, until the API has no more or something stops it.
+
+pub mod ahead;
+mod config;
+pub mod inspect;
+pub mod interrupt;
+
+pub use config::{Action, Config, Target};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::fetch::http::{self, Fetcher};
+use crate::incremental::{self, Tracker};
+use crate::paginate::{self, Paginator, Step};
+use crate::report::{logging, redact, units};
+use crate::shape::{json, records};
+use crate::sim;
+use crate::sink::checkpoint::Identity;
+use crate::sink::output::Sink;
+use crate::sink::writer::Writer;
+
+/// What a successful run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub records: u64,
+    pub pages: u64,
+    pub retries: u64,
+    pub elapsed: Duration,
+    pub destination: String,
+}
+
+/// Fetches every page the configuration describes and writes the records out.
+pub async fn run(config: Config) -> Result<Summary, Error> {
+    let started = Instant::now();
+    // Kept alive for the whole run: dropping it stops the demo API.
+    let (url, _demo) = target(&config.target)?;
+    let fetcher = Fetcher::new(
+        &config.request,
+        config.retry.clone(),
+        &config.polite,
+        started.into(),
+    )?
+    .with_headers(
+        config.request.headers.clone(),
+        http::Trust::new(&url, config.request.trust_next_origin),
+    );
+    let mut tracker = match &config.incremental {
+        Some(settings) => Some(Tracker::open(settings, job(&config))?),
+        None => None,
+    };
+    // The mark goes to the API with the rest of the query, in every request.
+    let since = tracker.as_ref().and_then(Tracker::since_param);
+    let params: Vec<_> = config.request.params.iter().cloned().chain(since).collect();
+    let mut pages = Paginator::new(&url, &params, &config.pages);
+    match config.action {
+        Action::DryRun => return inspect::dry_run(&config, &pages).map(|()| nothing(started)),
+        Action::Probe => {
+            inspect::probe(&fetcher, &mut pages, &config, &url).await?;
+            return Ok(nothing(started));
+        }
+        Action::Fetch => {}
+    }
+    let sink = sync(&fetcher, &mut pages, &config, &url, tracker.as_mut()).await?;
+    let records = sink.records();
+    if records == 0 {
+        warn!("the API returned no records; writing an empty output");
+    }
+    let destination = sink.describe();
+    sink.finish()?;
+    // Only now that the output is in place does the mark move on (see `Tracker::finish`).
+    if let Some(tracker) = tracker {
+        tracker.finish(output_len(config.out.as_deref())?)?;
+    }
+    let summary = Summary {
+        records,
+        pages: pages.fetched(),
+        retries: fetcher.retries(),
+        elapsed: started.elapsed(),
+        destination,
+    };
+    info!(
+        records = summary.records,
+        pages = summary.pages,
+        "synced {} from {} in {:.1}s ({}) → {}",
+        units::counted(summary.records, "record", "records"),
+        units::counted(summary.pages, "page", "pages"),
+        summary.elapsed.as_secs_f64(),
+        units::counted(summary.retries, "retry", "retries"),
+        summary.destination
+    );
+    Ok(summary)
+}
+
+/// The URL to fetch, and for the demo the simulated API serving it, which must be kept
+/// until the run ends.
+fn target(target: &Target) -> Result<(url::Url, Option<sim::Server>), Error> {
+    match target {
+        Target::Url(url) => Ok((url.clone(), None)),
+        Target::Demo => {
+            let demo =
+                sim::demo().map_err(|e| Error::Usage(format!("cannot start the demo API: {e}")))?;
+            info!(
+                "demo: a simulated orders API is listening on {}",
+                demo.addr()
+            );
+            let url = url::Url::parse(&demo.url("/v1/orders")).expect("a loopback URL parses");
+            Ok((url, Some(demo)))
+        }
+    }
+}
+
+/// Opens the output (resuming a checkpoint that matches this run) and fetches every page
+/// into it, unless the resumed run had already fetched them all. A failed run's sink is
+/// abandoned here, keeping what was fetched for `--resume`.
+async fn sync(
+    fetcher: &Fetcher,
+    pages: &mut Paginator,
+    config: &Config,
+    url: &url::Url,
+    mut tracker: Option<&mut Tracker>,
+) -> Result<Sink, Error> {
+    let mut identity = Identity::of(&config.job(), url, &config.output.form);
+    let mut append = None;
+    if let Some(tracker) = tracker.as_deref() {
+        identity = identity.with_incremental(&tracker.identity());
+        if let (true, Some(out)) = (config.output.append, &config.out) {
+            append = Some(tracker.appending(out)?);
+        }
+    }
+    let sink = Sink::open(
+        &config.output,
+        config.out.as_deref(),
+        config.stream.as_deref(),
+        &identity,
+        pages.position(),
+        append,
+    )?;
+    if let Some(resumed) = sink.resumed() {
+        pages.resume(
+            resumed.position.clone(),
+            resumed.pages,
+            resumed.spool.records,
+            resumed.guard.clone(),
+        );
+        if let Some(tracker) = tracker.as_deref_mut() {
+            tracker.restore(resumed.incremental.as_ref())?;
+        }
+        if resumed.done {
+            return Ok(sink);
+        }
+    }
+    let mut writer = Writer::start(sink, &config.output.form);
+    // Stopping at a signal drops `fetch` at one of its waits, between pages; the pages
+    // already handed to the writer are still written.
+    let fetched = tokio::select! {
+        result = fetch(fetcher, pages, config, &mut writer, tracker) => result,
+        () = interrupt::requested() => Err(Error::Interrupted),
+    };
+    // A failure to write is the one to report: the fetch may have stopped because of it.
+    let written = writer.stop().await;
+    let sink = writer.into_sink();
+    match written.and(fetched) {
+        Ok(()) => Ok(sink),
+        Err(error) => Err(sink.abandon(error)),
+    }
+}
+
+/// The summary of a run that wrote no data (`--probe`, `--dry-run`).
+fn nothing(started: Instant) -> Summary {
+    Summary {
+        records: 0,
+        pages: 0,
+        retries: 0,
+        elapsed: started.elapsed(),
+        destination: "standard output".into(),
+    }
+}
+
+/// Requests page after page (several at once where `--concurrency` allows), handing each
+/// page's records to the sink in page order, until the paginator says there are no more.
+async fn fetch(
+    fetcher: &Fetcher,
+    pages: &mut Paginator,
+    config: &Config,
+    writer: &mut Writer,
+    mut tracker: Option<&mut Tracker>,
+) -> Result<(), Error> {
+    let mut window = ahead::Window::new(fetcher, config.polite.concurrency);
+    loop {
+        let (page_url, response) = window.next(pages).await;
+        let http::Response {
+            status,
+            headers,
+            body,
+        } = response.map_err(|error| blamed(pages, &page_url, error))?;
+        let body = text(status, body, &page_url, pages.fetched() == 0)?;
+        let body = Arc::new(body);
+        let (page, records) = read(&body, &page_url, &headers, config, pages)?;
+        let zipped = records::zipped(&page, &records, &body).map(Arc::new);
+        let (body, page, mut records) = match &zipped {
+            Some(zipped) => {
+                let (page, records) = read(zipped, &page_url, &headers, config, pages)?;
+                (zipped, page, records)
+            }
+            None => (&body, page, records),
+        };
+        let step = pages.advance(&headers, &page, &mut records)?;
+        let arrived = !records.is_empty();
+        let (step, cut) = sift(tracker.as_deref_mut(), &mut records, step);
+        let shortfall = match step {
+            Step::Continue => None,
+            _ if cut => None,
+            _ => pages.shortfall(&step),
+        };
+        // A run short of what the API announced is not done: resuming asks again.
+        let mut standing = pages.standing(step != Step::Continue && shortfall.is_none());
+        standing.incremental = tracker.as_deref().map(Tracker::snapshot);
+        writer.page(body, &records, standing).await?;
+        // A page that only taught the paginator something is not news.
+        if arrived || step != Step::Continue {
+            log_page(pages, records.len() as u64, writer.records());
+        }
+        if let Some(error) = shortfall {
+            return Err(error);
+        }
+        match step {
+            Step::Continue => continue,
+            Step::Done(reason) => {
+                tracing::debug!("last page: {reason}");
+                return Ok(());
+            }
+            Step::Capped => {
+                warn!(
+                    "stopped at --max-pages {} before the API said it had no more pages",
+                    pages.fetched()
+                );
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Drops the records that earlier runs of an incremental job wrote. With `--newest-first`,
+/// a page that reached the mark is the last; then the run stops short of what the API
+/// has on purpose (the second value), and is not held to its totals.
+fn sift(tracker: Option<&mut Tracker>, records: &mut Vec<&str>, step: Step) -> (Step, bool) {
+    let reached = tracker.is_some_and(|tracker| tracker.page(records));
+    match step {
+        Step::Continue if reached => (Step::Done("reached the incremental mark"), true),
+        step => (step, false),
+    }
+}
+
+/// The job an incremental state belongs to: the URL with its `--param` values, as logs
+/// show it (credentials masked), and the field.
+fn job(config: &Config) -> incremental::Job {
+    let mut named = match &config.target {
+        Target::Url(url) => url.clone(),
+        // The demo listens on a new port each run but is always the same API.
+        Target::Demo => url::Url::parse("http://demo/v1/orders").expect("a URL"),
+    };
+    if !config.request.params.is_empty() {
+        named.query_pairs_mut().extend_pairs(&config.request.params);
+    }
+    let field = config.incremental.as_ref().map(|s| s.field.clone());
+    incremental::Job {
+        url: redact::url(&named),
+        field: field.unwrap_or_default(),
+    }
+}
+
+/// The length of the output file just put in place, for the incremental state.
+fn output_len(out: Option<&std::path::Path>) -> Result<Option<u64>, Error> {
+    let Some(out) = out else {
+        return Ok(None);
+    };
+    let meta = std::fs::metadata(out)
+        .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?;
+    Ok(Some(meta.len()))
+}
+
+/// The page line: what the page brought, and the count so far against any total.
+fn log_page(pages: &Paginator, added: u64, total: u64) {
+    let number = pages.fetched();
+    let of = match pages.total_records() {
+        Some(expected) => format!(" of {}", indicatif::HumanCount(expected)),
+        None => String::new(),
+    };
+    info!(
+        target: logging::PAGE_TARGET,
+        page = number,
+        records = total,
+        expected_records = pages.total_records(),
+        "page {number}: +{} ({} so far{of})",
+        units::counted(added, "record", "records"),
+        indicatif::HumanCount(total)
+    );
+}
+
+/// A refusal (400, 422) that names a parameter of `url`, with whose it was.
+fn blamed(pages: &Paginator, url: &url::Url, mut error: Error) -> Error {
+    if let Error::Permanent {
+        status: 400 | 422,
+        body,
+        ..
+    } = &mut error
+    {
+        if let Some(note) = pages.blame(url, body) {
+            body.push_str(&format!(" ({note})"));
+        }
+    }
+    error
+}
+
+/// The body as text. JSON is UTF-8: checked once here, the body is then read, and handed
+/// to the writer, as text without checking it again. No content (a 204, or an empty body
+/// after the first page) is a page with no records: the end, unless the API had said more
+/// would follow.
+pub(crate) fn text(
+    status: reqwest::StatusCode,
+    body: bytes::Bytes,
+    url: &url::Url,
+    first: bool,
+) -> Result<String, Error> {
+    let no_content = status == reqwest::StatusCode::NO_CONTENT || (body.is_empty() && !first);
+    let body = match no_content {
+        true => b"[]".to_vec(),
+        false => Vec::from(body),
+    };
+    json::text(body).map_err(|e| not_json(url, e.utf8_error().to_string(), e.as_bytes()))
+}
+
+/// Reads a page's body and finds its records. A `--records` pointer that names nothing in
+/// the first response is the user's to fix (a usage error), not a bad response.
+pub(crate) fn read<'a>(
+    body: &'a str,
+    url: &url::Url,
+    headers: &reqwest::header::HeaderMap,
+    config: &Config,
+    pages: &mut Paginator,
+) -> Result<(records::Page<'a>, Vec<&'a str>), Error> {
+    let page =
+        records::Page::parse(body).map_err(|e| not_json(url, e.to_string(), body.as_bytes()))?;
+    let first = pages.fetched() == 0;
+    let records = page
+        .records(&pages.select(&page, &config.records)?)
+        .map_err(|e| match (&config.records.pointer, first) {
+            (Some(pointer), true) => paginate::absent("--records", pointer, &page, headers),
+            _ => e,
+        })?;
+    Ok((page, records))
+}
+
+fn not_json(url: &url::Url, why: String, body: &[u8]) -> Error {
+    Error::BadResponse(format!(
+        "{}: the response is not JSON ({why}); it starts with: {}",
+        redact::url(url),
+        http::snippet(body)
+    ))
+}

@@ -1,0 +1,737 @@
+//! Writing the records out: to standard output, or to a file that is replaced only when
+//! the whole run succeeded.
+//!
+//! A run to a file spools every page durably into a partial file beside it and checkpoints
+//! as pages come in (see [`crate::sink::checkpoint`]), so a run that fails or is interrupted can
+//! be resumed. At the end, the partial file is renamed over the output when it already is
+//! the output byte for byte (JSON Lines; a table whose columns all showed on the first
+//! page), or else the output is written under a temporary name and renamed into place.
+//! A run to standard output streams JSON Lines page by page, and writes the other formats
+//! at the end from an anonymous spool.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fs4::FileExt;
+use fs4::TryLockError;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::paginate::{Position, Standing};
+use crate::place;
+use crate::sink::checkpoint::{self, Checkpoint, Files, Identity};
+use crate::sink::rows::Form;
+use crate::sink::rows::{Encoded, Layout};
+use crate::sink::spool::Spool;
+
+/// What the output looks like, and whether a run continues an interrupted one.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub format: Format,
+    /// How records are spooled; decided by the format and the column options.
+    pub form: Form,
+    /// Continue from the checkpoint beside `--out`, if there is one.
+    pub resume: bool,
+    /// The least time between two syncs of the partial file and its checkpoint.
+    pub checkpoint_every: Duration,
+    /// `--max-columns`: the most columns a table may have.
+    pub max_columns: usize,
+    /// `--append`: the new records go after those of the existing output.
+    pub append: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Tab-separated values with a header row, quoted like CSV where needed.
+    Tsv,
+    /// One JSON record per line, exactly as the API sent it (whitespace removed).
+    #[value(alias = "ndjson")]
+    Jsonl,
+    /// One JSON array of every record, exactly as the API sent them.
+    Json,
+}
+
+impl Format {
+    /// The format an output file's extension asks for; csv when it names none. An
+    /// extension apifetch does not write (`.parquet`, `.xlsx`, `.gz`) is refused: writing
+    /// CSV under that name would be silently wrong.
+    pub fn from_path(path: &Path) -> Result<Self, String> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            None | Some("csv") => Ok(Format::Csv),
+            Some("tsv") => Ok(Format::Tsv),
+            Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
+            Some("json") => Ok(Format::Json),
+            Some(ext @ ("gz" | "zst" | "bz2" | "xz")) => Err(format!(
+                "{}: apifetch does not compress its output (.{ext}); write a plain file and \
+                 compress it afterwards, or pipe standard output through a compressor",
+                path.display()
+            )),
+            Some(ext) => Err(format!(
+                "{}: apifetch does not write .{ext} files; pass --format csv, tsv, jsonl or \
+                 json to write one of those under this name",
+                path.display()
+            )),
+        }
+    }
+
+    /// Rows and columns (flattened records) rather than JSON records.
+    pub fn is_tabular(self) -> bool {
+        matches!(self, Format::Csv | Format::Tsv)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Tsv => "tsv",
+            Format::Jsonl => "jsonl",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// Where records go as pages arrive, and how they become the output at the end.
+pub struct Sink {
+    route: Route,
+    format: Format,
+}
+
+enum Route {
+    /// JSON Lines to standard output (or a device or pipe): each page is written as it
+    /// arrives.
+    Stream { out: Pipe, records: u64 },
+    /// Standard output (or a device or pipe) in the other formats: spooled to an anonymous
+    /// file until the end.
+    Spooled { spool: Box<Spool>, out: Pipe },
+    /// A file: spooled durably into the partial file beside it, checkpointed per page.
+    File(Box<Partial>),
+}
+
+struct Partial {
+    out: PathBuf,
+    files: Files,
+    spool: Spool,
+    /// Describes the last complete page, saved or not.
+    checkpoint: Checkpoint,
+    /// What the checkpoint is saved for, and the credentials to mask in it.
+    identity: Identity,
+    /// This run carries on one that was interrupted.
+    resumed: bool,
+    /// `--append`: what of the existing output the new records go after.
+    append: Option<Append>,
+    /// `--checkpoint-every`: the least time between two saves.
+    every: Duration,
+    saved_at: Instant,
+    /// Pages and records as of the checkpoint last saved.
+    saved: (u64, u64),
+    /// Bytes of the partial file as of the last sync started ahead, and that sync.
+    synced: u64,
+    syncing: Option<JoinHandle<()>>,
+}
+
+/// The existing output that `--append` adds to.
+struct Append {
+    /// Its bytes to keep: what the last completed run left.
+    keep: u64,
+    /// The columns its header names (none for JSON Lines or an empty table), which the
+    /// new rows must fit.
+    columns: Vec<String>,
+}
+
+impl Append {
+    fn of(out: &Path, keep: u64, form: &crate::sink::rows::Form) -> Result<Self, Error> {
+        let columns = match keep {
+            0 => Vec::new(),
+            _ => File::open(out)
+                .and_then(|file| Spool::header_of(&file, keep, form))
+                .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?,
+        };
+        Ok(Append { keep, columns })
+    }
+
+    /// A table's new rows would not line up under the existing header: say what to do.
+    fn misfit(out: &Path, why: &str) -> Error {
+        Error::Usage(format!(
+            "--append: {why}; appending would misalign the rows of {}: run once without \
+             --append to rewrite it, or switch to --format jsonl",
+            out.display()
+        ))
+    }
+
+    /// Checks that the spool's table still has only the output's columns.
+    fn check(&self, spool: &Spool, out: &Path) -> Result<(), Error> {
+        let Some(layout) = spool.layout().filter(|_| !self.columns.is_empty()) else {
+            return Ok(());
+        };
+        match layout.columns.get_index(self.columns.len()) {
+            Some(new) => Err(Append::misfit(
+                out,
+                &format!(
+                    "the records now have a column `{new}` that {} lacks",
+                    out.display()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the output: the kept bytes of the old one, then the new records.
+    fn write(&self, out: &Path, spool: &mut Spool, file: &mut File) -> io::Result<()> {
+        if self.keep > 0 {
+            let mut old = File::open(out).map(|f| io::Read::take(f, self.keep))?;
+            if io::copy(&mut old, file)? != self.keep {
+                return Err(io::Error::other("it shrank while this run appended to it"));
+            }
+        }
+        spool.write_appended(BufWriter::new(file), !self.columns.is_empty())
+    }
+}
+
+/// Bytes written to the partial file since the last sync beyond which another is started
+/// in the background (see [`Spool::sync_ahead`]).
+const SYNC_AHEAD: u64 = 2 << 20;
+
+/// Standard output, or a device or pipe `--out` named, written front to back.
+struct Pipe {
+    out: BufWriter<Box<dyn Write + Send>>,
+    name: String,
+}
+
+impl Pipe {
+    fn open(stream: Option<&Path>) -> Result<Self, Error> {
+        let (out, name): (Box<dyn Write + Send>, String) = match stream {
+            None => (Box::new(io::stdout()), "stdout".into()),
+            Some(path) => {
+                // Appending: reopening /dev/stdout when the shell redirected it to a file
+                // (`>> all.csv`) gives a new file offset, and writing at 0 would overwrite
+                // what the file held.
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| Error::output(e, format!("cannot write {}", path.display())))?;
+                (Box::new(file), path.display().to_string())
+            }
+        };
+        Ok(Pipe {
+            out: BufWriter::with_capacity(1 << 16, out),
+            name,
+        })
+    }
+
+    fn failed(&self, e: io::Error) -> Error {
+        Error::output(e, format!("cannot write to {}", self.name))
+    }
+}
+
+impl Sink {
+    /// Prepares the output. A run to a file starts a new partial file, discarding any an
+    /// earlier run left, or with `--resume` carries on the one its checkpoint describes.
+    /// `start` is where a new run's first request goes.
+    pub fn open(
+        output: &Settings,
+        out: Option<&Path>,
+        stream: Option<&Path>,
+        identity: &Identity,
+        start: &Position,
+        append: Option<u64>,
+    ) -> Result<Self, Error> {
+        let route = match out {
+            None if output.format == Format::Jsonl => Route::Stream {
+                out: Pipe::open(stream)?,
+                records: 0,
+            },
+            None => {
+                let file = tempfile::tempfile()
+                    .map_err(|e| Error::output(e, "cannot create a temporary file"))?;
+                Route::Spooled {
+                    spool: Box::new(
+                        Spool::new(file, output.form.clone()).with_max_columns(output.max_columns),
+                    ),
+                    out: Pipe::open(stream)?,
+                }
+            }
+            Some(out) => {
+                let mut partial = Partial::open(out, output, identity, start)?;
+                if let Some(keep) = append {
+                    partial.append(Append::of(out, keep, &output.form)?)?;
+                }
+                Route::File(Box::new(partial))
+            }
+        };
+        Ok(Sink {
+            route,
+            format: output.format,
+        })
+    }
+
+    /// The checkpoint this run resumes from, if it resumes one.
+    pub fn resumed(&self) -> Option<&Checkpoint> {
+        match &self.route {
+            Route::File(partial) if partial.resumed => Some(&partial.checkpoint),
+            _ => None,
+        }
+    }
+
+    /// Takes the records of one page, and their rows if they were `encoded` ahead;
+    /// `progress` says where the run continues after it.
+    pub fn page(
+        &mut self,
+        records: &[&str],
+        encoded: Option<&Encoded>,
+        progress: Standing,
+    ) -> Result<(), Error> {
+        match &mut self.route {
+            Route::Stream { out, records: n } => {
+                let written: io::Result<()> = (records.iter())
+                    .try_for_each(|record| crate::shape::records::write_line(&mut out.out, record));
+                *n += records.len() as u64;
+                written
+                    .and_then(|()| out.out.flush())
+                    .map_err(|e| out.failed(e))
+            }
+            Route::Spooled { spool, .. } => {
+                spool.add_page(records, encoded)?;
+                // Marked like a partial file, so the table settles after the first page.
+                let marked = spool.mark();
+                marked
+                    .map(drop)
+                    .map_err(|e| Error::output(e, "cannot spool records to disk"))
+            }
+            Route::File(partial) => partial.page(records, encoded, progress),
+        }
+    }
+
+    /// The columns of a table's rows now, to encode rows ahead with.
+    pub fn layout(&self) -> Option<Layout> {
+        self.spool()?.layout()
+    }
+
+    /// How many columns a table has now (see [`Spool::columns`]).
+    pub fn columns(&self) -> Option<usize> {
+        self.spool()?.columns()
+    }
+
+    fn spool(&self) -> Option<&Spool> {
+        match &self.route {
+            Route::Stream { .. } => None,
+            Route::Spooled { spool, .. } => Some(spool),
+            Route::File(partial) => Some(&partial.spool),
+        }
+    }
+
+    /// Records taken so far, including those of the run being resumed.
+    pub fn records(&self) -> u64 {
+        match &self.route {
+            Route::Stream { records, .. } => *records,
+            Route::Spooled { spool, .. } => spool.records(),
+            Route::File(partial) => partial.spool.records(),
+        }
+    }
+
+    /// How the destination is named in the summary line.
+    pub fn describe(&self) -> String {
+        match &self.route {
+            Route::File(partial) => partial.out.display().to_string(),
+            Route::Stream { out, .. } | Route::Spooled { out, .. } => out.name.clone(),
+        }
+    }
+
+    /// Writes the output once every page is in. A file is synced, then renamed over the
+    /// target (the partial file itself, or the output written under a temporary name in
+    /// the same directory), so readers see either the old file or the complete new one;
+    /// then the partial file and checkpoint go.
+    pub fn finish(self) -> Result<(), Error> {
+        let format = self.format;
+        match self.route {
+            Route::Stream { mut out, .. } => out.out.flush().map_err(|e| out.failed(e)),
+            Route::Spooled { mut spool, mut out } => write(format, &mut spool, &mut out.out)
+                .and_then(|()| out.out.flush())
+                .map_err(|e| out.failed(e)),
+            Route::File(partial) => partial.finish(format),
+        }
+    }
+
+    /// Turns the error that stopped the run into the one to report. A file run that saved
+    /// pages keeps its partial file and checkpoint and says how to carry on.
+    pub fn abandon(self, error: Error) -> Error {
+        match self.route {
+            Route::File(partial) => partial.keep(error),
+            _ => error,
+        }
+    }
+}
+
+impl Partial {
+    fn open(
+        out: &Path,
+        output: &Settings,
+        identity: &Identity,
+        start: &Position,
+    ) -> Result<Self, Error> {
+        let files = Files::beside(out);
+        let cannot_write =
+            |e: io::Error| Error::output(e, format!("cannot write beside {}", out.display()));
+        // Locked before anything is read or changed, and held to the end of the run.
+        let existing =
+            match place::open_own(OpenOptions::new().read(true).write(true), &files.partial) {
+                Ok(file) => Some(lock(file, &files.partial, out)?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(cannot_write(e)),
+            };
+        if output.resume {
+            if let Some(checkpoint) = Checkpoint::load(&files.checkpoint, identity)? {
+                return Partial::resume(out, output, identity, files, checkpoint, existing);
+            }
+            info!(
+                "no checkpoint at {}: starting from the beginning",
+                files.checkpoint.display()
+            );
+        } else if files.checkpoint.exists() {
+            info!(
+                "discarding the partial output of an earlier run in {} (--resume continues it)",
+                files.partial.display()
+            );
+        }
+        // The old checkpoint goes first: it must never describe the new partial file.
+        files.remove_checkpoint().map_err(cannot_write)?;
+        let file = emptied(existing, &files, out)?;
+        let checkpoint = Checkpoint::start(identity, start.clone());
+        checkpoint
+            .save(&files.checkpoint, identity)
+            .map_err(cannot_write)?;
+        let spool = Spool::new(file, output.form.clone()).with_max_columns(output.max_columns);
+        Ok(Partial::new(
+            out, output, identity, files, spool, checkpoint,
+        ))
+    }
+
+    fn resume(
+        out: &Path,
+        output: &Settings,
+        identity: &Identity,
+        files: Files,
+        checkpoint: Checkpoint,
+        file: Option<File>,
+    ) -> Result<Self, Error> {
+        let unusable = |why: String| checkpoint::cannot_resume(&files.partial, why);
+        let file = file.ok_or_else(|| unusable("it is missing".into()))?;
+        let spool = Spool::reopen(file, output.form.clone(), checkpoint.spool.clone())
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::InvalidData => unusable(e.to_string()),
+                _ => Error::output(e, format!("cannot write {}", files.partial.display())),
+            })?
+            .with_max_columns(output.max_columns);
+        info!(
+            "resuming after page {}: {} already in {}",
+            checkpoint.pages,
+            crate::report::units::counted(checkpoint.spool.records, "record", "records"),
+            files.partial.display()
+        );
+        if let Some(age) = checkpoint.stale() {
+            warn!(
+                "the run being resumed began {} hours ago: the output will mix records \
+                 fetched then with records fetched now; run without --resume to start afresh",
+                age.as_secs() / 3600
+            );
+        }
+        Ok(Partial {
+            resumed: true,
+            ..Partial::new(out, output, identity, files, spool, checkpoint)
+        })
+    }
+
+    /// Makes this run's records go after those of the existing output. A table starts
+    /// with the output's columns, so its rows line up under that header.
+    fn append(&mut self, append: Append) -> Result<(), Error> {
+        if !self.resumed && !self.spool.seed_columns(&append.columns) {
+            let why = format!("--columns is not the header of {}", self.out.display());
+            return Err(Append::misfit(&self.out, &why));
+        }
+        self.append = Some(append);
+        Ok(())
+    }
+
+    /// A partial file whose checkpoint was just saved (or loaded).
+    fn new(
+        out: &Path,
+        output: &Settings,
+        identity: &Identity,
+        files: Files,
+        spool: Spool,
+        checkpoint: Checkpoint,
+    ) -> Self {
+        Partial {
+            out: out.to_path_buf(),
+            files,
+            spool,
+            saved: (checkpoint.pages, checkpoint.spool.records),
+            checkpoint,
+            identity: identity.clone(),
+            resumed: false,
+            append: None,
+            every: output.checkpoint_every,
+            saved_at: Instant::now(),
+            synced: 0,
+            syncing: None,
+        }
+    }
+
+    /// Appends a page. The checkpoint moves past it when it is saved: after the last page,
+    /// or when `--checkpoint-every` has passed since the last save.
+    fn page(
+        &mut self,
+        records: &[&str],
+        encoded: Option<&Encoded>,
+        progress: Standing,
+    ) -> Result<(), Error> {
+        self.spool.add_page(records, encoded).map_err(|e| match e {
+            Error::Output(e) => self.partial_error(e),
+            e => e,
+        })?;
+        if let Some(append) = &self.append {
+            append.check(&self.spool, &self.out)?;
+        }
+        let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
+        let (last, len) = (progress.done, mark.len);
+        self.checkpoint.advance(progress, mark);
+        if len >= self.synced + SYNC_AHEAD && self.syncing.as_ref().is_none_or(|s| s.is_finished())
+        {
+            self.syncing = Some(self.spool.sync_ahead().map_err(|e| self.partial_error(e))?);
+            self.synced = len;
+        }
+        if last || self.saved_at.elapsed() >= self.every {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// A failure to write the partial file, named.
+    fn partial_error(&self, e: impl Into<anyhow::Error>) -> Error {
+        Error::output(e, format!("cannot write {}", self.files.partial.display()))
+    }
+
+    /// Syncs the partial file, then replaces the checkpoint: a crash at any point leaves a
+    /// checkpoint that describes only pages wholly on disk. Syncing is what costs, so it
+    /// happens at most once per `--checkpoint-every` while pages stream in.
+    fn save(&mut self) -> Result<(), Error> {
+        self.spool.commit().map_err(|e| self.partial_error(e))?;
+        self.checkpoint
+            .save(&self.files.checkpoint, &self.identity)
+            .map_err(|e| {
+                Error::output(
+                    e,
+                    format!("cannot write {}", self.files.checkpoint.display()),
+                )
+            })?;
+        self.saved_at = Instant::now();
+        self.saved = (self.checkpoint.pages, self.checkpoint.spool.records);
+        Ok(())
+    }
+
+    /// Puts the output in place, then removes the partial file and the checkpoint. The
+    /// partial file stays locked until the end, so another run cannot take it over midway.
+    fn finish(mut self, format: Format) -> Result<(), Error> {
+        let records = self.spool.records();
+        let (partial, out) = (self.files.partial.clone(), self.out.display().to_string());
+        let failed = |e: io::Error| {
+            let error = Error::output(e, format!("cannot write {out}"));
+            kept(error, records, &partial)
+        };
+        // Appending copies the old output into the new one, which is renamed over it like
+        // any other: readers never see half an append.
+        let written = match self.append.take() {
+            Some(append) => place::replace(&self.out, |file| {
+                append.write(&self.out, &mut self.spool, file)
+            }),
+            None if format != Format::Json && self.spool.is_whole() => {
+                return self.rename_into_place().map_err(failed);
+            }
+            None => place::replace(&self.out, |file| {
+                write(format, &mut self.spool, BufWriter::new(file))
+            }),
+        };
+        written.map_err(failed)?;
+        self.files
+            .remove()
+            .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display())))
+    }
+
+    /// Renames the partial file, the output byte for byte, over the output. The checkpoint
+    /// goes first: one left behind by a crash right after the rename would describe a
+    /// partial file that is no longer there, and every later `--resume` would fail; a crash
+    /// right before it merely starts the next run afresh. A failed rename puts it back.
+    fn rename_into_place(&mut self) -> io::Result<()> {
+        let file = self.spool.file()?;
+        let own = file.metadata()?.permissions();
+        // As with `replace`, the output keeps the mode of the file it replaces.
+        if let Ok(old) = fs::metadata(&self.out) {
+            file.set_permissions(old.permissions())?;
+        }
+        file.sync_all()?;
+        self.files.remove_checkpoint()?;
+        fs::rename(&self.files.partial, &self.out).inspect_err(|_| {
+            // Left as it was, so that `--resume` can carry on with it.
+            let restored = file.set_permissions(own).is_ok()
+                && (self.checkpoint)
+                    .save(&self.files.checkpoint, &self.identity)
+                    .is_ok();
+            if !restored {
+                tracing::debug!("could not restore the partial file's mode and checkpoint");
+            }
+        })
+    }
+
+    fn keep(mut self, error: Error) -> Error {
+        // Save the pages since the last checkpoint so that resuming redoes none of them;
+        // if that fails too (a full disk), the last saved checkpoint still holds.
+        if self.saved.0 != self.checkpoint.pages && self.save().is_err() {
+            tracing::debug!("could not save the last pages; the previous checkpoint stands");
+        }
+        let (pages, records) = self.saved;
+        if pages == 0 {
+            // Nothing worth resuming: a new run would start in the same place.
+            let _ = self.files.remove();
+            return error;
+        }
+        kept(error, records, &self.files.partial)
+    }
+}
+
+/// Takes an exclusive lock on a partial file, so that two runs writing the same output (a
+/// cron job that outlasts its interval) cannot mix their pages. Where the file system
+/// cannot lock, the run goes on unprotected.
+fn lock(file: File, partial: &Path, out: &Path) -> Result<File, Error> {
+    // Through fs4 rather than `File::try_lock`, which needs Rust 1.89.
+    match FileExt::try_lock(&file) {
+        // Between opening and locking, the run that held the file may have finished and
+        // renamed it into place (or removed it): then it is that run's output.
+        Ok(()) if !still_at(&file, partial) => Err(Error::output(
+            anyhow::anyhow!("its partial file was renamed or removed as this run opened it"),
+            format!("another apifetch run was writing {}", out.display()),
+        )),
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::output(
+            anyhow::anyhow!("its partial file is locked"),
+            format!("another apifetch run is writing {}", out.display()),
+        )),
+        Err(TryLockError::Error(e)) => {
+            tracing::debug!("cannot lock the partial file ({e}); going on without a lock");
+            Ok(file)
+        }
+    }
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => (open.dev(), open.ino()) == (named.dev(), named.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_at(_file: &File, _path: &Path) -> bool {
+    true
+}
+
+/// The partial file for a run that starts from the beginning: the one already locked, or
+/// a new one, emptied.
+fn emptied(existing: Option<File>, files: &Files, out: &Path) -> Result<File, Error> {
+    let cannot_write =
+        |e: io::Error| Error::output(e, format!("cannot write beside {}", out.display()));
+    let file = match existing {
+        Some(file) => file,
+        None => {
+            let created = place::open_own(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+                &files.partial,
+            )
+            .map_err(cannot_write)?;
+            lock(created, &files.partial, out)?
+        }
+    };
+    // Not truncated on opening: that would have cut a file another run has locked.
+    // (A device such as /dev/full has no length to cut.)
+    if file.metadata().map_err(cannot_write)?.len() > 0 {
+        file.set_len(0).map_err(cannot_write)?;
+    }
+    Ok(file)
+}
+
+fn kept(error: Error, records: u64, partial: &Path) -> Error {
+    Error::Kept {
+        error: Box::new(error),
+        records,
+        partial: partial.display().to_string(),
+    }
+}
+
+/// The whole output from a spool, in `format`.
+fn write(format: Format, spool: &mut Spool, out: impl Write) -> io::Result<()> {
+    match format {
+        Format::Csv | Format::Tsv => spool.write_table(out),
+        Format::Json => write_array(spool, out),
+        Format::Jsonl => unreachable!("JSON Lines is streamed, or renamed into place as a file"),
+    }
+}
+
+/// One JSON array, a record per line: `[` … `]`, or `[]` without records.
+fn write_array(spool: &mut Spool, mut out: impl Write) -> io::Result<()> {
+    if spool.records() == 0 {
+        out.write_all(b"[]\n")?;
+        return out.flush();
+    }
+    let mut first = true;
+    out.write_all(b"[\n")?;
+    spool.replay_lines(|line| {
+        if !std::mem::take(&mut first) {
+            out.write_all(b",\n")?;
+        }
+        out.write_all(line)
+    })?;
+    out.write_all(b"\n]\n")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_follows_the_extension() {
+        for (path, format) in [
+            ("a.csv", Format::Csv),
+            ("a.TSV", Format::Tsv),
+            ("x/a.jsonl", Format::Jsonl),
+            ("a.ndjson", Format::Jsonl),
+            ("a.json", Format::Json),
+            ("a", Format::Csv),
+            ("/dev/stdout", Format::Csv),
+        ] {
+            assert_eq!(Format::from_path(Path::new(path)), Ok(format), "{path}");
+        }
+        for path in [
+            "a.parquet",
+            "a.xlsx",
+            "a.txt",
+            "orders.csv.gz",
+            "e.jsonl.zst",
+        ] {
+            assert!(Format::from_path(Path::new(path)).is_err(), "{path}");
+        }
+    }
+}
