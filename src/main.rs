@@ -1,28 +1,22 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use apifetch::cli::args;
-use apifetch::cli::config;
-use apifetch::cli::generate;
-use apifetch::cli::outcome::Outcome;
-use apifetch::engine::Config;
-use apifetch::report::logging::{self, LogFormat};
-use apifetch::report::stats::Stats;
-use apifetch::{Error, profile};
+use apifetch::cli::{self, Outcome};
+use apifetch::{Config, Error, LogFormat, Stats};
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = match profile::expand(std::env::args_os().collect()) {
-        Ok(args) => args::parse(args),
+    let cli = match apifetch::expand(std::env::args_os().collect()) {
+        Ok(args) => cli::parse(args),
         Err(e) => {
             let outcome = Outcome::of(Err(e), None, &[], false);
             return outcome.finish(None, &Stats::default(), started).into();
         }
     };
     if let Some(what) = cli.generate {
-        return generate::print(what).into();
+        return cli::generate(what).into();
     }
-    let summary = config::summary_place(&cli);
+    let summary = cli::summary_place(&cli);
     let config = match Config::try_from(cli) {
         Ok(config) => config,
         Err(e) => {
@@ -32,7 +26,7 @@ fn main() -> ExitCode {
                 .into();
         }
     };
-    let logs = logging::init(&config.logging, &config.secrets);
+    let logs = apifetch::init_logging(&config.logging, &config.secrets);
     let (secrets, output) = (config.secrets.clone(), config.out.clone());
     let json_logs = config.logging.format == LogFormat::Json;
     let result = fetch(config);

@@ -460,7 +460,7 @@ fn run_resolving(
     });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.csv");
-    let cli = apifetch::cli::args::Cli::try_parse_from(
+    let cli = apifetch::cli::Cli::try_parse_from(
         [
             "apifetch",
             "--backoff",
@@ -475,9 +475,9 @@ fn run_resolving(
         .chain(&["--out", out.to_str().unwrap()]),
     )
     .unwrap();
-    let mut config = apifetch::engine::Config::try_from(cli).unwrap();
+    let mut config = apifetch::Config::try_from(cli).unwrap();
     config.request.proxies = Default::default();
-    config.request.resolver = Some(apifetch::fetch::http::Resolver(lookups.clone()));
+    config.request.resolver = Some(apifetch::Resolver(lookups.clone()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

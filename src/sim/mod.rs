@@ -4,7 +4,8 @@
 //! answers every request through a handler closure that scripts the reply (a status, a
 //! `Retry-After`, a dropped connection, a body cut short, an endless body, a slow answer),
 //! and records every request so tests can assert on what apifetch actually sent. It speaks
-//! HTTP, or HTTPS with a certificate the caller provides.
+//! HTTP, or (for the tests, with the `testing` feature) HTTPS with a certificate the
+//! caller provides.
 
 use std::future::Future;
 use std::io;
@@ -20,10 +21,16 @@ use hyper::header::HeaderMap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::oneshot;
-use tokio_rustls::TlsAcceptor;
+
+mod demo;
+#[cfg(feature = "testing")]
+mod faults;
+
+pub use demo::{DEMO_RECORDS, demo};
+#[cfg(feature = "testing")]
+pub use faults::ServerCert;
 
 /// One request as the server received it.
 #[derive(Debug, Clone)]
@@ -51,27 +58,30 @@ impl Recorded {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The request body as JSON (`null` when there is none or it is not JSON).
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
 }
 
+/// How a reply misbehaves; only the tests ask for more than `None` (see [`faults`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     None,
     /// Close the connection without answering.
+    #[cfg(feature = "testing")]
     Drop,
     /// Announce the whole body, send this many bytes, then break the connection.
+    #[cfg(feature = "testing")]
     Cut(usize),
     /// Stream the body forever.
+    #[cfg(feature = "testing")]
     Endless,
 }
+
+/// The TLS side of a server: only the tests' HTTPS servers have one.
+#[cfg(feature = "testing")]
+type Acceptor = tokio_rustls::TlsAcceptor;
+/// Without the `testing` feature no server speaks TLS: a type with no values.
+#[cfg(not(feature = "testing"))]
+#[derive(Clone)]
+enum Acceptor {}
 
 /// The scripted answer to one request.
 #[derive(Debug, Clone)]
@@ -100,21 +110,6 @@ impl Reply {
         }
     }
 
-    pub fn drop_connection() -> Self {
-        Reply {
-            fault: Fault::Drop,
-            ..Reply::status(200)
-        }
-    }
-
-    /// `chunk` repeated without end.
-    pub fn endless(chunk: impl Into<Bytes>) -> Self {
-        Reply {
-            fault: Fault::Endless,
-            ..Reply::status(200).body(chunk)
-        }
-    }
-
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
@@ -129,18 +124,6 @@ impl Reply {
         self.body = body.into();
         self
     }
-
-    /// Sends only the first `bytes` of the body, after announcing all of it.
-    pub fn cut_after(mut self, bytes: usize) -> Self {
-        self.fault = Fault::Cut(bytes);
-        self
-    }
-
-    /// Waits before answering.
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
 }
 
 type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
@@ -149,16 +132,10 @@ type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 pub struct Server {
     addr: SocketAddr,
     scheme: &'static str,
+    /// Every request received, for the tests to read.
+    #[cfg(feature = "testing")]
     log: Arc<Mutex<Vec<Recorded>>>,
     _stop: oneshot::Sender<()>,
-}
-
-/// A certificate chain and its private key, for a server that speaks HTTPS.
-pub struct ServerCert {
-    /// DER certificates, the server's own first.
-    pub chain: Vec<Vec<u8>>,
-    /// The private key, PKCS#8 DER.
-    pub key: Vec<u8>,
 }
 
 impl Server {
@@ -166,43 +143,10 @@ impl Server {
     pub fn start(
         handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
     ) -> io::Result<Server> {
-        Server::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), handler)
+        Server::launch(IpAddr::V4(Ipv4Addr::LOCALHOST), None, Arc::new(handler))
     }
 
-    /// Starts on a given loopback address (e.g. 127.0.0.2, to play another host).
-    pub fn start_on(
-        ip: IpAddr,
-        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
-    ) -> io::Result<Server> {
-        Server::launch(ip, None, Arc::new(handler))
-    }
-
-    /// Starts on 127.0.0.1, speaking HTTPS with `identity`.
-    pub fn start_tls(
-        identity: ServerCert,
-        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
-    ) -> io::Result<Server> {
-        let chain = identity
-            .chain
-            .into_iter()
-            .map(CertificateDer::from)
-            .collect();
-        let key = PrivatePkcs8KeyDer::from(identity.key).into();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
-        .map_err(io::Error::other)?;
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        Server::launch(
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            Some(acceptor),
-            Arc::new(handler),
-        )
-    }
-
-    fn launch(ip: IpAddr, tls: Option<TlsAcceptor>, handler: Arc<Handler>) -> io::Result<Server> {
+    fn launch(ip: IpAddr, tls: Option<Acceptor>, handler: Arc<Handler>) -> io::Result<Server> {
         let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -219,6 +163,7 @@ impl Server {
         Ok(Server {
             addr,
             scheme,
+            #[cfg(feature = "testing")]
             log,
             _stop: stop,
         })
@@ -232,16 +177,11 @@ impl Server {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.log.lock().unwrap().clone()
-    }
 }
 
 async fn serve(
     listener: std::net::TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Acceptor>,
     handler: Arc<Handler>,
     log: Arc<Mutex<Vec<Recorded>>>,
     mut stopped: oneshot::Receiver<()>,
@@ -263,11 +203,14 @@ async fn serve(
         tokio::spawn(async move {
             match tls {
                 // A failed handshake (a client that does not trust us) is no request.
+                #[cfg(feature = "testing")]
                 Some(tls) => {
                     if let Ok(stream) = tls.accept(stream).await {
                         serve_connection(stream, handler, log).await;
                     }
                 }
+                #[cfg(not(feature = "testing"))]
+                Some(never) => match never {},
                 None => serve_connection(stream, handler, log).await,
             }
         });
@@ -319,6 +262,7 @@ async fn respond(
         tokio::time::sleep(reply.delay).await;
     }
     log.lock().unwrap()[recorded.n].answered = Some(Instant::now());
+    #[cfg(feature = "testing")]
     if reply.fault == Fault::Drop {
         return Err(io::Error::other("connection dropped on purpose"));
     }
@@ -357,10 +301,12 @@ impl Body for SimBody {
             return pause.as_mut().poll(cx).map(|()| Some(Err(cut)));
         }
         Poll::Ready(match (this.fault, this.data.take()) {
+            #[cfg(feature = "testing")]
             (Fault::Endless, Some(chunk)) => {
                 this.data = Some(chunk.clone());
                 Some(Ok(Frame::data(chunk)))
             }
+            #[cfg(feature = "testing")]
             (Fault::Cut(keep), Some(data)) => {
                 this.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(50))));
                 Some(Ok(Frame::data(data.slice(..keep.min(data.len())))))
@@ -372,7 +318,9 @@ impl Body for SimBody {
 
     fn size_hint(&self) -> SizeHint {
         match (self.fault, &self.data) {
+            #[cfg(feature = "testing")]
             (Fault::Endless, _) => SizeHint::default(),
+            #[cfg(feature = "testing")]
             (Fault::Cut(_), Some(data)) => SizeHint::with_exact(data.len() as u64),
             (_, data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
         }
@@ -381,75 +329,6 @@ impl Body for SimBody {
     fn is_end_stream(&self) -> bool {
         self.fault == Fault::None && self.data.is_none()
     }
-}
-
-/// Number of orders the demo API holds.
-pub const DEMO_RECORDS: usize = 237;
-
-/// The demo: a paginated orders API (`page`, `per_page`, at most 100 per page) whose
-/// second page fails once with 503 and whose third is rate-limited once with a 429 and
-/// `Retry-After: 1`, so a first run shows both kinds of recovery.
-pub fn demo() -> io::Result<Server> {
-    let failed = Mutex::new(std::collections::HashSet::new());
-    Server::start(move |req| {
-        let page: usize = req
-            .param("page")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(1)
-            .max(1);
-        let per_page: usize = req
-            .param("per_page")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(100)
-            .clamp(1, 100);
-        if failed.lock().unwrap().insert(page) {
-            match page {
-                2 => {
-                    return Reply::json(&json!({"error": "upstream unavailable"})).with_status(503);
-                }
-                3 => {
-                    return Reply::json(&json!({"error": "slow down"}))
-                        .with_status(429)
-                        .header("retry-after", "1");
-                }
-                _ => {}
-            }
-        }
-        let start = (page - 1) * per_page;
-        let orders: Vec<Value> = (start..(start + per_page).min(DEMO_RECORDS))
-            .map(demo_order)
-            .collect();
-        Reply::json(&json!({
-            "data": orders,
-            "page": page,
-            "per_page": per_page,
-            "total": DEMO_RECORDS,
-            "has_more": start + per_page < DEMO_RECORDS,
-        }))
-    })
-}
-
-fn demo_order(i: usize) -> Value {
-    let status = ["paid", "shipped", "refunded"][i % 3];
-    let names = [
-        "Ada Lovelace",
-        "Grace \"Amazing\" Hopper",
-        "Zoë Ångström",
-        "李雷",
-        "O'Brien, Pat",
-    ];
-    let mut order = json!({
-        "id": 1000 + i,
-        "status": status,
-        "total": format!("{}.{:02}", 10 + i * 7 % 490, i * 13 % 100).parse::<Value>().unwrap_or(Value::Null),
-        "customer": {"name": names[i % names.len()], "email": format!("c{i}@example.test")},
-        "items": (0..=(i % 3)).map(|k| format!("sku-{}", (i + k) % 17)).collect::<Vec<_>>(),
-        "note": if i % 4 == 0 { Value::Null } else { Value::String(format!("gift wrap, {} boxes\nhandle with care", i % 5)) },
-    });
-    if i >= 200 {
-        order["coupon"] = json!(format!("WINTER{}", i % 10));
-    }
-    order
 }
 
 #[cfg(test)]
