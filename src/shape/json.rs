@@ -1,4 +1,6 @@
-//! Checking that JSON text is valid, fast, and splitting an array into its elements.
+//! JSON lexing, all of it: checking that text is valid, fast, and splitting an array into
+//! its elements; then, in text already checked, reading strings, scalars and nested
+//! values, unescaping strings, and compacting.
 //!
 //! serde_json checks a page too, but splitting the records array into borrowed raw values
 //! with it took a third of a run's time. This checker only says yes or no: a no is handed
@@ -6,6 +8,7 @@
 //! stricter than JSON somewhere, accepts the text after all). A yes must never be wrong,
 //! which the tests check against serde_json.
 
+use std::borrow::Cow;
 use std::string::FromUtf8Error;
 
 use crate::shape::scan;
@@ -183,10 +186,158 @@ fn literal(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
     bytes[at..].starts_with(word).then_some(at + word.len())
 }
 
+/// Past the closing quote of a string in text already checked, from just after its
+/// opening quote; whether the string has escapes, and whether it holds `mark` (the
+/// output's delimiter, which decides whether a cell needs quotes). Unlike the checker's
+/// scanner it looks for neither control characters nor broken escapes: there are none.
+#[inline(always)]
+pub fn read_string(bytes: &[u8], mut at: usize, mark: u8) -> Option<(usize, bool, bool)> {
+    let (mut escaped, mut marked) = (false, false);
+    loop {
+        at += scan::find(bytes.get(at..)?, [b'"', b'\\', mark])?;
+        match bytes[at] {
+            b'"' => return Some((at + 1, escaped, marked)),
+            b'\\' => {
+                escaped = true;
+                at += 2;
+            }
+            _ => {
+                marked = true;
+                at += 1;
+            }
+        }
+    }
+}
+
+/// The bytes of a number, `true` or `false`, looked up rather than compared one by one:
+/// most values of a record are short, and this is most of the work of reading them.
+const SCALAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = b"0123456789+-.eEtrufals";
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// The length of the number, `true` or `false` at the start of checked text.
+pub fn scalar_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|&b| !SCALAR[usize::from(b)])
+        .unwrap_or(bytes.len())
+}
+
+/// Past the array or object that starts at `at` in checked text.
+pub fn nested_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match bytes.get(at)? {
+            b'"' => {
+                at = read_string(bytes, at + 1, b'"')?.0;
+                continue;
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(at + 1);
+                }
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+}
+
+/// Appends the unescaped text of a JSON string's contents (between its quotes) to `out`.
+/// `None` for an escape JSON does not allow, such as half a surrogate pair.
+pub fn unescape(mut contents: &str, out: &mut String) -> Option<()> {
+    while let Some(at) = scan::find(contents.as_bytes(), [b'\\']) {
+        out.push_str(&contents[..at]);
+        // An escape is one ASCII letter or sign; anything else (broken input reaching
+        // this through `Flattener::record`) is refused, not sliced mid-character.
+        let escape = contents.as_bytes().get(at + 1).filter(|b| b.is_ascii())?;
+        contents = &contents[at + 2..];
+        let c = match escape {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = |text: &str| u16::from_str_radix(text.get(..4)?, 16).ok();
+                let high = unit(contents)?;
+                contents = &contents[4..];
+                // A character outside the BMP is a surrogate pair: two escapes.
+                let low = if (0xD800..0xDC00).contains(&high) {
+                    let low = unit(contents.strip_prefix("\\u")?)?;
+                    contents = &contents[6..];
+                    Some(low)
+                } else {
+                    None
+                };
+                char::decode_utf16(std::iter::once(high).chain(low))
+                    .next()?
+                    .ok()?
+            }
+            _ => return None,
+        };
+        out.push(c);
+    }
+    out.push_str(contents);
+    Some(())
+}
+
+/// JSON text without the whitespace between tokens (strings untouched), so a record or an
+/// array cell reads the same however the API indented it. Most APIs send it compact
+/// already (spaces inside strings aside): that text is taken as it is.
+pub fn compact(text: &str) -> Cow<'_, str> {
+    if space_between_tokens(text, 0).is_none() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    compact_into(text, &mut out);
+    Cow::Owned(out)
+}
+
+/// Appends `text` compacted (see [`compact`]) to `out`.
+pub fn compact_into(text: &str, out: &mut String) {
+    let (mut kept, mut at) = (0, 0);
+    while let Some(space) = space_between_tokens(text, at) {
+        out.push_str(&text[kept..space]);
+        at = text.len() - trim_start(&text[space..]).len();
+        kept = at;
+    }
+    out.push_str(&text[kept..]);
+}
+
+/// Where the first space between tokens of valid JSON `text` is, from `at` on, skipping
+/// strings: both searched for sixteen bytes at a time.
+fn space_between_tokens(text: &str, at: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = at;
+    loop {
+        at += scan::find(&bytes[at..], [b'"', b' ', b'\n', b'\r', b'\t'])?;
+        if bytes[at] != b'"' {
+            return Some(at);
+        }
+        at = read_string(bytes, at + 1, b'"')?.0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shape::arbitrary;
+    use serde_json::Value;
     use serde_json::value::RawValue;
+    use std::borrow::Cow;
 
     /// What serde_json makes of `text` as an array: its elements, or nothing if invalid.
     fn serde_split(text: &str) -> Option<Vec<&str>> {
@@ -312,5 +463,96 @@ mod tests {
             }
         }
         assert!(tried > 5000, "{tried}");
+    }
+
+    #[test]
+    fn unescapes_every_json_escape_and_rejects_broken_ones() {
+        let mut out = String::new();
+        let text = r#"q\" b\\ s\/ \b\f\n\r\t \u00e9\u4e2d \ud83d\ude00 end"#;
+        assert_eq!(unescape(text, &mut out), Some(()));
+        assert_eq!(out, "q\" b\\ s/ \u{8}\u{c}\n\r\t é中 😀 end");
+        for broken in [r"\ud83d", r"\ud83d\u0041", r"\ude00", r"\u12", r"\x", "\\"] {
+            assert_eq!(unescape(broken, &mut String::new()), None, "{broken}");
+        }
+    }
+
+    #[test]
+    fn compact_drops_only_the_space_between_tokens() {
+        for (json, want) in [
+            (r#"{"a":"x y","b":[1,2]}"#, r#"{"a":"x y","b":[1,2]}"#),
+            (
+                "{ \"a\\\\\" : \"\\\" }\" ,\r\n\t\"b\" : [ ] }",
+                r#"{"a\\":"\" }","b":[]}"#,
+            ),
+            ("[ \"é 🚀\" , { } , -1.5e3 ]\n", r#"["é 🚀",{},-1.5e3]"#),
+            ("[\"\\\\\", \"\\\\ \\\"\"]", r#"["\\","\\ \""]"#),
+        ] {
+            assert_eq!(compact(json), want, "{json}");
+            let mut out = String::from("kept ");
+            compact_into(json, &mut out);
+            assert_eq!(out, format!("kept {want}"));
+        }
+        assert!(matches!(compact(r#"{"a":"x y"}"#), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn compact_keeps_whitespace_inside_strings() {
+        assert_eq!(
+            compact("[ \"a b\" , {\"k\" : \"\\\" x\"} ]"),
+            r#"["a b",{"k":"\" x"}]"#
+        );
+    }
+
+    #[test]
+    fn a_backslash_before_a_wide_character_is_refused_not_a_panic() {
+        let mut out = String::new();
+        assert_eq!(unescape("a\\é", &mut out), None);
+        assert_eq!(unescape("\\", &mut out), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splits_any_array_as_serde_json_does(
+            items in proptest::collection::vec(arbitrary::value(), 0..6),
+            pretty in proptest::bool::ANY,
+        ) {
+            let array = Value::Array(items);
+            let text = match pretty {
+                true => serde_json::to_string_pretty(&array),
+                false => serde_json::to_string(&array),
+            }
+            .unwrap();
+            proptest::prop_assert!(ours(&text).is_some());
+            proptest::prop_assert_eq!(ours(&text), serde_split(&text));
+        }
+
+        #[test]
+        fn unescapes_any_string_as_serde_json_does(
+            s in proptest::prelude::any::<String>(),
+            how in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let contents = arbitrary::escaped(&s, &how);
+            let mut out = String::new();
+            proptest::prop_assert_eq!(unescape(&contents, &mut out), Some(()));
+            proptest::prop_assert_eq!(&out, &s);
+            let theirs: String = serde_json::from_str(&format!("\"{contents}\"")).unwrap();
+            proptest::prop_assert_eq!(theirs, s);
+        }
+
+        /// Broken escapes, lone surrogates and pairs out of order: refused exactly where
+        /// serde_json refuses them.
+        #[test]
+        fn refuses_the_escapes_serde_json_refuses(contents in "[\\\\ud80Ca\u{e9}/n]{0,14}") {
+            let mut out = String::new();
+            let ours = unescape(&contents, &mut out).map(|()| out);
+            let theirs = serde_json::from_str::<String>(&format!("\"{contents}\"")).ok();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+
+        #[test]
+        fn compacts_as_serde_json_writes(value in arbitrary::value()) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            proptest::prop_assert_eq!(compact(&pretty), serde_json::to_string(&value).unwrap());
+        }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::Error;
-use crate::shape::{json, scan};
+use crate::shape::json;
 
 /// Where APIs commonly put the records of a page, tried in order after a top-level array,
 /// at the top level and then one level down (`/data/items`).
@@ -530,10 +530,10 @@ impl Cell<'_> {
         match self {
             Cell::Str {
                 raw, escaped: true, ..
-            } => return unescape(raw, out),
+            } => return json::unescape(raw, out),
             Cell::Str { raw: text, .. } | Cell::Verbatim(text) => out.push_str(text),
             Cell::Null => {}
-            Cell::Json(text) => compact_into(text, out),
+            Cell::Json(text) => json::compact_into(text, out),
         }
         Some(())
     }
@@ -616,19 +616,6 @@ struct Cells<'f, F> {
     cell: &'f mut F,
 }
 
-/// The bytes of a number, `true` or `false`, looked up rather than compared one by one:
-/// most values of a record are short, and this is most of the work of reading them.
-const SCALAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let bytes = b"0123456789+-.eEtrufals";
-    let mut i = 0;
-    while i < bytes.len() {
-        table[bytes[i] as usize] = true;
-        i += 1;
-    }
-    table
-};
-
 /// A cursor over JSON text already known to be valid.
 struct Scanner<'a> {
     text: &'a str,
@@ -677,7 +664,7 @@ impl<'a> Scanner<'a> {
                     to.path.push_str(sep);
                 }
                 match escaped {
-                    true => unescape(key, to.path)?,
+                    true => json::unescape(key, to.path)?,
                     false => to.path.push_str(key),
                 }
                 match flattens {
@@ -741,11 +728,7 @@ impl<'a> Scanner<'a> {
 
     /// Moves past a number, `true` or `false`.
     fn skip_scalar(&mut self) -> Option<()> {
-        let rest = &self.bytes()[self.at..];
-        let len = rest
-            .iter()
-            .position(|&b| !SCALAR[usize::from(b)])
-            .unwrap_or(rest.len());
+        let len = json::scalar_len(&self.bytes()[self.at..]);
         self.at += len;
         (len > 0).then_some(())
     }
@@ -753,93 +736,18 @@ impl<'a> Scanner<'a> {
     /// Skips an array or object, returning its text.
     fn nested(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let mut depth = 0usize;
-        loop {
-            match self.bytes().get(self.at)? {
-                b'"' => {
-                    self.at += 1;
-                    self.string_end(b'"')?;
-                    continue;
-                }
-                b'[' | b'{' => depth += 1,
-                b']' | b'}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        self.at += 1;
-                        return Some(&self.text[start..self.at]);
-                    }
-                }
-                _ => {}
-            }
-            self.at += 1;
-        }
+        self.at = json::nested_end(self.bytes(), start)?;
+        Some(&self.text[start..self.at])
     }
 
     /// Moves past the closing quote of the string that starts at the cursor (just after
     /// its opening quote); whether the string has escapes, and whether it holds `mark`.
     #[inline(always)]
     fn string_end(&mut self, mark: u8) -> Option<(bool, bool)> {
-        let (mut escaped, mut marked) = (false, false);
-        loop {
-            self.at += scan::find(self.bytes().get(self.at..)?, [b'"', b'\\', mark])?;
-            match self.bytes()[self.at] {
-                b'"' => {
-                    self.at += 1;
-                    return Some((escaped, marked));
-                }
-                b'\\' => {
-                    escaped = true;
-                    self.at += 2;
-                }
-                _ => {
-                    marked = true;
-                    self.at += 1;
-                }
-            }
-        }
+        let (end, escaped, marked) = json::read_string(self.bytes(), self.at, mark)?;
+        self.at = end;
+        Some((escaped, marked))
     }
-}
-
-/// Appends the unescaped text of a JSON string's contents (between its quotes) to `out`.
-/// `None` for an escape JSON does not allow, such as half a surrogate pair.
-fn unescape(mut contents: &str, out: &mut String) -> Option<()> {
-    while let Some(at) = scan::find(contents.as_bytes(), [b'\\']) {
-        out.push_str(&contents[..at]);
-        // An escape is one ASCII letter or sign; anything else (broken input reaching
-        // this through `Flattener::record`) is refused, not sliced mid-character.
-        let escape = contents.as_bytes().get(at + 1).filter(|b| b.is_ascii())?;
-        contents = &contents[at + 2..];
-        let c = match escape {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => {
-                let unit = |text: &str| u16::from_str_radix(text.get(..4)?, 16).ok();
-                let high = unit(contents)?;
-                contents = &contents[4..];
-                // A character outside the BMP is a surrogate pair: two escapes.
-                let low = if (0xD800..0xDC00).contains(&high) {
-                    let low = unit(contents.strip_prefix("\\u")?)?;
-                    contents = &contents[6..];
-                    Some(low)
-                } else {
-                    None
-                };
-                char::decode_utf16(std::iter::once(high).chain(low))
-                    .next()?
-                    .ok()?
-            }
-            _ => return None,
-        };
-        out.push(c);
-    }
-    out.push_str(contents);
-    Some(())
 }
 
 fn is_empty_object(text: &str) -> bool {
@@ -848,44 +756,8 @@ fn is_empty_object(text: &str) -> bool {
 
 /// Writes a record's JSON text, compact, on a line of its own (JSON Lines).
 pub fn write_line(out: &mut impl Write, text: &str) -> io::Result<()> {
-    out.write_all(compact(text).as_bytes())?;
+    out.write_all(json::compact(text).as_bytes())?;
     out.write_all(b"\n")
-}
-
-/// JSON text without the whitespace between tokens (strings untouched), so a record or an
-/// array cell reads the same however the API indented it. Most APIs send it compact
-/// already (spaces inside strings aside): that text is taken as it is.
-fn compact(text: &str) -> Cow<'_, str> {
-    if space_between_tokens(text, 0).is_none() {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    compact_into(text, &mut out);
-    Cow::Owned(out)
-}
-
-fn compact_into(text: &str, out: &mut String) {
-    let (mut kept, mut at) = (0, 0);
-    while let Some(space) = space_between_tokens(text, at) {
-        out.push_str(&text[kept..space]);
-        at = text.len() - json::trim_start(&text[space..]).len();
-        kept = at;
-    }
-    out.push_str(&text[kept..]);
-}
-
-/// Where the first space between tokens of valid JSON `text` is, from `at` on, skipping
-/// strings: both searched for sixteen bytes at a time.
-fn space_between_tokens(text: &str, at: usize) -> Option<usize> {
-    let mut json = Scanner { text, at };
-    loop {
-        json.at += scan::find(&json.bytes()[json.at..], [b'"', b' ', b'\n', b'\r', b'\t'])?;
-        if json.bytes()[json.at] != b'"' {
-            return Some(json.at);
-        }
-        json.at += 1;
-        json.string_end(b'"')?;
-    }
 }
 
 #[cfg(test)]
@@ -1172,17 +1044,6 @@ mod tests {
     }
 
     #[test]
-    fn unescapes_every_json_escape_and_rejects_broken_ones() {
-        let mut out = String::new();
-        let text = r#"q\" b\\ s\/ \b\f\n\r\t \u00e9\u4e2d \ud83d\ude00 end"#;
-        assert_eq!(unescape(text, &mut out), Some(()));
-        assert_eq!(out, "q\" b\\ s/ \u{8}\u{c}\n\r\t é中 😀 end");
-        for broken in [r"\ud83d", r"\ud83d\u0041", r"\ude00", r"\u12", r"\x", "\\"] {
-            assert_eq!(unescape(broken, &mut String::new()), None, "{broken}");
-        }
-    }
-
-    #[test]
     fn scalar_records_become_a_value_column() {
         for (json, want) in [
             (r#""x""#, "x"),
@@ -1197,33 +1058,6 @@ mod tests {
                 "{json}"
             );
         }
-    }
-
-    #[test]
-    fn compact_drops_only_the_space_between_tokens() {
-        for (json, want) in [
-            (r#"{"a":"x y","b":[1,2]}"#, r#"{"a":"x y","b":[1,2]}"#),
-            (
-                "{ \"a\\\\\" : \"\\\" }\" ,\r\n\t\"b\" : [ ] }",
-                r#"{"a\\":"\" }","b":[]}"#,
-            ),
-            ("[ \"é 🚀\" , { } , -1.5e3 ]\n", r#"["é 🚀",{},-1.5e3]"#),
-            ("[\"\\\\\", \"\\\\ \\\"\"]", r#"["\\","\\ \""]"#),
-        ] {
-            assert_eq!(compact(json), want, "{json}");
-            let mut out = String::from("kept ");
-            compact_into(json, &mut out);
-            assert_eq!(out, format!("kept {want}"));
-        }
-        assert!(matches!(compact(r#"{"a":"x y"}"#), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn compact_keeps_whitespace_inside_strings() {
-        assert_eq!(
-            compact("[ \"a b\" , {\"k\" : \"\\\" x\"} ]"),
-            r#"["a b",{"k":"\" x"}]"#
-        );
     }
 
     #[test]
@@ -1254,10 +1088,54 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_backslash_before_a_wide_character_is_refused_not_a_panic() {
-        let mut out = String::new();
-        assert_eq!(unescape("a\\é", &mut out), None);
-        assert_eq!(unescape("\\", &mut out), None);
+    /// A record's cells as a plain reading of the parsed value gives them: nested objects
+    /// joined into column names, arrays and empty objects as compact JSON, strings
+    /// unescaped, numbers exactly as sent.
+    fn reference(value: &Value) -> Vec<(String, String)> {
+        fn text(value: &Value) -> String {
+            match value {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => other.to_string(),
+            }
+        }
+        fn flatten(
+            fields: &serde_json::Map<String, Value>,
+            prefix: &str,
+            out: &mut Vec<(String, String)>,
+        ) {
+            for (key, value) in fields {
+                let name = match prefix {
+                    "" => key.clone(),
+                    prefix => format!("{prefix}.{key}"),
+                };
+                match value {
+                    Value::Object(inner) if !inner.is_empty() => flatten(inner, &name, out),
+                    value => out.push((name, text(value))),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        match value {
+            Value::Object(fields) if !fields.is_empty() => flatten(fields, "", &mut out),
+            value => out.push(("value".to_string(), text(value))),
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn flattens_as_a_reference_built_on_serde_json(
+            value in crate::shape::arbitrary::value(),
+            pretty in proptest::bool::ANY,
+        ) {
+            let text = match pretty {
+                true => serde_json::to_string_pretty(&value),
+                false => serde_json::to_string(&value),
+            }
+            .unwrap();
+            proptest::prop_assert_eq!(cells(&text), reference(&value));
+        }
     }
 }
