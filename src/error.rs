@@ -102,9 +102,13 @@ impl Error {
     }
 
     /// Whether `--resume` might get past this failure; not when it would ask the same
-    /// question and meet the same wall.
+    /// question and meet the same wall, or when the flags must change (a usage error found
+    /// mid-run, such as a column `--append` cannot add).
     pub fn resumable(&self) -> bool {
-        !matches!(self, Error::Unreachable { .. } | Error::Undecodable { .. })
+        !matches!(
+            self,
+            Error::Unreachable { .. } | Error::Undecodable { .. } | Error::Usage(_)
+        )
     }
 
     /// Wraps an I/O or encoding failure on the output side.

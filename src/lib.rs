@@ -4,8 +4,8 @@
 //! The modules are laid out as the job runs: [`cli`] reads the command line into a
 //! configuration, [`engine`] runs it, requesting pages through [`fetch`] under the retry
 //! and pacing rules of [`policy`], learning where the next page is with [`paginate`],
-//! reading records with [`shape`] and writing them with [`sink`]; [`report`] is what the
-//! user sees of it.
+//! reading records with [`shape`], dropping those earlier runs wrote with [`incremental`]
+//! and writing them with [`sink`]; [`report`] is what the user sees of it.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -13,6 +13,7 @@ pub mod cli;
 mod engine;
 mod error;
 mod fetch;
+mod incremental;
 mod paginate;
 mod place;
 mod policy;

@@ -7,12 +7,12 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, ValueEnum};
 
-use crate::report::logging::LogFormat;
-
+use crate::incremental::{Lookback, SinceFormat};
 use crate::paginate::Style;
 use crate::policy::deadline::LONGEST;
 use crate::policy::pace::Rate;
 use crate::policy::retry::Jitter;
+use crate::report::logging::LogFormat;
 use crate::report::redact::Secret;
 use crate::sink::compress::Compression;
 use crate::sink::output::Format;
@@ -145,6 +145,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub incremental: IncrementalArgs,
 
     #[command(flatten)]
     pub pages: PaginationArgs,
@@ -746,6 +749,67 @@ pub struct OutputArgs {
     /// as fast as the disk allows.
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_duration, hide = true)]
     pub test_final_write_pause: Duration,
+}
+
+/// Fetching only what changed since the last successful run.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Incremental")]
+pub struct IncrementalArgs {
+    /// Write only records whose FIELD (a JSON Pointer such as /updated_at, or .updated_at)
+    /// is above the mark the last successful run reached, and move the mark on when this
+    /// one succeeds. Numbers compare as numbers, RFC 3339 timestamps as instants, other
+    /// strings as text; a record without a comparable FIELD is kept, with a warning.
+    #[arg(long, value_name = "FIELD", value_parser = parse_pointer, env = "APIFETCH_INCREMENTAL", hide_env_values = true)]
+    pub incremental: Option<String>,
+
+    /// Where the mark is kept between runs; a state of another URL or FIELD is refused
+    /// [default: --out with .state added; required on standard output]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "incremental",
+        env = "APIFETCH_STATE",
+        hide_env_values = true
+    )]
+    pub state: Option<PathBuf>,
+
+    /// Query parameter that sends the mark to the API (e.g. updated_since), so that it
+    /// returns only what changed. Records at or below the mark that come anyway are
+    /// dropped.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "incremental",
+        env = "APIFETCH_SINCE_PARAM",
+        hide_env_values = true
+    )]
+    pub since_param: Option<String>,
+
+    /// How --since-param writes the mark: raw (as the API sent it), rfc3339 (in UTC),
+    /// epoch (seconds) or epoch-ms.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = SinceFormat::Raw, requires = "since_param", env = "APIFETCH_SINCE_FORMAT", hide_env_values = true)]
+    pub since_format: SinceFormat,
+
+    /// The API sorts records newest first by FIELD: stop after the page that reaches the
+    /// mark instead of paging through everything older.
+    #[arg(long, requires = "incremental", env = "APIFETCH_NEWEST_FIRST", value_parser = BoolishValueParser::new(), hide_env_values = true)]
+    pub newest_first: bool,
+
+    /// Read again this far before the mark, for APIs whose FIELD lags behind their
+    /// writes: a duration with a unit (10m, 2h) before a timestamp, a count (100) below a
+    /// number. Needs --key.
+    #[arg(long, value_name = "DURATION|N", value_parser = Lookback::parse, requires = "incremental", env = "APIFETCH_LOOKBACK", hide_env_values = true)]
+    pub lookback: Option<Lookback>,
+
+    /// JSON Pointer to what identifies a record (e.g. /id): a record read again within
+    /// --lookback is dropped when it was written before with this FIELD value or a later one.
+    #[arg(long, value_name = "FIELD", value_parser = parse_pointer, requires = "incremental", env = "APIFETCH_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+
+    /// Add the new records to the end of --out instead of replacing it with them: jsonl
+    /// always, csv and tsv while the columns stay the same (a new column is an error).
+    #[arg(long, requires = "incremental", env = "APIFETCH_APPEND", value_parser = BoolishValueParser::new(), hide_env_values = true)]
+    pub append: bool,
 }
 
 /// Seconds as a number (`0.05`, `30`) or a human duration (`500ms`, `2m`, `1h30m`).

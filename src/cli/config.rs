@@ -17,6 +17,7 @@ use crate::cli::args::{
 use crate::engine::{Action, Config, Target};
 use crate::error::Error;
 use crate::fetch::{self, Auth, Proxies, Tls};
+use crate::incremental;
 use crate::paginate::Graphql;
 use crate::paginate::{self, CursorSource, Style};
 use crate::place::Place;
@@ -63,11 +64,17 @@ impl TryFrom<Cli> for Config {
             }
         }
         let (out, stream) = resolve_out(cli.out)?;
-        let output = output(
+        let mut output = output(
             &cli.output,
             out.as_deref().or(stream.as_deref()),
             out.is_some(),
         )?;
+        let bounded = [
+            ("--max-records", cli.pages.max_records.is_some()),
+            ("--max-pages", cli.pages.max_pages.is_some()),
+        ];
+        let incremental = incremental(&cli.incremental, &bounded, out.as_deref(), &output)?;
+        output.append = cli.incremental.append;
         let (pages, records) = cli.pages.settings(body, graphql)?;
         Ok(Config {
             target,
@@ -76,6 +83,7 @@ impl TryFrom<Cli> for Config {
             out,
             stream,
             output,
+            incremental,
             pages,
             records,
             request,
@@ -700,6 +708,7 @@ fn output(
         checkpoint_every: cli.checkpoint_every,
         max_columns: cli.max_columns,
         final_write_pause: cli.test_final_write_pause,
+        append: false,
     })
 }
 
@@ -770,6 +779,75 @@ fn compression(
         }
         Some(flag) => Ok((flag, Some(inner))),
         None => Ok((by_name, Some(inner))),
+    }
+}
+
+/// Where an incremental run keeps its mark: `--state`, or beside the output.
+fn state_path(state: Option<&Path>, out: Option<&Path>) -> Result<PathBuf, Error> {
+    match (state, out) {
+        (Some(state), _) => Ok(state.to_path_buf()),
+        (None, Some(out)) => {
+            let mut name = out.as_os_str().to_owned();
+            name.push(".state");
+            Ok(PathBuf::from(name))
+        }
+        (None, None) => Err(Error::Usage(
+            "--incremental to standard output needs --state FILE to keep its mark in".into(),
+        )),
+    }
+}
+
+/// `--incremental` and its flags, checked against the output they keep a mark for.
+/// `bounded` names the flags that cut a run short, and whether each was given.
+fn incremental(
+    args: &crate::cli::args::IncrementalArgs,
+    bounded: &[(&str, bool)],
+    out: Option<&Path>,
+    output: &sink::Settings,
+) -> Result<Option<incremental::Settings>, Error> {
+    let Some(field) = &args.incremental else {
+        return Ok(None);
+    };
+    let state = state_path(args.state.as_deref(), out)?;
+    // The mark moves to the highest value written: a run cut short would move it past
+    // records it never fetched.
+    if let Some(flag) = bounded
+        .iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    {
+        return Err(Error::Usage(format!(
+            "{flag} cannot bound an --incremental run: the mark would move past records it \
+             never fetched"
+        )));
+    }
+    if args.lookback.is_some() != args.key.is_some() {
+        return Err(Error::Usage(
+            "--lookback and --key go together: the records read again are told apart by \
+             their key"
+                .into(),
+        ));
+    }
+    match (args.append, out, output.format) {
+        (true, None, _) => Err(Error::Usage(
+            "--append needs --out FILE: standard output has nothing to add to".into(),
+        )),
+        (true, _, Format::Json) => Err(Error::Usage(
+            "--append cannot add records to a JSON array; write --format jsonl".into(),
+        )),
+        // A compressed stream cannot be added to without rewriting it whole.
+        (true, _, _) if output.compression != Compression::None => Err(Error::Usage(
+            "--append cannot add to a compressed output; write a new file each run, or \
+             append to an uncompressed one"
+                .into(),
+        )),
+        _ => Ok(Some(incremental::Settings {
+            field: field.clone(),
+            state,
+            since: (args.since_param.clone()).map(|param| (param, args.since_format)),
+            newest_first: args.newest_first,
+            lookback: args.lookback,
+            key: args.key.clone(),
+        })),
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use url::Url;
 
 use crate::fetch;
+use crate::incremental;
 use crate::paginate;
 use crate::policy::{Politeness, retry};
 use crate::report::logging;
@@ -44,6 +45,8 @@ pub struct Config {
     /// standard output, since it cannot be replaced by renaming.
     pub stream: Option<PathBuf>,
     pub output: sink::Settings,
+    /// `--incremental`: only records above the mark earlier runs reached.
+    pub incremental: Option<incremental::Settings>,
     pub pages: paginate::Settings,
     pub records: Select,
     pub request: fetch::Settings,

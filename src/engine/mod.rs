@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::engine::interrupt::Interrupt;
 use crate::error::Error;
 use crate::fetch::http::{self, Fetcher};
+use crate::incremental::{self, Tracker};
 use crate::paginate::{self, Paginator, Step};
 use crate::report::{logging, redact, units};
 use crate::shape::{json, records};
@@ -52,7 +53,11 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         config.request.headers.clone(),
         http::Trust::new(&url, config.request.trust_next_origin),
     );
-    let mut pages = Paginator::new(&url, &config.request.params, &config.pages);
+    let mut tracker = match &config.incremental {
+        Some(settings) => Some(Tracker::open(settings, job(&config))?),
+        None => None,
+    };
+    let mut pages = paginator(&config, &url, tracker.as_ref());
     match config.action {
         Action::DryRun => return inspect::dry_run(&config, &pages).map(|()| nothing(started)),
         Action::Probe => {
@@ -63,13 +68,25 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     }
     // From here to the end, Ctrl-C and SIGTERM stop the run and keep what it fetched.
     let interrupt = Interrupt::listen();
-    let sink = sync(&fetcher, &mut pages, &config, &url, &interrupt).await?;
+    let sink = sync(
+        &fetcher,
+        &mut pages,
+        &config,
+        &url,
+        &interrupt,
+        tracker.as_mut(),
+    )
+    .await?;
     let records = sink.records();
     if records == 0 {
         warn!("the API returned no records; writing an empty output");
     }
     let destination = sink.describe();
     let written = finish(sink, interrupt.stop()).await?;
+    // Only now that the output is in place does the mark move on (see `Tracker::finish`).
+    if let Some(tracker) = tracker {
+        tracker.finish(output_len(config.out.as_deref())?)?;
+    }
     let summary = Summary {
         records,
         pages: pages.fetched(),
@@ -80,6 +97,14 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     };
     log_synced(&summary);
     Ok(summary)
+}
+
+/// The paginator for the URL and parameters; an incremental run's mark goes to the API
+/// with the rest of the query, in every request.
+fn paginator(config: &Config, url: &url::Url, tracker: Option<&Tracker>) -> Paginator {
+    let since = tracker.and_then(Tracker::since_param);
+    let params: Vec<_> = config.request.params.iter().cloned().chain(since).collect();
+    Paginator::new(url, &params, &config.pages)
 }
 
 /// The last line of a successful run, whose byte counts also go into `--summary-json`.
@@ -131,14 +156,23 @@ async fn sync(
     config: &Config,
     url: &url::Url,
     interrupt: &Interrupt,
+    mut tracker: Option<&mut Tracker>,
 ) -> Result<Sink, Error> {
-    let identity = Identity::of(&config.job(), url, &config.output.form);
+    let mut identity = Identity::of(&config.job(), url, &config.output.form);
+    let mut append = None;
+    if let Some(tracker) = tracker.as_deref() {
+        identity = identity.with_incremental(&tracker.identity());
+        if let (true, Some(out)) = (config.output.append, &config.out) {
+            append = Some(tracker.appending(out)?);
+        }
+    }
     let sink = Sink::open(
         &config.output,
         config.out.as_deref(),
         config.stream.as_deref(),
         &identity,
         pages.position(),
+        append,
     )?;
     if let Some(resumed) = sink.resumed() {
         pages.resume(
@@ -147,6 +181,9 @@ async fn sync(
             resumed.spool.records,
             resumed.guard.clone(),
         );
+        if let Some(tracker) = tracker.as_deref_mut() {
+            tracker.restore(resumed.incremental.as_ref())?;
+        }
         if resumed.done {
             return Ok(sink);
         }
@@ -157,7 +194,7 @@ async fn sync(
     // already handed to the writer are still written. A writer that failed has its own
     // error, reported below.
     let fetched = tokio::select! {
-        result = fetch(fetcher, pages, config, &mut writer) => result,
+        result = fetch(fetcher, pages, config, &mut writer, tracker) => result,
         () = interrupt.requested() => Err(Error::Interrupted),
         () = failed => Ok(()),
     };
@@ -198,6 +235,7 @@ async fn fetch(
     pages: &mut Paginator,
     config: &Config,
     writer: &mut Writer,
+    mut tracker: Option<&mut Tracker>,
 ) -> Result<(), Error> {
     let mut window = ahead::Window::new(fetcher, config.polite.concurrency);
     loop {
@@ -220,35 +258,85 @@ async fn fetch(
         };
         let step = pages.advance(&headers, &page, &mut records)?;
         whole_characters(&records, pages.fetched(), &page_url)?;
+        let arrived = !records.is_empty();
+        let (step, cut) = sift(tracker.as_deref_mut(), &mut records, step);
         let shortfall = match step {
             Step::Continue => None,
+            _ if cut => None,
             _ => pages.shortfall(&step),
         };
         // A run short of what the API announced is not done: resuming asks again.
-        let standing = pages.standing(step != Step::Continue && shortfall.is_none());
+        let mut standing = pages.standing(step != Step::Continue && shortfall.is_none());
+        standing.incremental = tracker.as_deref().map(Tracker::snapshot);
         writer.page(body, &records, standing).await?;
         // A page that only taught the paginator something is not news.
-        if !(records.is_empty() && step == Step::Continue) {
+        if arrived || step != Step::Continue {
             log_page(pages, records.len() as u64, writer.records());
         }
         if let Some(error) = shortfall {
             return Err(error);
         }
-        match step {
-            Step::Continue => continue,
-            Step::Done(reason) => {
-                tracing::debug!("last page: {reason}");
-                return Ok(());
-            }
-            Step::Capped => {
-                warn!(
-                    "stopped at --max-pages {} before the API said it had no more pages",
-                    pages.fetched()
-                );
-                return Ok(());
-            }
+        if ended(step, pages) {
+            return Ok(());
         }
     }
+}
+
+/// Whether `step` ends the run, saying why where the user should know.
+fn ended(step: Step, pages: &Paginator) -> bool {
+    match step {
+        Step::Continue => false,
+        Step::Done(reason) => {
+            tracing::debug!("last page: {reason}");
+            true
+        }
+        Step::Capped => {
+            warn!(
+                "stopped at --max-pages {} before the API said it had no more pages",
+                pages.fetched()
+            );
+            true
+        }
+    }
+}
+
+/// Drops the records that earlier runs of an incremental job wrote. With `--newest-first`,
+/// a page that reached the mark is the last; then the run stops short of what the API
+/// has on purpose (the second value), and is not held to its totals.
+fn sift(tracker: Option<&mut Tracker>, records: &mut Vec<&str>, step: Step) -> (Step, bool) {
+    let reached = tracker.is_some_and(|tracker| tracker.page(records));
+    match step {
+        Step::Continue if reached => (Step::Done("reached the incremental mark"), true),
+        step => (step, false),
+    }
+}
+
+/// The job an incremental state belongs to: the URL with its `--param` values, as logs
+/// show it (credentials masked), and the field.
+fn job(config: &Config) -> incremental::Job {
+    let mut named = match &config.target {
+        Target::Url(url) => url.clone(),
+        // The demo listens on a new port each run but is always the same API.
+        Target::Demo => url::Url::parse("http://demo/v1/orders").expect("a URL"),
+    };
+    if !config.request.params.is_empty() {
+        named.query_pairs_mut().extend_pairs(&config.request.params);
+    }
+    let field = config.incremental.as_ref().map(|s| s.field.clone());
+    incremental::Job {
+        url: redact::url(&named),
+        field: field.unwrap_or_default(),
+    }
+}
+
+/// The length of the output file just put in place, for the incremental state.
+fn output_len(out: Option<&std::path::Path>) -> Result<Option<u64>, Error> {
+    let Some(out) = out else {
+        return Ok(None);
+    };
+    let meta = std::fs::metadata(out)
+        .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?;
+    Ok(Some(meta.len()))
 }
 
 /// The page line: what the page brought, and the count so far against any total.

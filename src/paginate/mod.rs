@@ -170,6 +170,8 @@ pub struct Standing {
     pub pages: u64,
     /// No more pages will come.
     pub done: bool,
+    /// An `--incremental` run's progress, set by the run loop.
+    pub incremental: Option<serde_json::Value>,
 }
 
 impl Paginator {
@@ -415,6 +417,7 @@ impl Paginator {
             guard,
             pages: self.fetched,
             done,
+            incremental: None,
         }
     }
 

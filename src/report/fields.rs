@@ -17,6 +17,13 @@ pub struct Fields {
     pub bytes: Option<u64>,
     pub output_bytes: Option<u64>,
     pub output_bytes_compressed: Option<u64>,
+    /// An incremental run's field, when it starts.
+    pub incremental: Option<String>,
+    /// The marks as JSON text.
+    pub mark_before: Option<String>,
+    pub mark_after: Option<String>,
+    pub skipped: Option<u64>,
+    pub incomparable: Option<u64>,
 }
 
 impl Fields {
@@ -39,6 +46,8 @@ impl Visit for Fields {
             "bytes" => &mut self.bytes,
             "output_bytes" => &mut self.output_bytes,
             "output_bytes_compressed" => &mut self.output_bytes_compressed,
+            "skipped" => &mut self.skipped,
+            "incomparable" => &mut self.incomparable,
             _ => return,
         };
         *slot = Some(value);
@@ -51,9 +60,14 @@ impl Visit for Fields {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "cause" {
-            self.cause = Some(value.to_string());
-        }
+        let slot = match field.name() {
+            "cause" => &mut self.cause,
+            "incremental" => &mut self.incremental,
+            "mark_before" => &mut self.mark_before,
+            "mark_after" => &mut self.mark_after,
+            _ => return,
+        };
+        *slot = Some(value.to_string());
     }
 
     fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}

@@ -72,6 +72,11 @@ const IN_MESSAGE: &[&str] = &[
     "url",
     "output_bytes",
     "output_bytes_compressed",
+    "incremental",
+    "mark_before",
+    "mark_after",
+    "skipped",
+    "incomparable",
 ];
 
 /// What [`init`] installed, for the end of the run.

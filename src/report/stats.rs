@@ -34,6 +34,20 @@ pub struct Counts {
     pub output_bytes: Option<u64>,
     /// Bytes of the output as stored, compressed; `null` when it is not compressed.
     pub output_bytes_compressed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
+}
+
+/// How an `--incremental` run moved its mark. On failure the mark stays where it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Incremental {
+    pub field: String,
+    pub mark_before: Option<serde_json::Value>,
+    pub mark_after: Option<serde_json::Value>,
+    /// Records dropped as written by an earlier run.
+    pub skipped: u64,
+    /// Records kept without a value of the field to compare.
+    pub incomparable: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -58,6 +72,7 @@ pub struct Document<'a> {
 
 impl Counts {
     fn observe(&mut self, fields: &Fields) {
+        self.observe_incremental(fields);
         if let (Some(page), Some(records)) = (fields.page, fields.records) {
             self.pages = self.pages.max(page);
             self.records = self.records.max(records);
@@ -77,6 +92,36 @@ impl Counts {
                 let cause = fields.cause.clone().unwrap_or_else(|| "other".into());
                 *self.retries.entry(cause).or_default() += 1;
             }
+        }
+    }
+}
+
+impl Counts {
+    fn observe_incremental(&mut self, fields: &Fields) {
+        let mark = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+        };
+        if let Some(field) = &fields.incremental {
+            let before = mark(&fields.mark_before);
+            self.incremental = Some(Incremental {
+                field: field.clone(),
+                mark_after: before.clone(),
+                mark_before: before,
+                ..Incremental::default()
+            });
+        }
+        let Some(incremental) = &mut self.incremental else {
+            return;
+        };
+        if fields.mark_after.is_some() {
+            incremental.mark_after = mark(&fields.mark_after);
+        }
+        if let Some(skipped) = fields.skipped {
+            incremental.skipped = skipped;
+        }
+        if let Some(incomparable) = fields.incomparable {
+            incremental.incomparable = incomparable;
         }
     }
 }
@@ -189,7 +234,45 @@ mod tests {
                 bytes: 100,
                 output_bytes: Some(4200),
                 output_bytes_compressed: Some(910),
+                incremental: None,
             }
         );
+    }
+
+    #[test]
+    fn an_incremental_run_reports_its_marks_and_what_it_dropped() {
+        let mut counts = Counts::default();
+        let events = [
+            Fields {
+                incremental: Some("/updated_at".into()),
+                mark_before: Some("\"2026-01-01T08:00:00Z\"".into()),
+                ..Fields::default()
+            },
+            Fields {
+                skipped: Some(3),
+                incomparable: Some(1),
+                ..Fields::default()
+            },
+        ];
+        for fields in &events {
+            counts.observe(fields);
+        }
+        let before = serde_json::json!("2026-01-01T08:00:00Z");
+        let mut expected = Incremental {
+            field: "/updated_at".into(),
+            mark_before: Some(before.clone()),
+            mark_after: Some(before),
+            skipped: 3,
+            incomparable: 1,
+        };
+        assert_eq!(counts.incremental.as_ref(), Some(&expected), "a failed run");
+        counts.observe(&Fields {
+            mark_after: Some("42".into()),
+            skipped: Some(4),
+            ..Fields::default()
+        });
+        expected.mark_after = Some(serde_json::json!(42));
+        expected.skipped = 4;
+        assert_eq!(counts.incremental, Some(expected));
     }
 }

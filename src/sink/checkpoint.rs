@@ -85,12 +85,13 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
 }
 
 /// What each of [`Identity`]'s parts is, for the message that refuses a resume.
-const PARTS: [&str; 5] = [
+const PARTS: [&str; 6] = [
     "the URL",
     "the --param values",
     "the pagination options",
     "the record selection (--records)",
     "the output format or columns",
+    "the incremental options or mark",
 ];
 
 /// Which request and result shape a partial file belongs to.
@@ -132,19 +133,26 @@ impl Identity {
             form_part(form).to_string(),
         ];
         Identity {
-            parts: parts
-                .iter()
-                .map(|part| {
-                    Sha256::digest(part.as_bytes())
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect()
-                })
-                .collect(),
+            parts: parts.iter().map(|part| digest(part)).collect(),
             url: redact::url(url),
             credentials: Credentials::of(job),
         }
     }
+
+    /// The identity of an `--incremental` run, whose records depend on the mark it starts
+    /// from and on the flags that drop records (`incremental` describes both): a run
+    /// resumed after another moved the mark on would write records twice or lose some.
+    pub fn with_incremental(mut self, incremental: &str) -> Self {
+        self.parts.push(digest(incremental));
+        self
+    }
+}
+
+fn digest(part: &str) -> String {
+    Sha256::digest(part.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The version of the identity's layout below: raised when a field that decides what a run
@@ -352,6 +360,9 @@ pub struct State {
     /// The last page has been fetched: only the output remains to be written.
     pub done: bool,
     pub spool: Mark,
+    /// An `--incremental` run's progress (see [`crate::incremental::Tracker::snapshot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Value>,
 }
 
 /// The checkpoint file's second line: the latest state and a hash of its text, by which a
@@ -388,6 +399,7 @@ impl Checkpoint {
                 runs: Vec::new(),
                 header: 0,
             },
+            incremental: None,
         };
         Checkpoint {
             saved: Saved {
@@ -409,6 +421,7 @@ impl Checkpoint {
         latest.pages = progress.pages;
         latest.done = progress.done;
         latest.spool = spool;
+        latest.incremental = progress.incremental;
     }
 
     /// The state as of the last sync.
@@ -485,11 +498,12 @@ impl Saved {
         unmask(&mut doc["synced"]["position"], identity)?;
         let saved: Saved = serde_json::from_value(doc).map_err(not_ours)?;
         if saved.request != identity.parts {
+            // An incremental run's identity has one part more than another run's.
             let changed: Vec<&str> = PARTS
                 .iter()
-                .zip(saved.request.iter().zip(&identity.parts))
-                .filter(|(_, (saved, now))| saved != now)
-                .map(|(name, _)| *name)
+                .enumerate()
+                .filter(|(i, _)| saved.request.get(*i) != identity.parts.get(*i))
+                .map(|(_, name)| *name)
                 .collect();
             return Err(format!(
                 "it belongs to a different request: {} changed (it fetched {})",

@@ -47,6 +47,8 @@ pub struct Settings {
     pub max_columns: usize,
     /// `--test-final-write-pause`: zero but in the tests.
     pub final_write_pause: Duration,
+    /// `--append`: the new records go after those of the existing output.
+    pub append: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -143,6 +145,8 @@ struct Partial {
     identity: Identity,
     /// This run carries on one that was interrupted.
     resumed: bool,
+    /// `--append`: what of the existing output the new records go after.
+    append: Option<Append>,
     /// `--checkpoint-every`: the least time between two syncs.
     every: Duration,
     synced_at: Instant,
@@ -151,6 +155,64 @@ struct Partial {
     /// Bytes of the partial file as of the last sync started ahead, and that sync.
     synced: u64,
     syncing: Option<JoinHandle<()>>,
+}
+
+/// The existing output that `--append` adds to.
+struct Append {
+    /// Its bytes to keep: what the last completed run left.
+    keep: u64,
+    /// The columns its header names (none for JSON Lines or an empty table), which the
+    /// new rows must fit.
+    columns: Vec<String>,
+}
+
+impl Append {
+    fn of(out: &Path, keep: u64, form: &crate::sink::rows::Form) -> Result<Self, Error> {
+        let columns = match keep {
+            0 => Vec::new(),
+            _ => File::open(out)
+                .and_then(|file| Spool::header_of(&file, keep, form))
+                .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?,
+        };
+        Ok(Append { keep, columns })
+    }
+
+    /// A table's new rows would not line up under the existing header: say what to do.
+    fn misfit(out: &Path, why: &str) -> Error {
+        Error::Usage(format!(
+            "--append: {why}; appending would misalign the rows of {}: run once without \
+             --append to rewrite it, or switch to --format jsonl",
+            out.display()
+        ))
+    }
+
+    /// Checks that the spool's table still has only the output's columns.
+    fn check(&self, spool: &Spool, out: &Path) -> Result<(), Error> {
+        let Some(layout) = spool.layout().filter(|_| !self.columns.is_empty()) else {
+            return Ok(());
+        };
+        match layout.columns.get_index(self.columns.len()) {
+            Some(new) => Err(Append::misfit(
+                out,
+                &format!(
+                    "the records now have a column `{new}` that {} lacks",
+                    out.display()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the output: the kept bytes of the old one, then the new records.
+    fn write(&self, out: &Path, spool: &mut Spool, mut file: impl Write) -> io::Result<()> {
+        if self.keep > 0 {
+            let mut old = File::open(out).map(|f| io::Read::take(f, self.keep))?;
+            if io::copy(&mut old, &mut file)? != self.keep {
+                return Err(io::Error::other("it shrank while this run appended to it"));
+            }
+        }
+        spool.write_appended(BufWriter::new(file), !self.columns.is_empty())
+    }
 }
 
 /// Bytes written to the partial file since the last sync beyond which another is started
@@ -211,6 +273,7 @@ impl Sink {
         stream: Option<&Path>,
         identity: &Identity,
         start: &Position,
+        append: Option<u64>,
     ) -> Result<Self, Error> {
         let route = match out {
             None if output.format == Format::Jsonl => Route::Stream {
@@ -229,7 +292,13 @@ impl Sink {
                     passed: fixed.then_some(0),
                 }
             }
-            Some(out) => Route::File(Box::new(Partial::open(out, output, identity, start)?)),
+            Some(out) => {
+                let mut partial = Partial::open(out, output, identity, start)?;
+                if let Some(keep) = append {
+                    partial.append(Append::of(out, keep, &output.form)?)?;
+                }
+                Route::File(Box::new(partial))
+            }
         };
         Ok(Sink {
             route,
@@ -450,6 +519,17 @@ impl Partial {
         })
     }
 
+    /// Makes this run's records go after those of the existing output. A table starts
+    /// with the output's columns, so its rows line up under that header.
+    fn append(&mut self, append: Append) -> Result<(), Error> {
+        if !self.resumed && !self.spool.seed_columns(&append.columns) {
+            let why = format!("--columns is not the header of {}", self.out.display());
+            return Err(Append::misfit(&self.out, &why));
+        }
+        self.append = Some(append);
+        Ok(())
+    }
+
     /// A partial file just synced, whose checkpoint was just saved into `notes`.
     fn new(
         out: &Path,
@@ -469,6 +549,7 @@ impl Partial {
             notes,
             identity: identity.clone(),
             resumed: false,
+            append: None,
             every: output.checkpoint_every,
             synced_at: Instant::now(),
             synced: 0,
@@ -489,6 +570,9 @@ impl Partial {
             Error::Output(e) => self.partial_error(e),
             e => e,
         })?;
+        if let Some(append) = &self.append {
+            append.check(&self.spool, &self.out)?;
+        }
         let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
         let (last, len) = (progress.done, mark.len);
         self.checkpoint.advance(progress, mark);
@@ -556,21 +640,26 @@ impl Partial {
             kept(error, records, &partial)
         };
         let plain = compression == Compression::None;
-        if plain && format != Format::Json && self.spool.is_whole() {
+        if plain && self.append.is_none() && format != Format::Json && self.spool.is_whole() {
             let bytes = self.rename_into_place(stop).map_err(failed)?;
             let compressed = None;
             return Ok(Written { bytes, compressed });
         }
-        // The one step that can take long after the last page: a rewrite of every record.
+        // The one step that can take long after the last page: a rewrite of every record
+        // (after the old ones, for `--append`, which is never compressed).
         info!(
             "all {} are in; writing {out}",
             crate::report::units::counted(records, "record", "records")
         );
+        let append = self.append.take();
         let (_, written) = place::replace(&self.out, |file| {
             let stoppable = Stoppable::new(file, stop.clone(), pause);
             let compressed = Compressed::new(compression, stoppable)?;
             let mut out = BufWriter::with_capacity(1 << 16, compressed);
-            write(format, &mut self.spool, &mut out)?;
+            match &append {
+                Some(append) => append.write(&self.out, &mut self.spool, &mut out)?,
+                None => write(format, &mut self.spool, &mut out)?,
+            }
             let out = out.into_inner().map_err(io::IntoInnerError::into_error)?;
             out.finish().map(|(_, written)| written)
         })

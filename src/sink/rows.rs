@@ -340,9 +340,27 @@ fn put_cell(
     Some(())
 }
 
+/// The column name a header cell written with `csv_safe` stands for: [`safe_cell`] undone.
+pub fn column_name(cell: &[u8], csv_safe: bool) -> String {
+    let cell = match cell {
+        [b'\'', b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r', ..] if csv_safe => &cell[1..],
+        _ => cell,
+    };
+    String::from_utf8_lossy(cell).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_cell_gives_back_its_column_name() {
+        for name in ["=f", "id", "-x", "'"] {
+            let cell = safe_cell(name.as_bytes(), true);
+            assert_eq!(column_name(&cell, true), name);
+        }
+        assert_eq!(column_name(b"'=f", false), "'=f");
+    }
 
     fn form() -> Form {
         Form::Cells {

@@ -176,6 +176,60 @@ impl Spool {
         self
     }
 
+    /// Starts a table with the columns of the output it is to be appended to
+    /// (`--append`), in their order, so its rows line up under that output's header. With
+    /// `--columns`, they must be the columns given: false when they are not.
+    pub fn seed_columns(&mut self, columns: &[String]) -> bool {
+        match &mut self.kind {
+            Kind::Rows(rows) if rows.kept.is_some() => rows.kept_columns().iter().eq(columns),
+            Kind::Rows(rows) => {
+                rows.columns = columns.iter().cloned().collect();
+                true
+            }
+            Kind::Lines => true,
+        }
+    }
+
+    /// The column names in the header of the table in the first `len` bytes of `file`;
+    /// none when it is empty.
+    pub fn header_of(file: &File, len: u64, form: &Form) -> io::Result<Vec<String>> {
+        let Form::Cells {
+            delimiter,
+            csv_safe,
+            ..
+        } = form
+        else {
+            return Ok(Vec::new());
+        };
+        let mut header = csv::ByteRecord::new();
+        reader(file, *delimiter, 0..len)?.read_byte_record(&mut header)?;
+        Ok(header
+            .iter()
+            .map(|cell| crate::sink::rows::column_name(cell, *csv_safe))
+            .collect())
+    }
+
+    /// Writes what `--append` adds to an output: the rows alone when it has a header
+    /// already, else the whole table; JSON lines as they are. A table must not have
+    /// gained a column (see [`Spool::seed_columns`]).
+    pub fn write_appended(&mut self, mut out: impl Write, headed: bool) -> io::Result<()> {
+        let start = match &self.kind {
+            _ if self.records == 0 => return Ok(()),
+            Kind::Rows(_) if !headed => return self.write_table(out),
+            Kind::Rows(_) if !self.is_whole() => {
+                return Err(io::Error::other("a column joined the table being appended"));
+            }
+            Kind::Rows(rows) => rows.runs.first().map_or(0, |run| run.start),
+            Kind::Lines => 0,
+        };
+        self.file.flush()?;
+        let Counted { file, len } = self.file.get_ref();
+        let mut file = &**file;
+        file.seek(SeekFrom::Start(start))?;
+        io::copy(&mut file.take(len - start), &mut out)?;
+        out.flush()
+    }
+
     /// Appends a page of records, each given as its JSON text, valid as [`records::Page`]
     /// found it. Rows `encoded` ahead are taken as they are if no column joined since
     /// their layout was taken.
@@ -708,6 +762,36 @@ mod tests {
         let mut picked = spool(Some(&["a"])).with_max_columns(2);
         let err = add(&mut picked, r#"{"b": 1, "c": 2}"#).unwrap_err();
         assert!(err.to_string().contains("--max-columns 2"), "{err}");
+    }
+
+    #[test]
+    fn a_table_appended_to_lines_up_under_the_existing_header() {
+        let existing = b"a,'=b,c\n1,2,3\n";
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(existing).unwrap();
+        let form = Form::Cells {
+            sep: Some(".".into()),
+            only: None,
+            delimiter: b',',
+            csv_safe: true,
+        };
+        let columns = Spool::header_of(&file, existing.len() as u64, &form).unwrap();
+        assert_eq!(columns, ["a", "=b", "c"]);
+        let mut spool = Spool::new(tempfile::tempfile().unwrap(), form);
+        assert!(spool.seed_columns(&columns));
+        add(&mut spool, r#"{"c": 6, "a": 4}"#).unwrap();
+        let mut out = Vec::new();
+        spool.write_appended(&mut out, true).unwrap();
+        assert_eq!(out, b"4,,6\n");
+        let mut out = Vec::new();
+        spool.write_appended(&mut out, false).unwrap();
+        assert_eq!(out, b"a,'=b,c\n4,,6\n");
+
+        let mut picked = Spool::new(tempfile::tempfile().unwrap(), cells(".", Some(&["a", "c"])));
+        assert!(!picked.seed_columns(&columns), "--columns differ");
+        let mut empty = Spool::new(tempfile::tempfile().unwrap(), cells(".", None));
+        assert!(empty.seed_columns(&[]));
+        assert!(empty.write_appended(Vec::new(), true).is_ok());
     }
 
     #[test]

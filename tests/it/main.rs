@@ -3,6 +3,7 @@
 
 mod common;
 mod core;
+mod incremental;
 mod network;
 mod operations;
 mod output;

@@ -1,0 +1,553 @@
+//! Incremental syncs (`--incremental FIELD`): each run writes only the records whose field
+//! is above the mark that completed runs reached, and moves the mark on when it succeeds.
+//!
+//! The run loop hands each page's records to a [`Tracker`], which drops those at or below
+//! the mark (counting them), says when an API that sorts newest-first has reached it, and
+//! at the end saves the new mark in the state file, after the output is in place.
+
+mod state;
+mod value;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{debug, info, warn};
+
+use crate::error::Error;
+pub use state::Job;
+use state::{Remembered, State};
+pub use value::{Comparable, Kind, Lookback, SinceFormat};
+
+/// The incremental flags, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--incremental`, as a JSON Pointer into each record.
+    pub field: String,
+    /// `--state`, or the output's name with `.state` added.
+    pub state: PathBuf,
+    /// `--since-param` and `--since-format`.
+    pub since: Option<(String, SinceFormat)>,
+    /// `--newest-first`: stop paginating at the first record at or below the mark.
+    pub newest_first: bool,
+    pub lookback: Option<Lookback>,
+    /// `--key`, as a JSON Pointer: what tells a record read again in the lookback window.
+    pub key: Option<String>,
+}
+
+/// A value of the field, as the API sent it and as it compares.
+#[derive(Debug, Clone)]
+struct Mark {
+    raw: Value,
+    value: Comparable,
+}
+
+impl Mark {
+    fn of(raw: Value, kind: Option<Kind>) -> Option<Self> {
+        let value = Comparable::of(&raw, kind)?;
+        Some(Mark { raw, value })
+    }
+}
+
+/// What this run has seen so far; saved with each checkpoint, so a resumed run ends with
+/// the mark an uninterrupted one would have reached.
+#[derive(Debug, Default)]
+struct Run {
+    kind: Option<Kind>,
+    highest: Option<Mark>,
+    skipped: u64,
+    incomparable: u64,
+    /// Keys and values of records written that may still fall in the next run's window.
+    window: HashMap<String, (Value, Mark)>,
+    /// The window's size when it was last cut back to the lookback.
+    pruned_at: usize,
+}
+
+/// [`Run`] as a checkpoint holds it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    kind: Option<Kind>,
+    highest: Option<Value>,
+    skipped: u64,
+    incomparable: u64,
+    window: Vec<Remembered>,
+}
+
+/// Where a record stands against the mark.
+enum Verdict {
+    Keep,
+    /// At or below the mark (less the lookback): written by an earlier run.
+    Old,
+    /// In the lookback window, and its key was written with this value or a later one.
+    Seen,
+}
+
+pub struct Tracker {
+    settings: Settings,
+    job: Job,
+    /// The mark completed runs reached.
+    before: Option<Mark>,
+    /// The mark less the lookback: records at or below it are old.
+    floor: Option<Comparable>,
+    /// The value sent in `--since-param`.
+    since: Option<String>,
+    /// Records of the window earlier runs wrote, by key.
+    remembered: HashMap<String, (Value, Mark)>,
+    output_len: Option<u64>,
+    run: Run,
+    /// The counts last logged.
+    reported: (u64, u64),
+}
+
+impl Tracker {
+    /// Reads the job's state and works out what this run asks for and drops.
+    pub fn open(settings: &Settings, job: Job) -> Result<Self, Error> {
+        let state = State::load(&settings.state, &job)?.unwrap_or_else(|| State::new(&job));
+        let broken = |what: &str| {
+            Error::Usage(format!(
+                "state file {}: its {what} is not a {:?} value; remove it to start afresh",
+                settings.state.display(),
+                state.kind
+            ))
+        };
+        let before = match state.mark.clone() {
+            Some(raw) => Some(Mark::of(raw, state.kind).ok_or_else(|| broken("mark"))?),
+            None => None,
+        };
+        let mut remembered = HashMap::new();
+        for Remembered { key, value } in state.window.iter().cloned() {
+            let mark = Mark::of(value, state.kind).ok_or_else(|| broken("window"))?;
+            remembered.insert(key.to_string(), (key, mark));
+        }
+        let (floor, since) = match &before {
+            Some(mark) => Self::floor_and_since(settings, mark)?,
+            None => (None, None),
+        };
+        let tracker = Tracker {
+            settings: settings.clone(),
+            job,
+            before,
+            floor,
+            since,
+            remembered,
+            output_len: state.output_len,
+            run: Run::default(),
+            reported: (0, 0),
+        };
+        tracker.announce();
+        Ok(tracker)
+    }
+
+    /// The mark less `--lookback`, and the value `--since-param` sends.
+    fn floor_and_since(
+        settings: &Settings,
+        mark: &Mark,
+    ) -> Result<(Option<Comparable>, Option<String>), Error> {
+        let floor = match &settings.lookback {
+            Some(lookback) => mark
+                .value
+                .minus(lookback)
+                .map_err(|e| Error::Usage(format!("--lookback: {e}")))?,
+            None => mark.value.clone(),
+        };
+        let raw = settings.lookback.is_none().then_some(&mark.raw);
+        let since = match &settings.since {
+            Some((_, format)) => Some(floor.since(*format, raw).map_err(Error::Usage)?),
+            None => None,
+        };
+        Ok((Some(floor), since))
+    }
+
+    fn announce(&self) {
+        let before = self.before.as_ref().map(|m| m.raw.to_string());
+        let state = self.settings.state.display();
+        match &before {
+            Some(mark) => info!(
+                incremental = self.job.field.as_str(),
+                mark_before = mark.as_str(),
+                "incremental: records whose {} is above {mark} (from {state})",
+                self.job.field
+            ),
+            None => info!(
+                incremental = self.job.field.as_str(),
+                "incremental: no mark yet in {state}; fetching every record"
+            ),
+        }
+    }
+
+    /// The query parameter that asks the API for records from the mark on, if any.
+    pub fn since_param(&self) -> Option<(String, String)> {
+        let (param, _) = self.settings.since.as_ref()?;
+        Some((param.clone(), self.since.clone()?))
+    }
+
+    /// What a checkpoint must match for a run to resume it: the flags, and the mark it
+    /// started from (the `--since-param` value is part of every request).
+    pub fn identity(&self) -> String {
+        let s = &self.settings;
+        serde_json::json!({
+            "field": s.field,
+            "key": s.key,
+            "lookback": s.lookback.map(|l| format!("{l:?}")),
+            "newest_first": s.newest_first,
+            "since": s.since.as_ref().map(|(p, f)| (p, format!("{f:?}"))),
+            "mark": self.before.as_ref().map(|m| &m.raw),
+        })
+        .to_string()
+    }
+
+    /// Drops the records of a page that earlier runs wrote, counting them. True once a
+    /// record at or below the mark arrived: with `--newest-first`, the last page to fetch.
+    pub fn page(&mut self, records: &mut Vec<&str>) -> bool {
+        let mut reached = false;
+        records.retain(|record| match self.verdict(record) {
+            Verdict::Keep => true,
+            Verdict::Old => {
+                reached = true;
+                self.run.skipped += 1;
+                false
+            }
+            Verdict::Seen => {
+                self.run.skipped += 1;
+                false
+            }
+        });
+        let counts = (self.run.skipped, self.run.incomparable);
+        if counts != self.reported {
+            self.reported = counts;
+            debug!(
+                skipped = counts.0,
+                incomparable = counts.1,
+                "incremental: {} skipped as already written, {} without a comparable {}",
+                counts.0,
+                counts.1,
+                self.job.field
+            );
+        }
+        reached && self.settings.newest_first
+    }
+
+    fn kind(&self) -> Option<Kind> {
+        self.before
+            .as_ref()
+            .map(|m| m.value.kind())
+            .or(self.run.kind)
+    }
+
+    fn verdict(&mut self, record: &str) -> Verdict {
+        let raw = crate::shape::records::lookup(record, &self.settings.field)
+            .and_then(|raw| serde_json::from_str(raw.get()).ok());
+        let Some(mark) = raw.and_then(|raw| Mark::of(raw, self.kind())) else {
+            self.run.incomparable += 1;
+            return Verdict::Keep;
+        };
+        if self
+            .floor
+            .as_ref()
+            .is_some_and(|f| mark.value.at_or_below(f))
+        {
+            return Verdict::Old;
+        }
+        let key = (self.settings.key.as_ref())
+            .and_then(|pointer| crate::shape::records::lookup(record, pointer))
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        let seen = key
+            .as_ref()
+            .and_then(|k| self.remembered.get(&k.to_string()));
+        if seen.is_some_and(|(_, written)| mark.value.at_or_below(&written.value)) {
+            return Verdict::Seen;
+        }
+        self.keep(mark, key);
+        Verdict::Keep
+    }
+
+    fn keep(&mut self, mark: Mark, key: Option<Value>) {
+        self.run.kind.get_or_insert(mark.value.kind());
+        let higher = (self.run.highest.as_ref())
+            .is_none_or(|highest| highest.value.at_or_below(&mark.value));
+        if let (Some(key), Some(_)) = (key, &self.settings.lookback) {
+            self.run.window.insert(key.to_string(), (key, mark.clone()));
+        }
+        if higher {
+            self.run.highest = Some(mark);
+        }
+        // Cut back now and then, so memory follows the window, not the run.
+        if self.run.window.len() >= 2 * self.run.pruned_at + 1024 {
+            let window = std::mem::take(&mut self.run.window);
+            self.run.window = self.window(window);
+            self.run.pruned_at = self.run.window.len();
+        }
+    }
+
+    /// The mark this run reaches: the highest value written by it or before it.
+    fn after(&self) -> Option<&Mark> {
+        match (&self.before, &self.run.highest) {
+            (Some(before), Some(highest)) if before.value.at_or_below(&highest.value) => {
+                Some(highest)
+            }
+            (Some(before), _) => Some(before),
+            (None, highest) => highest.as_ref(),
+        }
+    }
+
+    /// Of `entries`, those within the lookback of the mark reached so far.
+    fn window(&self, entries: HashMap<String, (Value, Mark)>) -> HashMap<String, (Value, Mark)> {
+        let cut = match (self.after(), &self.settings.lookback) {
+            (Some(after), Some(lookback)) => after.value.minus(lookback).ok(),
+            _ => None,
+        };
+        let Some(cut) = cut else {
+            return HashMap::new();
+        };
+        entries
+            .into_iter()
+            .filter(|(_, (_, mark))| !mark.value.at_or_below(&cut))
+            .collect()
+    }
+
+    /// With `--append`, how many bytes of the existing `out` to keep before the new
+    /// records: all of it as the last completed run left it. Bytes past that are from a
+    /// run that wrote the output but stopped before saving the state; their records are
+    /// fetched again, so keeping them would write them twice.
+    pub fn appending(&self, out: &Path) -> Result<u64, Error> {
+        let on_disk = match std::fs::metadata(out) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(Error::output(e, format!("cannot read {}", out.display()))),
+        };
+        let (out, state) = (out.display(), self.settings.state.display());
+        match (self.output_len, on_disk) {
+            (None, 0) => Ok(0),
+            (None, _) => Err(Error::Usage(format!(
+                "--append: {out} exists, but {state} holds no run that wrote it; run once \
+                 without --append so that the output and the state start together"
+            ))),
+            (Some(len), n) if n >= len => {
+                if n > len {
+                    info!(
+                        "{out} holds {} bytes past what {state} recorded, written by a run \
+                         that stopped before saving its state: they are fetched again",
+                        n - len
+                    );
+                }
+                Ok(len)
+            }
+            (Some(len), n) => Err(Error::Usage(format!(
+                "--append: {out} holds {n} bytes, fewer than the {len} the last run left: \
+                 it was changed since; run once without --append to rewrite it"
+            ))),
+        }
+    }
+
+    /// This run's progress, for the checkpoint.
+    pub fn snapshot(&self) -> Value {
+        let saved = Saved {
+            kind: self.run.kind,
+            highest: self.run.highest.as_ref().map(|m| m.raw.clone()),
+            skipped: self.run.skipped,
+            incomparable: self.run.incomparable,
+            window: remembered(&self.run.window),
+        };
+        serde_json::to_value(saved).expect("plain JSON values serialize")
+    }
+
+    /// Carries on from the progress a checkpoint saved.
+    pub fn restore(&mut self, saved: Option<&Value>) -> Result<(), Error> {
+        let unusable = || {
+            Error::Usage(
+                "the checkpoint holds no incremental progress; run without --resume to start over"
+                    .into(),
+            )
+        };
+        let saved: Saved =
+            serde_json::from_value(saved.ok_or_else(unusable)?.clone()).map_err(|_| unusable())?;
+        let kind = self.kind().or(saved.kind);
+        let mark = |raw: Value| Mark::of(raw, kind).ok_or_else(unusable);
+        self.run = Run {
+            kind: saved.kind,
+            highest: saved.highest.map(mark).transpose()?,
+            skipped: saved.skipped,
+            incomparable: saved.incomparable,
+            window: HashMap::new(),
+            pruned_at: saved.window.len(),
+        };
+        for Remembered { key, value } in saved.window {
+            let entry = (key.clone(), mark(value)?);
+            self.run.window.insert(key.to_string(), entry);
+        }
+        Ok(())
+    }
+
+    /// Saves the mark this run reached, once the output is in place (`output_len` is its
+    /// length, for a file). Before it, a crash leaves the old mark: the next run fetches
+    /// the same records again and writes them once (see [`Self::appending`]).
+    pub fn finish(mut self, output_len: Option<u64>) -> Result<(), Error> {
+        if self.run.incomparable > 0 {
+            warn!(
+                "{} without a comparable {} (missing, null or of another kind) {} kept",
+                crate::report::units::counted(self.run.incomparable, "record", "records"),
+                self.job.field,
+                if self.run.incomparable == 1 {
+                    "was"
+                } else {
+                    "were"
+                }
+            );
+        }
+        let mut entries = std::mem::take(&mut self.remembered);
+        for (key, entry) in std::mem::take(&mut self.run.window) {
+            entries.insert(key, entry);
+        }
+        let mut state = State::new(&self.job);
+        state.kind = self.kind();
+        state.mark = self.after().map(|m| m.raw.clone());
+        state.output_len = output_len;
+        state.window = remembered(&self.window(entries));
+        state.save(&self.settings.state).map_err(|e| {
+            let path = self.settings.state.display();
+            Error::output(e, format!("cannot write the state file {path}"))
+        })?;
+        let after = state.mark.as_ref().map_or("null".into(), Value::to_string);
+        info!(
+            mark_after = after.as_str(),
+            skipped = self.run.skipped,
+            "incremental: the mark is now {after} ({} skipped as already written)",
+            self.run.skipped
+        );
+        Ok(())
+    }
+}
+
+/// Window entries as the state and checkpoints hold them, in a stable order.
+fn remembered(window: &HashMap<String, (Value, Mark)>) -> Vec<Remembered> {
+    let mut entries: Vec<(&String, &(Value, Mark))> = window.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
+        .into_iter()
+        .map(|(_, (key, mark))| Remembered {
+            key: key.clone(),
+            value: mark.raw.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path, lookback: Option<&str>) -> Settings {
+        Settings {
+            field: "/at".into(),
+            state: dir.join("x.state"),
+            since: Some(("since".into(), SinceFormat::Rfc3339)),
+            newest_first: true,
+            lookback: lookback.map(|l| Lookback::parse(l).unwrap()),
+            key: Some("/id".into()),
+        }
+    }
+
+    fn job() -> Job {
+        Job {
+            url: "http://h/x".into(),
+            field: "/at".into(),
+        }
+    }
+
+    fn page<'a>(tracker: &mut Tracker, records: &[&'a str]) -> (Vec<&'a str>, bool) {
+        let mut records = records.to_vec();
+        let reached = tracker.page(&mut records);
+        (records, reached)
+    }
+
+    #[test]
+    fn a_second_run_keeps_only_what_is_above_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), None);
+        let mut first = Tracker::open(&s, job()).unwrap();
+        assert_eq!(first.since_param(), None);
+        let records = [
+            r#"{"id":1,"at":"2026-01-01T10:00:00+02:00"}"#,
+            r#"{"id":2}"#,
+            r#"{"id":3,"at":"2026-01-01T07:00:00Z"}"#,
+        ];
+        assert_eq!(page(&mut first, &records), (records.to_vec(), false));
+        first.finish(Some(10)).unwrap();
+
+        let mut second = Tracker::open(&s, job()).unwrap();
+        let since = ("since".to_string(), "2026-01-01T08:00:00Z".to_string());
+        assert_eq!(second.since_param(), Some(since));
+        let newer = r#"{"id":4,"at":"2026-01-01T08:00:01Z"}"#;
+        let same_instant = r#"{"id":1,"at":"2026-01-01T08:00:00Z"}"#;
+        let (kept, reached) = page(&mut second, &[newer, same_instant, records[1]]);
+        assert_eq!((kept, reached), (vec![newer, records[1]], true));
+        assert_eq!((second.run.skipped, second.run.incomparable), (1, 1));
+        assert_eq!(
+            second
+                .appending(&dir.path().join("none"))
+                .unwrap_err()
+                .exit(),
+            crate::Exit::Usage
+        );
+        second.finish(None).unwrap();
+        let state = State::load(&s.state, &job()).unwrap().unwrap();
+        assert_eq!(state.mark, Some(serde_json::json!("2026-01-01T08:00:01Z")));
+    }
+
+    #[test]
+    fn the_lookback_window_drops_only_keys_written_with_that_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), Some("10m"));
+        let mut first = Tracker::open(&s, job()).unwrap();
+        let records = [
+            r#"{"id":1,"at":"2026-01-01T07:00:00Z"}"#,
+            r#"{"id":2,"at":"2026-01-01T07:55:00Z"}"#,
+            r#"{"id":3,"at":"2026-01-01T08:00:00Z"}"#,
+        ];
+        page(&mut first, &records);
+        first.finish(None).unwrap();
+        let state = State::load(&s.state, &job()).unwrap().unwrap();
+        let keys: Vec<String> = state.window.iter().map(|r| r.key.to_string()).collect();
+        assert_eq!(keys, ["2", "3"], "only the last ten minutes are remembered");
+
+        let mut second = Tracker::open(&s, job()).unwrap();
+        assert_eq!(second.since.as_deref(), Some("2026-01-01T07:50:00Z"));
+        let late = r#"{"id":9,"at":"2026-01-01T07:58:00Z"}"#;
+        let updated = r#"{"id":2,"at":"2026-01-01T07:59:00Z"}"#;
+        let (kept, reached) = page(&mut second, &[records[2], late, updated, records[1]]);
+        assert_eq!((kept, reached), (vec![late, updated], false));
+        let (kept, reached) = page(&mut second, &[records[0]]);
+        assert_eq!((kept, reached), (vec![], true));
+
+        // A resumed run carries on with what the checkpoint saved.
+        let mut resumed = Tracker::open(&s, job()).unwrap();
+        resumed.restore(Some(&second.snapshot())).unwrap();
+        assert_eq!(resumed.run.skipped, 3);
+        resumed.finish(None).unwrap();
+        let state = State::load(&s.state, &job()).unwrap().unwrap();
+        let keys: Vec<String> = state.window.iter().map(|r| r.key.to_string()).collect();
+        assert_eq!(keys, ["2", "3", "9"]);
+    }
+
+    #[test]
+    fn appending_keeps_what_the_last_completed_run_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), None);
+        let out = dir.path().join("x.jsonl");
+        let tracker = Tracker::open(&s, job()).unwrap();
+        assert_eq!(tracker.appending(&out).unwrap(), 0);
+        std::fs::write(&out, "old\n").unwrap();
+        assert!(
+            tracker.appending(&out).is_err(),
+            "a file the state never wrote"
+        );
+        tracker.finish(Some(4)).unwrap();
+        let tracker = Tracker::open(&s, job()).unwrap();
+        assert_eq!(tracker.appending(&out).unwrap(), 4);
+        std::fs::write(&out, "old\nhalf").unwrap();
+        assert_eq!(tracker.appending(&out).unwrap(), 4);
+        std::fs::write(&out, "ol").unwrap();
+        let err = tracker.appending(&out).unwrap_err().to_string();
+        assert!(err.contains("fewer than the 4 the last run left"), "{err}");
+    }
+}

@@ -1,0 +1,449 @@
+//! `--incremental`: runs against an API whose records change between runs, each fetching
+//! only what changed since the last run that succeeded.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+/// An API of records with `id` and `updated_at` (UTC, so that their text sorts as their
+/// instants do), two to a page, that returns only records updated at or after
+/// `updated_since` when it is sent: inclusive, as many APIs are, so the record at the
+/// mark comes again.
+#[derive(Clone, Default)]
+struct Api(Arc<Mutex<Data>>);
+
+#[derive(Default)]
+struct Data {
+    records: Vec<Value>,
+    newest_first: bool,
+    /// A page number answered with a 500.
+    failing: Option<usize>,
+}
+
+impl Api {
+    fn new(records: Vec<Value>) -> Self {
+        let api = Api::default();
+        api.0.lock().unwrap().records = records;
+        api
+    }
+
+    fn start(&self) -> Server {
+        let api = self.clone();
+        Server::start(move |req| api.serve(req)).unwrap()
+    }
+
+    fn serve(&self, req: &Recorded) -> Reply {
+        let data = self.0.lock().unwrap();
+        if data.failing == Some(page_number(req)) {
+            return Reply::status(500);
+        }
+        let since = req.param("updated_since");
+        let mut records: Vec<Value> = (data.records.iter())
+            .filter(|r| since.is_none_or(|s| r["updated_at"].as_str().unwrap() >= s))
+            .cloned()
+            .collect();
+        records.sort_by_key(|r| r["updated_at"].as_str().unwrap().to_string());
+        if data.newest_first {
+            records.reverse();
+        }
+        let (page, more) = page_of(&records, req);
+        Reply::json(&json!({"data": page, "page": page_number(req), "has_more": more}))
+    }
+
+    /// Sets record `id` (adding it if new) to have been updated on `day` of January.
+    fn update(&self, id: u64, day: u32) {
+        let record = order(id, day);
+        let mut data = self.0.lock().unwrap();
+        match data.records.iter_mut().find(|r| r["id"] == id) {
+            Some(old) => *old = record,
+            None => data.records.push(record),
+        }
+    }
+
+    fn fail_page(&self, page: Option<usize>) {
+        self.0.lock().unwrap().failing = page;
+    }
+}
+
+fn order(id: u64, day: u32) -> Value {
+    json!({"id": id, "name": format!("order {id}"), "updated_at": format!("2026-01-{day:02}T00:00:00Z")})
+}
+
+/// Orders 1 to `n`, order `i` updated on day `i`.
+fn orders(n: u64) -> Vec<Value> {
+    (1..=n).map(|i| order(i, i as u32)).collect()
+}
+
+/// The records of a JSON Lines file or output.
+fn lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    lines(&std::fs::read(path).unwrap())
+}
+
+/// The `updated_since` each request since the `from`th sent.
+fn sent_since(server: &Server, from: usize) -> Vec<Option<String>> {
+    (server.requests()[from..].iter())
+        .map(|req| req.param("updated_since").map(str::to_string))
+        .collect()
+}
+
+fn summary(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// `apifetch URL --incremental /updated_at --page-size 2 --out OUT` plus `args`.
+fn sync(server: &Server, out: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    apifetch()
+        .arg(server.url("/orders"))
+        .args(["--incremental", "/updated_at", "--page-size", "2", "--out"])
+        .arg(out)
+        .args(args)
+        .assert()
+}
+
+fn state_of(out: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.state", out.display()))
+}
+
+const SINCE: [&str; 2] = ["--since-param", "updated_since"];
+
+#[test]
+fn a_first_run_fetches_everything_and_the_next_only_what_changed() {
+    let api = Api::new(orders(5));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = (dir.path().join("orders.jsonl"), dir.path().join("s.json"));
+    let report_args = ["--summary-json", report.to_str().unwrap()];
+    sync(&server, &out, &[&SINCE[..], &report_args].concat()).success();
+    assert_eq!(read_lines(&out), orders(5));
+    assert_eq!(sent_since(&server, 0), [None, None, None]);
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    assert_eq!(state["mark"], "2026-01-05T00:00:00Z");
+    assert_eq!(state["field"], "/updated_at");
+
+    api.update(2, 6);
+    api.update(6, 7);
+    let before = server.requests().len();
+    sync(&server, &out, &[&SINCE[..], &report_args].concat()).success();
+    assert_eq!(read_lines(&out), [order(2, 6), order(6, 7)]);
+    // Orders 5 (at the mark, sent again by the inclusive API), 2 and 6: two pages.
+    let mark = Some("2026-01-05T00:00:00Z".to_string());
+    assert_eq!(sent_since(&server, before), [mark.clone(), mark]);
+    let summary = summary(&report);
+    assert_eq!(summary["records"], 2);
+    assert_eq!(
+        summary["incremental"],
+        json!({
+            "field": "/updated_at",
+            "mark_before": "2026-01-05T00:00:00Z",
+            "mark_after": "2026-01-07T00:00:00Z",
+            "skipped": 1,
+            "incomparable": 0
+        })
+    );
+}
+
+#[test]
+fn a_failed_run_changes_nothing_and_the_next_catches_up_exactly() {
+    let api = Api::new(orders(5));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [SINCE[0], SINCE[1], "--append", "--retries", "0"];
+    sync(&server, &out, &args).success();
+    let (output, state) = (
+        std::fs::read(&out).unwrap(),
+        std::fs::read(state_of(&out)).unwrap(),
+    );
+
+    for (id, day) in [(6, 6), (7, 7), (8, 8)] {
+        api.update(id, day);
+    }
+    api.fail_page(Some(2));
+    sync(&server, &out, &args).code(4);
+    assert_eq!(std::fs::read(&out).unwrap(), output);
+    assert_eq!(std::fs::read(state_of(&out)).unwrap(), state);
+
+    api.fail_page(None);
+    api.update(9, 9);
+    let before = server.requests().len();
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), orders(9));
+    let mark = Some("2026-01-05T00:00:00Z".to_string());
+    assert_eq!(sent_since(&server, before), vec![mark; 3]);
+}
+
+#[test]
+fn a_failed_run_resumed_ends_where_an_uninterrupted_one_would() {
+    let api = Api::new(orders(5));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [SINCE[0], SINCE[1], "--append", "--resume", "--retries", "0"];
+    sync(&server, &out, &args).success();
+    for (id, day) in [(6, 6), (7, 7), (8, 8)] {
+        api.update(id, day);
+    }
+    api.fail_page(Some(2));
+    sync(&server, &out, &args).code(4);
+    api.fail_page(None);
+    let before = server.requests().len();
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), orders(8));
+    assert_eq!(
+        server.requests()[before..]
+            .iter()
+            .map(page_number)
+            .collect::<Vec<_>>(),
+        [2],
+        "only the page that failed"
+    );
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    assert_eq!(state["mark"], "2026-01-08T00:00:00Z");
+}
+
+#[test]
+fn a_run_that_stopped_before_saving_its_state_writes_nothing_twice() {
+    let api = Api::new(orders(3));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    sync(&server, &out, &["--append"]).success();
+    let state = std::fs::read(state_of(&out)).unwrap();
+    api.update(4, 4);
+    sync(&server, &out, &["--append"]).success();
+    // As if that run had stopped between putting the output in place and saving the state.
+    std::fs::write(state_of(&out), state).unwrap();
+    api.update(5, 5);
+    sync(&server, &out, &["--append"]).success();
+    assert_eq!(read_lines(&out), orders(5));
+}
+
+#[test]
+fn a_newest_first_api_is_paged_only_down_to_the_mark() {
+    let api = Api::new(orders(10));
+    api.0.lock().unwrap().newest_first = true;
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = (dir.path().join("orders.jsonl"), dir.path().join("s.json"));
+    let args = ["--newest-first", "--summary-json", report.to_str().unwrap()];
+    sync(&server, &out, &args).success();
+    assert_eq!(server.requests().len(), 5);
+    api.update(11, 11);
+    api.update(3, 12);
+    let before = server.requests().len();
+    sync(&server, &out, &args).success();
+    // Page 1: orders 3 and 11, page 2: 10 (the mark) and 9; page 3 is never asked for.
+    assert_eq!(server.requests().len() - before, 2);
+    assert_eq!(read_lines(&out), [order(3, 12), order(11, 11)]);
+    assert_eq!(summary(&report)["incremental"]["skipped"], 2);
+}
+
+#[test]
+fn csv_is_appended_under_the_same_header_and_a_new_column_is_refused() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.csv");
+    sync(&server, &out, &["--append"]).success();
+    api.0
+        .lock()
+        .unwrap()
+        .records
+        .push(json!({"updated_at": "2026-01-03T00:00:00Z", "id": 3}));
+    sync(&server, &out, &["--append"]).success();
+    let table = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        table,
+        "id,name,updated_at\n\
+         1,order 1,2026-01-01T00:00:00Z\n\
+         2,order 2,2026-01-02T00:00:00Z\n\
+         3,,2026-01-03T00:00:00Z\n"
+    );
+    let state = std::fs::read(state_of(&out)).unwrap();
+
+    api.0
+        .lock()
+        .unwrap()
+        .records
+        .push(json!({"id": 4, "updated_at": "2026-01-04T00:00:00Z", "extra": true}));
+    let refused = sync(&server, &out, &["--append"]).code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("a column `extra` that"), "{stderr}");
+    assert!(
+        stderr.contains("run once without --append to rewrite it, or switch to --format jsonl"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--resume to continue"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), table);
+    assert_eq!(std::fs::read(state_of(&out)).unwrap(), state);
+}
+
+#[test]
+fn timestamps_compare_as_instants_whatever_their_offset() {
+    let second = Arc::new(Mutex::new(false));
+    let flag = Arc::clone(&second);
+    let server = Server::start(move |_| {
+        let records = match *flag.lock().unwrap() {
+            false => json!([{"id": 1, "updated_at": "2026-01-01T10:00:00+02:00"}]),
+            true => json!([
+                {"id": 1, "updated_at": "2026-01-01T10:00:00+02:00"},
+                {"id": 2, "updated_at": "2026-01-01T08:00:00Z"},
+                {"id": 3, "updated_at": "2026-01-01T03:30:00-05:00"},
+                {"id": 4, "updated_at": "2026-01-01T09:59:59.999+02:00"},
+                {"id": 5},
+            ]),
+        };
+        Reply::json(&json!({ "data": records }))
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (state, report) = (dir.path().join("o.state"), dir.path().join("s.json"));
+    let run = || {
+        apifetch()
+            .arg(server.url("/orders"))
+            .args([
+                "--incremental",
+                ".updated_at",
+                "--format",
+                "jsonl",
+                "--state",
+            ])
+            .arg(&state)
+            .args(["--since-param", "since", "--since-format", "rfc3339"])
+            .args(["--summary-json", report.to_str().unwrap()])
+            .assert()
+            .success()
+    };
+    run();
+    *second.lock().unwrap() = true;
+    let out = run();
+    let ids: Vec<Value> = lines(&out.get_output().stdout)
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(3), json!(5)]);
+    assert_eq!(
+        server.requests()[1].param("since"),
+        Some("2026-01-01T08:00:00Z")
+    );
+    let incremental = &summary(&report)["incremental"];
+    assert_eq!(
+        (
+            incremental["skipped"].clone(),
+            incremental["incomparable"].clone()
+        ),
+        (json!(3), json!(1))
+    );
+    assert_eq!(incremental["mark_after"], "2026-01-01T03:30:00-05:00");
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("1 record without a comparable /updated_at"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn lookback_reads_a_window_again_and_drops_the_records_already_written() {
+    let at =
+        |id: u64, time: &str| json!({"id": id, "updated_at": format!("2026-01-01T{time}:00Z")});
+    let api = Api::new(vec![at(1, "07:00"), at(2, "07:55"), at(3, "08:00")]);
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [
+        SINCE[0],
+        SINCE[1],
+        "--since-format",
+        "rfc3339",
+        "--lookback",
+        "10m",
+        "--key",
+        "/id",
+        "--append",
+    ];
+    sync(&server, &out, &args).success();
+    // Written late with a time before the mark, and one changed after it.
+    api.0
+        .lock()
+        .unwrap()
+        .records
+        .extend([at(9, "07:58"), at(4, "08:05")]);
+    let before = server.requests().len();
+    sync(&server, &out, &args).success();
+    assert_eq!(
+        server.requests()[before].param("updated_since"),
+        Some("2026-01-01T07:50:00Z")
+    );
+    assert_eq!(
+        read_lines(&out),
+        [
+            at(1, "07:00"),
+            at(2, "07:55"),
+            at(3, "08:00"),
+            at(9, "07:58"),
+            at(4, "08:05")
+        ]
+    );
+}
+
+#[test]
+fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    sync(&server, &out, &[]).success();
+    let refusals: [(&[&str], &str); 6] = [
+        (
+            &["--format", "json", "--append"],
+            "cannot add records to a JSON array",
+        ),
+        (
+            &["--compress", "gzip", "--append"],
+            "cannot add to a compressed output",
+        ),
+        (
+            &["--max-records", "1"],
+            "--max-records cannot bound an --incremental run",
+        ),
+        (&["--lookback", "1h"], "--lookback and --key go together"),
+        (
+            &["--lookback", "10", "--key", "/id"],
+            "a count goes back from a number",
+        ),
+        (
+            &[
+                "--since-param",
+                "s",
+                "--since-format",
+                "epoch",
+                "--incremental",
+                "/id",
+            ],
+            "belongs to another job",
+        ),
+    ];
+    let before = server.requests().len();
+    for (args, message) in refusals {
+        let refused = sync(&server, &out, args).code(2);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let stdout = apifetch()
+        .arg(server.url("/orders"))
+        .args(["--incremental", "/id"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&stdout.get_output().stderr).into_owned();
+    assert!(stderr.contains("needs --state FILE"), "{stderr}");
+    assert_eq!(server.requests().len(), before, "no request was sent");
+}
