@@ -64,7 +64,7 @@ impl TryFrom<Cli> for Config {
             }
         }
         let (out, stream) = resolve_out(cli.out)?;
-        let mut output = output(
+        let output = output(
             &cli.output,
             out.as_deref().or(stream.as_deref()),
             out.is_some(),
@@ -74,7 +74,6 @@ impl TryFrom<Cli> for Config {
             ("--max-pages", cli.pages.max_pages.is_some()),
         ];
         let incremental = incremental(&cli.incremental, &bounded, out.as_deref(), &output)?;
-        output.append = cli.incremental.append;
         let (pages, records) = cli.pages.settings(body, graphql)?;
         Ok(Config {
             target,
@@ -708,7 +707,6 @@ fn output(
         checkpoint_every: cli.checkpoint_every,
         max_columns: cli.max_columns,
         final_write_pause: cli.test_final_write_pause,
-        append: false,
     })
 }
 
@@ -847,6 +845,7 @@ fn incremental(
             newest_first: args.newest_first,
             lookback: args.lookback,
             key: args.key.clone(),
+            append: args.append,
         })),
     }
 }

@@ -159,11 +159,11 @@ async fn sync(
     mut tracker: Option<&mut Tracker>,
 ) -> Result<Sink, Error> {
     let mut identity = Identity::of(&config.job(), url, &config.output.form);
-    let mut append = None;
+    let mut kept_bytes = None;
     if let Some(tracker) = tracker.as_deref() {
         identity = identity.with_incremental(&tracker.identity());
-        if let (true, Some(out)) = (config.output.append, &config.out) {
-            append = Some(tracker.appending(out)?);
+        if let (true, Some(out)) = (tracker.appends(), &config.out) {
+            kept_bytes = Some(tracker.appending(out)?);
         }
     }
     let sink = Sink::open(
@@ -172,7 +172,7 @@ async fn sync(
         config.stream.as_deref(),
         &identity,
         pages.position(),
-        append,
+        kept_bytes,
     )?;
     if let Some(resumed) = sink.resumed() {
         pages.resume(

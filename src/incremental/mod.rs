@@ -34,6 +34,9 @@ pub struct Settings {
     pub lookback: Option<Lookback>,
     /// `--key`, as a JSON Pointer: what tells a record read again in the lookback window.
     pub key: Option<String>,
+    /// `--append`: the new records go after those of the existing output (which needs
+    /// the state to say how much of it the last completed run left).
+    pub append: bool,
 }
 
 /// A value of the field, as the API sent it and as it compares.
@@ -306,6 +309,11 @@ impl Tracker {
             .collect()
     }
 
+    /// Whether the new records go after those of the existing output (`--append`).
+    pub fn appends(&self) -> bool {
+        self.settings.append
+    }
+
     /// With `--append`, how many bytes of the existing `out` to keep before the new
     /// records: all of it as the last completed run left it. Bytes past that are from a
     /// run that wrote the output but stopped before saving the state; their records are
@@ -444,6 +452,7 @@ mod tests {
             newest_first: true,
             lookback: lookback.map(|l| Lookback::parse(l).unwrap()),
             key: Some("/id".into()),
+            append: false,
         }
     }
 

@@ -47,8 +47,6 @@ pub struct Settings {
     pub max_columns: usize,
     /// `--test-final-write-pause`: zero but in the tests.
     pub final_write_pause: Duration,
-    /// `--append`: the new records go after those of the existing output.
-    pub append: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -266,14 +264,16 @@ impl Pipe {
 impl Sink {
     /// Prepares the output. A run to a file starts a new partial file, discarding any an
     /// earlier run left, or with `--resume` carries on the one its checkpoint describes.
-    /// `start` is where a new run's first request goes.
+    /// `start` is where a new run's first request goes. With `--append`, `kept_bytes` is
+    /// how much of the existing `out` the new records go after (see
+    /// [`crate::incremental::Tracker::appending`]).
     pub fn open(
         output: &Settings,
         out: Option<&Path>,
         stream: Option<&Path>,
         identity: &Identity,
         start: &Position,
-        append: Option<u64>,
+        kept_bytes: Option<u64>,
     ) -> Result<Self, Error> {
         let route = match out {
             None if output.format == Format::Jsonl => Route::Stream {
@@ -294,7 +294,7 @@ impl Sink {
             }
             Some(out) => {
                 let mut partial = Partial::open(out, output, identity, start)?;
-                if let Some(keep) = append {
+                if let Some(keep) = kept_bytes {
                     partial.append(Append::of(out, keep, &output.form)?)?;
                 }
                 Route::File(Box::new(partial))
