@@ -184,21 +184,38 @@ impl Append {
         ))
     }
 
-    /// Checks that the spool's table still has only the output's columns.
+    /// Checks that the spool's table has exactly the output's columns, in their order: its
+    /// rows go under that header as they are. A spool seeded with the header starts so,
+    /// and only a new column can break it; the partial file of a run begun otherwise may
+    /// name them in another order, or lack some, and its rows would land in the wrong
+    /// columns or fall short.
     fn check(&self, spool: &Spool, out: &Path) -> Result<(), Error> {
         let Some(layout) = spool.layout().filter(|_| !self.columns.is_empty()) else {
             return Ok(());
         };
-        match layout.columns.get_index(self.columns.len()) {
-            Some(new) => Err(Append::misfit(
-                out,
-                &format!(
-                    "the records now have a column `{new}` that {} lacks",
-                    out.display()
-                ),
-            )),
-            None => Ok(()),
-        }
+        let rows = &layout.columns.as_slice()[..layout.width];
+        let header = &self.columns;
+        let column = |i| (rows.get_index(i), header.get(i));
+        let Some(at) = (0..rows.len().max(header.len())).find(|&i| {
+            let (row, head) = column(i);
+            row != head
+        }) else {
+            return Ok(());
+        };
+        let name = out.display();
+        let why = match column(at) {
+            (Some(new), None) => format!("the records now have a column `{new}` that {name} lacks"),
+            (None, Some(lacking)) => {
+                format!("the rows to append lack the column `{lacking}` of the header of {name}")
+            }
+            (row, head) => format!(
+                "column {} of the rows to append is `{}` where the header of {name} has `{}`",
+                at + 1,
+                row.map_or("", String::as_str),
+                head.map_or("", String::as_str),
+            ),
+        };
+        Err(Append::misfit(out, &why))
     }
 
     /// Writes the output: the kept bytes of the old one, then the new records.
@@ -520,9 +537,12 @@ impl Partial {
     }
 
     /// Makes this run's records go after those of the existing output. A table starts
-    /// with the output's columns, so its rows line up under that header.
+    /// with the output's columns, so its rows line up under that header; one resumed with
+    /// rows already must have them.
     fn append(&mut self, append: Append) -> Result<(), Error> {
-        if !self.resumed && !self.spool.seed_columns(&append.columns) {
+        if self.spool.layout().is_some() {
+            append.check(&self.spool, &self.out)?;
+        } else if !self.spool.seed_columns(&append.columns) {
             let why = format!("--columns is not the header of {}", self.out.display());
             return Err(Append::misfit(&self.out, &why));
         }
@@ -848,6 +868,44 @@ mod tests {
         }
         for path in ["a.parquet", "a.xlsx", "a.txt", "orders.csv.bz2", "a.gz"] {
             assert!(Format::from_path(Path::new(path)).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn appended_rows_must_have_the_header_s_columns_in_its_order() {
+        let form = Form::Cells {
+            sep: Some(".".into()),
+            only: None,
+            delimiter: b',',
+            csv_safe: false,
+        };
+        let columns = ["id", "at", "name"].map(String::from).to_vec();
+        let append = Append { keep: 12, columns };
+        let out = Path::new("orders.csv");
+        // Spools not seeded with the header, as a run without --append leaves them.
+        let refusal = |record: &str| {
+            let mut spool = Spool::new(tempfile::tempfile().unwrap(), form.clone());
+            spool.add_page(&[record], None).unwrap();
+            append.check(&spool, out).err().map(|e| e.to_string())
+        };
+        assert_eq!(refusal(r#"{"id": 1, "at": 2, "name": 3}"#), None);
+        let why = [
+            (
+                r#"{"name": 1, "at": 2, "id": 3}"#,
+                "column 1 of the rows to append is `name` where the header of orders.csv has `id`",
+            ),
+            (
+                r#"{"id": 1, "at": 2}"#,
+                "the rows to append lack the column `name` of the header of orders.csv",
+            ),
+            (
+                r#"{"id": 1, "at": 2, "name": 3, "x": 4}"#,
+                "the records now have a column `x` that orders.csv lacks",
+            ),
+        ];
+        for (record, why) in why {
+            let refusal = refusal(record).expect(record);
+            assert!(refusal.contains(why), "{refusal}");
         }
     }
 }

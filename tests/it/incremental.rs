@@ -447,3 +447,51 @@ fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
     assert!(stderr.contains("needs --state FILE"), "{stderr}");
     assert_eq!(server.requests().len(), before, "no request was sent");
 }
+
+/// Order `id` updated on `day` of January, its keys in the order `keys` names them.
+fn order_keyed(id: u64, day: u32, keys: [&str; 3]) -> Value {
+    let order = order(id, day);
+    Value::Object(
+        keys.iter()
+            .map(|k| (k.to_string(), order[k].clone()))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_resumed_append_refuses_rows_that_no_longer_fit_the_header() {
+    let night1 = ["id", "updated_at", "name"];
+    let api = Api::new((1..=2).map(|i| order_keyed(i, i as u32, night1)).collect());
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.csv");
+    let args = [SINCE[0], SINCE[1], "--append", "--resume", "--retries", "0"];
+    sync(&server, &out, &args).success();
+    for id in 3..=5 {
+        api.update(id, id as u32);
+    }
+    api.fail_page(Some(2));
+    sync(&server, &out, &args).code(4);
+    api.fail_page(None);
+
+    // Someone reorders the output's columns, in place and to the same length.
+    let reordered = "name,updated_at,id\n\
+                     order 1,2026-01-01T00:00:00Z,1\n\
+                     order 2,2026-01-02T00:00:00Z,2\n";
+    assert_eq!(
+        reordered.len() as u64,
+        std::fs::metadata(&out).unwrap().len()
+    );
+    std::fs::write(&out, reordered).unwrap();
+    let state = std::fs::read(state_of(&out)).unwrap();
+    let before = server.requests().len();
+    let refused = sync(&server, &out, &args).code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("column 1 of the rows to append is `id` where the header of"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests().len(), before, "no request was sent");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), reordered);
+    assert_eq!(std::fs::read(state_of(&out)).unwrap(), state);
+}
