@@ -186,10 +186,13 @@ impl Tracker {
     }
 
     /// What a checkpoint must match for a run to resume it: the flags, and the mark it
-    /// started from (the `--since-param` value is part of every request).
+    /// started from (the `--since-param` value is part of every request). `--append`
+    /// too: a run begun without it spools its table with its own header, which rows
+    /// appended under the output's would not fit.
     pub fn identity(&self) -> String {
         let s = &self.settings;
         serde_json::json!({
+            "append": s.append,
             "field": s.field,
             "key": s.key,
             "lookback": s.lookback.map(|l| format!("{l:?}")),

@@ -91,7 +91,7 @@ const PARTS: [&str; 6] = [
     "the pagination options",
     "the record selection (--records)",
     "the output format or columns",
-    "the incremental options or mark",
+    "the incremental options (--append among them) or mark",
 ];
 
 /// Which request and result shape a partial file belongs to.

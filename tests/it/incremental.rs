@@ -495,3 +495,51 @@ fn a_resumed_append_refuses_rows_that_no_longer_fit_the_header() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), reordered);
     assert_eq!(std::fs::read(state_of(&out)).unwrap(), state);
 }
+#[test]
+fn a_run_started_without_append_is_not_resumed_with_it() {
+    let night1 = ["id", "updated_at", "name"];
+    let api = Api::new((1..=2).map(|i| order_keyed(i, i as u32, night1)).collect());
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.csv");
+    let append = [SINCE[0], SINCE[1], "--append", "--retries", "0"];
+    sync(&server, &out, &append).success();
+    let (table, state) = (
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read(state_of(&out)).unwrap(),
+    );
+    assert!(table.starts_with("id,updated_at,name\n"), "{table}");
+
+    // The next night's records name their keys in another order, and the run, without
+    // --append, is cut short after its first page: its partial file has their header.
+    let night2 = ["name", "updated_at", "id"];
+    for id in 3..=5 {
+        api.0
+            .lock()
+            .unwrap()
+            .records
+            .push(order_keyed(id, id as u32, night2));
+    }
+    api.fail_page(Some(2));
+    sync(&server, &out, &[SINCE[0], SINCE[1], "--retries", "0"]).code(4);
+    api.fail_page(None);
+
+    let before = server.requests().len();
+    let resumed = sync(&server, &out, &[&append[..], &["--resume"]].concat()).code(2);
+    let stderr = String::from_utf8_lossy(&resumed.get_output().stderr).into_owned();
+    assert!(stderr.contains("the incremental options"), "{stderr}");
+    assert_eq!(server.requests().len(), before, "no request was sent");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), table);
+    assert_eq!(std::fs::read(state_of(&out)).unwrap(), state);
+
+    sync(&server, &out, &append).success();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "id,updated_at,name\n\
+         1,2026-01-01T00:00:00Z,order 1\n\
+         2,2026-01-02T00:00:00Z,order 2\n\
+         3,2026-01-03T00:00:00Z,order 3\n\
+         4,2026-01-04T00:00:00Z,order 4\n\
+         5,2026-01-05T00:00:00Z,order 5\n"
+    );
+}
