@@ -327,12 +327,12 @@ impl Tracker {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(Error::output(e, format!("cannot read {}", out.display()))),
         };
+        let rewrite = self.rewrite();
         let (out, state) = (out.display(), self.settings.state.display());
         match (self.output_len, on_disk) {
             (None, 0) => Ok(0),
             (None, _) => Err(Error::Usage(format!(
-                "--append: {out} exists, but {state} holds no run that wrote it; run once \
-                 without --append so that the output and the state start together"
+                "--append: {out} exists, but {state} holds no run that wrote it; {rewrite}"
             ))),
             (Some(len), n) if n >= len => {
                 if n > len {
@@ -346,8 +346,23 @@ impl Tracker {
             }
             (Some(len), n) => Err(Error::Usage(format!(
                 "--append: {out} holds {n} bytes, fewer than the {len} the last run left: \
-                 it was changed since; run once without --append to rewrite it"
+                 it was changed since; {rewrite}"
             ))),
+        }
+    }
+
+    /// How to start the output afresh with every record. A run without `--append` writes
+    /// only the records above the mark: once there is one, it must go first.
+    fn rewrite(&self) -> String {
+        match &self.before {
+            Some(_) => format!(
+                "to rewrite it with every record, remove {} (or pass a new --state) and run \
+                 once without --append",
+                self.settings.state.display()
+            ),
+            None => "run once without --append to write it with every record, and the state \
+                     with it"
+                .into(),
         }
     }
 
@@ -561,5 +576,24 @@ mod tests {
         std::fs::write(&out, "ol").unwrap();
         let err = tracker.appending(&out).unwrap_err().to_string();
         assert!(err.contains("fewer than the 4 the last run left"), "{err}");
+        let advice = "run once without --append to write it with every record";
+        assert!(
+            err.contains(advice),
+            "no mark yet, so a run fetches every record: {err}"
+        );
+
+        // With a mark, a run without --append writes only what is above it.
+        let mut marked = Tracker::open(&s, job()).unwrap();
+        let record = r#"{"id":1,"at":"2026-01-01T00:00:00Z"}"#;
+        page(&mut marked, &[record]);
+        marked.finish(Some(4)).unwrap();
+        let marked = Tracker::open(&s, job()).unwrap();
+        let err = marked.appending(&out).unwrap_err().to_string();
+        let advice = format!(
+            "to rewrite it with every record, remove {} (or pass a new --state) and run once \
+             without --append",
+            s.state.display()
+        );
+        assert!(err.contains(&advice), "{err}");
     }
 }

@@ -176,11 +176,15 @@ impl Append {
     }
 
     /// A table's new rows would not line up under the existing header: say what to do.
+    /// An incremental run without `--append` writes only the records above the mark, so
+    /// rewriting the output with every record takes a run without the state.
     fn misfit(out: &Path, why: &str) -> Error {
+        let out = out.display();
         Error::Usage(format!(
-            "--append: {why}; appending would misalign the rows of {}: run once without \
-             --append to rewrite it, or switch to --format jsonl",
-            out.display()
+            "--append: {why}; appending would misalign the rows of {out}: to rewrite it with \
+             every record, remove its state file ({out}.state unless --state names another) \
+             and run once without --append, or sync JSON Lines (--format jsonl) into a new \
+             --out, where any column fits"
         ))
     }
 

@@ -278,13 +278,34 @@ fn csv_is_appended_under_the_same_header_and_a_new_column_is_refused() {
     let refused = sync(&server, &out, &["--append"]).code(2);
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert!(stderr.contains("a column `extra` that"), "{stderr}");
-    assert!(
-        stderr.contains("run once without --append to rewrite it, or switch to --format jsonl"),
-        "{stderr}"
+    let advice = format!(
+        "to rewrite it with every record, remove its state file ({}.state unless --state \
+         names another) and run once without --append, or sync JSON Lines (--format jsonl) \
+         into a new --out, where any column fits",
+        out.display()
     );
+    assert!(stderr.contains(&advice), "{stderr}");
     assert!(!stderr.contains("--resume to continue"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), table);
     assert_eq!(std::fs::read(state_of(&out)).unwrap(), state);
+
+    // Following the advice loses nothing.
+    std::fs::remove_file(state_of(&out)).unwrap();
+    sync(&server, &out, &[]).success();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "id,name,updated_at,extra\n\
+         1,order 1,2026-01-01T00:00:00Z,\n\
+         2,order 2,2026-01-02T00:00:00Z,\n\
+         3,,2026-01-03T00:00:00Z,\n\
+         4,,2026-01-04T00:00:00Z,true\n"
+    );
+    sync(&server, &out, &["--append"]).success();
+    assert_eq!(read_csv_ids(&out), ["1", "2", "3", "4"]);
+}
+
+fn read_csv_ids(path: &Path) -> Vec<String> {
+    ids(&std::fs::read(path).unwrap())
 }
 
 #[test]
