@@ -12,7 +12,7 @@
 //! the output may be compressed as it is written (see [`crate::sink::compress`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -222,17 +222,37 @@ impl Append {
         Err(Append::misfit(out, &why))
     }
 
-    /// Writes the output: the kept bytes of the old one, then the new records.
-    fn write(&self, out: &Path, spool: &mut Spool, mut file: impl Write) -> io::Result<()> {
-        if self.keep > 0 {
-            let mut old = File::open(out).map(|f| io::Read::take(f, self.keep))?;
-            if io::copy(&mut old, &mut file)? != self.keep {
-                return Err(io::Error::other("it shrank while this run appended to it"));
+    /// Copies the kept bytes of the old output `out` to the start of the new one, and says
+    /// how many there were. `--append` is never compressed, so they go straight from file
+    /// to file, where `io::copy` uses `copy_file_range` (no trip through this process; a
+    /// shared extent on file systems that can), in chunks between which a stop is heeded.
+    fn copy_kept(&self, out: &Path, new: &Stoppable<&File>) -> io::Result<u64> {
+        if self.keep == 0 {
+            // A first run: there may be no old output at all.
+            return Ok(0);
+        }
+        let old = File::open(out)?;
+        let mut file = *new.get_ref();
+        let mut left = self.keep;
+        while left > 0 {
+            new.ready()?;
+            match io::copy(&mut (&old).take(left.min(COPY_CHUNK)), &mut file)? {
+                0 => return Err(io::Error::other("it shrank while this run appended to it")),
+                copied => left -= copied,
             }
         }
-        spool.write_appended(BufWriter::new(file), !self.columns.is_empty())
+        Ok(self.keep)
+    }
+
+    /// Whether the old output has a header the new rows go under.
+    fn headed(&self) -> bool {
+        !self.columns.is_empty()
     }
 }
+
+/// The most of the old output copied at once by `--append`: small enough that a stop is
+/// heeded within a fraction of a second even on a slow disk.
+const COPY_CHUNK: u64 = 8 << 20;
 
 /// Bytes written to the partial file since the last sync beyond which another is started
 /// in the background (see [`Spool::sync_ahead`]).
@@ -677,15 +697,21 @@ impl Partial {
         );
         let append = self.append.take();
         let (_, written) = place::replace(&self.out, |file| {
-            let stoppable = Stoppable::new(file, stop.clone(), pause);
+            let stoppable = Stoppable::new(&*file, stop.clone(), pause);
+            let kept = match &append {
+                Some(append) => append.copy_kept(&self.out, &stoppable)?,
+                None => 0,
+            };
             let compressed = Compressed::new(compression, stoppable)?;
             let mut out = BufWriter::with_capacity(1 << 16, compressed);
             match &append {
-                Some(append) => append.write(&self.out, &mut self.spool, &mut out)?,
+                Some(append) => self.spool.write_appended(&mut out, append.headed())?,
                 None => write(format, &mut self.spool, &mut out)?,
             }
             let out = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-            out.finish().map(|(_, written)| written)
+            let (_, written) = out.finish()?;
+            let bytes = kept + written.bytes;
+            Ok(Written { bytes, ..written })
         })
         .map_err(failed)?;
         self.files
@@ -911,5 +937,35 @@ mod tests {
             let refusal = refusal(record).expect(record);
             assert!(refusal.contains(why), "{refusal}");
         }
+    }
+
+    #[test]
+    fn the_kept_bytes_are_copied_whole_unless_a_stop_comes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, new) = (dir.path().join("old.jsonl"), dir.path().join("new.jsonl"));
+        let old: Vec<u8> = (0..COPY_CHUNK + 10).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&out, &old).unwrap();
+        let copy = |keep: u64, stop: &Stop| {
+            let file = File::create(&new).unwrap();
+            let append = Append {
+                keep,
+                columns: Vec::new(),
+            };
+            let into = Stoppable::new(&file, stop.clone(), Duration::ZERO);
+            (append.copy_kept(&out, &into), std::fs::read(&new).unwrap())
+        };
+        let keep = COPY_CHUNK + 3;
+        let (copied, bytes) = copy(keep, &Stop::default());
+        assert_eq!(copied.unwrap(), keep);
+        assert!(bytes == old[..keep as usize], "two chunks, copied whole");
+        let (copied, bytes) = copy(old.len() as u64 + 1, &Stop::default());
+        let err = copied.unwrap_err().to_string();
+        assert!(err.contains("it shrank"), "{err}");
+        assert_eq!(bytes.len(), old.len());
+        let stop = Stop::default();
+        stop.request();
+        let (copied, bytes) = copy(keep, &stop);
+        assert_eq!(copied.unwrap_err().to_string(), "interrupted");
+        assert!(bytes.is_empty(), "nothing is copied after a stop");
     }
 }

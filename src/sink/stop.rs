@@ -44,14 +44,25 @@ impl<W> Stoppable<W> {
     pub fn new(inner: W, stop: Stop, pause: Duration) -> Self {
         Stoppable { inner, stop, pause }
     }
+
+    /// What comes before each block: the test pause, then a check of the stop flag.
+    pub fn ready(&self) -> io::Result<()> {
+        if !self.pause.is_zero() {
+            std::thread::sleep(self.pause);
+        }
+        self.stop.check()
+    }
+
+    /// The writer beneath, for a copy that calls [`Stoppable::ready`] before each of its
+    /// chunks itself: going through this one would hide the file from `io::copy`.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
 }
 
 impl<W: Write> Write for Stoppable<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.pause.is_zero() {
-            std::thread::sleep(self.pause);
-        }
-        self.stop.check()?;
+        self.ready()?;
         self.inner.write(buf)
     }
 
