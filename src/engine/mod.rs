@@ -79,7 +79,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     .await?;
     let records = sink.records();
     if records == 0 {
-        warn!("the API returned no records; writing an empty output");
+        nothing_new(tracker.as_ref());
     }
     let destination = sink.describe();
     let written = finish(sink, interrupt.stop()).await?;
@@ -97,6 +97,16 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     };
     log_synced(&summary);
     Ok(summary)
+}
+
+/// Says that a run brought no records. An incremental run's are only those above the
+/// mark, and with `--append` the output keeps its records: that is no cause for alarm.
+fn nothing_new(tracker: Option<&Tracker>) {
+    match tracker {
+        Some(tracker) if tracker.appends() => info!("no new records above the mark"),
+        Some(_) => warn!("no new records above the mark; writing an empty output"),
+        None => warn!("the API returned no records; writing an empty output"),
+    }
 }
 
 /// The paginator for the URL and parameters; an incremental run's mark goes to the API

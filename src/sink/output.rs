@@ -669,7 +669,8 @@ impl Partial {
 
     /// Puts the output in place, then removes the partial file and the checkpoint. The
     /// partial file stays locked until the end, so another run cannot take it over midway.
-    /// A compressed output is always written anew: the partial file holds plain text.
+    /// A compressed output is always written anew: the partial file holds plain text. An
+    /// output `--append` has nothing to add to is left as it is.
     fn finish(
         mut self,
         format: Format,
@@ -683,6 +684,12 @@ impl Partial {
             let error = stopped_or(stop, || Error::output(e, format!("cannot write {out}")));
             kept(error, records, &partial)
         };
+        if let Some(bytes) = self.nothing_to_append() {
+            info!("{out} is left as it was");
+            self.files.remove().map_err(|e| removing(e, &partial))?;
+            let compressed = None;
+            return Ok(Written { bytes, compressed });
+        }
         let plain = compression == Compression::None;
         if plain && self.append.is_none() && format != Format::Json && self.spool.is_whole() {
             let bytes = self.rename_into_place(stop).map_err(failed)?;
@@ -695,6 +702,21 @@ impl Partial {
             "all {} are in; writing {out}",
             crate::report::units::counted(records, "record", "records")
         );
+        let written = (self.write_anew(format, compression, stop, pause)).map_err(failed)?;
+        self.files.remove().map_err(|e| removing(e, &partial))?;
+        Ok(written)
+    }
+
+    /// Writes the output under a temporary name renamed over it: for `--append` the kept
+    /// bytes of the old one, then the new rows; else every record in `format`, compressed
+    /// as asked. Stops at the next block once `stop` is requested.
+    fn write_anew(
+        &mut self,
+        format: Format,
+        compression: Compression,
+        stop: &Stop,
+        pause: Duration,
+    ) -> io::Result<Written> {
         let append = self.append.take();
         let (_, written) = place::replace(&self.out, |file| {
             let stoppable = Stoppable::new(&*file, stop.clone(), pause);
@@ -712,12 +734,18 @@ impl Partial {
             let (_, written) = out.finish()?;
             let bytes = kept + written.bytes;
             Ok(Written { bytes, ..written })
-        })
-        .map_err(failed)?;
-        self.files
-            .remove()
-            .map_err(|e| Error::output(e, format!("cannot remove {}", partial.display())))?;
+        })?;
         Ok(written)
+    }
+
+    /// With `--append` and no new records, the length of the output if it already is what
+    /// this run would write: exactly the bytes the last completed run left. It is then
+    /// left alone, not copied into a new file: same inode, same time, no cost. (Bytes past
+    /// those, of a run that stopped before saving its state, must still be cut off.)
+    fn nothing_to_append(&self) -> Option<u64> {
+        let append = self.append.as_ref()?;
+        let on_disk = fs::metadata(&self.out).ok()?.len();
+        (self.spool.records() == 0 && on_disk == append.keep).then_some(on_disk)
     }
 
     /// Renames the partial file, the output byte for byte, over the output, and says how
@@ -841,6 +869,11 @@ fn emptied(existing: Option<File>, files: &Files, out: &Path) -> Result<File, Er
         file.set_len(0).map_err(cannot_write)?;
     }
     Ok(file)
+}
+
+/// A failure to remove the partial file (or its checkpoint) once the output is in place.
+fn removing(e: io::Error, partial: &Path) -> Error {
+    Error::output(e, format!("cannot remove {}", partial.display()))
 }
 
 fn kept(error: Error, records: u64, partial: &Path) -> Error {

@@ -564,3 +564,63 @@ fn a_run_started_without_append_is_not_resumed_with_it() {
          5,2026-01-05T00:00:00Z,order 5\n"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn nothing_new_leaves_an_appended_output_as_it_is() {
+    use std::os::unix::fs::MetadataExt;
+    let api = Api::new(orders(3));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.csv");
+    let args = [SINCE[0], SINCE[1], "--append"];
+    sync(&server, &out, &args).success();
+    let (table, meta) = (
+        std::fs::read(&out).unwrap(),
+        std::fs::metadata(&out).unwrap(),
+    );
+
+    let quiet = sync(&server, &out, &args).success();
+    let stderr = String::from_utf8_lossy(&quiet.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("INFO no new records above the mark"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(stderr.contains("is left as it was"), "{stderr}");
+    let now = std::fs::metadata(&out).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), table);
+    assert_eq!(
+        (now.ino(), now.mtime(), now.mtime_nsec()),
+        (meta.ino(), meta.mtime(), meta.mtime_nsec())
+    );
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    assert_eq!(state["mark"], "2026-01-03T00:00:00Z");
+    assert_eq!(names(dir.path()), ["orders.csv", "orders.csv.state"]);
+
+    api.update(4, 4);
+    sync(&server, &out, &args).success();
+    assert_eq!(read_csv_ids(&out), ["1", "2", "3", "4"]);
+
+    // Without --append the output holds this run's records: none.
+    let empty = dir.path().join("empty.jsonl");
+    sync(&server, &empty, &SINCE).success();
+    let nothing = sync(&server, &empty, &SINCE).success();
+    let stderr = String::from_utf8_lossy(&nothing.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("WARN no new records above the mark; writing an empty output"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the API returned no records"), "{stderr}");
+    assert_eq!(std::fs::read(&empty).unwrap(), b"");
+}
+
+/// The names of the files in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
