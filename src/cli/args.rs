@@ -39,8 +39,9 @@ Exit codes:
   4    gave up: retries exhausted, the server asked to wait longer than --retry-max-wait,
        or --max-time would have been passed
   5    bad response: not JSON, no records array, a pagination loop, fewer records than
-       the API announced, a body over --max-response-size, or a body whose
-       Content-Encoding does not decode
+       the API announced, a body over --max-response-size, a body whose
+       Content-Encoding does not decode, or with --append a record without a comparable
+       --incremental FIELD
   6    output error: the output file could not be written
   130  interrupted (Ctrl-C, SIGTERM)
 
@@ -758,7 +759,8 @@ pub struct IncrementalArgs {
     /// Write only records whose FIELD (a JSON Pointer such as /updated_at, or .updated_at)
     /// is above the mark the last successful run reached, and move the mark on when this
     /// one succeeds. Numbers compare as numbers, RFC 3339 timestamps as instants, other
-    /// strings as text; a record without a comparable FIELD is kept, with a warning.
+    /// strings as text; a record without a comparable FIELD is kept, with a warning (with
+    /// --append it is an error, as it would be appended again every run).
     #[arg(long, value_name = "FIELD", value_parser = parse_pointer, env = "APIFETCH_INCREMENTAL", hide_env_values = true)]
     pub incremental: Option<String>,
 

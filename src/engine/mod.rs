@@ -269,7 +269,7 @@ async fn fetch(
         let step = pages.advance(&headers, &page, &mut records)?;
         whole_characters(&records, pages.fetched(), &page_url)?;
         let arrived = !records.is_empty();
-        let (step, cut) = sift(tracker.as_deref_mut(), &mut records, step);
+        let (step, cut) = sift(tracker.as_deref_mut(), &mut records, step, pages.fetched())?;
         let shortfall = match step {
             Step::Continue => None,
             _ if cut => None,
@@ -313,12 +313,20 @@ fn ended(step: Step, pages: &Paginator) -> bool {
 /// Drops the records that earlier runs of an incremental job wrote. With `--newest-first`,
 /// a page that reached the mark is the last; then the run stops short of what the API
 /// has on purpose (the second value), and is not held to its totals.
-fn sift(tracker: Option<&mut Tracker>, records: &mut Vec<&str>, step: Step) -> (Step, bool) {
-    let reached = tracker.is_some_and(|tracker| tracker.page(records));
-    match step {
+fn sift(
+    tracker: Option<&mut Tracker>,
+    records: &mut Vec<&str>,
+    step: Step,
+    page: u64,
+) -> Result<(Step, bool), Error> {
+    let reached = match tracker {
+        Some(tracker) => tracker.page(records, page)?,
+        None => false,
+    };
+    Ok(match step {
         Step::Continue if reached => (Step::Done("reached the incremental mark"), true),
         step => (step, false),
-    }
+    })
 }
 
 /// The job an incremental state belongs to: the URL with its `--param` values, as logs

@@ -84,6 +84,9 @@ enum Verdict {
     Old,
     /// In the lookback window, and its key was written with this value or a later one.
     Seen,
+    /// Without a comparable value (missing, null or of another kind): kept and counted,
+    /// but for `--append`.
+    Unplaced,
 }
 
 pub struct Tracker {
@@ -203,22 +206,28 @@ impl Tracker {
         .to_string()
     }
 
-    /// Drops the records of a page that earlier runs wrote, counting them. True once a
-    /// record at or below the mark arrived: with `--newest-first`, the last page to fetch.
-    pub fn page(&mut self, records: &mut Vec<&str>) -> bool {
+    /// Drops the records of page `number` that earlier runs wrote, counting them. True
+    /// once a record at or below the mark arrived: with `--newest-first`, the last page to
+    /// fetch. With `--append`, a record that cannot be placed against the mark is an error
+    /// (see [`Tracker::unplaced`]).
+    pub fn page(&mut self, records: &mut Vec<&str>, number: u64) -> Result<bool, Error> {
         let mut reached = false;
-        records.retain(|record| match self.verdict(record) {
-            Verdict::Keep => true,
-            Verdict::Old => {
-                reached = true;
-                self.run.skipped += 1;
-                false
+        let mut kept = Vec::with_capacity(records.len());
+        for (n, record) in (1..).zip(records.drain(..)) {
+            match self.verdict(record) {
+                Verdict::Keep => kept.push(record),
+                Verdict::Unplaced if self.settings.append => {
+                    return Err(self.unplaced(record, number, n));
+                }
+                Verdict::Unplaced => kept.push(record),
+                Verdict::Old => {
+                    reached = true;
+                    self.run.skipped += 1;
+                }
+                Verdict::Seen => self.run.skipped += 1,
             }
-            Verdict::Seen => {
-                self.run.skipped += 1;
-                false
-            }
-        });
+        }
+        *records = kept;
         let counts = (self.run.skipped, self.run.incomparable);
         if counts != self.reported {
             self.reported = counts;
@@ -231,7 +240,25 @@ impl Tracker {
                 self.job.field
             );
         }
-        reached && self.settings.newest_first
+        Ok(reached && self.settings.newest_first)
+    }
+
+    /// The error for record `n` of page `page`, without a comparable field, in a run that
+    /// appends. It cannot be placed against the mark: appended now, it would come again
+    /// next run and be appended again, every run; dropped, it would be lost. `--key` does
+    /// not help: the state would have to hold every such key for ever, and a change to
+    /// the record could not be told from the copy written.
+    fn unplaced(&self, record: &str, page: u64, n: u64) -> Error {
+        let key = (self.settings.key.as_ref())
+            .and_then(|pointer| crate::shape::records::lookup(record, pointer))
+            .map_or(String::new(), |key| format!(" (--key {})", key.get()));
+        Error::BadResponse(format!(
+            "{}: page {page}, record {n}{key}: no comparable {} (missing, null or of another \
+             kind): --append would add it to the output again on every run; pick an \
+             --incremental field every record has, or run without --append, each output \
+             then holding such records again",
+            self.job.url, self.settings.field
+        ))
     }
 
     fn kind(&self) -> Option<Kind> {
@@ -246,7 +273,7 @@ impl Tracker {
             .and_then(|raw| serde_json::from_str(raw.get()).ok());
         let Some(mark) = raw.and_then(|raw| Mark::of(raw, self.kind())) else {
             self.run.incomparable += 1;
-            return Verdict::Keep;
+            return Verdict::Unplaced;
         };
         if self
             .floor
@@ -483,7 +510,7 @@ mod tests {
 
     fn page<'a>(tracker: &mut Tracker, records: &[&'a str]) -> (Vec<&'a str>, bool) {
         let mut records = records.to_vec();
-        let reached = tracker.page(&mut records);
+        let reached = tracker.page(&mut records, 1).unwrap();
         (records, reached)
     }
 

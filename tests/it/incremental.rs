@@ -624,3 +624,39 @@ fn names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[test]
+fn with_append_a_record_without_the_field_is_refused_not_appended_every_night() {
+    let server = Server::start(|req| {
+        let records = json!([
+            {"id": 1, "updated_at": "2026-01-01T00:00:00Z"},
+            {"id": 2, "updated_at": null},
+        ]);
+        Reply::json(&json!({ "data": records, "page": page_number(req), "has_more": false }))
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let refused = sync(
+        &server,
+        &out,
+        &["--append", "--key", "/id", "--lookback", "1h"],
+    )
+    .code(5);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let why = "page 1, record 2 (--key 2): no comparable /updated_at (missing, null or of \
+               another kind): --append would add it to the output again on every run; pick \
+               an --incremental field every record has, or run without --append, each output \
+               then holding such records again";
+    assert!(stderr.contains(why), "{stderr}");
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(
+        names(dir.path()),
+        Vec::<String>::new(),
+        "no output, no state"
+    );
+
+    // Without --append such a record is kept, counted and warned about.
+    sync(&server, &out, &[]).success();
+    assert_eq!(read_lines(&out).len(), 2);
+}
