@@ -562,11 +562,12 @@ impl Partial {
 
     /// Makes this run's records go after those of the existing output. A table starts
     /// with the output's columns, so its rows line up under that header; one resumed with
-    /// rows already must have them.
+    /// rows already must have them. An output without a header (none yet, or empty) gets
+    /// the whole table, header included, so any columns do.
     fn append(&mut self, append: Append) -> Result<(), Error> {
         if self.spool.layout().is_some() {
             append.check(&self.spool, &self.out)?;
-        } else if !self.spool.seed_columns(&append.columns) {
+        } else if append.headed() && !self.spool.seed_columns(&append.columns) {
             let why = format!("--columns is not the header of {}", self.out.display());
             return Err(Append::misfit(&self.out, &why));
         }

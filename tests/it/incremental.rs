@@ -660,3 +660,26 @@ fn with_append_a_record_without_the_field_is_refused_not_appended_every_night() 
     sync(&server, &out, &[]).success();
     assert_eq!(read_lines(&out).len(), 2);
 }
+
+#[test]
+fn csv_with_picked_columns_is_appended_under_them() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.csv");
+    let args = ["--append", "--columns", "updated_at,id"];
+    sync(&server, &out, &args).success();
+    // `name`, which --columns drops, is no new column.
+    api.update(3, 3);
+    sync(&server, &out, &args).success();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "updated_at,id\n\
+         2026-01-01T00:00:00Z,1\n\
+         2026-01-02T00:00:00Z,2\n\
+         2026-01-03T00:00:00Z,3\n"
+    );
+    let refused = sync(&server, &out, &["--append", "--columns", "id,updated_at"]).code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("--columns is not the header of"), "{stderr}");
+}
