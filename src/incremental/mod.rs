@@ -20,6 +20,10 @@ pub use state::Job;
 use state::{Remembered, State};
 pub use value::{Comparable, Kind, Lookback, SinceFormat};
 
+/// The version of [`Tracker::identity`]'s layout: raised when a field that decides what
+/// an incremental run writes joins or changes meaning, and only then.
+const IDENTITY_VERSION: u32 = 1;
+
 /// The incremental flags, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -106,9 +110,9 @@ impl Tracker {
         let state = State::load(&settings.state, &job)?.unwrap_or_else(|| State::new(&job));
         let broken = |what: &str| {
             Error::Usage(format!(
-                "state file {}: its {what} is not a {:?} value; remove it to start afresh",
+                "state file {}: its {what} is not {}; remove it to start afresh",
                 settings.state.display(),
-                state.kind
+                Kind::describe(state.kind)
             ))
         };
         let before = match state.mark.clone() {
@@ -183,15 +187,18 @@ impl Tracker {
     }
 
     /// What a checkpoint must match for a run to resume it: the flags, and the mark it
-    /// started from (the `--since-param` value is part of every request).
+    /// started from (the `--since-param` value is part of every request). Named fields,
+    /// never Debug text, so refactoring the settings' types leaves checkpoints valid.
     pub fn identity(&self) -> String {
         let s = &self.settings;
         serde_json::json!({
+            "v": IDENTITY_VERSION,
             "field": s.field,
             "key": s.key,
-            "lookback": s.lookback.map(|l| format!("{l:?}")),
+            "lookback": s.lookback.as_ref().map(Lookback::identity),
             "newest_first": s.newest_first,
-            "since": s.since.as_ref().map(|(p, f)| (p, format!("{f:?}"))),
+            "since_param": s.since.as_ref().map(|(param, _)| param),
+            "since_format": s.since.as_ref().map(|(_, format)| format.name()),
             "mark": self.before.as_ref().map(|m| &m.raw),
         })
         .to_string()
@@ -527,6 +534,43 @@ mod tests {
         let state = State::load(&s.state, &job()).unwrap().unwrap();
         let keys: Vec<String> = state.window.iter().map(|r| r.key.to_string()).collect();
         assert_eq!(keys, ["2", "3", "9"]);
+    }
+
+    #[test]
+    fn the_identity_is_named_fields_not_debug_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = Tracker::open(&settings(dir.path(), Some("10m")), job()).unwrap();
+        // A saved checkpoint holds a hash of exactly this text: changing it must come
+        // with a new IDENTITY_VERSION.
+        assert_eq!(
+            tracker.identity(),
+            r#"{"v":1,"field":"/at","key":"/id","lookback":{"nanoseconds":"600000000000"},"newest_first":true,"since_param":"since","since_format":"rfc3339","mark":null}"#
+        );
+        let mut s = settings(dir.path(), Some("3"));
+        s.since = None;
+        let tracker = Tracker::open(&s, job()).unwrap();
+        assert!(
+            tracker.identity().contains(r#""lookback":{"count":"3"}"#),
+            "{}",
+            tracker.identity()
+        );
+    }
+
+    #[test]
+    fn a_broken_state_is_described_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), None);
+        let mut state = State::new(&job());
+        state.kind = Some(Kind::Timestamp);
+        state.mark = Some(serde_json::json!("yesterday"));
+        state.save(&s.state).unwrap();
+        let err = Tracker::open(&s, job()).err().unwrap().to_string();
+        assert!(
+            err.ends_with(
+                "x.state: its mark is not an RFC 3339 timestamp; remove it to start afresh"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
