@@ -359,16 +359,21 @@ impl Tracker {
         serde_json::to_value(saved).expect("plain JSON values serialize")
     }
 
-    /// Carries on from the progress a checkpoint saved.
+    /// Carries on from the progress a checkpoint saved. A checkpoint with none was saved
+    /// before the first page (a run killed while it waited for it): its identity already
+    /// says it is this job's, with this mark, so the run starts as a new one would.
     pub fn restore(&mut self, saved: Option<&Value>) -> Result<(), Error> {
+        let Some(saved) = saved else {
+            return Ok(());
+        };
         let unusable = || {
             Error::Usage(
-                "the checkpoint holds no incremental progress; run without --resume to start over"
+                "the checkpoint's incremental progress is not one apifetch can read; run \
+                 without --resume to start over"
                     .into(),
             )
         };
-        let saved: Saved =
-            serde_json::from_value(saved.ok_or_else(unusable)?.clone()).map_err(|_| unusable())?;
+        let saved: Saved = serde_json::from_value(saved.clone()).map_err(|_| unusable())?;
         let kind = self.kind().or(saved.kind);
         let mark = |raw: Value| Mark::of(raw, kind).ok_or_else(unusable);
         self.run = Run {

@@ -20,6 +20,8 @@ struct Data {
     newest_first: bool,
     /// A page number answered with a 500.
     failing: Option<usize>,
+    /// A page number answered only after a long while, for a test to kill the run at.
+    held: Option<usize>,
 }
 
 impl Api {
@@ -49,7 +51,11 @@ impl Api {
             records.reverse();
         }
         let (page, more) = page_of(&records, req);
-        Reply::json(&json!({"data": page, "page": page_number(req), "has_more": more}))
+        let reply = Reply::json(&json!({"data": page, "page": page_number(req), "has_more": more}));
+        match data.held == Some(page_number(req)) {
+            true => reply.delay(std::time::Duration::from_secs(20)),
+            false => reply,
+        }
     }
 
     /// Sets record `id` (adding it if new) to have been updated on `day` of January.
@@ -107,6 +113,25 @@ fn sync(server: &Server, out: &Path, args: &[&str]) -> assert_cmd::assert::Asser
         .arg(out)
         .args(args)
         .assert()
+}
+
+/// [`sync`] killed outright (SIGKILL) once `page` has been asked for and is held.
+fn sync_killed_at(api: &Api, server: &Server, out: &Path, page: usize, args: &[&str]) {
+    api.0.lock().unwrap().held = Some(page);
+    let before = server.requests().len();
+    let mut child = apifetch_std()
+        .arg(server.url("/orders"))
+        .args(["--incremental", "/updated_at", "--page-size", "2", "--out"])
+        .arg(out)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_requests(server, before + page);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    api.0.lock().unwrap().held = None;
 }
 
 fn state_of(out: &Path) -> PathBuf {
@@ -208,6 +233,23 @@ fn a_failed_run_resumed_ends_where_an_uninterrupted_one_would() {
     );
     let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
     assert_eq!(state["mark"], "2026-01-08T00:00:00Z");
+}
+
+#[test]
+fn a_run_killed_before_its_first_page_resumes() {
+    let api = Api::new(orders(3));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [SINCE[0], SINCE[1], "--resume"];
+    sync_killed_at(&api, &server, &out, 1, &args);
+    assert!(PathBuf::from(format!("{}.checkpoint", out.display())).exists());
+    let before = server.requests().len();
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), orders(3));
+    assert_eq!(server.requests().len() - before, 2);
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    assert_eq!(state["mark"], "2026-01-03T00:00:00Z");
 }
 
 #[test]
