@@ -178,7 +178,7 @@ async fn sync(
         pages.resume(
             resumed.position.clone(),
             resumed.pages,
-            resumed.spool.records,
+            resumed.received,
             resumed.guard.clone(),
         );
         if let Some(tracker) = tracker.as_deref_mut() {

@@ -38,7 +38,7 @@ use crate::sink::spool::Mark;
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
-const LAYOUT: u32 = 7;
+const LAYOUT: u32 = 8;
 
 /// How old a checkpoint may be before resuming it earns a warning: a scheduled job that
 /// always passes `--resume` would otherwise quietly mix records fetched days apart.
@@ -357,6 +357,9 @@ pub struct State {
     pub guard: Guard,
     /// Pages whose records are in the partial file.
     pub pages: u64,
+    /// Records the API had sent by then, which its totals are checked against: more than
+    /// the partial file holds when an `--incremental` run dropped some.
+    pub received: u64,
     /// The last page has been fetched: only the output remains to be written.
     pub done: bool,
     pub spool: Mark,
@@ -391,6 +394,7 @@ impl Checkpoint {
             position,
             guard: Guard::default(),
             pages: 0,
+            received: 0,
             done: false,
             spool: Mark {
                 len: 0,
@@ -419,6 +423,7 @@ impl Checkpoint {
         latest.position = progress.position;
         latest.guard.catch_up(progress.guard);
         latest.pages = progress.pages;
+        latest.received = progress.records;
         latest.done = progress.done;
         latest.spool = spool;
         latest.incremental = progress.incremental;

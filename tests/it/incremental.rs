@@ -22,6 +22,8 @@ struct Data {
     failing: Option<usize>,
     /// A page number answered only after a long while, for a test to kill the run at.
     held: Option<usize>,
+    /// Say how many records there are in all (`"total"`), as many APIs do.
+    total: bool,
 }
 
 impl Api {
@@ -51,7 +53,11 @@ impl Api {
             records.reverse();
         }
         let (page, more) = page_of(&records, req);
-        let reply = Reply::json(&json!({"data": page, "page": page_number(req), "has_more": more}));
+        let mut body = json!({"data": page, "page": page_number(req), "has_more": more});
+        if data.total {
+            body["total"] = records.len().into();
+        }
+        let reply = Reply::json(&body);
         match data.held == Some(page_number(req)) {
             true => reply.delay(std::time::Duration::from_secs(20)),
             false => reply,
@@ -250,6 +256,36 @@ fn a_run_killed_before_its_first_page_resumes() {
     assert_eq!(server.requests().len() - before, 2);
     let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
     assert_eq!(state["mark"], "2026-01-03T00:00:00Z");
+}
+
+/// The totals an API states count every record it sends, including those an incremental
+/// run drops: a resumed run must carry on counting them, not the records it wrote.
+#[test]
+fn a_resumed_run_is_held_to_the_apis_total_of_records_sent() {
+    let api = Api::new(orders(4));
+    api.0.lock().unwrap().total = true;
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = ["--resume", "--retries", "0"];
+    sync(&server, &out, &args).success();
+    for id in 5..=11 {
+        api.update(id, id as u32);
+    }
+    // Pages 1 and 2 hold the four orders written already: skipped, not written.
+    api.fail_page(Some(3));
+    sync(&server, &out, &args).code(4);
+    api.fail_page(None);
+    let before = server.requests().len();
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), orders(11)[4..]);
+    let pages: Vec<usize> = server.requests()[before..]
+        .iter()
+        .map(page_number)
+        .collect();
+    assert_eq!(pages, [3, 4, 5, 6]);
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    assert_eq!(state["mark"], "2026-01-11T00:00:00Z");
 }
 
 #[test]
