@@ -21,7 +21,7 @@ use crate::paginate::{self, Paginator, Step};
 use crate::report::{logging, redact, units};
 use crate::shape::{json, records};
 use crate::sim;
-use crate::sink::checkpoint::Identity;
+use crate::sink::checkpoint::{self, Identity, Progress};
 use crate::sink::compress::Written;
 use crate::sink::output::Sink;
 use crate::sink::stop::Stop;
@@ -182,7 +182,7 @@ async fn sync(
             resumed.guard.clone(),
         );
         if let Some(tracker) = tracker.as_deref_mut() {
-            tracker.restore(resumed.incremental.as_ref())?;
+            tracker.restore(resumed.incremental.as_ref(), resumed.window.as_ref())?;
         }
         if resumed.done {
             return Ok(sink);
@@ -266,9 +266,14 @@ async fn fetch(
             _ => pages.shortfall(&step),
         };
         // A run short of what the API announced is not done: resuming asks again.
-        let mut standing = pages.standing(step != Step::Continue && shortfall.is_none());
-        standing.incremental = tracker.as_deref().map(Tracker::snapshot);
-        writer.page(body, &records, standing).await?;
+        let progress = Progress {
+            standing: pages.standing(step != Step::Continue && shortfall.is_none()),
+            incremental: tracker.as_deref().map(|tracker| checkpoint::Incremental {
+                progress: tracker.progress(),
+                window: tracker.window(),
+            }),
+        };
+        writer.page(body, &records, progress).await?;
         // A page that only taught the paginator something is not news.
         if arrived || step != Step::Continue {
             log_page(pages, records.len() as u64, writer.records());

@@ -68,14 +68,14 @@ struct Run {
     pruned_at: usize,
 }
 
-/// [`Run`] as a checkpoint holds it.
+/// [`Run`] as a checkpoint holds it, but for the window, which it keeps apart: the
+/// window can grow with the run, and the rest is noted after every page.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Saved {
     kind: Option<Kind>,
     highest: Option<Value>,
     skipped: u64,
     incomparable: u64,
-    window: Vec<Remembered>,
 }
 
 /// Where a record stands against the mark.
@@ -282,7 +282,7 @@ impl Tracker {
         // Cut back now and then, so memory follows the window, not the run.
         if self.run.window.len() >= 2 * self.run.pruned_at + 1024 {
             let window = std::mem::take(&mut self.run.window);
-            self.run.window = self.window(window);
+            self.run.window = self.within_window(window);
             self.run.pruned_at = self.run.window.len();
         }
     }
@@ -299,7 +299,10 @@ impl Tracker {
     }
 
     /// Of `entries`, those within the lookback of the mark reached so far.
-    fn window(&self, entries: HashMap<String, (Value, Mark)>) -> HashMap<String, (Value, Mark)> {
+    fn within_window(
+        &self,
+        entries: HashMap<String, (Value, Mark)>,
+    ) -> HashMap<String, (Value, Mark)> {
         let cut = match (self.after(), &self.settings.lookback) {
             (Some(after), Some(lookback)) => after.value.minus(lookback).ok(),
             _ => None,
@@ -347,22 +350,30 @@ impl Tracker {
         }
     }
 
-    /// This run's progress, for the checkpoint.
-    pub fn snapshot(&self) -> Value {
+    /// This run's progress, for the checkpoint: the highest value and the counts.
+    pub fn progress(&self) -> Value {
         let saved = Saved {
             kind: self.run.kind,
             highest: self.run.highest.as_ref().map(|m| m.raw.clone()),
             skipped: self.run.skipped,
             incomparable: self.run.incomparable,
-            window: remembered(&self.run.window),
         };
         serde_json::to_value(saved).expect("plain JSON values serialize")
     }
 
-    /// Carries on from the progress a checkpoint saved. A checkpoint with none was saved
-    /// before the first page (a run killed while it waited for it): its identity already
-    /// says it is this job's, with this mark, so the run starts as a new one would.
-    pub fn restore(&mut self, saved: Option<&Value>) -> Result<(), Error> {
+    /// The records this run wrote within the lookback of the mark reached so far, for the
+    /// checkpoint: cut back to the window now, so it stays the window's size however long
+    /// the run.
+    pub fn window(&self) -> Value {
+        let window = self.within_window(self.run.window.clone());
+        serde_json::to_value(remembered(&window)).expect("plain JSON values serialize")
+    }
+
+    /// Carries on from the progress and window a checkpoint saved. A checkpoint with none
+    /// was saved before the first page (a run killed while it waited for it): its
+    /// identity already says it is this job's, with this mark, so the run starts as a new
+    /// one would.
+    pub fn restore(&mut self, saved: Option<&Value>, window: Option<&Value>) -> Result<(), Error> {
         let Some(saved) = saved else {
             return Ok(());
         };
@@ -374,6 +385,10 @@ impl Tracker {
             )
         };
         let saved: Saved = serde_json::from_value(saved.clone()).map_err(|_| unusable())?;
+        let window: Vec<Remembered> = match window {
+            Some(window) => serde_json::from_value(window.clone()).map_err(|_| unusable())?,
+            None => Vec::new(),
+        };
         let kind = self.kind().or(saved.kind);
         let mark = |raw: Value| Mark::of(raw, kind).ok_or_else(unusable);
         self.run = Run {
@@ -382,9 +397,9 @@ impl Tracker {
             skipped: saved.skipped,
             incomparable: saved.incomparable,
             window: HashMap::new(),
-            pruned_at: saved.window.len(),
+            pruned_at: window.len(),
         };
-        for Remembered { key, value } in saved.window {
+        for Remembered { key, value } in window {
             let entry = (key.clone(), mark(value)?);
             self.run.window.insert(key.to_string(), entry);
         }
@@ -415,7 +430,7 @@ impl Tracker {
         state.kind = self.kind();
         state.mark = self.after().map(|m| m.raw.clone());
         state.output_len = output_len;
-        state.window = remembered(&self.window(entries));
+        state.window = remembered(&self.within_window(entries));
         state.save(&self.settings.state).map_err(|e| {
             let path = self.settings.state.display();
             Error::output(e, format!("cannot write the state file {path}"))
@@ -533,7 +548,8 @@ mod tests {
 
         // A resumed run carries on with what the checkpoint saved.
         let mut resumed = Tracker::open(&s, job()).unwrap();
-        resumed.restore(Some(&second.snapshot())).unwrap();
+        let (progress, window) = (second.progress(), second.window());
+        resumed.restore(Some(&progress), Some(&window)).unwrap();
         assert_eq!(resumed.run.skipped, 3);
         resumed.finish(None).unwrap();
         let state = State::load(&s.state, &job()).unwrap().unwrap();

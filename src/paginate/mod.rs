@@ -174,8 +174,6 @@ pub struct Standing {
     /// Records received so far, which the API's totals are checked against: more than
     /// were written when an incremental run dropped some.
     pub records: u64,
-    /// An `--incremental` run's progress, set by the run loop.
-    pub incremental: Option<serde_json::Value>,
 }
 
 impl Paginator {
@@ -422,7 +420,6 @@ impl Paginator {
             pages: self.fetched,
             done,
             records: self.records,
-            incremental: None,
         }
     }
 

@@ -473,6 +473,52 @@ fn lookback_reads_a_window_again_and_drops_the_records_already_written() {
     );
 }
 
+/// A long run's checkpoint holds the lookback window as it stands, not every record the
+/// run wrote: it stays a few KB however many pages came before.
+#[test]
+fn a_long_runs_checkpoint_keeps_only_the_window() {
+    let at = |i: u64| {
+        let time = format!("2026-01-01T{:02}:{:02}:00Z", i / 60, i % 60);
+        json!({"id": i, "updated_at": time})
+    };
+    let api = Api::new((0..400).map(at).collect());
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [
+        "--lookback",
+        "10m",
+        "--key",
+        "/id",
+        "--resume",
+        "--retries",
+        "0",
+    ];
+    api.fail_page(Some(190));
+    sync(&server, &out, &args).code(4);
+    let checkpoint = PathBuf::from(format!("{}.checkpoint", out.display()));
+    let size = std::fs::metadata(&checkpoint).unwrap().len();
+    assert!(size < 4096, "the checkpoint holds {size} bytes");
+    api.fail_page(None);
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), (0..400).map(at).collect::<Vec<_>>());
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    let window: Vec<&Value> = state["window"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["key"])
+        .collect();
+    assert_eq!(
+        window,
+        (390..400)
+            .map(Value::from)
+            .collect::<Vec<_>>()
+            .iter()
+            .collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
     let api = Api::new(orders(2));
