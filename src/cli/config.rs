@@ -820,11 +820,9 @@ fn incremental(
              never fetched"
         )));
     }
-    if args.lookback.is_some() != args.key.is_some() {
+    if args.lookback.is_some() && args.key.is_none() {
         return Err(Error::Usage(
-            "--lookback and --key go together: the records read again are told apart by \
-             their key"
-                .into(),
+            "--lookback needs --key: the records read again are told apart by their key".into(),
         ));
     }
     match (args.append, out, output.format) {

@@ -8,11 +8,13 @@
 mod state;
 mod value;
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
@@ -36,7 +38,8 @@ pub struct Settings {
     /// `--newest-first`: stop paginating at the first record at or below the mark.
     pub newest_first: bool,
     pub lookback: Option<Lookback>,
-    /// `--key`, as a JSON Pointer: what tells a record read again in the lookback window.
+    /// `--key`, as a JSON Pointer: what tells a record read again in the lookback window,
+    /// or at the mark itself; without it, a record's whole text does.
     pub key: Option<String>,
 }
 
@@ -62,7 +65,8 @@ struct Run {
     highest: Option<Mark>,
     skipped: u64,
     incomparable: u64,
-    /// Keys and values of records written that may still fall in the next run's window.
+    /// Keys and values of records written that may still fall in the next run's window
+    /// (or, without `--lookback`, sit at the mark).
     window: HashMap<String, (Value, Mark)>,
     /// The window's size when it was last cut back to the lookback.
     pruned_at: usize,
@@ -81,9 +85,10 @@ struct Saved {
 /// Where a record stands against the mark.
 enum Verdict {
     Keep,
-    /// At or below the mark (less the lookback): written by an earlier run.
+    /// Below the mark (less the lookback): written by an earlier run.
     Old,
-    /// In the lookback window, and its key was written with this value or a later one.
+    /// At the mark or in the lookback window, and its key was written with this value or
+    /// a later one.
     Seen,
 }
 
@@ -92,7 +97,9 @@ pub struct Tracker {
     job: Job,
     /// The mark completed runs reached.
     before: Option<Mark>,
-    /// The mark less the lookback: records at or below it are old.
+    /// The mark less the lookback: records below it are old; those at it or above it are
+    /// old only if remembered (another record can share the mark's value: a write in the
+    /// same second as the last one read).
     floor: Option<Comparable>,
     /// The value sent in `--since-param`.
     since: Option<String>,
@@ -102,6 +109,8 @@ pub struct Tracker {
     run: Run,
     /// The counts last logged.
     reported: (u64, u64),
+    /// Whether a record at the mark was kept for want of `--key`, which is said once.
+    tie_kept: bool,
 }
 
 impl Tracker {
@@ -138,6 +147,7 @@ impl Tracker {
             output_len: state.output_len,
             run: Run::default(),
             reported: (0, 0),
+            tie_kept: false,
         };
         tracker.announce();
         Ok(tracker)
@@ -249,31 +259,60 @@ impl Tracker {
             self.run.incomparable += 1;
             return Verdict::Keep;
         };
-        if self
-            .floor
-            .as_ref()
-            .is_some_and(|f| mark.value.at_or_below(f))
-        {
+        let floor = self.floor.as_ref();
+        if floor.is_some_and(|f| mark.value.compare(f) == Some(Ordering::Less)) {
             return Verdict::Old;
         }
-        let key = (self.settings.key.as_ref())
-            .and_then(|pointer| crate::shape::records::lookup(record, pointer))
-            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        let key = self.key(record, &mark);
         let seen = key
             .as_ref()
             .and_then(|k| self.remembered.get(&k.to_string()));
         if seen.is_some_and(|(_, written)| mark.value.at_or_below(&written.value)) {
             return Verdict::Seen;
         }
+        if floor.is_some_and(|f| mark.value.at_or_below(f)) && self.settings.key.is_none() {
+            self.tie_kept(&mark);
+        }
         self.keep(mark, key);
         Verdict::Keep
+    }
+
+    /// What tells `record` apart from others with its value: its `--key`, or without one
+    /// a digest of its text, taken only where it may be remembered (at the mark, or at or
+    /// above the highest value so far), as it costs more than a lookup.
+    fn key(&self, record: &str, mark: &Mark) -> Option<Value> {
+        if let Some(pointer) = &self.settings.key {
+            let raw = crate::shape::records::lookup(record, pointer)?;
+            return serde_json::from_str::<Value>(raw.get()).ok();
+        }
+        let at_floor = (self.floor.as_ref()).is_some_and(|f| mark.value.at_or_below(f));
+        let highest = (self.run.highest.as_ref()).is_none_or(|h| h.value.at_or_below(&mark.value));
+        (at_floor || highest).then(|| {
+            let digest = Sha256::digest(record.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            serde_json::json!({ "sha256": hex })
+        })
+    }
+
+    /// Says once that a record at the mark was kept without `--key`: it may be one the
+    /// last run wrote, changed without its field moving on.
+    fn tie_kept(&mut self, mark: &Mark) {
+        if !std::mem::replace(&mut self.tie_kept, true) {
+            info!(
+                "incremental: a record whose {} is the mark ({}) differs from those the last \
+                 run wrote there, and is kept; without --key, records at the mark are told \
+                 apart by their whole text, so a record changed without its {} moving on is \
+                 written again",
+                self.job.field, mark.raw, self.job.field
+            );
+        }
     }
 
     fn keep(&mut self, mark: Mark, key: Option<Value>) {
         self.run.kind.get_or_insert(mark.value.kind());
         let higher = (self.run.highest.as_ref())
             .is_none_or(|highest| highest.value.at_or_below(&mark.value));
-        if let (Some(key), Some(_)) = (key, &self.settings.lookback) {
+        if let Some(key) = key {
             self.run.window.insert(key.to_string(), (key, mark.clone()));
         }
         if higher {
@@ -298,21 +337,22 @@ impl Tracker {
         }
     }
 
-    /// Of `entries`, those within the lookback of the mark reached so far.
+    /// Of `entries`, those at the mark reached so far or within the lookback of it.
     fn within_window(
         &self,
         entries: HashMap<String, (Value, Mark)>,
     ) -> HashMap<String, (Value, Mark)> {
         let cut = match (self.after(), &self.settings.lookback) {
             (Some(after), Some(lookback)) => after.value.minus(lookback).ok(),
-            _ => None,
+            (Some(after), None) => Some(after.value.clone()),
+            (None, _) => None,
         };
         let Some(cut) = cut else {
             return HashMap::new();
         };
         entries
             .into_iter()
-            .filter(|(_, (_, mark))| !mark.value.at_or_below(&cut))
+            .filter(|(_, (_, mark))| mark.value.compare(&cut) != Some(Ordering::Less))
             .collect()
     }
 
@@ -507,8 +547,14 @@ mod tests {
         let newer = r#"{"id":4,"at":"2026-01-01T08:00:01Z"}"#;
         let same_instant = r#"{"id":1,"at":"2026-01-01T08:00:00Z"}"#;
         let (kept, reached) = page(&mut second, &[newer, same_instant, records[1]]);
-        assert_eq!((kept, reached), (vec![newer, records[1]], true));
-        assert_eq!((second.run.skipped, second.run.incomparable), (1, 1));
+        // Order 1 again, at the mark: remembered by its key, so dropped; only a record
+        // below the mark says that a newest-first API has reached it.
+        assert_eq!((kept, reached), (vec![newer, records[1]], false));
+        let below = r#"{"id":5,"at":"2026-01-01T07:59:59Z"}"#;
+        let other_at_mark = r#"{"id":6,"at":"2026-01-01T08:00:00Z"}"#;
+        let (kept, reached) = page(&mut second, &[other_at_mark, below]);
+        assert_eq!((kept, reached), (vec![other_at_mark], true));
+        assert_eq!((second.run.skipped, second.run.incomparable), (2, 1));
         assert_eq!(
             second
                 .appending(&dir.path().join("none"))

@@ -288,6 +288,34 @@ fn a_resumed_run_is_held_to_the_apis_total_of_records_sent() {
     assert_eq!(state["mark"], "2026-01-11T00:00:00Z");
 }
 
+/// A record written in the same second as the last one a run read has the mark's value:
+/// it is new, and only the records the last run wrote at the mark are dropped, told apart
+/// by `--key`, or without it by their text.
+#[test]
+fn a_new_record_at_the_mark_is_kept_and_only_those_written_are_dropped() {
+    for key in [&["--key", "/id"][..], &[]] {
+        let api = Api::new(orders(3));
+        let server = api.start();
+        let dir = tempfile::tempdir().unwrap();
+        let (out, report) = (dir.path().join("orders.jsonl"), dir.path().join("s.json"));
+        let report_args = ["--summary-json", report.to_str().unwrap()];
+        let args = [&SINCE[..], key, &report_args].concat();
+        sync(&server, &out, &args).success();
+        let same_second = json!({"id": 4, "name": "order 4", "updated_at": "2026-01-03T00:00:00Z"});
+        api.0.lock().unwrap().records.push(same_second.clone());
+        let done = sync(&server, &out, &args).success();
+        assert_eq!(read_lines(&out), [same_second], "{key:?}");
+        assert_eq!(summary(&report)["incremental"]["skipped"], 1, "{key:?}");
+        let stderr = String::from_utf8_lossy(&done.get_output().stderr).into_owned();
+        let said = stderr.contains("told apart by their whole text");
+        assert_eq!(said, key.is_empty(), "{key:?}: {stderr}");
+        // Both are remembered at the mark now: a third run writes nothing again.
+        sync(&server, &out, &args).success();
+        assert_eq!(read_lines(&out), [] as [Value; 0], "{key:?}");
+        assert_eq!(summary(&report)["incremental"]["skipped"], 2, "{key:?}");
+    }
+}
+
 #[test]
 fn a_run_that_stopped_before_saving_its_state_writes_nothing_twice() {
     let api = Api::new(orders(3));
@@ -408,7 +436,8 @@ fn timestamps_compare_as_instants_whatever_their_offset() {
         .iter()
         .map(|r| r["id"].clone())
         .collect();
-    assert_eq!(ids, [json!(3), json!(5)]);
+    // Order 2 is another record at the mark's instant: new, so kept.
+    assert_eq!(ids, [json!(2), json!(3), json!(5)]);
     assert_eq!(
         server.requests()[1].param("since"),
         Some("2026-01-01T08:00:00Z")
@@ -419,7 +448,7 @@ fn timestamps_compare_as_instants_whatever_their_offset() {
             incremental["skipped"].clone(),
             incremental["incomparable"].clone()
         ),
-        (json!(3), json!(1))
+        (json!(2), json!(1))
     );
     assert_eq!(incremental["mark_after"], "2026-01-01T03:30:00-05:00");
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
@@ -511,7 +540,7 @@ fn a_long_runs_checkpoint_keeps_only_the_window() {
         .collect();
     assert_eq!(
         window,
-        (390..400)
+        (389..400)
             .map(Value::from)
             .collect::<Vec<_>>()
             .iter()
@@ -539,7 +568,7 @@ fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
             &["--max-records", "1"],
             "--max-records cannot bound an --incremental run",
         ),
-        (&["--lookback", "1h"], "--lookback and --key go together"),
+        (&["--lookback", "1h"], "--lookback needs --key"),
         (
             &["--lookback", "10", "--key", "/id"],
             "a count goes back from a number",
