@@ -56,7 +56,8 @@ impl TryFrom<Cli> for Config {
             &request.proxies,
         );
         if let Some(summary) = &cli.logging.summary_json {
-            if let Some(what) = summary_clash(&Place::of(summary.clone()), cli.out.clone()) {
+            let place = Place::of(summary.clone());
+            if let Some(what) = summary_clash(&place, cli.out.clone(), &cli.incremental) {
                 return Err(Error::Usage(format!(
                     "--summary-json {} names {what}, which it would overwrite",
                     summary.display()
@@ -73,7 +74,11 @@ impl TryFrom<Cli> for Config {
             ("--max-records", cli.pages.max_records.is_some()),
             ("--max-pages", cli.pages.max_pages.is_some()),
         ];
+        let summary = cli.logging.summary_json.as_deref();
         let incremental = incremental(&cli.incremental, &bounded, out.as_deref(), &output)?;
+        if let Some(settings) = &incremental {
+            check_state(&settings.state, out.as_deref(), summary)?;
+        }
         output.append = cli.incremental.append;
         let (pages, records) = cli.pages.settings(body, graphql)?;
         Ok(Config {
@@ -660,25 +665,55 @@ fn resolve_out(out: Option<PathBuf>) -> Result<(Option<PathBuf>, Option<PathBuf>
 /// replace what it names either.
 pub fn summary_place(cli: &Cli) -> Option<Place> {
     let place = Place::of(cli.logging.summary_json.clone()?);
-    summary_clash(&place, cli.out.clone())
+    summary_clash(&place, cli.out.clone(), &cli.incremental)
         .is_none()
         .then_some(place)
 }
 
-/// What `--summary-json` would overwrite of the output's files, if anything.
-fn summary_clash(summary: &Place, out: Option<PathBuf>) -> Option<&'static str> {
-    let (Some(out), _) = resolve_out(out).ok()? else {
-        return None;
+/// What `--summary-json` would overwrite of the output's files or the incremental state,
+/// if anything.
+fn summary_clash(
+    summary: &Place,
+    out: Option<PathBuf>,
+    incremental: &crate::cli::args::IncrementalArgs,
+) -> Option<&'static str> {
+    let (out, _) = resolve_out(out).ok()?;
+    let state = (incremental.incremental.as_ref())
+        .and_then(|_| state_path(incremental.state.as_deref(), out.as_deref()).ok());
+    let state = state.map(|state| (state, "the --incremental state file"));
+    output_files(out.as_deref())
+        .into_iter()
+        .chain(state)
+        .find(|(path, _)| summary.is(path))
+        .map(|(_, what)| what)
+}
+
+/// The output file and the files kept beside it, each with how a message names it.
+fn output_files(out: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
+    let Some(out) = out else {
+        return Vec::new();
     };
-    let files = Files::beside(&out);
-    [
-        (out.as_path(), "--out"),
-        (files.partial.as_path(), "the partial file beside --out"),
-        (files.checkpoint.as_path(), "the checkpoint beside --out"),
+    let files = Files::beside(out);
+    vec![
+        (out.to_path_buf(), "--out"),
+        (files.partial, "the partial file beside --out"),
+        (files.checkpoint, "the checkpoint beside --out"),
     ]
-    .into_iter()
-    .find(|(path, _)| summary.is(path))
-    .map(|(_, what)| what)
+}
+
+/// Refuses a `--state` that names the output, a file kept beside it or the summary: each
+/// run would replace the other's contents, exit 0.
+fn check_state(state: &Path, out: Option<&Path>, summary: Option<&Path>) -> Result<(), Error> {
+    let place = Place::of(state.to_path_buf());
+    let summary = summary.map(|summary| (summary.to_path_buf(), "--summary-json"));
+    match (output_files(out).into_iter().chain(summary)).find(|(path, _)| place.is(path)) {
+        Some((_, what)) => Err(Error::Usage(format!(
+            "--state {} names {what}, which the state would overwrite; keep the state in a \
+             file of its own",
+            state.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `named` is the path `--out` gave (its extensions pick the default format and

@@ -548,6 +548,53 @@ fn a_long_runs_checkpoint_keeps_only_the_window() {
     );
 }
 
+/// The state file is replaced at the end of each run: naming the output, a file kept
+/// beside it or the summary with it would replace that file's contents, exit 0.
+#[test]
+fn a_state_file_that_is_another_file_of_the_run_is_refused() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.jsonl");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let refusals: [(Vec<String>, &str); 5] = [
+        (vec!["--state".into(), path("o.jsonl")], "names --out"),
+        (
+            vec!["--state".into(), path("o.jsonl.partial")],
+            "names the partial file beside --out",
+        ),
+        (
+            vec!["--state".into(), path("./o.jsonl.checkpoint")],
+            "names the checkpoint beside --out",
+        ),
+        (
+            vec!["--summary-json".into(), path("o.jsonl.state")],
+            "names the --incremental state file",
+        ),
+        (
+            vec![
+                "--state".into(),
+                path("s"),
+                "--summary-json".into(),
+                path("s"),
+            ],
+            "names the --incremental state file",
+        ),
+    ];
+    for (args, message) in refusals {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let refused = sync(&server, &out, &args).code(2);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert_eq!(server.requests().len(), 0, "no request was sent");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
 #[test]
 fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
     let api = Api::new(orders(2));
