@@ -55,15 +55,7 @@ impl TryFrom<Cli> for Config {
             request.auth.as_ref(),
             &request.proxies,
         );
-        if let Some(summary) = &cli.logging.summary_json {
-            let place = Place::of(summary.clone());
-            if let Some(what) = summary_clash(&place, cli.out.clone(), &cli.incremental) {
-                return Err(Error::Usage(format!(
-                    "--summary-json {} names {what}, which it would overwrite",
-                    summary.display()
-                )));
-            }
-        }
+        check_summary(&cli)?;
         let (out, stream) = resolve_out(cli.out)?;
         let mut output = output(
             &cli.output,
@@ -74,13 +66,19 @@ impl TryFrom<Cli> for Config {
             ("--max-records", cli.pages.max_records.is_some()),
             ("--max-pages", cli.pages.max_pages.is_some()),
         ];
-        let summary = cli.logging.summary_json.as_deref();
         let incremental = incremental(&cli.incremental, &bounded, out.as_deref(), &output)?;
         if let Some(settings) = &incremental {
-            check_state(&settings.state, out.as_deref(), summary)?;
+            check_state(
+                &settings.state,
+                out.as_deref(),
+                cli.logging.summary_json.as_deref(),
+            )?;
         }
         output.append = cli.incremental.append;
         let (pages, records) = cli.pages.settings(body, graphql)?;
+        if let Some((since, _)) = incremental.as_ref().and_then(|s| s.since.as_ref()) {
+            check_since(since, &target, &request.params, &pages)?;
+        }
         Ok(Config {
             target,
             save_profile: cli.request.saved_profile()?,
@@ -670,6 +668,21 @@ pub fn summary_place(cli: &Cli) -> Option<Place> {
         .then_some(place)
 }
 
+/// Refuses a `--summary-json` that names a file the run writes.
+fn check_summary(cli: &Cli) -> Result<(), Error> {
+    let Some(summary) = &cli.logging.summary_json else {
+        return Ok(());
+    };
+    let place = Place::of(summary.clone());
+    match summary_clash(&place, cli.out.clone(), &cli.incremental) {
+        Some(what) => Err(Error::Usage(format!(
+            "--summary-json {} names {what}, which it would overwrite",
+            summary.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// What `--summary-json` would overwrite of the output's files or the incremental state,
 /// if anything.
 fn summary_clash(
@@ -699,6 +712,58 @@ fn output_files(out: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
         (files.partial, "the partial file beside --out"),
         (files.checkpoint, "the checkpoint beside --out"),
     ]
+}
+
+/// Refuses a `--since-param` that would collide with another parameter of the request:
+/// the mark would silently replace the page number, or be sent beside the user's own
+/// value. It always goes in the query string, so a JSON Pointer (a body field) is refused
+/// too rather than sent as a query parameter named `/since`.
+fn check_since(
+    since: &str,
+    target: &Target,
+    params: &[(String, String)],
+    pages: &paginate::Settings,
+) -> Result<(), Error> {
+    let refuse = |why: String| Err(Error::Usage(format!("--since-param {since}: {why}")));
+    if since.starts_with('/') {
+        return refuse(
+            "the mark is sent in the query string, not the request body; name a query \
+             parameter (e.g. updated_since)"
+                .into(),
+        );
+    }
+    let paging = [
+        ("--page-param", Some(&pages.page_param)),
+        ("--size-param", Some(&pages.size_param)),
+        ("--offset-param", Some(&pages.offset_param)),
+        ("--limit-param", Some(&pages.limit_param)),
+        ("--cursor-param", pages.cursor_param.as_ref()),
+    ];
+    if let Some((flag, _)) = paging
+        .iter()
+        .find(|(_, name)| name.is_some_and(|n| n == since))
+    {
+        return refuse(format!(
+            "pagination sends `{since}` already ({flag}); the mark would replace it: name \
+             another parameter, or give {flag} another name"
+        ));
+    }
+    let in_url = match target {
+        Target::Url(url) => url.query_pairs().any(|(name, _)| name == since),
+        Target::Demo => false,
+    };
+    if in_url {
+        return refuse(format!(
+            "the URL's query has `{since}` already; the mark is sent in it, so take it out \
+             of the URL"
+        ));
+    }
+    if params.iter().any(|(name, _)| name == since) {
+        return refuse(format!(
+            "--param {since}=… gives it already; the mark is sent in it, so drop the --param"
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a `--state` that names the output, a file kept beside it or the summary: each

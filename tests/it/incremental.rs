@@ -595,6 +595,77 @@ fn a_state_file_that_is_another_file_of_the_run_is_refused() {
     );
 }
 
+/// The mark goes in the query string: a name that pagination, the URL or `--param` sends
+/// already would replace that value or be sent twice, and a JSON Pointer is no query
+/// parameter's name.
+#[test]
+fn a_since_param_that_collides_with_another_parameter_is_refused() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.jsonl");
+    sync(&server, &out, &SINCE).success();
+    let before = server.requests().len();
+    let refusals: [(&[&str], &str); 6] = [
+        (
+            &["--since-param", "/since", "-d", "{}"],
+            "--since-param /since: the mark is sent in the query string",
+        ),
+        (
+            &["--since-param", "page"],
+            "pagination sends `page` already (--page-param)",
+        ),
+        (&["--since-param", "per_page"], "(--size-param)"),
+        (
+            &[
+                "--since-param",
+                "c",
+                "--paginate",
+                "cursor",
+                "--cursor-path",
+                "/n",
+                "--cursor-param",
+                "c",
+            ],
+            "(--cursor-param)",
+        ),
+        (
+            &[SINCE[0], SINCE[1], "--param", "updated_since=2020"],
+            "--param updated_since=… gives it already",
+        ),
+        (
+            &["--since-param", "status"],
+            "the URL's query has `status` already",
+        ),
+    ];
+    for (args, message) in refusals {
+        let refused = apifetch()
+            .arg(server.url("/orders?status=open"))
+            .args(["--incremental", "/updated_at", "--page-size", "2", "--out"])
+            .arg(&out)
+            .args(args)
+            .arg("--dry-run")
+            .assert()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // A name of its own is sent once, beside the pagination's.
+    let dry = apifetch()
+        .arg(server.url("/orders"))
+        .args(["--incremental", "/updated_at", "--page-size", "2", "--out"])
+        .arg(&out)
+        .args([SINCE[0], SINCE[1], "--dry-run"])
+        .assert()
+        .success();
+    let printed = String::from_utf8_lossy(&dry.get_output().stdout).into_owned();
+    assert!(
+        printed.contains("/orders?updated_since=2026-01-02T00%3A00%3A00Z&per_page=2'"),
+        "{printed}"
+    );
+    assert_eq!(server.requests().len(), before, "no request was sent");
+}
+
 #[test]
 fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
     let api = Api::new(orders(2));
