@@ -54,7 +54,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         http::Trust::new(&url, config.request.trust_next_origin),
     );
     let mut tracker = match &config.incremental {
-        Some(settings) => Some(Tracker::open(settings, job(&config))?),
+        Some(settings) => Some(Tracker::open(settings, incremental_job(&config))?),
         None => None,
     };
     let mut pages = paginator(&config, &url, tracker.as_ref());
@@ -318,7 +318,7 @@ fn sift(tracker: Option<&mut Tracker>, records: &mut Vec<&str>, step: Step) -> (
 
 /// The job an incremental state belongs to: the URL with its `--param` values, as logs
 /// show it (credentials masked), and the field.
-fn job(config: &Config) -> incremental::Job {
+fn incremental_job(config: &Config) -> incremental::Job {
     let mut named = match &config.target {
         Target::Url(url) => url.clone(),
         // The demo listens on a new port each run but is always the same API.
