@@ -746,7 +746,8 @@ pub struct OutputArgs {
 
     /// For the test suite only: a pause before each block the final write of the output
     /// puts out, so a test can signal a run while that write is going on. Real runs write
-    /// as fast as the disk allows.
+    /// as fast as the disk allows, and their build has no such flag.
+    #[cfg(feature = "testing")]
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_duration, hide = true)]
     pub test_final_write_pause: Duration,
 }

@@ -807,9 +807,20 @@ fn output(
         resume: cli.resume,
         checkpoint_every: cli.checkpoint_every,
         max_columns: cli.max_columns,
-        final_write_pause: cli.test_final_write_pause,
+        final_write_pause: final_write_pause(cli),
         append: false,
     })
+}
+
+/// `--test-final-write-pause`, which only a build for the tests has.
+#[cfg(feature = "testing")]
+fn final_write_pause(cli: &crate::cli::args::OutputArgs) -> Duration {
+    cli.test_final_write_pause
+}
+
+#[cfg(not(feature = "testing"))]
+fn final_write_pause(_: &crate::cli::args::OutputArgs) -> Duration {
+    Duration::ZERO
 }
 
 /// How records are held for `format`: cells for a table, checked against the column
