@@ -747,7 +747,8 @@ pub struct OutputArgs {
 
     /// For the test suite only: a pause before each block the final write of the output
     /// puts out, so a test can signal a run while that write is going on. Real runs write
-    /// as fast as the disk allows.
+    /// as fast as the disk allows, and their build has no such flag.
+    #[cfg(feature = "testing")]
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_duration, hide = true)]
     pub test_final_write_pause: Duration,
 }
@@ -776,8 +777,8 @@ pub struct IncrementalArgs {
     pub state: Option<PathBuf>,
 
     /// Query parameter that sends the mark to the API (e.g. updated_since), so that it
-    /// returns only what changed. Records at or below the mark that come anyway are
-    /// dropped.
+    /// returns only what changed. Records below the mark that come anyway are dropped, and
+    /// those at it that the last run wrote.
     #[arg(
         long,
         value_name = "NAME",
@@ -803,8 +804,9 @@ pub struct IncrementalArgs {
     #[arg(long, value_name = "DURATION|N", value_parser = Lookback::parse, requires = "incremental", env = "APIFETCH_LOOKBACK", hide_env_values = true)]
     pub lookback: Option<Lookback>,
 
-    /// JSON Pointer to what identifies a record (e.g. /id): a record read again within
-    /// --lookback is dropped when it was written before with this FIELD value or a later one.
+    /// JSON Pointer to what identifies a record (e.g. /id): a record read again at the mark
+    /// or within --lookback is dropped when it was written before with this FIELD value or
+    /// a later one. Without it, records at the mark are told apart by their whole text.
     #[arg(long, value_name = "FIELD", value_parser = parse_pointer, requires = "incremental", env = "APIFETCH_KEY", hide_env_values = true)]
     pub key: Option<String>,
 

@@ -55,14 +55,7 @@ impl TryFrom<Cli> for Config {
             request.auth.as_ref(),
             &request.proxies,
         );
-        if let Some(summary) = &cli.logging.summary_json {
-            if let Some(what) = summary_clash(&Place::of(summary.clone()), cli.out.clone()) {
-                return Err(Error::Usage(format!(
-                    "--summary-json {} names {what}, which it would overwrite",
-                    summary.display()
-                )));
-            }
-        }
+        check_summary(&cli)?;
         let (out, stream) = resolve_out(cli.out)?;
         let output = output(
             &cli.output,
@@ -74,7 +67,17 @@ impl TryFrom<Cli> for Config {
             ("--max-pages", cli.pages.max_pages.is_some()),
         ];
         let incremental = incremental(&cli.incremental, &bounded, out.as_deref(), &output)?;
+        if let Some(settings) = &incremental {
+            check_state(
+                &settings.state,
+                out.as_deref(),
+                cli.logging.summary_json.as_deref(),
+            )?;
+        }
         let (pages, records) = cli.pages.settings(body, graphql)?;
+        if let Some((since, _)) = incremental.as_ref().and_then(|s| s.since.as_ref()) {
+            check_since(since, &target, &request.params, &pages)?;
+        }
         Ok(Config {
             target,
             save_profile: cli.request.saved_profile()?,
@@ -659,25 +662,122 @@ fn resolve_out(out: Option<PathBuf>) -> Result<(Option<PathBuf>, Option<PathBuf>
 /// replace what it names either.
 pub fn summary_place(cli: &Cli) -> Option<Place> {
     let place = Place::of(cli.logging.summary_json.clone()?);
-    summary_clash(&place, cli.out.clone())
+    summary_clash(&place, cli.out.clone(), &cli.incremental)
         .is_none()
         .then_some(place)
 }
 
-/// What `--summary-json` would overwrite of the output's files, if anything.
-fn summary_clash(summary: &Place, out: Option<PathBuf>) -> Option<&'static str> {
-    let (Some(out), _) = resolve_out(out).ok()? else {
-        return None;
+/// Refuses a `--summary-json` that names a file the run writes.
+fn check_summary(cli: &Cli) -> Result<(), Error> {
+    let Some(summary) = &cli.logging.summary_json else {
+        return Ok(());
     };
-    let files = Files::beside(&out);
-    [
-        (out.as_path(), "--out"),
-        (files.partial.as_path(), "the partial file beside --out"),
-        (files.checkpoint.as_path(), "the checkpoint beside --out"),
+    let place = Place::of(summary.clone());
+    match summary_clash(&place, cli.out.clone(), &cli.incremental) {
+        Some(what) => Err(Error::Usage(format!(
+            "--summary-json {} names {what}, which it would overwrite",
+            summary.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What `--summary-json` would overwrite of the output's files or the incremental state,
+/// if anything.
+fn summary_clash(
+    summary: &Place,
+    out: Option<PathBuf>,
+    incremental: &crate::cli::args::IncrementalArgs,
+) -> Option<&'static str> {
+    let (out, _) = resolve_out(out).ok()?;
+    let state = (incremental.incremental.as_ref())
+        .and_then(|_| state_path(incremental.state.as_deref(), out.as_deref()).ok());
+    let state = state.map(|state| (state, "the --incremental state file"));
+    output_files(out.as_deref())
+        .into_iter()
+        .chain(state)
+        .find(|(path, _)| summary.is(path))
+        .map(|(_, what)| what)
+}
+
+/// The output file and the files kept beside it, each with how a message names it.
+fn output_files(out: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
+    let Some(out) = out else {
+        return Vec::new();
+    };
+    let files = Files::beside(out);
+    vec![
+        (out.to_path_buf(), "--out"),
+        (files.partial, "the partial file beside --out"),
+        (files.checkpoint, "the checkpoint beside --out"),
     ]
-    .into_iter()
-    .find(|(path, _)| summary.is(path))
-    .map(|(_, what)| what)
+}
+
+/// Refuses a `--since-param` that would collide with another parameter of the request:
+/// the mark would silently replace the page number, or be sent beside the user's own
+/// value. It always goes in the query string, so a JSON Pointer (a body field) is refused
+/// too rather than sent as a query parameter named `/since`.
+fn check_since(
+    since: &str,
+    target: &Target,
+    params: &[(String, String)],
+    pages: &paginate::Settings,
+) -> Result<(), Error> {
+    let refuse = |why: String| Err(Error::Usage(format!("--since-param {since}: {why}")));
+    if since.starts_with('/') {
+        return refuse(
+            "the mark is sent in the query string, not the request body; name a query \
+             parameter (e.g. updated_since)"
+                .into(),
+        );
+    }
+    let paging = [
+        ("--page-param", Some(&pages.page_param)),
+        ("--size-param", Some(&pages.size_param)),
+        ("--offset-param", Some(&pages.offset_param)),
+        ("--limit-param", Some(&pages.limit_param)),
+        ("--cursor-param", pages.cursor_param.as_ref()),
+    ];
+    if let Some((flag, _)) = paging
+        .iter()
+        .find(|(_, name)| name.is_some_and(|n| n == since))
+    {
+        return refuse(format!(
+            "pagination sends `{since}` already ({flag}); the mark would replace it: name \
+             another parameter, or give {flag} another name"
+        ));
+    }
+    let in_url = match target {
+        Target::Url(url) => url.query_pairs().any(|(name, _)| name == since),
+        Target::Demo => false,
+    };
+    if in_url {
+        return refuse(format!(
+            "the URL's query has `{since}` already; the mark is sent in it, so take it out \
+             of the URL"
+        ));
+    }
+    if params.iter().any(|(name, _)| name == since) {
+        return refuse(format!(
+            "--param {since}=… gives it already; the mark is sent in it, so drop the --param"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a `--state` that names the output, a file kept beside it or the summary: each
+/// run would replace the other's contents, exit 0.
+fn check_state(state: &Path, out: Option<&Path>, summary: Option<&Path>) -> Result<(), Error> {
+    let place = Place::of(state.to_path_buf());
+    let summary = summary.map(|summary| (summary.to_path_buf(), "--summary-json"));
+    match (output_files(out).into_iter().chain(summary)).find(|(path, _)| place.is(path)) {
+        Some((_, what)) => Err(Error::Usage(format!(
+            "--state {} names {what}, which the state would overwrite; keep the state in a \
+             file of its own",
+            state.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `named` is the path `--out` gave (its extensions pick the default format and
@@ -706,8 +806,19 @@ fn output(
         resume: cli.resume,
         checkpoint_every: cli.checkpoint_every,
         max_columns: cli.max_columns,
-        final_write_pause: cli.test_final_write_pause,
+        final_write_pause: final_write_pause(cli),
     })
+}
+
+/// `--test-final-write-pause`, which only a build for the tests has.
+#[cfg(feature = "testing")]
+fn final_write_pause(cli: &crate::cli::args::OutputArgs) -> Duration {
+    cli.test_final_write_pause
+}
+
+#[cfg(not(feature = "testing"))]
+fn final_write_pause(_: &crate::cli::args::OutputArgs) -> Duration {
+    Duration::ZERO
 }
 
 /// How records are held for `format`: cells for a table, checked against the column
@@ -818,11 +929,9 @@ fn incremental(
              never fetched"
         )));
     }
-    if args.lookback.is_some() != args.key.is_some() {
+    if args.lookback.is_some() && args.key.is_none() {
         return Err(Error::Usage(
-            "--lookback and --key go together: the records read again are told apart by \
-             their key"
-                .into(),
+            "--lookback needs --key: the records read again are told apart by their key".into(),
         ));
     }
     match (args.append, out, output.format) {

@@ -21,7 +21,7 @@ use crate::paginate::{self, Paginator, Step};
 use crate::report::{logging, redact, units};
 use crate::shape::{json, records};
 use crate::sim;
-use crate::sink::checkpoint::Identity;
+use crate::sink::checkpoint::{self, Identity, Progress};
 use crate::sink::compress::Written;
 use crate::sink::output::Sink;
 use crate::sink::stop::Stop;
@@ -54,7 +54,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         http::Trust::new(&url, config.request.trust_next_origin),
     );
     let mut tracker = match &config.incremental {
-        Some(settings) => Some(Tracker::open(settings, job(&config))?),
+        Some(settings) => Some(Tracker::open(settings, incremental_job(&config))?),
         None => None,
     };
     let mut pages = paginator(&config, &url, tracker.as_ref());
@@ -188,11 +188,11 @@ async fn sync(
         pages.resume(
             resumed.position.clone(),
             resumed.pages,
-            resumed.spool.records,
+            resumed.received,
             resumed.guard.clone(),
         );
         if let Some(tracker) = tracker.as_deref_mut() {
-            tracker.restore(resumed.incremental.as_ref())?;
+            tracker.restore(resumed.incremental.as_ref(), resumed.window.as_ref())?;
         }
         if resumed.done {
             return Ok(sink);
@@ -276,9 +276,14 @@ async fn fetch(
             _ => pages.shortfall(&step),
         };
         // A run short of what the API announced is not done: resuming asks again.
-        let mut standing = pages.standing(step != Step::Continue && shortfall.is_none());
-        standing.incremental = tracker.as_deref().map(Tracker::snapshot);
-        writer.page(body, &records, standing).await?;
+        let progress = Progress {
+            standing: pages.standing(step != Step::Continue && shortfall.is_none()),
+            incremental: tracker.as_deref().map(|tracker| checkpoint::Incremental {
+                progress: tracker.progress(),
+                window: tracker.window(),
+            }),
+        };
+        writer.page(body, &records, progress).await?;
         // A page that only taught the paginator something is not news.
         if arrived || step != Step::Continue {
             log_page(pages, records.len() as u64, writer.records());
@@ -331,7 +336,7 @@ fn sift(
 
 /// The job an incremental state belongs to: the URL with its `--param` values, as logs
 /// show it (credentials masked), and the field.
-fn job(config: &Config) -> incremental::Job {
+fn incremental_job(config: &Config) -> incremental::Job {
     let mut named = match &config.target {
         Target::Url(url) => url.clone(),
         // The demo listens on a new port each run but is always the same API.

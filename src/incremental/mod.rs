@@ -8,17 +8,23 @@
 mod state;
 mod value;
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
 pub use state::Job;
 use state::{Remembered, State};
 pub use value::{Comparable, Kind, Lookback, SinceFormat};
+
+/// The version of [`Tracker::identity`]'s layout: raised when a field that decides what
+/// an incremental run writes joins or changes meaning, and only then.
+const IDENTITY_VERSION: u32 = 2;
 
 /// The incremental flags, validated.
 #[derive(Debug, Clone)]
@@ -32,7 +38,8 @@ pub struct Settings {
     /// `--newest-first`: stop paginating at the first record at or below the mark.
     pub newest_first: bool,
     pub lookback: Option<Lookback>,
-    /// `--key`, as a JSON Pointer: what tells a record read again in the lookback window.
+    /// `--key`, as a JSON Pointer: what tells a record read again in the lookback window,
+    /// or at the mark itself; without it, a record's whole text does.
     pub key: Option<String>,
     /// `--append`: the new records go after those of the existing output (which needs
     /// the state to say how much of it the last completed run left).
@@ -61,28 +68,30 @@ struct Run {
     highest: Option<Mark>,
     skipped: u64,
     incomparable: u64,
-    /// Keys and values of records written that may still fall in the next run's window.
+    /// Keys and values of records written that may still fall in the next run's window
+    /// (or, without `--lookback`, sit at the mark).
     window: HashMap<String, (Value, Mark)>,
     /// The window's size when it was last cut back to the lookback.
     pruned_at: usize,
 }
 
-/// [`Run`] as a checkpoint holds it.
+/// [`Run`] as a checkpoint holds it, but for the window, which it keeps apart: the
+/// window can grow with the run, and the rest is noted after every page.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Saved {
     kind: Option<Kind>,
     highest: Option<Value>,
     skipped: u64,
     incomparable: u64,
-    window: Vec<Remembered>,
 }
 
 /// Where a record stands against the mark.
 enum Verdict {
     Keep,
-    /// At or below the mark (less the lookback): written by an earlier run.
+    /// Below the mark (less the lookback): written by an earlier run.
     Old,
-    /// In the lookback window, and its key was written with this value or a later one.
+    /// At the mark or in the lookback window, and its key was written with this value or
+    /// a later one.
     Seen,
     /// Without a comparable value (missing, null or of another kind): kept and counted,
     /// but for `--append`.
@@ -94,7 +103,9 @@ pub struct Tracker {
     job: Job,
     /// The mark completed runs reached.
     before: Option<Mark>,
-    /// The mark less the lookback: records at or below it are old.
+    /// The mark less the lookback: records below it are old; those at it or above it are
+    /// old only if remembered (another record can share the mark's value: a write in the
+    /// same second as the last one read).
     floor: Option<Comparable>,
     /// The value sent in `--since-param`.
     since: Option<String>,
@@ -104,6 +115,8 @@ pub struct Tracker {
     run: Run,
     /// The counts last logged.
     reported: (u64, u64),
+    /// Whether a record at the mark was kept for want of `--key`, which is said once.
+    tie_kept: bool,
 }
 
 impl Tracker {
@@ -112,9 +125,9 @@ impl Tracker {
         let state = State::load(&settings.state, &job)?.unwrap_or_else(|| State::new(&job));
         let broken = |what: &str| {
             Error::Usage(format!(
-                "state file {}: its {what} is not a {:?} value; remove it to start afresh",
+                "state file {}: its {what} is not {}; remove it to start afresh",
                 settings.state.display(),
-                state.kind
+                Kind::describe(state.kind)
             ))
         };
         let before = match state.mark.clone() {
@@ -140,6 +153,7 @@ impl Tracker {
             output_len: state.output_len,
             run: Run::default(),
             reported: (0, 0),
+            tie_kept: false,
         };
         tracker.announce();
         Ok(tracker)
@@ -189,18 +203,21 @@ impl Tracker {
     }
 
     /// What a checkpoint must match for a run to resume it: the flags, and the mark it
-    /// started from (the `--since-param` value is part of every request). `--append`
-    /// too: a run begun without it spools its table with its own header, which rows
-    /// appended under the output's would not fit.
+    /// started from (the `--since-param` value is part of every request). Named fields,
+    /// never Debug text, so refactoring the settings' types leaves checkpoints valid.
+    /// `--append` too: a run begun without it spools its table with its own header, which
+    /// rows appended under the output's would not fit.
     pub fn identity(&self) -> String {
         let s = &self.settings;
         serde_json::json!({
-            "append": s.append,
+            "v": IDENTITY_VERSION,
             "field": s.field,
             "key": s.key,
-            "lookback": s.lookback.map(|l| format!("{l:?}")),
+            "lookback": s.lookback.as_ref().map(Lookback::identity),
             "newest_first": s.newest_first,
-            "since": s.since.as_ref().map(|(p, f)| (p, format!("{f:?}"))),
+            "since_param": s.since.as_ref().map(|(param, _)| param),
+            "since_format": s.since.as_ref().map(|(_, format)| format.name()),
+            "append": s.append,
             "mark": self.before.as_ref().map(|m| &m.raw),
         })
         .to_string()
@@ -275,31 +292,60 @@ impl Tracker {
             self.run.incomparable += 1;
             return Verdict::Unplaced;
         };
-        if self
-            .floor
-            .as_ref()
-            .is_some_and(|f| mark.value.at_or_below(f))
-        {
+        let floor = self.floor.as_ref();
+        if floor.is_some_and(|f| mark.value.compare(f) == Some(Ordering::Less)) {
             return Verdict::Old;
         }
-        let key = (self.settings.key.as_ref())
-            .and_then(|pointer| crate::shape::records::lookup(record, pointer))
-            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        let key = self.key(record, &mark);
         let seen = key
             .as_ref()
             .and_then(|k| self.remembered.get(&k.to_string()));
         if seen.is_some_and(|(_, written)| mark.value.at_or_below(&written.value)) {
             return Verdict::Seen;
         }
+        if floor.is_some_and(|f| mark.value.at_or_below(f)) && self.settings.key.is_none() {
+            self.tie_kept(&mark);
+        }
         self.keep(mark, key);
         Verdict::Keep
+    }
+
+    /// What tells `record` apart from others with its value: its `--key`, or without one
+    /// a digest of its text, taken only where it may be remembered (at the mark, or at or
+    /// above the highest value so far), as it costs more than a lookup.
+    fn key(&self, record: &str, mark: &Mark) -> Option<Value> {
+        if let Some(pointer) = &self.settings.key {
+            let raw = crate::shape::records::lookup(record, pointer)?;
+            return serde_json::from_str::<Value>(raw.get()).ok();
+        }
+        let at_floor = (self.floor.as_ref()).is_some_and(|f| mark.value.at_or_below(f));
+        let highest = (self.run.highest.as_ref()).is_none_or(|h| h.value.at_or_below(&mark.value));
+        (at_floor || highest).then(|| {
+            let digest = Sha256::digest(record.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            serde_json::json!({ "sha256": hex })
+        })
+    }
+
+    /// Says once that a record at the mark was kept without `--key`: it may be one the
+    /// last run wrote, changed without its field moving on.
+    fn tie_kept(&mut self, mark: &Mark) {
+        if !std::mem::replace(&mut self.tie_kept, true) {
+            info!(
+                "incremental: a record whose {} is the mark ({}) differs from those the last \
+                 run wrote there, and is kept; without --key, records at the mark are told \
+                 apart by their whole text, so a record changed without its {} moving on is \
+                 written again",
+                self.job.field, mark.raw, self.job.field
+            );
+        }
     }
 
     fn keep(&mut self, mark: Mark, key: Option<Value>) {
         self.run.kind.get_or_insert(mark.value.kind());
         let higher = (self.run.highest.as_ref())
             .is_none_or(|highest| highest.value.at_or_below(&mark.value));
-        if let (Some(key), Some(_)) = (key, &self.settings.lookback) {
+        if let Some(key) = key {
             self.run.window.insert(key.to_string(), (key, mark.clone()));
         }
         if higher {
@@ -308,7 +354,7 @@ impl Tracker {
         // Cut back now and then, so memory follows the window, not the run.
         if self.run.window.len() >= 2 * self.run.pruned_at + 1024 {
             let window = std::mem::take(&mut self.run.window);
-            self.run.window = self.window(window);
+            self.run.window = self.within_window(window);
             self.run.pruned_at = self.run.window.len();
         }
     }
@@ -324,18 +370,22 @@ impl Tracker {
         }
     }
 
-    /// Of `entries`, those within the lookback of the mark reached so far.
-    fn window(&self, entries: HashMap<String, (Value, Mark)>) -> HashMap<String, (Value, Mark)> {
+    /// Of `entries`, those at the mark reached so far or within the lookback of it.
+    fn within_window(
+        &self,
+        entries: HashMap<String, (Value, Mark)>,
+    ) -> HashMap<String, (Value, Mark)> {
         let cut = match (self.after(), &self.settings.lookback) {
             (Some(after), Some(lookback)) => after.value.minus(lookback).ok(),
-            _ => None,
+            (Some(after), None) => Some(after.value.clone()),
+            (None, _) => None,
         };
         let Some(cut) = cut else {
             return HashMap::new();
         };
         entries
             .into_iter()
-            .filter(|(_, (_, mark))| !mark.value.at_or_below(&cut))
+            .filter(|(_, (_, mark))| mark.value.compare(&cut) != Some(Ordering::Less))
             .collect()
     }
 
@@ -393,28 +443,45 @@ impl Tracker {
         }
     }
 
-    /// This run's progress, for the checkpoint.
-    pub fn snapshot(&self) -> Value {
+    /// This run's progress, for the checkpoint: the highest value and the counts.
+    pub fn progress(&self) -> Value {
         let saved = Saved {
             kind: self.run.kind,
             highest: self.run.highest.as_ref().map(|m| m.raw.clone()),
             skipped: self.run.skipped,
             incomparable: self.run.incomparable,
-            window: remembered(&self.run.window),
         };
         serde_json::to_value(saved).expect("plain JSON values serialize")
     }
 
-    /// Carries on from the progress a checkpoint saved.
-    pub fn restore(&mut self, saved: Option<&Value>) -> Result<(), Error> {
+    /// The records this run wrote within the lookback of the mark reached so far, for the
+    /// checkpoint: cut back to the window now, so it stays the window's size however long
+    /// the run.
+    pub fn window(&self) -> Value {
+        let window = self.within_window(self.run.window.clone());
+        serde_json::to_value(remembered(&window)).expect("plain JSON values serialize")
+    }
+
+    /// Carries on from the progress and window a checkpoint saved. A checkpoint with none
+    /// was saved before the first page (a run killed while it waited for it): its
+    /// identity already says it is this job's, with this mark, so the run starts as a new
+    /// one would.
+    pub fn restore(&mut self, saved: Option<&Value>, window: Option<&Value>) -> Result<(), Error> {
+        let Some(saved) = saved else {
+            return Ok(());
+        };
         let unusable = || {
             Error::Usage(
-                "the checkpoint holds no incremental progress; run without --resume to start over"
+                "the checkpoint's incremental progress is not one apifetch can read; run \
+                 without --resume to start over"
                     .into(),
             )
         };
-        let saved: Saved =
-            serde_json::from_value(saved.ok_or_else(unusable)?.clone()).map_err(|_| unusable())?;
+        let saved: Saved = serde_json::from_value(saved.clone()).map_err(|_| unusable())?;
+        let window: Vec<Remembered> = match window {
+            Some(window) => serde_json::from_value(window.clone()).map_err(|_| unusable())?,
+            None => Vec::new(),
+        };
         let kind = self.kind().or(saved.kind);
         let mark = |raw: Value| Mark::of(raw, kind).ok_or_else(unusable);
         self.run = Run {
@@ -423,9 +490,9 @@ impl Tracker {
             skipped: saved.skipped,
             incomparable: saved.incomparable,
             window: HashMap::new(),
-            pruned_at: saved.window.len(),
+            pruned_at: window.len(),
         };
-        for Remembered { key, value } in saved.window {
+        for Remembered { key, value } in window {
             let entry = (key.clone(), mark(value)?);
             self.run.window.insert(key.to_string(), entry);
         }
@@ -456,7 +523,7 @@ impl Tracker {
         state.kind = self.kind();
         state.mark = self.after().map(|m| m.raw.clone());
         state.output_len = output_len;
-        state.window = remembered(&self.window(entries));
+        state.window = remembered(&self.within_window(entries));
         state.save(&self.settings.state).map_err(|e| {
             let path = self.settings.state.display();
             Error::output(e, format!("cannot write the state file {path}"))
@@ -534,8 +601,14 @@ mod tests {
         let newer = r#"{"id":4,"at":"2026-01-01T08:00:01Z"}"#;
         let same_instant = r#"{"id":1,"at":"2026-01-01T08:00:00Z"}"#;
         let (kept, reached) = page(&mut second, &[newer, same_instant, records[1]]);
-        assert_eq!((kept, reached), (vec![newer, records[1]], true));
-        assert_eq!((second.run.skipped, second.run.incomparable), (1, 1));
+        // Order 1 again, at the mark: remembered by its key, so dropped; only a record
+        // below the mark says that a newest-first API has reached it.
+        assert_eq!((kept, reached), (vec![newer, records[1]], false));
+        let below = r#"{"id":5,"at":"2026-01-01T07:59:59Z"}"#;
+        let other_at_mark = r#"{"id":6,"at":"2026-01-01T08:00:00Z"}"#;
+        let (kept, reached) = page(&mut second, &[other_at_mark, below]);
+        assert_eq!((kept, reached), (vec![other_at_mark], true));
+        assert_eq!((second.run.skipped, second.run.incomparable), (2, 1));
         assert_eq!(
             second
                 .appending(&dir.path().join("none"))
@@ -575,12 +648,50 @@ mod tests {
 
         // A resumed run carries on with what the checkpoint saved.
         let mut resumed = Tracker::open(&s, job()).unwrap();
-        resumed.restore(Some(&second.snapshot())).unwrap();
+        let (progress, window) = (second.progress(), second.window());
+        resumed.restore(Some(&progress), Some(&window)).unwrap();
         assert_eq!(resumed.run.skipped, 3);
         resumed.finish(None).unwrap();
         let state = State::load(&s.state, &job()).unwrap().unwrap();
         let keys: Vec<String> = state.window.iter().map(|r| r.key.to_string()).collect();
         assert_eq!(keys, ["2", "3", "9"]);
+    }
+
+    #[test]
+    fn the_identity_is_named_fields_not_debug_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = Tracker::open(&settings(dir.path(), Some("10m")), job()).unwrap();
+        // A saved checkpoint holds a hash of exactly this text: changing it must come
+        // with a new IDENTITY_VERSION.
+        assert_eq!(
+            tracker.identity(),
+            r#"{"v":2,"field":"/at","key":"/id","lookback":{"nanoseconds":"600000000000"},"newest_first":true,"since_param":"since","since_format":"rfc3339","append":false,"mark":null}"#
+        );
+        let mut s = settings(dir.path(), Some("3"));
+        s.since = None;
+        let tracker = Tracker::open(&s, job()).unwrap();
+        assert!(
+            tracker.identity().contains(r#""lookback":{"count":"3"}"#),
+            "{}",
+            tracker.identity()
+        );
+    }
+
+    #[test]
+    fn a_broken_state_is_described_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path(), None);
+        let mut state = State::new(&job());
+        state.kind = Some(Kind::Timestamp);
+        state.mark = Some(serde_json::json!("yesterday"));
+        state.save(&s.state).unwrap();
+        let err = Tracker::open(&s, job()).err().unwrap().to_string();
+        assert!(
+            err.ends_with(
+                "x.state: its mark is not an RFC 3339 timestamp; remove it to start afresh"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

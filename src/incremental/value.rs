@@ -18,6 +18,19 @@ pub enum Kind {
     Text,
 }
 
+impl Kind {
+    /// The kind as a message names what a value of it must be; with no kind yet, any
+    /// kind a mark can be.
+    pub fn describe(kind: Option<Kind>) -> &'static str {
+        match kind {
+            Some(Kind::Number) => "a number",
+            Some(Kind::Timestamp) => "an RFC 3339 timestamp",
+            Some(Kind::Text) => "a string",
+            None => "a number or a string",
+        }
+    }
+}
+
 /// A field's value, ready to compare with others of its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Comparable {
@@ -136,6 +149,15 @@ pub enum Lookback {
 }
 
 impl Lookback {
+    /// The lookback as named fields, for a checkpoint's identity: never its Debug text,
+    /// which changes with the types.
+    pub fn identity(&self) -> Value {
+        match self {
+            Lookback::Duration(d) => serde_json::json!({"nanoseconds": d.as_nanos().to_string()}),
+            Lookback::Count(n) => serde_json::json!({"count": n.to_string()}),
+        }
+    }
+
     /// A whole number is a count (for numeric marks); anything else is a duration with a
     /// unit (`90s`, `10m`, `2h`), since a bare `3600` next to a timestamp mark would be a
     /// guess.
@@ -170,7 +192,7 @@ pub enum SinceFormat {
 }
 
 impl SinceFormat {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             SinceFormat::Raw => "raw",
             SinceFormat::Rfc3339 => "rfc3339",

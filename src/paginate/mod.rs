@@ -147,7 +147,8 @@ pub struct Paginator {
     /// of them is the first page again (a record or two may have moved in between).
     first_page: Vec<u64>,
     fetched: u64,
-    /// Records kept so far, including those of the run being resumed.
+    /// Records received so far, including those of the run being resumed (before an
+    /// incremental run drops any: the API's totals count them).
     records: u64,
     /// The largest page seen: the page size the server actually grants.
     page_records: u64,
@@ -170,8 +171,9 @@ pub struct Standing {
     pub pages: u64,
     /// No more pages will come.
     pub done: bool,
-    /// An `--incremental` run's progress, set by the run loop.
-    pub incremental: Option<serde_json::Value>,
+    /// Records received so far, which the API's totals are checked against: more than
+    /// were written when an incremental run dropped some.
+    pub records: u64,
 }
 
 impl Paginator {
@@ -385,8 +387,8 @@ impl Paginator {
         }
     }
 
-    /// Continues from where an earlier run stopped after `fetched` pages and `records`
-    /// records. A position past the first page also settles the style, so it is not
+    /// Continues from where an earlier run stopped after `fetched` pages and `records` records
+    /// received. A position past the first page also settles the style, so it is not
     /// decided again on a later page. `guard` is what the loop checks had seen by then, so
     /// a loop the earlier run stopped at is caught again at once.
     pub fn resume(&mut self, position: Position, fetched: u64, records: u64, guard: Guard) {
@@ -417,7 +419,7 @@ impl Paginator {
             guard,
             pages: self.fetched,
             done,
-            incremental: None,
+            records: self.records,
         }
     }
 

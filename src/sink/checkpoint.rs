@@ -38,7 +38,7 @@ use crate::sink::spool::Mark;
 
 /// Changes whenever the meaning of a checkpoint or the spool layout changes, so a partial
 /// file written by an incompatible version is never carried on.
-const LAYOUT: u32 = 7;
+const LAYOUT: u32 = 8;
 
 /// How old a checkpoint may be before resuming it earns a warning: a scheduled job that
 /// always passes `--resume` would otherwise quietly mix records fetched days apart.
@@ -357,13 +357,44 @@ pub struct State {
     pub guard: Guard,
     /// Pages whose records are in the partial file.
     pub pages: u64,
+    /// Records the API had sent by then, which its totals are checked against: more than
+    /// the partial file holds when an `--incremental` run dropped some.
+    pub received: u64,
     /// The last page has been fetched: only the output remains to be written.
     pub done: bool,
     pub spool: Mark,
-    /// An `--incremental` run's progress (see [`crate::incremental::Tracker::snapshot`]).
+    /// An `--incremental` run's progress (see [`Incremental`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental: Option<Value>,
+    /// An `--incremental` run's window, absent from a note when it was too large.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Value>,
 }
+
+/// Where a run stands after a page, as its checkpoint saves it: the paginator's standing
+/// and, beside it, an `--incremental` run's progress. The sink keeps both for the engine,
+/// which alone knows what they mean.
+#[derive(Debug)]
+pub struct Progress {
+    pub standing: Standing,
+    pub incremental: Option<Incremental>,
+}
+
+/// An `--incremental` run's progress, as [`crate::incremental::Tracker`] describes it.
+#[derive(Debug)]
+pub struct Incremental {
+    /// The highest value and the counts: small, noted after every page.
+    pub progress: Value,
+    /// The records remembered near the mark (its lookback window), which can grow with
+    /// the run: noted while it is small (see [`NOTED_WINDOW`]), saved whole at a sync.
+    pub window: Value,
+}
+
+/// The most bytes of an incremental run's window a note holds: the note is rewritten
+/// after every page, and a checkpoint that grew with the run would cost each page more.
+/// A larger window is saved only at a sync, and a resume whose note lacks it goes back to
+/// the last sync (at most `--checkpoint-every` of pages fetched again).
+const NOTED_WINDOW: usize = 2048;
 
 /// The checkpoint file's second line: the latest state and a hash of its text, by which a
 /// note cut short (a kill in the middle of writing it) or half lost with the system is
@@ -391,6 +422,7 @@ impl Checkpoint {
             position,
             guard: Guard::default(),
             pages: 0,
+            received: 0,
             done: false,
             spool: Mark {
                 len: 0,
@@ -400,6 +432,7 @@ impl Checkpoint {
                 header: 0,
             },
             incremental: None,
+            window: None,
         };
         Checkpoint {
             saved: Saved {
@@ -414,14 +447,18 @@ impl Checkpoint {
     }
 
     /// Moves the latest state past a page, whose records took the spool to `spool`.
-    pub fn advance(&mut self, progress: Standing, spool: Mark) {
-        let latest = &mut self.latest;
-        latest.position = progress.position;
-        latest.guard.catch_up(progress.guard);
-        latest.pages = progress.pages;
-        latest.done = progress.done;
+    pub fn advance(&mut self, progress: Progress, spool: Mark) {
+        let (standing, latest) = (progress.standing, &mut self.latest);
+        latest.position = standing.position;
+        latest.guard.catch_up(standing.guard);
+        latest.pages = standing.pages;
+        latest.received = standing.records;
+        latest.done = standing.done;
         latest.spool = spool;
-        latest.incremental = progress.incremental;
+        (latest.incremental, latest.window) = match progress.incremental {
+            Some(Incremental { progress, window }) => (Some(progress), Some(window)),
+            None => (None, None),
+        };
     }
 
     /// The state as of the last sync.
@@ -466,6 +503,11 @@ impl Checkpoint {
         };
         let saved = Saved::load(first, identity).map_err(unusable)?;
         let latest = match Note::load(note) {
+            // An incremental run's note without its window (too large to note) goes back
+            // to the last sync, which has it (or is from before the first page).
+            Some(latest) if latest["window"].is_null() && !latest["incremental"].is_null() => {
+                saved.synced.clone()
+            }
             Some(latest) => state(latest, identity).map_err(unusable)?,
             None => saved.synced.clone(),
         };
@@ -532,6 +574,13 @@ impl Notes {
     pub fn note(&mut self, checkpoint: &Checkpoint, identity: &Identity) -> io::Result<()> {
         let mut doc = serde_json::to_value(&checkpoint.latest)?;
         mask(&mut doc["position"], identity);
+        let window = checkpoint.latest.window.as_ref();
+        if let (Some(state), true) = (
+            doc.as_object_mut(),
+            window.is_some_and(|w| w.to_string().len() > NOTED_WINDOW),
+        ) {
+            state.remove("window");
+        }
         let latest = serde_json::value::to_raw_value(&doc)?;
         let check = check(latest.get());
         let mut text = serde_json::to_vec(&Note {
@@ -688,6 +737,45 @@ mod tests {
             assert_eq!(&loaded.latest, checkpoint.synced(), "{what}");
             assert_eq!(loaded.latest.pages, 0, "{what}");
         }
+    }
+
+    /// A note holds an incremental run's window while it is small; a larger one only the
+    /// synced state holds, and resuming goes back to it.
+    #[test]
+    fn a_window_too_large_to_note_is_taken_from_the_last_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.checkpoint");
+        let load = || Checkpoint::load(&path, &identity("a")).unwrap().unwrap();
+        let position = Position::Page {
+            number: 1,
+            param: "page".into(),
+            first: Some(1),
+        };
+        let mut checkpoint = Checkpoint::start(&identity("a"), position);
+        let mut notes = checkpoint.save(&path, &identity("a")).unwrap();
+        let window = |n: u64| Value::from((0..n).collect::<Vec<u64>>());
+        for (pages, size) in [(1, 10), (2, 1000)] {
+            checkpoint.latest.pages = pages;
+            checkpoint.latest.incremental = Some(serde_json::json!({"skipped": pages}));
+            checkpoint.latest.window = Some(window(size));
+            notes.note(&checkpoint, &identity("a")).unwrap();
+        }
+        let note_size = fs::metadata(&path).unwrap().len();
+        assert!(note_size < 1024, "{note_size} bytes");
+        assert_eq!(
+            load().latest.pages,
+            0,
+            "back to the sync before the first page"
+        );
+        checkpoint.sync();
+        let mut notes = checkpoint.save(&path, &identity("a")).unwrap();
+        assert_eq!(load(), checkpoint, "the sync holds the whole window");
+        checkpoint.latest.pages = 3;
+        notes.note(&checkpoint, &identity("a")).unwrap();
+        assert_eq!(load().latest.pages, 2, "the note after it lacks the window");
+        checkpoint.latest.window = Some(window(10));
+        notes.note(&checkpoint, &identity("a")).unwrap();
+        assert_eq!(load(), checkpoint, "a small window is noted");
     }
 
     fn find(text: &[u8], what: &[u8]) -> Option<usize> {

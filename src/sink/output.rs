@@ -22,9 +22,9 @@ use fs4::TryLockError;
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::paginate::{Position, Standing};
+use crate::paginate::Position;
 use crate::place;
-use crate::sink::checkpoint::{self, Checkpoint, Files, Identity, Notes, State};
+use crate::sink::checkpoint::{self, Checkpoint, Files, Identity, Notes, Progress, State};
 use crate::sink::compress::{Compressed, Compression, Written};
 use crate::sink::rows::Form;
 use crate::sink::rows::{Encoded, Layout};
@@ -363,7 +363,7 @@ impl Sink {
         &mut self,
         records: &[&str],
         encoded: Option<&Encoded>,
-        progress: Standing,
+        progress: Progress,
     ) -> Result<(), Error> {
         match &mut self.route {
             Route::Stream { out, records: n } => {
@@ -609,7 +609,7 @@ impl Partial {
         &mut self,
         records: &[&str],
         encoded: Option<&Encoded>,
-        progress: Standing,
+        progress: Progress,
     ) -> Result<(), Error> {
         self.spool.add_page(records, encoded).map_err(|e| match e {
             Error::Output(e) => self.partial_error(e),
@@ -619,7 +619,7 @@ impl Partial {
             append.check(&self.spool, &self.out)?;
         }
         let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
-        let (last, len) = (progress.done, mark.len);
+        let (last, len) = (progress.standing.done, mark.len);
         self.checkpoint.advance(progress, mark);
         if len >= self.synced + SYNC_AHEAD && self.syncing.as_ref().is_none_or(|s| s.is_finished())
         {

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::paginate::Standing;
+use crate::sink::checkpoint::Progress;
 use crate::sink::output::Sink;
 use crate::sink::rows::Form;
 use crate::sink::rows::{Encoded, Encoder, Layout};
@@ -58,7 +58,7 @@ struct Batch {
     body: Arc<String>,
     records: Vec<Range<usize>>,
     encoded: Option<Encoded>,
-    progress: Standing,
+    progress: Progress,
 }
 
 impl Writer {
@@ -124,7 +124,7 @@ impl Writer {
         &mut self,
         body: &Arc<String>,
         records: &[&str],
-        progress: Standing,
+        progress: Progress,
     ) -> Result<(), Error> {
         let base = body.as_ptr() as usize;
         let spans = records.iter().map(|record| {

@@ -20,6 +20,10 @@ struct Data {
     newest_first: bool,
     /// A page number answered with a 500.
     failing: Option<usize>,
+    /// A page number answered only after a long while, for a test to kill the run at.
+    held: Option<usize>,
+    /// Say how many records there are in all (`"total"`), as many APIs do.
+    total: bool,
 }
 
 impl Api {
@@ -49,7 +53,15 @@ impl Api {
             records.reverse();
         }
         let (page, more) = page_of(&records, req);
-        Reply::json(&json!({"data": page, "page": page_number(req), "has_more": more}))
+        let mut body = json!({"data": page, "page": page_number(req), "has_more": more});
+        if data.total {
+            body["total"] = records.len().into();
+        }
+        let reply = Reply::json(&body);
+        match data.held == Some(page_number(req)) {
+            true => reply.delay(std::time::Duration::from_secs(20)),
+            false => reply,
+        }
     }
 
     /// Sets record `id` (adding it if new) to have been updated on `day` of January.
@@ -107,6 +119,25 @@ fn sync(server: &Server, out: &Path, args: &[&str]) -> assert_cmd::assert::Asser
         .arg(out)
         .args(args)
         .assert()
+}
+
+/// [`sync`] killed outright (SIGKILL) once `page` has been asked for and is held.
+fn sync_killed_at(api: &Api, server: &Server, out: &Path, page: usize, args: &[&str]) {
+    api.0.lock().unwrap().held = Some(page);
+    let before = server.requests().len();
+    let mut child = apifetch_std()
+        .arg(server.url("/orders"))
+        .args(["--incremental", "/updated_at", "--page-size", "2", "--out"])
+        .arg(out)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_requests(server, before + page);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    api.0.lock().unwrap().held = None;
 }
 
 fn state_of(out: &Path) -> PathBuf {
@@ -208,6 +239,81 @@ fn a_failed_run_resumed_ends_where_an_uninterrupted_one_would() {
     );
     let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
     assert_eq!(state["mark"], "2026-01-08T00:00:00Z");
+}
+
+#[test]
+fn a_run_killed_before_its_first_page_resumes() {
+    let api = Api::new(orders(3));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [SINCE[0], SINCE[1], "--resume"];
+    sync_killed_at(&api, &server, &out, 1, &args);
+    assert!(PathBuf::from(format!("{}.checkpoint", out.display())).exists());
+    let before = server.requests().len();
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), orders(3));
+    assert_eq!(server.requests().len() - before, 2);
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    assert_eq!(state["mark"], "2026-01-03T00:00:00Z");
+}
+
+/// The totals an API states count every record it sends, including those an incremental
+/// run drops: a resumed run must carry on counting them, not the records it wrote.
+#[test]
+fn a_resumed_run_is_held_to_the_apis_total_of_records_sent() {
+    let api = Api::new(orders(4));
+    api.0.lock().unwrap().total = true;
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = ["--resume", "--retries", "0"];
+    sync(&server, &out, &args).success();
+    for id in 5..=11 {
+        api.update(id, id as u32);
+    }
+    // Pages 1 and 2 hold the four orders written already: skipped, not written.
+    api.fail_page(Some(3));
+    sync(&server, &out, &args).code(4);
+    api.fail_page(None);
+    let before = server.requests().len();
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), orders(11)[4..]);
+    let pages: Vec<usize> = server.requests()[before..]
+        .iter()
+        .map(page_number)
+        .collect();
+    assert_eq!(pages, [3, 4, 5, 6]);
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    assert_eq!(state["mark"], "2026-01-11T00:00:00Z");
+}
+
+/// A record written in the same second as the last one a run read has the mark's value:
+/// it is new, and only the records the last run wrote at the mark are dropped, told apart
+/// by `--key`, or without it by their text.
+#[test]
+fn a_new_record_at_the_mark_is_kept_and_only_those_written_are_dropped() {
+    for key in [&["--key", "/id"][..], &[]] {
+        let api = Api::new(orders(3));
+        let server = api.start();
+        let dir = tempfile::tempdir().unwrap();
+        let (out, report) = (dir.path().join("orders.jsonl"), dir.path().join("s.json"));
+        let report_args = ["--summary-json", report.to_str().unwrap()];
+        let args = [&SINCE[..], key, &report_args].concat();
+        sync(&server, &out, &args).success();
+        let same_second = json!({"id": 4, "name": "order 4", "updated_at": "2026-01-03T00:00:00Z"});
+        api.0.lock().unwrap().records.push(same_second.clone());
+        let done = sync(&server, &out, &args).success();
+        assert_eq!(read_lines(&out), [same_second], "{key:?}");
+        assert_eq!(summary(&report)["incremental"]["skipped"], 1, "{key:?}");
+        let stderr = String::from_utf8_lossy(&done.get_output().stderr).into_owned();
+        let said = stderr.contains("told apart by their whole text");
+        assert_eq!(said, key.is_empty(), "{key:?}: {stderr}");
+        // Both are remembered at the mark now: a third run writes nothing again.
+        sync(&server, &out, &args).success();
+        assert_eq!(read_lines(&out), [] as [Value; 0], "{key:?}");
+        assert_eq!(summary(&report)["incremental"]["skipped"], 2, "{key:?}");
+    }
 }
 
 #[test]
@@ -351,7 +457,8 @@ fn timestamps_compare_as_instants_whatever_their_offset() {
         .iter()
         .map(|r| r["id"].clone())
         .collect();
-    assert_eq!(ids, [json!(3), json!(5)]);
+    // Order 2 is another record at the mark's instant: new, so kept.
+    assert_eq!(ids, [json!(2), json!(3), json!(5)]);
     assert_eq!(
         server.requests()[1].param("since"),
         Some("2026-01-01T08:00:00Z")
@@ -362,7 +469,7 @@ fn timestamps_compare_as_instants_whatever_their_offset() {
             incremental["skipped"].clone(),
             incremental["incomparable"].clone()
         ),
-        (json!(3), json!(1))
+        (json!(2), json!(1))
     );
     assert_eq!(incremental["mark_after"], "2026-01-01T03:30:00-05:00");
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
@@ -416,6 +523,170 @@ fn lookback_reads_a_window_again_and_drops_the_records_already_written() {
     );
 }
 
+/// A long run's checkpoint holds the lookback window as it stands, not every record the
+/// run wrote: it stays a few KB however many pages came before.
+#[test]
+fn a_long_runs_checkpoint_keeps_only_the_window() {
+    let at = |i: u64| {
+        let time = format!("2026-01-01T{:02}:{:02}:00Z", i / 60, i % 60);
+        json!({"id": i, "updated_at": time})
+    };
+    let api = Api::new((0..400).map(at).collect());
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [
+        "--lookback",
+        "10m",
+        "--key",
+        "/id",
+        "--resume",
+        "--retries",
+        "0",
+    ];
+    api.fail_page(Some(190));
+    sync(&server, &out, &args).code(4);
+    let checkpoint = PathBuf::from(format!("{}.checkpoint", out.display()));
+    let size = std::fs::metadata(&checkpoint).unwrap().len();
+    assert!(size < 4096, "the checkpoint holds {size} bytes");
+    api.fail_page(None);
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), (0..400).map(at).collect::<Vec<_>>());
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    let window: Vec<&Value> = state["window"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["key"])
+        .collect();
+    assert_eq!(
+        window,
+        (389..400)
+            .map(Value::from)
+            .collect::<Vec<_>>()
+            .iter()
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The state file is replaced at the end of each run: naming the output, a file kept
+/// beside it or the summary with it would replace that file's contents, exit 0.
+#[test]
+fn a_state_file_that_is_another_file_of_the_run_is_refused() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.jsonl");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let refusals: [(Vec<String>, &str); 5] = [
+        (vec!["--state".into(), path("o.jsonl")], "names --out"),
+        (
+            vec!["--state".into(), path("o.jsonl.partial")],
+            "names the partial file beside --out",
+        ),
+        (
+            vec!["--state".into(), path("./o.jsonl.checkpoint")],
+            "names the checkpoint beside --out",
+        ),
+        (
+            vec!["--summary-json".into(), path("o.jsonl.state")],
+            "names the --incremental state file",
+        ),
+        (
+            vec![
+                "--state".into(),
+                path("s"),
+                "--summary-json".into(),
+                path("s"),
+            ],
+            "names the --incremental state file",
+        ),
+    ];
+    for (args, message) in refusals {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let refused = sync(&server, &out, &args).code(2);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert_eq!(server.requests().len(), 0, "no request was sent");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+/// The mark goes in the query string: a name that pagination, the URL or `--param` sends
+/// already would replace that value or be sent twice, and a JSON Pointer is no query
+/// parameter's name.
+#[test]
+fn a_since_param_that_collides_with_another_parameter_is_refused() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.jsonl");
+    sync(&server, &out, &SINCE).success();
+    let before = server.requests().len();
+    let refusals: [(&[&str], &str); 6] = [
+        (
+            &["--since-param", "/since", "-d", "{}"],
+            "--since-param /since: the mark is sent in the query string",
+        ),
+        (
+            &["--since-param", "page"],
+            "pagination sends `page` already (--page-param)",
+        ),
+        (&["--since-param", "per_page"], "(--size-param)"),
+        (
+            &[
+                "--since-param",
+                "c",
+                "--paginate",
+                "cursor",
+                "--cursor-path",
+                "/n",
+                "--cursor-param",
+                "c",
+            ],
+            "(--cursor-param)",
+        ),
+        (
+            &[SINCE[0], SINCE[1], "--param", "updated_since=2020"],
+            "--param updated_since=… gives it already",
+        ),
+        (
+            &["--since-param", "status"],
+            "the URL's query has `status` already",
+        ),
+    ];
+    for (args, message) in refusals {
+        let refused = apifetch()
+            .arg(server.url("/orders?status=open"))
+            .args(["--incremental", "/updated_at", "--page-size", "2", "--out"])
+            .arg(&out)
+            .args(args)
+            .arg("--dry-run")
+            .assert()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // A name of its own is sent once, beside the pagination's.
+    let dry = apifetch()
+        .arg(server.url("/orders"))
+        .args(["--incremental", "/updated_at", "--page-size", "2", "--out"])
+        .arg(&out)
+        .args([SINCE[0], SINCE[1], "--dry-run"])
+        .assert()
+        .success();
+    let printed = String::from_utf8_lossy(&dry.get_output().stdout).into_owned();
+    assert!(
+        printed.contains("/orders?updated_since=2026-01-02T00%3A00%3A00Z&per_page=2'"),
+        "{printed}"
+    );
+    assert_eq!(server.requests().len(), before, "no request was sent");
+}
+
 #[test]
 fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
     let api = Api::new(orders(2));
@@ -436,7 +707,7 @@ fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
             &["--max-records", "1"],
             "--max-records cannot bound an --incremental run",
         ),
-        (&["--lookback", "1h"], "--lookback and --key go together"),
+        (&["--lookback", "1h"], "--lookback needs --key"),
         (
             &["--lookback", "10", "--key", "/id"],
             "a count goes back from a number",
@@ -681,5 +952,8 @@ fn csv_with_picked_columns_is_appended_under_them() {
     );
     let refused = sync(&server, &out, &["--append", "--columns", "id,updated_at"]).code(2);
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
-    assert!(stderr.contains("--columns is not the header of"), "{stderr}");
+    assert!(
+        stderr.contains("--columns is not the header of"),
+        "{stderr}"
+    );
 }

@@ -4,6 +4,7 @@
 mod common;
 mod core;
 mod incremental;
+mod layout;
 mod network;
 mod operations;
 mod output;
