@@ -740,8 +740,9 @@ pub struct OutputArgs {
     /// How often a run to --out syncs its partial file and checkpoint to disk while pages
     /// stream in; after a power cut, resuming redoes at most this much. A killed process
     /// redoes only the page it was fetching: each page and its checkpoint reach the system
-    /// as they arrive. 0: after every page. A run that fails or is interrupted always syncs
-    /// every page it finished.
+    /// as they arrive (an --incremental run whose --lookback window outgrows a small note
+    /// redoes up to this much). 0: after every page. A run that fails or is interrupted
+    /// always syncs every page it finished.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration, env = "APIFETCH_CHECKPOINT_EVERY", hide_env_values = true)]
     pub checkpoint_every: Duration,
 
@@ -811,7 +812,9 @@ pub struct IncrementalArgs {
     pub key: Option<String>,
 
     /// Add the new records to the end of --out instead of replacing it with them: jsonl
-    /// always, csv and tsv while the columns stay the same (a new column is an error).
+    /// always, csv and tsv while the columns stay the same (a new column is an error); not
+    /// json or a compressed output. A record without FIELD is an error here, since it would
+    /// be added again every run.
     #[arg(long, requires = "incremental", env = "APIFETCH_APPEND", value_parser = BoolishValueParser::new(), hide_env_values = true)]
     pub append: bool,
 }
