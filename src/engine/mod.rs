@@ -85,7 +85,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
     let written = finish(sink, interrupt.stop()).await?;
     // Only now that the output is in place does the mark move on (see `Tracker::finish`).
     if let Some(tracker) = tracker {
-        tracker.finish(output_len(config.out.as_deref())?)?;
+        tracker.finish(config.out.as_deref())?;
     }
     let summary = Summary {
         records,
@@ -350,16 +350,6 @@ fn incremental_job(config: &Config) -> incremental::Job {
         url: redact::url(&named),
         field: field.unwrap_or_default(),
     }
-}
-
-/// The length of the output file just put in place, for the incremental state.
-fn output_len(out: Option<&std::path::Path>) -> Result<Option<u64>, Error> {
-    let Some(out) = out else {
-        return Ok(None);
-    };
-    let meta = std::fs::metadata(out)
-        .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?;
-    Ok(Some(meta.len()))
 }
 
 /// The page line: what the page brought, and the count so far against any total.

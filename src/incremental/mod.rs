@@ -6,6 +6,7 @@
 //! at the end saves the new mark in the state file, after the output is in place.
 
 mod state;
+mod tail;
 mod value;
 
 use std::cmp::Ordering;
@@ -24,7 +25,7 @@ pub use value::{Comparable, Kind, Lookback, SinceFormat};
 
 /// The version of [`Tracker::identity`]'s layout: raised when a field that decides what
 /// an incremental run writes joins or changes meaning, and only then.
-const IDENTITY_VERSION: u32 = 2;
+const IDENTITY_VERSION: u32 = 3;
 
 /// The incremental flags, validated.
 #[derive(Debug, Clone)]
@@ -60,6 +61,33 @@ impl Mark {
     }
 }
 
+/// What tells a record apart from others with its value: its `--key` (`null` for a record
+/// without one, or with a `null` one: those are told apart by their text alone, never
+/// sharing a key with another) and a digest of its text.
+#[derive(Debug, Clone)]
+struct Id {
+    key: Value,
+    sha256: String,
+}
+
+/// A record written at the mark or within the lookback of it, as the window holds it.
+#[derive(Debug, Clone)]
+struct Written {
+    key: Value,
+    mark: Mark,
+    /// `None` for one a version 1 state remembered, without a digest.
+    sha256: Option<String>,
+}
+
+/// Where a remembered record is filed: by its `--key`, or by its digest for one told apart
+/// by its text (`#` keeps the two apart: no JSON text starts with it).
+fn slot(key: &Value, sha256: Option<&str>) -> String {
+    match (key, sha256) {
+        (Value::Null, Some(sha256)) => format!("#{sha256}"),
+        (key, _) => key.to_string(),
+    }
+}
+
 /// What this run has seen so far; saved with each checkpoint, so a resumed run ends with
 /// the mark an uninterrupted one would have reached.
 #[derive(Debug, Default)]
@@ -68,9 +96,9 @@ struct Run {
     highest: Option<Mark>,
     skipped: u64,
     incomparable: u64,
-    /// Keys and values of records written that may still fall in the next run's window
-    /// (or, without `--lookback`, sit at the mark).
-    window: HashMap<String, (Value, Mark)>,
+    /// Records written that may still fall in the next run's window (or, without
+    /// `--lookback`, sit at the mark), by [`slot`].
+    window: HashMap<String, Written>,
     /// The window's size when it was last cut back to the lookback.
     pruned_at: usize,
 }
@@ -90,8 +118,8 @@ enum Verdict {
     Keep,
     /// Below the mark (less the lookback): written by an earlier run.
     Old,
-    /// At the mark or in the lookback window, and its key was written with this value or
-    /// a later one.
+    /// At the mark or in the lookback window, and its key was written with a later value,
+    /// or with this value and this text.
     Seen,
     /// Without a comparable value (missing, null or of another kind): kept and counted,
     /// but for `--append`.
@@ -109,9 +137,13 @@ pub struct Tracker {
     floor: Option<Comparable>,
     /// The value sent in `--since-param`.
     since: Option<String>,
-    /// Records of the window earlier runs wrote, by key.
-    remembered: HashMap<String, (Value, Mark)>,
+    /// Records of the window earlier runs wrote, by [`slot`].
+    remembered: HashMap<String, Written>,
+    /// The state is of version 1, which took every record at the mark as written: so
+    /// does this run, the last to read it.
+    legacy: bool,
     output_len: Option<u64>,
+    output_tail: Option<String>,
     run: Run,
     /// The counts last logged.
     reported: (u64, u64),
@@ -135,14 +167,22 @@ impl Tracker {
             None => None,
         };
         let mut remembered = HashMap::new();
-        for Remembered { key, value } in state.window.iter().cloned() {
-            let mark = Mark::of(value, state.kind).ok_or_else(|| broken("window"))?;
-            remembered.insert(key.to_string(), (key, mark));
+        for entry in state.window.iter().cloned() {
+            let mark = Mark::of(entry.value, state.kind).ok_or_else(|| broken("window"))?;
+            let slot = slot(&entry.key, entry.sha256.as_deref());
+            let (key, sha256) = (entry.key, entry.sha256);
+            remembered.insert(slot, Written { key, mark, sha256 });
         }
         let (floor, since) = match &before {
             Some(mark) => Self::floor_and_since(settings, mark)?,
             None => (None, None),
         };
+        if let (Some(floor), false) = (&floor, state.legacy) {
+            let from = (state.window_from.clone())
+                .map(|raw| Mark::of(raw, state.kind).ok_or_else(|| broken("window's start")))
+                .transpose()?;
+            Self::same_window(settings, &state, floor, from)?;
+        }
         let tracker = Tracker {
             settings: settings.clone(),
             job,
@@ -150,7 +190,9 @@ impl Tracker {
             floor,
             since,
             remembered,
+            legacy: state.legacy,
             output_len: state.output_len,
+            output_tail: state.output_tail,
             run: Run::default(),
             reported: (0, 0),
             tie_kept: false,
@@ -177,6 +219,45 @@ impl Tracker {
             None => None,
         };
         Ok((Some(floor), since))
+    }
+
+    /// Refuses a `--key` other than the one the state's window was kept with (its entries
+    /// would not match this run's records, and those written at the mark would be written
+    /// again), and a `--lookback` reaching below `from`, where the window starts (records
+    /// written there are not remembered, and would be written again).
+    fn same_window(
+        settings: &Settings,
+        state: &State,
+        floor: &Comparable,
+        from: Option<Mark>,
+    ) -> Result<(), Error> {
+        let path = settings.state.display();
+        let new_output = "or, to keep the old output as it is, sync into a new --out with a \
+                          new --state (its first run writes every record the API holds now)";
+        if settings.key != state.key {
+            let flag = |key: &Option<String>| match key {
+                Some(key) => format!("--key {key}"),
+                None => "no --key".into(),
+            };
+            return Err(Error::Usage(format!(
+                "{}: {path} was kept with {}, which tells apart the records it remembers at \
+                 the mark; with another, those would be written again: run with {}, {new_output}",
+                flag(&settings.key),
+                flag(&state.key),
+                flag(&state.key)
+            )));
+        }
+        match from {
+            Some(from) if floor.compare(&from.value) == Some(Ordering::Less) => {
+                Err(Error::Usage(format!(
+                    "--lookback: it reaches back past {}, the lowest value whose records \
+                     {path} remembers; records written below it would be written again: give \
+                     a --lookback no longer than the last run's, {new_output}",
+                    from.raw
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn announce(&self) {
@@ -231,7 +312,7 @@ impl Tracker {
         let mut reached = false;
         let mut kept = Vec::with_capacity(records.len());
         for (n, record) in (1..).zip(records.drain(..)) {
-            match self.verdict(record) {
+            match self.verdict(record)? {
                 Verdict::Keep => kept.push(record),
                 Verdict::Unplaced if self.settings.append => {
                     return Err(self.unplaced(record, number, n));
@@ -285,45 +366,87 @@ impl Tracker {
             .or(self.run.kind)
     }
 
-    fn verdict(&mut self, record: &str) -> Verdict {
+    fn verdict(&mut self, record: &str) -> Result<Verdict, Error> {
         let raw = crate::shape::records::lookup(record, &self.settings.field)
             .and_then(|raw| serde_json::from_str(raw.get()).ok());
         let Some(mark) = raw.and_then(|raw| Mark::of(raw, self.kind())) else {
             self.run.incomparable += 1;
-            return Verdict::Unplaced;
+            return Ok(Verdict::Unplaced);
         };
+        if self.kind().is_none() {
+            self.fits_lookback(&mark)?;
+        }
         let floor = self.floor.as_ref();
         if floor.is_some_and(|f| mark.value.compare(f) == Some(Ordering::Less)) {
-            return Verdict::Old;
+            return Ok(Verdict::Old);
         }
-        let key = self.key(record, &mark);
-        let seen = key
-            .as_ref()
-            .and_then(|k| self.remembered.get(&k.to_string()));
-        if seen.is_some_and(|(_, written)| mark.value.at_or_below(&written.value)) {
-            return Verdict::Seen;
+        let id = self.id(record, &mark);
+        if self.legacy_tie(&mark) {
+            // Written, as that state meant; remembered now, as this version keeps them.
+            self.remember(mark, id);
+            return Ok(Verdict::Seen);
+        }
+        if id.as_ref().is_some_and(|id| self.seen(id, &mark)) {
+            return Ok(Verdict::Seen);
         }
         if floor.is_some_and(|f| mark.value.at_or_below(f)) && self.settings.key.is_none() {
             self.tie_kept(&mark);
         }
-        self.keep(mark, key);
-        Verdict::Keep
+        self.keep(mark, id);
+        Ok(Verdict::Keep)
     }
 
-    /// What tells `record` apart from others with its value: its `--key`, or without one
-    /// a digest of its text, taken only where it may be remembered (at the mark, or at or
-    /// above the highest value so far), as it costs more than a lookup.
-    fn key(&self, record: &str, mark: &Mark) -> Option<Value> {
+    /// Refuses, at the first record of a job's first run, a `--lookback` that cannot go
+    /// back from its value (a duration before a number): the run would save no window,
+    /// and the next would refuse it anyway.
+    fn fits_lookback(&self, mark: &Mark) -> Result<(), Error> {
+        match &self.settings.lookback {
+            Some(lookback) => (mark.value.minus(lookback).map(drop))
+                .map_err(|e| Error::Usage(format!("--lookback: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// With a version 1 state, whether `mark` is one that state took as written: the
+    /// mark, or the mark less the lookback.
+    fn legacy_tie(&self, mark: &Mark) -> bool {
+        let equal = |other: &Comparable| mark.value.compare(other) == Some(Ordering::Equal);
+        self.legacy
+            && (self.before.as_ref().is_some_and(|b| equal(&b.value))
+                || self.floor.as_ref().is_some_and(equal))
+    }
+
+    /// Whether an earlier run wrote this record: its key with a later value, or with this
+    /// value and this text (one changed without its field moving on is kept).
+    fn seen(&self, id: &Id, mark: &Mark) -> bool {
+        let Some(written) = self.remembered.get(&slot(&id.key, Some(&id.sha256))) else {
+            return false;
+        };
+        match mark.value.compare(&written.mark.value) {
+            Some(Ordering::Less) => true,
+            Some(Ordering::Equal) => written.sha256.as_ref().is_none_or(|s| *s == id.sha256),
+            _ => false,
+        }
+    }
+
+    /// What tells `record` apart from others with its value (see [`Id`]). Without `--key`
+    /// taken only where it may be remembered (at the mark, or at or above the highest
+    /// value so far), as a digest costs more than a lookup; with one, a record's key may
+    /// be remembered anywhere in the lookback window.
+    fn id(&self, record: &str, mark: &Mark) -> Option<Id> {
+        let sha256 = || digest(record.as_bytes());
         if let Some(pointer) = &self.settings.key {
-            let raw = crate::shape::records::lookup(record, pointer)?;
-            return serde_json::from_str::<Value>(raw.get()).ok();
+            let key = crate::shape::records::lookup(record, pointer)
+                .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+            let key = key.unwrap_or(Value::Null);
+            let sha256 = sha256();
+            return Some(Id { key, sha256 });
         }
         let at_floor = (self.floor.as_ref()).is_some_and(|f| mark.value.at_or_below(f));
         let highest = (self.run.highest.as_ref()).is_none_or(|h| h.value.at_or_below(&mark.value));
-        (at_floor || highest).then(|| {
-            let digest = Sha256::digest(record.as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            serde_json::json!({ "sha256": hex })
+        (at_floor || highest).then(|| Id {
+            key: Value::Null,
+            sha256: sha256(),
         })
     }
 
@@ -341,15 +464,22 @@ impl Tracker {
         }
     }
 
-    fn keep(&mut self, mark: Mark, key: Option<Value>) {
+    fn keep(&mut self, mark: Mark, id: Option<Id>) {
         self.run.kind.get_or_insert(mark.value.kind());
         let higher = (self.run.highest.as_ref())
             .is_none_or(|highest| highest.value.at_or_below(&mark.value));
-        if let Some(key) = key {
-            self.run.window.insert(key.to_string(), (key, mark.clone()));
-        }
+        self.remember(mark.clone(), id);
         if higher {
             self.run.highest = Some(mark);
+        }
+    }
+
+    /// Adds a record written at `mark` to the window, if it may be remembered there.
+    fn remember(&mut self, mark: Mark, id: Option<Id>) {
+        if let Some(Id { key, sha256 }) = id {
+            let slot = slot(&key, Some(&sha256));
+            let sha256 = Some(sha256);
+            self.run.window.insert(slot, Written { key, mark, sha256 });
         }
         // Cut back now and then, so memory follows the window, not the run.
         if self.run.window.len() >= 2 * self.run.pruned_at + 1024 {
@@ -370,22 +500,23 @@ impl Tracker {
         }
     }
 
-    /// Of `entries`, those at the mark reached so far or within the lookback of it.
-    fn within_window(
-        &self,
-        entries: HashMap<String, (Value, Mark)>,
-    ) -> HashMap<String, (Value, Mark)> {
-        let cut = match (self.after(), &self.settings.lookback) {
+    /// Where the window of the mark reached so far starts: the mark less the lookback.
+    fn cut(&self) -> Option<Comparable> {
+        match (self.after(), &self.settings.lookback) {
             (Some(after), Some(lookback)) => after.value.minus(lookback).ok(),
             (Some(after), None) => Some(after.value.clone()),
             (None, _) => None,
-        };
-        let Some(cut) = cut else {
+        }
+    }
+
+    /// Of `entries`, those at the mark reached so far or within the lookback of it.
+    fn within_window(&self, entries: HashMap<String, Written>) -> HashMap<String, Written> {
+        let Some(cut) = self.cut() else {
             return HashMap::new();
         };
         entries
             .into_iter()
-            .filter(|(_, (_, mark))| mark.value.compare(&cut) != Some(Ordering::Less))
+            .filter(|(_, written)| written.mark.value.compare(&cut) != Some(Ordering::Less))
             .collect()
     }
 
@@ -405,16 +536,17 @@ impl Tracker {
             Err(e) => return Err(Error::output(e, format!("cannot read {}", out.display()))),
         };
         let rewrite = self.rewrite();
-        let (out, state) = (out.display(), self.settings.state.display());
+        let (shown, state) = (out.display(), self.settings.state.display());
         match (self.output_len, on_disk) {
             (None, 0) => Ok(0),
             (None, _) => Err(Error::Usage(format!(
-                "--append: {out} exists, but {state} holds no run that wrote it; {rewrite}"
+                "--append: {shown} exists, but {state} holds no run that wrote it; {rewrite}"
             ))),
             (Some(len), n) if n >= len => {
+                self.unchanged(out, len)?;
                 if n > len {
                     info!(
-                        "{out} holds {} bytes past what {state} recorded, written by a run \
+                        "{shown} holds {} bytes past what {state} recorded, written by a run \
                          that stopped before saving its state: they are fetched again",
                         n - len
                     );
@@ -422,24 +554,45 @@ impl Tracker {
                 Ok(len)
             }
             (Some(len), n) => Err(Error::Usage(format!(
-                "--append: {out} holds {n} bytes, fewer than the {len} the last run left: \
-                 it was changed since; {rewrite}"
+                "--append: {shown} holds {n} bytes, fewer than the {len} the last run left: \
+                 it changed since the last run; {rewrite}"
             ))),
         }
     }
 
-    /// How to start the output afresh with every record. A run without `--append` writes
-    /// only the records above the mark: once there is one, it must go first.
+    /// Refuses an output whose first `len` bytes are not those the last run left (edited or
+    /// replaced since): cut to `len` and appended to, it could end mid-record. A state
+    /// from before fingerprints has none to check.
+    fn unchanged(&self, out: &Path, len: u64) -> Result<(), Error> {
+        let Some(expected) = &self.output_tail else {
+            return Ok(());
+        };
+        let found = tail::fingerprint(out, len)
+            .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?;
+        match found == *expected {
+            true => Ok(()),
+            false => Err(Error::Usage(format!(
+                "--append: {} changed since the last run (its first {len} bytes are not \
+                 those the last run left), so it cannot be carried on; {}",
+                out.display(),
+                self.rewrite()
+            ))),
+        }
+    }
+
+    /// How to carry on with a new output, never overwriting the records of the old: the
+    /// API may no longer hold them all. A run without `--append` writes only the records
+    /// above the mark: once there is one, the state must go too.
     fn rewrite(&self) -> String {
+        let state = self.settings.state.display();
+        let fresh = "it writes every record the API holds now, so replacing the old output \
+                     with it is safe only if the API still holds every record";
         match &self.before {
             Some(_) => format!(
-                "to rewrite it with every record, remove {} (or pass a new --state) and run \
-                 once without --append",
-                self.settings.state.display()
+                "move it aside and remove {state} (or pass a new --out and a new --state), \
+                 then run again: {fresh}"
             ),
-            None => "run once without --append to write it with every record, and the state \
-                     with it"
-                .into(),
+            None => format!("move it aside (or pass a new --out), then run again: {fresh}"),
         }
     }
 
@@ -492,17 +645,19 @@ impl Tracker {
             window: HashMap::new(),
             pruned_at: window.len(),
         };
-        for Remembered { key, value } in window {
-            let entry = (key.clone(), mark(value)?);
-            self.run.window.insert(key.to_string(), entry);
+        for Remembered { key, value, sha256 } in window {
+            let mark = mark(value)?;
+            let slot = slot(&key, sha256.as_deref());
+            self.run.window.insert(slot, Written { key, mark, sha256 });
         }
         Ok(())
     }
 
-    /// Saves the mark this run reached, once the output is in place (`output_len` is its
-    /// length, for a file). Before it, a crash leaves the old mark: the next run fetches
-    /// the same records again and writes them once (see [`Self::appending`]).
-    pub fn finish(mut self, output_len: Option<u64>) -> Result<(), Error> {
+    /// Saves the mark this run reached, once the output is in place (at `out`, for a
+    /// file: its length and fingerprint go into the state). Before it, a crash leaves the
+    /// old mark: the next run fetches the same records again and writes them once (see
+    /// [`Self::appending`]).
+    pub fn finish(mut self, out: Option<&Path>) -> Result<(), Error> {
         if self.run.incomparable > 0 {
             warn!(
                 "{} without a comparable {} (missing, null or of another kind) {} kept",
@@ -520,9 +675,15 @@ impl Tracker {
             entries.insert(key, entry);
         }
         let mut state = State::new(&self.job);
+        if let Some(out) = out {
+            let (len, tail) = tail::of(out)
+                .map_err(|e| Error::output(e, format!("cannot read {}", out.display())))?;
+            (state.output_len, state.output_tail) = (Some(len), Some(tail));
+        }
         state.kind = self.kind();
         state.mark = self.after().map(|m| m.raw.clone());
-        state.output_len = output_len;
+        state.key = self.settings.key.clone();
+        state.window_from = self.cut().map(|cut| cut.raw());
         state.window = remembered(&self.within_window(entries));
         state.save(&self.settings.state).map_err(|e| {
             let path = self.settings.state.display();
@@ -540,16 +701,23 @@ impl Tracker {
 }
 
 /// Window entries as the state and checkpoints hold them, in a stable order.
-fn remembered(window: &HashMap<String, (Value, Mark)>) -> Vec<Remembered> {
-    let mut entries: Vec<(&String, &(Value, Mark))> = window.iter().collect();
+fn remembered(window: &HashMap<String, Written>) -> Vec<Remembered> {
+    let mut entries: Vec<(&String, &Written)> = window.iter().collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
     entries
         .into_iter()
-        .map(|(_, (key, mark))| Remembered {
-            key: key.clone(),
-            value: mark.raw.clone(),
+        .map(|(_, written)| Remembered {
+            key: written.key.clone(),
+            value: written.mark.raw.clone(),
+            sha256: written.sha256.clone(),
         })
         .collect()
+}
+
+/// The SHA-256 of `bytes`, in hex.
+fn digest(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -593,16 +761,17 @@ mod tests {
             r#"{"id":3,"at":"2026-01-01T07:00:00Z"}"#,
         ];
         assert_eq!(page(&mut first, &records), (records.to_vec(), false));
-        first.finish(Some(10)).unwrap();
+        let out = dir.path().join("x.jsonl");
+        std::fs::write(&out, "0123456789").unwrap();
+        first.finish(Some(&out)).unwrap();
 
         let mut second = Tracker::open(&s, job()).unwrap();
         let since = ("since".to_string(), "2026-01-01T08:00:00Z".to_string());
         assert_eq!(second.since_param(), Some(since));
         let newer = r#"{"id":4,"at":"2026-01-01T08:00:01Z"}"#;
-        let same_instant = r#"{"id":1,"at":"2026-01-01T08:00:00Z"}"#;
-        let (kept, reached) = page(&mut second, &[newer, same_instant, records[1]]);
-        // Order 1 again, at the mark: remembered by its key, so dropped; only a record
-        // below the mark says that a newest-first API has reached it.
+        let (kept, reached) = page(&mut second, &[newer, records[0], records[1]]);
+        // Order 1 again, at the mark: remembered by its key and text, so dropped; only a
+        // record below the mark says that a newest-first API has reached it.
         assert_eq!((kept, reached), (vec![newer, records[1]], false));
         let below = r#"{"id":5,"at":"2026-01-01T07:59:59Z"}"#;
         let other_at_mark = r#"{"id":6,"at":"2026-01-01T08:00:00Z"}"#;
@@ -665,7 +834,7 @@ mod tests {
         // with a new IDENTITY_VERSION.
         assert_eq!(
             tracker.identity(),
-            r#"{"v":2,"field":"/at","key":"/id","lookback":{"nanoseconds":"600000000000"},"newest_first":true,"since_param":"since","since_format":"rfc3339","append":false,"mark":null}"#
+            r#"{"v":3,"field":"/at","key":"/id","lookback":{"nanoseconds":"600000000000"},"newest_first":true,"since_param":"since","since_format":"rfc3339","append":false,"mark":null}"#
         );
         let mut s = settings(dir.path(), Some("3"));
         s.since = None;
@@ -706,7 +875,7 @@ mod tests {
             tracker.appending(&out).is_err(),
             "a file the state never wrote"
         );
-        tracker.finish(Some(4)).unwrap();
+        tracker.finish(Some(&out)).unwrap();
         let tracker = Tracker::open(&s, job()).unwrap();
         assert_eq!(tracker.appending(&out).unwrap(), 4);
         std::fs::write(&out, "old\nhalf").unwrap();
@@ -714,22 +883,23 @@ mod tests {
         std::fs::write(&out, "ol").unwrap();
         let err = tracker.appending(&out).unwrap_err().to_string();
         assert!(err.contains("fewer than the 4 the last run left"), "{err}");
-        let advice = "run once without --append to write it with every record";
-        assert!(
-            err.contains(advice),
-            "no mark yet, so a run fetches every record: {err}"
-        );
+        let advice = "move it aside (or pass a new --out), then run again: it writes every \
+                      record the API holds now";
+        assert!(err.contains(advice), "no mark yet: {err}");
 
-        // With a mark, a run without --append writes only what is above it.
+        // With a mark, the state must go too: with it, a run writes only what is above it.
+        std::fs::write(&out, "old\n").unwrap();
         let mut marked = Tracker::open(&s, job()).unwrap();
         let record = r#"{"id":1,"at":"2026-01-01T00:00:00Z"}"#;
         page(&mut marked, &[record]);
-        marked.finish(Some(4)).unwrap();
+        marked.finish(Some(&out)).unwrap();
+        std::fs::write(&out, "new\n").unwrap();
         let marked = Tracker::open(&s, job()).unwrap();
         let err = marked.appending(&out).unwrap_err().to_string();
         let advice = format!(
-            "to rewrite it with every record, remove {} (or pass a new --state) and run once \
-             without --append",
+            "changed since the last run (its first 4 bytes are not those the last run left), \
+             so it cannot be carried on; move it aside and remove {} (or pass a new --out and \
+             a new --state), then run again",
             s.state.display()
         );
         assert!(err.contains(&advice), "{err}");

@@ -58,6 +58,17 @@ impl Comparable {
         }
     }
 
+    /// The value as JSON, as a state keeps it; [`Comparable::of`] reads it back.
+    pub fn raw(&self) -> Value {
+        match self {
+            Comparable::Number(n) => {
+                serde_json::from_str(&n.to_string()).expect("a decimal's text is a JSON number")
+            }
+            Comparable::Instant(t) => Value::String(t.to_string()),
+            Comparable::Text(s) => Value::String(s.clone()),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Comparable::Number(_) => Kind::Number,

@@ -766,7 +766,8 @@ fn a_resumed_append_refuses_rows_that_no_longer_fit_the_header() {
     sync(&server, &out, &args).code(4);
     api.fail_page(None);
 
-    // Someone reorders the output's columns, in place and to the same length.
+    // Someone reorders the output's columns, in place and to the same length: the
+    // fingerprint of the output the state keeps tells.
     let reordered = "name,updated_at,id\n\
                      order 1,2026-01-01T00:00:00Z,1\n\
                      order 2,2026-01-02T00:00:00Z,2\n";
@@ -780,7 +781,7 @@ fn a_resumed_append_refuses_rows_that_no_longer_fit_the_header() {
     let refused = sync(&server, &out, &args).code(2);
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert!(
-        stderr.contains("column 1 of the rows to append is `id` where the header of"),
+        stderr.contains("orders.csv changed since the last run (its first 81 bytes are not"),
         "{stderr}"
     );
     assert_eq!(server.requests().len(), before, "no request was sent");
@@ -955,5 +956,177 @@ fn csv_with_picked_columns_is_appended_under_them() {
     assert!(
         stderr.contains("--columns is not the header of"),
         "{stderr}"
+    );
+}
+
+/// Rewrites the state beside `out` as version 1 wrote it: no fingerprint, no flags, and
+/// without `--lookback` no window (every record at the mark was taken as written).
+fn as_version_1(out: &Path) {
+    let mut state: Value = serde_json::from_slice(&std::fs::read(state_of(out)).unwrap()).unwrap();
+    let fields = state.as_object_mut().unwrap();
+    for name in ["output_tail", "key", "window_from", "window"] {
+        fields.remove(name);
+    }
+    fields.insert("apifetch_state".into(), 1.into());
+    std::fs::write(state_of(out), state.to_string()).unwrap();
+}
+
+#[test]
+fn a_version_1_state_drops_the_records_at_its_mark_and_is_saved_as_version_2() {
+    for key in [&["--key", "/id"][..], &[]] {
+        let api = Api::new(orders(3));
+        let server = api.start();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("orders.jsonl");
+        let args = [&SINCE[..], &["--append"], key].concat();
+        sync(&server, &out, &args).success();
+        as_version_1(&out);
+        // Order 3, at the mark, comes again: that state had written it.
+        sync(&server, &out, &args).success();
+        assert_eq!(read_lines(&out), orders(3), "{key:?}");
+        let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+        assert_eq!(state["apifetch_state"], 2, "{key:?}");
+        sync(&server, &out, &args).success();
+        api.update(4, 4);
+        sync(&server, &out, &args).success();
+        assert_eq!(read_lines(&out), orders(4), "{key:?}");
+    }
+}
+
+/// A record without its `--key`, or with a `null` one, is told apart by its text: never
+/// appended again, and never taken for another record without a key.
+#[test]
+fn records_without_a_key_are_told_apart_by_their_text() {
+    let at = "2026-01-02T00:00:00Z";
+    let api = Api::new(vec![
+        order(1, 1),
+        json!({"name": "no id", "updated_at": at}),
+        json!({"id": null, "name": "null id", "updated_at": at}),
+    ]);
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [SINCE[0], SINCE[1], "--append", "--key", "/id"];
+    sync(&server, &out, &args).success();
+    let written = read_lines(&out);
+    assert_eq!(written.len(), 3);
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), written, "neither is appended again");
+    let another = json!({"id": null, "name": "another null id", "updated_at": at});
+    api.0.lock().unwrap().records.push(another.clone());
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), [&written[..], &[another]].concat());
+}
+
+/// A record changed without its field moving on is written again, even under a key
+/// remembered at that value: a possible duplicate is better than a lost update.
+#[test]
+fn an_update_that_keeps_the_fields_value_is_written() {
+    let at = "2026-01-01T00:00:00Z";
+    let api = Api::new(vec![json!({"id": 1, "updated_at": at, "status": "new"})]);
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = [SINCE[0], SINCE[1], "--append", "--key", "/id"];
+    sync(&server, &out, &args).success();
+    let paid = json!({"id": 1, "updated_at": at, "status": "paid"});
+    api.0.lock().unwrap().records = vec![paid.clone()];
+    sync(&server, &out, &args).success();
+    sync(&server, &out, &args).success();
+    let new = json!({"id": 1, "updated_at": at, "status": "new"});
+    assert_eq!(read_lines(&out), [new, paid]);
+}
+
+/// The state's window tells records apart by the `--key` it was kept with, and covers
+/// only its `--lookback`: another key, or a longer lookback, would write records again.
+#[test]
+fn a_different_key_or_a_longer_lookback_is_refused_before_any_request() {
+    let api = Api::new(orders(3));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let keyed = ["--append", "--key", "/id", "--lookback", "1d"];
+    sync(&server, &out, &keyed).success();
+    let before = server.requests().len();
+    let refused = sync(&server, &out, &["--append"]).code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("no --key: ") && stderr.contains("was kept with --key /id"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run with --key /id, or"), "{stderr}");
+    let longer = ["--append", "--key", "/id", "--lookback", "2d"];
+    let refused = sync(&server, &out, &longer).code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("--lookback: it reaches back past \"2026-01-02T00:00:00Z\""),
+        "{stderr}"
+    );
+    assert_eq!(server.requests().len(), before, "no request was sent");
+    // A shorter one is covered by the window.
+    sync(
+        &server,
+        &out,
+        &["--append", "--key", "/id", "--lookback", "1h"],
+    )
+    .success();
+    assert_eq!(read_lines(&out), orders(3));
+}
+
+/// An output edited or replaced since the last run is not cut to the length the state
+/// recorded: that could end it mid-record.
+#[test]
+fn an_output_changed_since_the_last_run_is_not_appended_to() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    sync(&server, &out, &["--append"]).success();
+    let mut edited = std::fs::read(&out).unwrap();
+    edited[5] = b'9';
+    edited.extend_from_slice(b"{\"id\":7}\n");
+    std::fs::write(&out, &edited).unwrap();
+    let before = server.requests().len();
+    let refused = sync(&server, &out, &["--append"]).code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("orders.jsonl changed since the last run"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("move it aside and remove") && stderr.contains("safe only if the API"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests().len(), before);
+    assert_eq!(std::fs::read(&out).unwrap(), edited);
+}
+
+/// A `--lookback` that cannot go back from the field's values is refused at the first
+/// record, not after a first run that saved no window.
+#[test]
+fn a_lookback_of_the_wrong_kind_is_refused_in_the_first_run() {
+    let api = Api::new(orders(2));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let refused = apifetch()
+        .arg(server.url("/orders"))
+        .args(["--incremental", "/id", "--key", "/id", "--lookback", "10m"])
+        .args(["--append", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(
+            "--lookback: a duration goes back from a timestamp, and the mark is \
+                         the number 1"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        names(dir.path()),
+        Vec::<String>::new(),
+        "no output, no state"
     );
 }
