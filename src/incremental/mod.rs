@@ -157,7 +157,8 @@ impl Tracker {
         let state = State::load(&settings.state, &job)?.unwrap_or_else(|| State::new(&job));
         let broken = |what: &str| {
             Error::Usage(format!(
-                "state file {}: its {what} is not {}; remove it to start afresh",
+                "state file {}: its {what} is not {}; to start afresh, move the output aside \
+                 and remove the state: the next run writes every record the API holds now",
                 settings.state.display(),
                 Kind::describe(state.kind)
             ))
@@ -857,7 +858,9 @@ mod tests {
         let err = Tracker::open(&s, job()).err().unwrap().to_string();
         assert!(
             err.ends_with(
-                "x.state: its mark is not an RFC 3339 timestamp; remove it to start afresh"
+                "x.state: its mark is not an RFC 3339 timestamp; to start afresh, move the \
+                 output aside and remove the state: the next run writes every record the API \
+                 holds now"
             ),
             "{err}"
         );

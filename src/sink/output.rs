@@ -176,15 +176,19 @@ impl Append {
     }
 
     /// A table's new rows would not line up under the existing header: say what to do.
-    /// An incremental run without `--append` writes only the records above the mark, so
-    /// rewriting the output with every record takes a run without the state.
+    /// An incremental run writes only the records above the mark, so writing the output
+    /// with every record takes a run without the state; it writes what the API holds now,
+    /// so the old file is moved aside, never overwritten: the API may no longer hold all
+    /// of its records.
     fn misfit(out: &Path, why: &str) -> Error {
         let out = out.display();
         Error::Usage(format!(
-            "--append: {why}; appending would misalign the rows of {out}: to rewrite it with \
-             every record, remove its state file ({out}.state unless --state names another) \
-             and run once without --append, or sync JSON Lines (--format jsonl) into a new \
-             --out, where any column fits"
+            "--append: {why}; appending would misalign the rows of {out}: to write a table \
+             with every record, move {out} aside and remove its state file ({out}.state \
+             unless --state names another), then run again: it writes every record the API \
+             holds now, so replacing the old file with it is safe only if the API still \
+             holds every record; or sync JSON Lines (--format jsonl) into a new --out, where \
+             any column fits"
         ))
     }
 

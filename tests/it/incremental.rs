@@ -385,9 +385,11 @@ fn csv_is_appended_under_the_same_header_and_a_new_column_is_refused() {
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert!(stderr.contains("a column `extra` that"), "{stderr}");
     let advice = format!(
-        "to rewrite it with every record, remove its state file ({}.state unless --state \
-         names another) and run once without --append, or sync JSON Lines (--format jsonl) \
-         into a new --out, where any column fits",
+        "to write a table with every record, move {0} aside and remove its state file \
+         ({0}.state unless --state names another), then run again: it writes every record \
+         the API holds now, so replacing the old file with it is safe only if the API still \
+         holds every record; or sync JSON Lines (--format jsonl) into a new --out, where any \
+         column fits",
         out.display()
     );
     assert!(stderr.contains(&advice), "{stderr}");
