@@ -694,7 +694,11 @@ fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("orders.jsonl");
     sync(&server, &out, &[]).success();
-    let refusals: [(&[&str], &str); 6] = [
+    let refusals: [(&[&str], &str); 7] = [
+        (
+            &["--start-page", "2"],
+            "--start-page cannot bound an --incremental run",
+        ),
         (
             &["--format", "json", "--append"],
             "cannot add records to a JSON array",
