@@ -961,3 +961,35 @@ fn csv_with_picked_columns_is_appended_under_them() {
         "{stderr}"
     );
 }
+
+/// The state and the summary are written after the output is replaced: a directory that
+/// cannot take them is found before the first request, not after the output changed.
+#[test]
+fn a_state_or_summary_that_cannot_be_written_stops_the_run_before_it_starts() {
+    let api = Api::new(orders(3));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    sync(&server, &out, &[]).success();
+    let (before, output) = (server.requests().len(), std::fs::read(&out).unwrap());
+    let state = dir.path().join("orders.jsonl.state");
+    let saved = std::fs::read(&state).unwrap();
+    api.0.lock().unwrap().records = orders(5);
+    let missing = dir.path().join("no-such-dir");
+    for (flag, what) in [
+        ("--state", "the state file"),
+        ("--summary-json", "--summary-json"),
+    ] {
+        let file = missing.join("x.json");
+        let refused = sync(&server, &out, &[flag, file.to_str().unwrap()]).code(6);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(stderr.contains(&format!("cannot write {what}")), "{stderr}");
+    }
+    assert_eq!(server.requests().len(), before, "no request was sent");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        output,
+        "the output is as it was"
+    );
+    assert_eq!(std::fs::read(&state).unwrap(), saved, "so is the state");
+}
