@@ -147,6 +147,25 @@ fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Fails now if [`replace`] could not write `path` later: the directory is missing or
+/// not writable. A run checks the files it writes after its output (the incremental
+/// state, the summary) before it starts, so that it never replaces the output and then
+/// fails to record that it did.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    if let Place::Stream(_) = Place::of(path.to_path_buf()) {
+        return Ok(());
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".apifetch-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map(drop)
+}
+
 /// Writes `path` through a temporary file beside it that is synced and renamed over it, so
 /// a failure at any point leaves the old file as it was and no temporary file behind.
 /// Returns the new file, open for writing, and what `write` returned.

@@ -65,6 +65,7 @@ impl TryFrom<Cli> for Config {
         let bounded = [
             ("--max-records", cli.pages.max_records.is_some()),
             ("--max-pages", cli.pages.max_pages.is_some()),
+            ("--start-page", cli.pages.start_page.is_some()),
         ];
         let incremental = incremental(&cli.incremental, &bounded, out.as_deref(), &output)?;
         if let Some(settings) = &incremental {
@@ -74,7 +75,7 @@ impl TryFrom<Cli> for Config {
                 cli.logging.summary_json.as_deref(),
             )?;
         }
-        let (pages, records) = cli.pages.settings(body, graphql)?;
+        let (pages, records) = cli.pages.settings(body, graphql, incremental.is_none())?;
         if let Some((since, _)) = incremental.as_ref().and_then(|s| s.since.as_ref()) {
             check_since(since, &target, &request.params, &pages)?;
         }
@@ -115,6 +116,7 @@ impl PaginationArgs {
         self,
         body: Option<serde_json::Value>,
         graphql: Option<Graphql>,
+        may_stop_short: bool,
     ) -> Result<(paginate::Settings, Select), Error> {
         let style = pagination_style(&self)?;
         let cursor = match (self.cursor_path, self.cursor_from_record) {
@@ -142,6 +144,7 @@ impl PaginationArgs {
             has_more: self.has_more,
             total: self.total,
             max_records: self.max_records,
+            may_stop_short,
             body,
             graphql,
         };

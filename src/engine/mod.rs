@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::fetch::http::{self, Fetcher};
 use crate::incremental::{self, Tracker};
 use crate::paginate::{self, Paginator, Step};
+use crate::place;
 use crate::report::{logging, redact, units};
 use crate::shape::{json, records};
 use crate::sim;
@@ -66,6 +67,7 @@ pub async fn run(config: Config) -> Result<Summary, Error> {
         }
         Action::Fetch => {}
     }
+    check_after_files(&config)?;
     // From here to the end, Ctrl-C and SIGTERM stop the run and keep what it fetched.
     let interrupt = Interrupt::listen();
     let sink = sync(
@@ -107,6 +109,26 @@ fn nothing_new(tracker: Option<&Tracker>) {
         Some(_) => warn!("no new records above the mark; writing an empty output"),
         None => warn!("the API returned no records; writing an empty output"),
     }
+}
+
+/// The files written after the output is in place (the incremental state, the summary)
+/// must be writable before anything is fetched: failing on them afterwards would leave a
+/// replaced output that nothing records.
+fn check_after_files(config: &Config) -> Result<(), Error> {
+    let state = config
+        .incremental
+        .as_ref()
+        .map(|s| (&s.state, "the state file"));
+    let summary = config
+        .logging
+        .summary
+        .as_ref()
+        .map(|s| (s, "--summary-json"));
+    for (path, what) in state.into_iter().chain(summary) {
+        place::check_writable(path)
+            .map_err(|e| Error::output(e, format!("cannot write {what} {}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// The paginator for the URL and parameters; an incremental run's mark goes to the API

@@ -626,8 +626,13 @@ impl Paginator {
         if *step == Step::Capped || self.room() == 0 {
             return None;
         }
-        let advice = "what arrived is kept; run again later (the API may have been changing), \
-                      or pass --max-records or --max-pages if part of the result is enough";
+        let advice = match self.pages.may_stop_short {
+            true => {
+                "what arrived is kept; run again later (the API may have been changing), \
+                     or pass --max-records or --max-pages if part of the result is enough"
+            }
+            false => "what arrived is kept; run again later (the API may have been changing)",
+        };
         if let Some(Stated { count, source }) = &self.totals.records {
             if self.records < *count {
                 return Some(Error::BadResponse(format!(
@@ -1318,6 +1323,17 @@ mod tests {
             err.contains("the API announced 5 records (`/total` in the body), 3 arrived"),
             "{err}"
         );
+        assert!(err.contains("--max-records"), "{err}");
+        // An incremental run may not stop short: the advice does not offer it.
+        let incremental = Settings {
+            may_stop_short: false,
+            ..pages(Style::Offset)
+        };
+        let mut p = Paginator::new(&base(), &[], &incremental);
+        body(&mut p, r#"{"items": [1, 2, 3], "total": 5}"#);
+        let step = body(&mut p, r#"{"items": [], "total": 5}"#);
+        let err = p.shortfall(&step).unwrap().to_string();
+        assert!(err.contains("3 arrived") && !err.contains("--max"), "{err}");
         // An empty page after one that said more is a shortfall even without a total.
         let mut p = Paginator::new(&base(), &[], &pages(Style::Page));
         body(&mut p, r#"{"data": [1], "page": 1, "has_more": true}"#);

@@ -25,6 +25,10 @@ pub struct Settings {
     pub has_more: Option<String>,
     pub total: Option<String>,
     pub max_records: Option<u64>,
+    /// Whether `--max-records` or `--max-pages` could serve a user content with part of
+    /// the result: not in an `--incremental` run, whose mark would pass records it never
+    /// fetched, so a shortfall's advice leaves them out there.
+    pub may_stop_short: bool,
     /// The JSON body every request carries (`--data`, or a GraphQL query with its
     /// variables); a `*_param` that is a JSON Pointer sets its value in here.
     pub body: Option<serde_json::Value>,
@@ -52,6 +56,7 @@ impl Settings {
             has_more: None,
             total: None,
             max_records: None,
+            may_stop_short: true,
             body: None,
             graphql: None,
         }

@@ -696,7 +696,11 @@ fn flags_that_cannot_keep_a_mark_are_refused_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("orders.jsonl");
     sync(&server, &out, &[]).success();
-    let refusals: [(&[&str], &str); 6] = [
+    let refusals: [(&[&str], &str); 7] = [
+        (
+            &["--start-page", "2"],
+            "--start-page cannot bound an --incremental run",
+        ),
         (
             &["--format", "json", "--append"],
             "cannot add records to a JSON array",
@@ -1131,4 +1135,36 @@ fn a_lookback_of_the_wrong_kind_is_refused_in_the_first_run() {
         Vec::<String>::new(),
         "no output, no state"
     );
+}
+
+/// The state and the summary are written after the output is replaced: a directory that
+/// cannot take them is found before the first request, not after the output changed.
+#[test]
+fn a_state_or_summary_that_cannot_be_written_stops_the_run_before_it_starts() {
+    let api = Api::new(orders(3));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    sync(&server, &out, &[]).success();
+    let (before, output) = (server.requests().len(), std::fs::read(&out).unwrap());
+    let state = dir.path().join("orders.jsonl.state");
+    let saved = std::fs::read(&state).unwrap();
+    api.0.lock().unwrap().records = orders(5);
+    let missing = dir.path().join("no-such-dir");
+    for (flag, what) in [
+        ("--state", "the state file"),
+        ("--summary-json", "--summary-json"),
+    ] {
+        let file = missing.join("x.json");
+        let refused = sync(&server, &out, &[flag, file.to_str().unwrap()]).code(6);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(stderr.contains(&format!("cannot write {what}")), "{stderr}");
+    }
+    assert_eq!(server.requests().len(), before, "no request was sent");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        output,
+        "the output is as it was"
+    );
+    assert_eq!(std::fs::read(&state).unwrap(), saved, "so is the state");
 }

@@ -27,11 +27,20 @@ fn uses(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
         for (at, _) in line.match_indices("crate::") {
-            let name: String = line[at + 7..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            found.push(name);
+            let rest = &line[at + 7..];
+            // `crate::{a, b::c}` names several.
+            let names = match rest.strip_prefix('{') {
+                Some(group) => group.split([',', '}']).collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let name: String = name
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                found.push(name);
+            }
         }
     }
     found
