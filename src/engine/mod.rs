@@ -270,6 +270,7 @@ async fn fetch(
     mut tracker: Option<&mut Tracker>,
 ) -> Result<(), Error> {
     let mut window = ahead::Window::new(fetcher, config.polite.concurrency);
+    let mut windows = WindowClock::new(config.output.checkpoint_every);
     loop {
         let (page_url, response) = window.next(pages).await;
         let http::Response {
@@ -298,11 +299,12 @@ async fn fetch(
             _ => pages.shortfall(&step),
         };
         // A run short of what the API announced is not done: resuming asks again.
+        let done = step != Step::Continue && shortfall.is_none();
         let progress = Progress {
-            standing: pages.standing(step != Step::Continue && shortfall.is_none()),
+            standing: pages.standing(done),
             incremental: tracker.as_deref().map(|tracker| checkpoint::Incremental {
                 progress: tracker.progress(),
-                window: tracker.window(),
+                window: windows.window(tracker, step != Step::Continue),
             }),
         };
         writer.page(body, &records, progress).await?;
@@ -316,6 +318,36 @@ async fn fetch(
         if ended(step, pages) {
             return Ok(());
         }
+    }
+}
+
+/// When an incremental run's window goes to the sink. Building it copies every record
+/// remembered near the mark, which a page of records all at one value (a bulk import
+/// stamped in one second) makes large: built every page, it made a run quadratic. A small
+/// one goes every page, noted as it is; a large one only as often as the sink syncs
+/// (`--checkpoint-every`), and with the last page, the states the sink can sync.
+struct WindowClock {
+    every: Duration,
+    built: Option<Instant>,
+}
+
+/// Records near the mark below which the window is built every page: about what a note
+/// holds (see `checkpoint::NOTED_WINDOW`).
+const SMALL_WINDOW: usize = 16;
+
+impl WindowClock {
+    fn new(every: Duration) -> Self {
+        WindowClock { every, built: None }
+    }
+
+    fn window(&mut self, tracker: &Tracker, last: bool) -> Option<serde_json::Value> {
+        let due = last
+            || tracker.window_len() <= SMALL_WINDOW
+            || self.built.is_none_or(|at| at.elapsed() >= self.every);
+        due.then(|| {
+            self.built = Some(Instant::now());
+            tracker.window()
+        })
     }
 }
 

@@ -608,6 +608,12 @@ impl Tracker {
         serde_json::to_value(saved).expect("plain JSON values serialize")
     }
 
+    /// How many records are remembered near the mark, at most (before the cut to the
+    /// window): what building [`Tracker::window`] costs.
+    pub fn window_len(&self) -> usize {
+        self.run.window.len()
+    }
+
     /// The records this run wrote within the lookback of the mark reached so far, for the
     /// checkpoint: cut back to the window now, so it stays the window's size however long
     /// the run.

@@ -387,7 +387,9 @@ pub struct Incremental {
     pub progress: Value,
     /// The records remembered near the mark (its lookback window), which can grow with
     /// the run: noted while it is small (see [`NOTED_WINDOW`]), saved whole at a sync.
-    pub window: Value,
+    /// `None` on a page where building a large one was not worth it: such a state is
+    /// noted, never synced (see [`Checkpoint::complete`]).
+    pub window: Option<Value>,
 }
 
 /// The most bytes of an incremental run's window a note holds: the note is rewritten
@@ -456,9 +458,15 @@ impl Checkpoint {
         latest.done = standing.done;
         latest.spool = spool;
         (latest.incremental, latest.window) = match progress.incremental {
-            Some(Incremental { progress, window }) => (Some(progress), Some(window)),
+            Some(Incremental { progress, window }) => (Some(progress), window),
             None => (None, None),
         };
+    }
+
+    /// Whether the latest state stands on its own, and so may be synced: an incremental
+    /// run's state lacks its window on the pages where the engine did not build it.
+    pub fn complete(&self) -> bool {
+        self.latest.incremental.is_none() || self.latest.window.is_some()
     }
 
     /// The state as of the last sync.

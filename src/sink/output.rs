@@ -137,6 +137,9 @@ struct Partial {
     spool: Spool,
     /// Describes the last complete page, and the last one synced.
     checkpoint: Checkpoint,
+    /// An incremental run's last state with its window (see [`Checkpoint::complete`]):
+    /// what a failed run syncs when its latest state lacks the window.
+    complete: Option<State>,
     /// The checkpoint file, to note each page in.
     notes: Notes,
     /// What the checkpoint is saved for, and the credentials to mask in it.
@@ -595,6 +598,7 @@ impl Partial {
             spool,
             written: (checkpoint.latest.pages, checkpoint.latest.spool.records),
             checkpoint,
+            complete: None,
             notes,
             identity: identity.clone(),
             resumed: false,
@@ -624,13 +628,21 @@ impl Partial {
         }
         let mark = self.spool.mark().map_err(|e| self.partial_error(e))?;
         let (last, len) = (progress.standing.done, mark.len);
+        let windowed = progress
+            .incremental
+            .as_ref()
+            .is_some_and(|i| i.window.is_some());
         self.checkpoint.advance(progress, mark);
+        if windowed {
+            self.complete = Some(self.checkpoint.latest.clone());
+        }
         if len >= self.synced + SYNC_AHEAD && self.syncing.as_ref().is_none_or(|s| s.is_finished())
         {
             self.syncing = Some(self.spool.sync_ahead().map_err(|e| self.partial_error(e))?);
             self.synced = len;
         }
-        match last || self.synced_at.elapsed() >= self.every {
+        let due = last || self.synced_at.elapsed() >= self.every;
+        match due && self.checkpoint.complete() {
             true => self.save(),
             false => self.note(),
         }
@@ -787,6 +799,15 @@ impl Partial {
     fn keep(mut self, error: Error) -> Error {
         // Sync the pages since the last sync, so that not even a power cut makes resuming
         // redo them; if that fails too (a full disk), the checkpoint last written stands.
+        // A state without its window cannot be synced: the last one with it is, and a
+        // resume cuts the partial file back to it.
+        if !self.checkpoint.complete() {
+            match self.complete.take() {
+                Some(state) => self.checkpoint.latest = state,
+                None => self.checkpoint.fall_back(),
+            }
+            self.wrote();
+        }
         let unsynced = *self.checkpoint.synced() != self.checkpoint.latest;
         if unsynced && self.save().is_err() {
             tracing::debug!("could not save the last pages; the previous checkpoint stands");

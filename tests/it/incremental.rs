@@ -1168,3 +1168,38 @@ fn a_state_or_summary_that_cannot_be_written_stops_the_run_before_it_starts() {
     );
     assert_eq!(std::fs::read(&state).unwrap(), saved, "so is the state");
 }
+
+/// Records that all carry one value (a bulk import stamped in one second) are all
+/// remembered at the mark. Their window is too large to build every page, so most pages'
+/// states lack it and are never synced: a run that fails resumes from the last state that
+/// has it, and still writes every record once.
+#[test]
+fn a_large_window_at_the_mark_survives_a_failure() {
+    let tied = |n: u64| (1..=n).map(|i| order(i, 1)).collect::<Vec<_>>();
+    let api = Api::new(tied(200));
+    let server = api.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders.jsonl");
+    let args = ["--key", "/id", "--resume", "--retries", "0"];
+    api.fail_page(Some(60));
+    sync(&server, &out, &args).code(4);
+    api.fail_page(None);
+    sync(&server, &out, &args).success();
+    assert_eq!(read_lines(&out), tied(200));
+    let state: Value = serde_json::from_slice(&std::fs::read(state_of(&out)).unwrap()).unwrap();
+    assert_eq!(
+        state["window"].as_array().map(Vec::len),
+        Some(200),
+        "{state}"
+    );
+    // The next night the API has 100 more, stamped the same second: only those are new.
+    api.0.lock().unwrap().records = tied(300);
+    let before = server.requests().len();
+    sync(&server, &out, &["--key", "/id", "--append"]).success();
+    assert_eq!(read_lines(&out), tied(300));
+    assert_eq!(
+        server.requests().len() - before,
+        150,
+        "every page asked once"
+    );
+}
