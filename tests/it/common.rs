@@ -183,3 +183,13 @@ pub fn decompressed(name: &str, bytes: &[u8]) -> Vec<u8> {
         _ => bytes.to_vec(),
     }
 }
+
+/// The names of the files in `dir`, sorted.
+pub fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}

@@ -893,16 +893,6 @@ fn nothing_new_leaves_an_appended_output_as_it_is() {
     assert_eq!(std::fs::read(&empty).unwrap(), b"");
 }
 
-/// The names of the files in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn with_append_a_record_without_the_field_is_refused_not_appended_every_night() {
     let server = Server::start(|req| {

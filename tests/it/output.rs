@@ -1233,16 +1233,6 @@ fn signalled_while_it_writes(
     (child.wait().unwrap().code(), last)
 }
 
-/// The names of the files in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 #[cfg(unix)]
 #[test]
 fn a_signal_during_the_final_write_stops_it_and_keeps_the_partial_output() {
