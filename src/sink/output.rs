@@ -801,16 +801,22 @@ impl Partial {
         // redo them; if that fails too (a full disk), the checkpoint last written stands.
         // A state without its window cannot be synced: the last one with it is, and a
         // resume cuts the partial file back to it.
-        if !self.checkpoint.complete() {
+        let incomplete = !self.checkpoint.complete();
+        if incomplete {
             match self.complete.take() {
                 Some(state) => self.checkpoint.latest = state,
                 None => self.checkpoint.fall_back(),
             }
-            self.wrote();
         }
         let unsynced = *self.checkpoint.synced() != self.checkpoint.latest;
-        if unsynced && self.save().is_err() {
+        let saved = unsynced && self.save().is_ok();
+        if unsynced && !saved {
             tracing::debug!("could not save the last pages; the previous checkpoint stands");
+        }
+        // What a resume will find: the note on disk lacks the window, so the last sync.
+        if incomplete && !saved {
+            let synced = self.checkpoint.synced();
+            self.written = (synced.pages, synced.spool.records);
         }
         let (pages, records) = self.written;
         if pages == 0 {
