@@ -147,6 +147,32 @@ fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// `path` with `suffix` added to its name: the files a run keeps beside its output.
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A new temporary file in `path`'s directory, where [`replace`] renames it over `path`.
+/// tempfile creates files only their owner can read; an output file should get the same
+/// mode as any file the user creates (the umask applies), or keep exactly the mode of the
+/// file it replaces.
+fn temporary_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".apifetch-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
 /// Fails now if [`replace`] could not write `path` later: the directory is missing or
 /// not writable. A run checks the files it writes after its output (the incremental
 /// state, the summary) before it starts, so that it never replaces the output and then
@@ -155,15 +181,7 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
     if let Place::Stream(_) = Place::of(path.to_path_buf()) {
         return Ok(());
     }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    tempfile::Builder::new()
-        .prefix(".apifetch-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map(drop)
+    temporary_beside(path).map(drop)
 }
 
 /// Writes `path` through a temporary file beside it that is synced and renamed over it, so
@@ -173,21 +191,7 @@ pub fn replace<T>(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<T>,
 ) -> io::Result<(File, T)> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".apifetch-").suffix(".tmp");
-    // tempfile creates files only their owner can read; an output file should get the
-    // same mode as any file the user creates (the umask applies), or keep exactly the mode
-    // of the file it replaces.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
+    let mut tmp = temporary_beside(path)?;
     if let Ok(old) = fs::metadata(path) {
         tmp.as_file().set_permissions(old.permissions())?;
     }

@@ -20,7 +20,7 @@ use crate::fetch::{self, Auth, Proxies, Tls};
 use crate::incremental;
 use crate::paginate::Graphql;
 use crate::paginate::{self, CursorSource, Style};
-use crate::place::Place;
+use crate::place::{self, Place};
 use crate::policy::Politeness;
 use crate::policy::{breaker, pace, retry};
 use crate::report::logging;
@@ -898,11 +898,7 @@ fn compression(
 fn state_path(state: Option<&Path>, out: Option<&Path>) -> Result<PathBuf, Error> {
     match (state, out) {
         (Some(state), _) => Ok(state.to_path_buf()),
-        (None, Some(out)) => {
-            let mut name = out.as_os_str().to_owned();
-            name.push(".state");
-            Ok(PathBuf::from(name))
-        }
+        (None, Some(out)) => Ok(place::beside(out, ".state")),
         (None, None) => Err(Error::Usage(
             "--incremental to standard output needs --state FILE to keep its mark in".into(),
         )),

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
+use crate::sink::checkpoint::digest;
 pub use state::Job;
 use state::{Remembered, State};
 pub use value::{Comparable, Kind, Lookback, SinceFormat};
@@ -722,11 +722,6 @@ fn remembered(window: &HashMap<String, Written>) -> Vec<Remembered> {
 }
 
 /// The SHA-256 of `bytes`, in hex.
-fn digest(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

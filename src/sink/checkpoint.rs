@@ -54,14 +54,9 @@ pub struct Files {
 impl Files {
     /// `orders.csv` → `orders.csv.partial` and `orders.csv.checkpoint`.
     pub fn beside(out: &Path) -> Self {
-        let with = |suffix: &str| {
-            let mut name = out.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
         Files {
-            partial: with(".partial"),
-            checkpoint: with(".checkpoint"),
+            partial: place::beside(out, ".partial"),
+            checkpoint: place::beside(out, ".checkpoint"),
         }
     }
 
@@ -133,7 +128,7 @@ impl Identity {
             form_part(form).to_string(),
         ];
         Identity {
-            parts: parts.iter().map(|part| digest(part)).collect(),
+            parts: parts.iter().map(|part| digest(part.as_bytes())).collect(),
             url: redact::url(url),
             credentials: Credentials::of(job),
         }
@@ -143,13 +138,15 @@ impl Identity {
     /// from and on the flags that drop records (`incremental` describes both): a run
     /// resumed after another moved the mark on would write records twice or lose some.
     pub fn with_incremental(mut self, incremental: &str) -> Self {
-        self.parts.push(digest(incremental));
+        self.parts.push(digest(incremental.as_bytes()));
         self
     }
 }
 
-fn digest(part: &str) -> String {
-    Sha256::digest(part.as_bytes())
+/// The SHA-256 of `bytes`, in hex: how a checkpoint names what it may not hold in clear,
+/// and how an incremental state tells records and outputs apart.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
