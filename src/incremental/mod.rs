@@ -512,12 +512,10 @@ impl Tracker {
 
     /// Of `entries`, those at the mark reached so far or within the lookback of it.
     fn within_window(&self, entries: HashMap<String, Written>) -> HashMap<String, Written> {
-        let Some(cut) = self.cut() else {
-            return HashMap::new();
-        };
+        let cut = self.cut();
         entries
             .into_iter()
-            .filter(|(_, written)| written.mark.value.compare(&cut) != Some(Ordering::Less))
+            .filter(|(_, written)| in_window(cut.as_ref(), written))
             .collect()
     }
 
@@ -618,8 +616,10 @@ impl Tracker {
     /// checkpoint: cut back to the window now, so it stays the window's size however long
     /// the run.
     pub fn window(&self) -> Value {
-        let window = self.within_window(self.run.window.clone());
-        serde_json::to_value(remembered(&window)).expect("plain JSON values serialize")
+        let cut = self.cut();
+        let window =
+            (self.run.window.iter()).filter(|(_, written)| in_window(cut.as_ref(), written));
+        serde_json::to_value(remembered(window)).expect("plain JSON values serialize")
     }
 
     /// Carries on from the progress and window a checkpoint saved. A checkpoint with none
@@ -691,7 +691,8 @@ impl Tracker {
         state.mark = self.after().map(|m| m.raw.clone());
         state.key = self.settings.key.clone();
         state.window_from = self.cut().map(|cut| cut.raw());
-        state.window = remembered(&self.within_window(entries));
+        let cut = self.cut();
+        state.window = remembered(entries.iter().filter(|(_, w)| in_window(cut.as_ref(), w)));
         state.save(&self.settings.state).map_err(|e| {
             let path = self.settings.state.display();
             Error::output(e, format!("cannot write the state file {path}"))
@@ -707,9 +708,15 @@ impl Tracker {
     }
 }
 
+/// Whether a remembered record falls in the window that starts at `cut` (none without a
+/// mark): what the next run may read again.
+fn in_window(cut: Option<&Comparable>, written: &Written) -> bool {
+    cut.is_some_and(|cut| written.mark.value.compare(cut) != Some(Ordering::Less))
+}
+
 /// Window entries as the state and checkpoints hold them, in a stable order.
-fn remembered(window: &HashMap<String, Written>) -> Vec<Remembered> {
-    let mut entries: Vec<(&String, &Written)> = window.iter().collect();
+fn remembered<'a>(window: impl Iterator<Item = (&'a String, &'a Written)>) -> Vec<Remembered> {
+    let mut entries: Vec<(&String, &Written)> = window.collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
     entries
         .into_iter()
@@ -721,7 +728,6 @@ fn remembered(window: &HashMap<String, Written>) -> Vec<Remembered> {
         .collect()
 }
 
-/// The SHA-256 of `bytes`, in hex.
 #[cfg(test)]
 mod tests {
     use super::*;
