@@ -69,11 +69,7 @@ impl TryFrom<Cli> for Config {
         ];
         let incremental = incremental(&cli.incremental, &bounded, out.as_deref(), &output)?;
         if let Some(settings) = &incremental {
-            check_state(
-                &settings.state,
-                out.as_deref(),
-                cli.logging.summary_json.as_deref(),
-            )?;
+            check_state(&settings.state, out.as_deref())?;
         }
         let (pages, records) = cli.pages.settings(body, graphql, incremental.is_none())?;
         if let Some((since, _)) = incremental.as_ref().and_then(|s| s.since.as_ref()) {
@@ -768,12 +764,15 @@ fn check_since(
     Ok(())
 }
 
-/// Refuses a `--state` that names the output, a file kept beside it or the summary: each
-/// run would replace the other's contents, exit 0.
-fn check_state(state: &Path, out: Option<&Path>, summary: Option<&Path>) -> Result<(), Error> {
+/// Refuses a `--state` that names the output or a file kept beside it: each run would
+/// replace the other's contents, exit 0. (One that names `--summary-json` is refused with
+/// the summary's own checks.)
+fn check_state(state: &Path, out: Option<&Path>) -> Result<(), Error> {
     let place = Place::of(state.to_path_buf());
-    let summary = summary.map(|summary| (summary.to_path_buf(), "--summary-json"));
-    match (output_files(out).into_iter().chain(summary)).find(|(path, _)| place.is(path)) {
+    match output_files(out)
+        .into_iter()
+        .find(|(path, _)| place.is(path))
+    {
         Some((_, what)) => Err(Error::Usage(format!(
             "--state {} names {what}, which the state would overwrite; keep the state in a \
              file of its own",
