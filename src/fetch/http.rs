@@ -714,8 +714,6 @@ fn undecodable(err: &reqwest::Error) -> bool {
         && !causes(err).any(|cause| cause.is::<hyper::Error>())
 }
 
-/// A transport error as one line, naming its kind first. reqwest's own message repeats the
-/// URL (unredacted), so the chain of sources is used instead.
 /// Whether the server's status line and headers passed the HTTP layer's size limit.
 fn head_too_large(err: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(err);
@@ -731,6 +729,8 @@ fn head_too_large(err: &reqwest::Error) -> bool {
     false
 }
 
+/// A transport error as one line, naming its kind first. reqwest's own message repeats the
+/// URL (unredacted), so the chain of sources is used instead.
 fn describe(err: &reqwest::Error) -> String {
     let kind = if err.is_timeout() {
         "timed out"

@@ -702,8 +702,6 @@ impl Paginator {
         };
     }
 
-    /// Acts on what the first response showed: the position of the page just read, from
-    /// which [`Self::step`] moves on.
     /// Where a parameter named `name` goes. A request with a JSON body (a POST search,
     /// Notion's query) takes what it is paged by in the body: names apifetch found go
     /// there, names the flags give stay as written (a `/pointer` for the body, a plain name
@@ -725,6 +723,8 @@ impl Paginator {
         }
     }
 
+    /// Acts on what the first response showed: the position of the page just read, from
+    /// which [`Self::step`] moves on.
     fn settle(&mut self, found: detect::Found) {
         let mut untried = Vec::new();
         let mut names = |params: Vec<String>| {
@@ -807,9 +807,6 @@ impl Paginator {
         Ok(())
     }
 
-    /// What a page other than the first taught, before it is written: that page 1 is
-    /// the first page again (numbers start at 1), or that the API ignored the parameter's
-    /// name, which is then swapped for the next one to try.
     /// Whether page 1, asked for after the first page, repeats it: then pages count from
     /// 1 and the next is page 2. Most of it shared, not just a record or two that moved: a
     /// 0-based page 1 with one record shifted in from the first page is still the second
@@ -832,6 +829,9 @@ impl Paginator {
         again
     }
 
+    /// What a page other than the first taught, before it is written: that page 1 is
+    /// the first page again (numbers start at 1), or that the API ignored the parameter's
+    /// name, which is then swapped for the next one to try.
     fn learn(&mut self, records: &[&str]) -> Result<Learned, Error> {
         if std::mem::take(&mut self.probing) && self.counts_from_one(records) {
             return Ok(Learned::FirstAgain);

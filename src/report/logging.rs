@@ -94,10 +94,10 @@ impl Installed {
     }
 }
 
-/// Installs the global subscriber and a panic hook that scrubs secrets from panic messages.
 /// The target of the line each page logs (`page 3: +100 records …`).
 pub const PAGE_TARGET: &str = "apifetch::page";
 
+/// Installs the global subscriber and a panic hook that scrubs secrets from panic messages.
 pub fn init(config: &Settings, secrets: &[Secret]) -> Installed {
     let secrets: Arc<[Secret]> = secrets.into();
     let progress = config.progress.then(Display::start);
